@@ -1,0 +1,42 @@
+# The two commands of the README. Both create .venv if missing and install the project into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install db-start db-stop dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install when the dependency list changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Set everything up and run the main job on the embedded database; ends by printing the result.
+demo: $(STAMP)
+	$(BIN)/fks demo
+
+## Set everything up and run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+db-start: $(STAMP)
+	$(BIN)/fks db start
+
+db-stop: $(STAMP)
+	$(BIN)/fks db stop
+
+dev: $(STAMP)
+	$(BIN)/fks dev
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	-$(BIN)/fks db stop
+	rm -rf .fks

@@ -1,0 +1,44 @@
+"""The code location: every layer's definitions merged, the resources wired from the environment.
+
+Secrets reach resources through ``EnvVar`` (shown as the variable's name in the UI, never its value);
+everything else comes from ``settings.Settings``. ``fks dev`` / ``fks demo`` set ``FKS_DATABASE_URL`` to the
+embedded server when no external database is configured.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+
+from fks_pipelines.defs import raw
+from fks_pipelines.defs.raw.assets import daily_partitions
+from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.settings import Settings
+
+settings = Settings.from_env()
+
+# The main job: everything the daily run materializes, in dependency order (grows with each layer).
+main_job = define_asset_job(
+    "main_job",
+    selection=AssetSelection.groups("raw"),
+    partitions_def=daily_partitions,
+    description="The daily pipeline: raw market data -> ... -> the daily recommendation.",
+)
+
+resources = {
+    "database": PostgresResource(url=EnvVar("FKS_DATABASE_URL")),
+    "market_data": MarketDataResource(
+        source=settings.source,
+        market=settings.market,
+        interval=settings.interval,
+        symbols=list(settings.symbols),
+        sample_seed=settings.sample_seed,
+        rest_base_url=settings.rest_base_url,
+        archive_base_url=settings.archive_base_url,
+        archive_cache_dir=str(settings.archive_cache_dir),
+    ),
+}
+
+defs = Definitions.merge(
+    raw.defs,
+    Definitions(jobs=[main_job], resources=resources),
+)

@@ -1,0 +1,8 @@
+"""Raw market data: the klines asset, its quality checks, its resources."""
+
+from dagster import Definitions
+
+from fks_pipelines.defs.raw.assets import binance_klines
+from fks_pipelines.defs.raw.checks import raw_checks
+
+defs = Definitions(assets=[binance_klines], asset_checks=raw_checks)

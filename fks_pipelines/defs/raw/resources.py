@@ -1,0 +1,55 @@
+"""Resources of the raw layer: the database and the configured market-data source."""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from fks_pipelines.lib.db.connect import connect, migrate
+from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
+
+_MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
+
+
+class PostgresResource(ConfigurableResource):
+    """The platform database (the embedded server's ``fks`` database, or ``FKS_DATABASE_URL``'s)."""
+
+    url: str = Field(description="libpq URL of the data database; from the FKS_DATABASE_URL environment variable.")
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        conn = connect(self.url)
+        try:
+            if self.url not in _MIGRATED:
+                migrate(conn)
+                _MIGRATED.add(self.url)
+            yield conn
+        finally:
+            conn.close()
+
+
+class MarketDataResource(ConfigurableResource):
+    """Where raw klines come from and which instruments the platform follows (the symbol universe)."""
+
+    source: str = Field(default="sample", description=f"One of {', '.join(SOURCE_KINDS)}.")
+    market: str = Field(default="spot", description="spot, usdm or coinm.")
+    interval: str = Field(default="1m", description="Bar interval in Binance's spelling.")
+    symbols: list[str] = Field(description="The symbol universe; a run can narrow it through run config.")
+    sample_seed: int = 42
+    sample_gap_rate: float = 0.0
+    rest_base_url: str | None = None
+    archive_base_url: str | None = None
+    archive_cache_dir: str = ".fks/archive"
+
+    def build(self) -> KlineSource:
+        return build_source(
+            self.source,
+            sample_seed=self.sample_seed,
+            sample_gap_rate=self.sample_gap_rate,
+            rest_base_url=self.rest_base_url,
+            archive_base_url=self.archive_base_url,
+            archive_cache_dir=self.archive_cache_dir,
+        )

@@ -1,0 +1,1 @@
+"""Pure code with no Dagster inside: sources, quality rules, database helpers."""

@@ -1,0 +1,76 @@
+"""Connections to the platform's database and its schema migrations.
+
+One URL says where the data lives: the embedded server's (the default) or ``FKS_DATABASE_URL``'s. Migrations
+are plain SQL files applied in order, each once, under an advisory lock so concurrent processes (Dagster's
+run workers, the CLI) never race on DDL.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from fks_pipelines.lib.errors import DatabaseError
+
+_MIGRATION_LOCK = 0x666B73  # "fks": a fixed advisory-lock key for DDL
+
+
+def connect(url: str, *, autocommit: bool = True, application_name: str = "fks_pipelines") -> psycopg.Connection:
+    """Autocommit by default: every write happens inside an explicit ``conn.transaction()`` block, and a read
+    never leaves an implicit transaction open (which would turn later blocks into savepoints of it)."""
+    try:
+        return psycopg.connect(url, autocommit=autocommit, application_name=application_name, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to {redact(url)}: {str(exc).strip()}") from None
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_database(url: str, database: str, *, driver: str | None = None) -> str:
+    """The same server and credentials, another database (and optionally a SQLAlchemy driver suffix)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if driver:
+        scheme = f"{scheme}+{driver}"
+    return urlunsplit(parts._replace(scheme=scheme, path=f"/{database}"))
+
+
+def migrations() -> list[tuple[str, str]]:
+    """(version, sql) for every migration file, in order."""
+    folder = resources.files("fks_pipelines.lib.db.migrations")
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply pending migrations; return the versions applied now. Safe to call from many processes."""
+    applied_now: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS public.fks_schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM public.fks_schema_migrations")}
+        for version, sql in migrations():
+            if version in done:
+                continue
+            conn.execute(sql)
+            conn.execute("INSERT INTO public.fks_schema_migrations (version) VALUES (%s)", (version,))
+            applied_now.append(version)
+    return applied_now
+
+
+def has_extension(conn: psycopg.Connection, name: str) -> bool:
+    """Whether the extension is installed in this database (not merely available on the server)."""
+    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = %s", (name,)).fetchone()
+    return row is not None

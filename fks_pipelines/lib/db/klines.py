@@ -1,0 +1,224 @@
+"""The one load path into ``raw.binance_klines``: validate, then replace a scope in a single transaction.
+
+Every writer (the Dagster asset, ``fks ingest ...``, the benchmark) goes through ``replace_klines``:
+- the frame is validated and must lie inside its LoadScope, before anything touches the database;
+- one transaction deletes the scope and ``COPY``s the new rows in, then records the load in
+  ``raw.ingest_log``; a crash or kill before COMMIT leaves the previous rows exactly as they were;
+- re-loading the same scope with the same rows yields exactly the same table (idempotent);
+- loads of the same market and interval are serialised by an advisory lock, so two runs of one partition
+  cannot interleave.
+A rejected or failed load is still logged (status ``rejected``/``failed``) in its own transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+import psycopg
+
+from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.sources.klines import KLINE_COLUMNS, LoadScope, check_within_scope, validate_klines
+
+TABLE = "raw.binance_klines"
+COPY_COLUMNS = (*KLINE_COLUMNS, "source")
+COPY_SQL = f"COPY {TABLE} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
+CHUNK_ROWS = 250_000
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    scope: LoadScope
+    rows_deleted: int
+    rows_loaded: int
+    duration_s: float
+    log_id: int
+
+
+def frame_to_csv(frame: pl.DataFrame, source: str) -> bytes:
+    """CSV bytes in COPY_COLUMNS order; timestamps written explicitly as UTC."""
+    buf = io.BytesIO()
+    frame.with_columns(pl.lit(source).alias("source")).select(COPY_COLUMNS).write_csv(
+        buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f+00"
+    )
+    return buf.getvalue()
+
+
+def _log(
+    conn: psycopg.Connection,
+    *,
+    status: str,
+    scope: LoadScope,
+    source: str,
+    detail: str | None,
+    partition_key: str | None,
+    run_id: str | None,
+    rows_deleted: int | None = None,
+    rows_loaded: int | None = None,
+    checksum: str | None = None,
+    duration_s: float | None = None,
+    error: str | None = None,
+) -> int:
+    row = conn.execute(
+        """
+        INSERT INTO raw.ingest_log (status, partition_key, market, interval, symbols, range_start, range_end,
+                                    source, detail, rows_deleted, rows_loaded, checksum, duration_ms, error, run_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        RETURNING id
+        """,
+        (
+            status, partition_key, scope.market, scope.interval, list(scope.symbols), scope.start, scope.end,
+            source, detail, rows_deleted, rows_loaded, checksum,
+            None if duration_s is None else duration_s * 1000, error, run_id,
+        ),
+    ).fetchone()  # fmt: skip
+    return int(row[0])
+
+
+def replace_klines(
+    conn: psycopg.Connection,
+    frame: pl.DataFrame,
+    scope: LoadScope,
+    *,
+    source: str,
+    detail: str | None = None,
+    checksum: str | None = None,
+    partition_key: str | None = None,
+    run_id: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> LoadResult:
+    """Replace ``scope`` in ``raw.binance_klines`` with ``frame``, atomically. ``on_progress(done, total)``
+    is called after each chunk is sent (the CLI's progress bar, and the crash test's cue)."""
+    where = detail or f"{source} load of {scope.describe()}"
+    started = time.perf_counter()
+    try:
+        validate_klines(frame, where=where)
+        check_within_scope(frame, scope, where=where)
+    except BadInputError as exc:
+        with conn.transaction():
+            _log(conn, status="rejected", scope=scope, source=source, detail=detail, partition_key=partition_key,
+                 run_id=run_id, checksum=checksum, error=str(exc))  # fmt: skip
+        raise
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (TABLE, f"{scope.market}/{scope.interval}"))
+            deleted = conn.execute(
+                f"DELETE FROM {TABLE} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
+                " AND open_time >= %s AND open_time < %s",
+                (scope.market, scope.interval, list(scope.symbols), scope.start, scope.end),
+            ).rowcount
+            total = frame.height
+            with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+                for offset in range(0, total, CHUNK_ROWS):
+                    copy.write(frame_to_csv(frame.slice(offset, CHUNK_ROWS), source))
+                    if on_progress:
+                        on_progress(min(offset + CHUNK_ROWS, total), total)
+            duration = time.perf_counter() - started
+            log_id = _log(conn, status="loaded", scope=scope, source=source, detail=detail,
+                          partition_key=partition_key, run_id=run_id, rows_deleted=deleted, rows_loaded=total,
+                          checksum=checksum, duration_s=duration)  # fmt: skip
+    except psycopg.Error as exc:
+        if not conn.closed and not conn.broken:
+            with conn.transaction():
+                _log(conn, status="failed", scope=scope, source=source, detail=detail, partition_key=partition_key,
+                     run_id=run_id, checksum=checksum, error=str(exc).strip()[:2000])  # fmt: skip
+        raise
+    return LoadResult(scope=scope, rows_deleted=deleted, rows_loaded=total, duration_s=duration, log_id=log_id)
+
+
+@dataclass(frozen=True)
+class SymbolSummary:
+    symbol: str
+    rows: int
+    first_bar: datetime | None
+    last_bar: datetime | None
+    missing_bars: int
+    missing_ranges: list[tuple[datetime, datetime]]
+
+
+def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int = 20) -> list[SymbolSummary]:
+    """Rows, first/last bar and missing bars (with the missing runs) per symbol in ``scope``, from the table."""
+    summaries = []
+    for symbol in scope.symbols:
+        rows, first, last = conn.execute(
+            f"SELECT count(*), min(open_time), max(open_time) FROM {TABLE}"
+            " WHERE market = %s AND interval = %s AND symbol = %s AND open_time >= %s AND open_time < %s",
+            (scope.market, scope.interval, symbol, scope.start, scope.end),
+        ).fetchone()
+        # Missing bars: the expected grid minus what is there, collapsed into runs (gaps-and-islands).
+        gaps = conn.execute(
+            f"""
+            WITH grid AS (
+                SELECT g AS open_time
+                FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval) g
+            ), missing AS (
+                SELECT grid.open_time FROM grid
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {TABLE} k
+                    WHERE k.market = %(market)s AND k.interval = %(interval)s AND k.symbol = %(symbol)s
+                      AND k.open_time = grid.open_time)
+            ), runs AS (
+                SELECT open_time,
+                       open_time - (row_number() OVER (ORDER BY open_time)) * %(step)s::interval AS island
+                FROM missing
+            )
+            SELECT min(open_time), max(open_time), count(*) FROM runs GROUP BY island ORDER BY 1
+            """,
+            {
+                "start": scope.start, "end": scope.end, "step": _pg_interval(scope.interval),
+                "market": scope.market, "interval": scope.interval, "symbol": symbol,
+            },
+        ).fetchall()  # fmt: skip
+        summaries.append(
+            SymbolSummary(
+                symbol=symbol,
+                rows=int(rows),
+                first_bar=first,
+                last_bar=last,
+                missing_bars=sum(int(g[2]) for g in gaps),
+                missing_ranges=[(g[0], g[1]) for g in gaps[:max_ranges]],
+            )
+        )
+    return summaries
+
+
+def _pg_interval(interval: str) -> str:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return f"{interval[:-1]} {units[interval[-1]]}"
+
+
+def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
+    """The rows of ``scope`` as a kline frame (exact decimals), ordered by the natural key."""
+    from fks_pipelines.lib.sources.klines import KLINE_SCHEMA
+
+    query = (
+        f"COPY (SELECT {', '.join(KLINE_COLUMNS)} FROM {TABLE}"
+        " WHERE market = {market} AND interval = {interval} AND symbol = ANY({symbols})"
+        " AND open_time >= {start} AND open_time < {end} ORDER BY symbol, open_time) TO STDOUT (FORMAT csv)"
+    )
+    sql = psycopg.sql.SQL(query).format(
+        market=psycopg.sql.Literal(scope.market),
+        interval=psycopg.sql.Literal(scope.interval),
+        symbols=psycopg.sql.Literal(list(scope.symbols)),
+        start=psycopg.sql.Literal(scope.start),
+        end=psycopg.sql.Literal(scope.end),
+    )
+    buf = io.BytesIO()
+    with conn.cursor() as cur, cur.copy(sql) as copy:
+        for block in copy:
+            buf.write(block)
+    if buf.tell() == 0:
+        from fks_pipelines.lib.sources.klines import empty_klines
+
+        return empty_klines()
+    buf.seek(0)
+    text_schema = {c: (pl.String if KLINE_SCHEMA[c] == KLINE_SCHEMA["open_time"] else KLINE_SCHEMA[c]) for c in KLINE_COLUMNS}
+    frame = pl.read_csv(buf, has_header=False, new_columns=list(KLINE_COLUMNS), schema_overrides=text_schema)
+    return frame.with_columns(
+        pl.col(c).str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", time_unit="us").dt.convert_time_zone("UTC")
+        for c in ("open_time", "close_time")
+    ).select(KLINE_COLUMNS)

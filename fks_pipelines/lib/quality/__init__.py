@@ -1,0 +1,1 @@
+"""Data-quality rules (Great Expectations), with no Dagster inside."""

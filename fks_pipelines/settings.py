@@ -1,0 +1,64 @@
+"""Every setting the platform reads from the environment, in one place, with its default.
+
+Secrets (database URLs with passwords, API keys, webhooks) are never given defaults here and reach Dagster
+resources through ``EnvVar`` in ``definitions.py``; this module holds what is safe to show.
+The README's configuration table is this file in prose.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+def _symbols(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return DEFAULT_SYMBOLS
+    return tuple(s.strip().upper() for s in value.split(",") if s.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    pg_port: int
+    pg_os_user: str
+    database_url: str | None  # set: use that server, start nothing embedded
+    dagster_database_url: str | None
+    symbols: tuple[str, ...]
+    market: str
+    interval: str
+    source: str
+    partitions_start: str
+    sample_seed: int
+    rest_base_url: str | None
+    archive_base_url: str | None
+    archive_cache_dir: Path
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("FKS_HOME") or ".fks").absolute()
+        return cls(
+            home=home,
+            pg_port=int(env.get("FKS_PG_PORT") or 54329),
+            pg_os_user=env.get("FKS_PG_OS_USER") or "fks-postgres",
+            database_url=env.get("FKS_DATABASE_URL") or None,
+            dagster_database_url=env.get("FKS_DAGSTER_DATABASE_URL") or None,
+            symbols=_symbols(env.get("FKS_SYMBOLS")),
+            market=env.get("FKS_MARKET") or "spot",
+            interval=env.get("FKS_INTERVAL") or "1m",
+            source=env.get("FKS_SOURCE") or "sample",
+            partitions_start=env.get("FKS_PARTITIONS_START") or "2020-01-01",
+            sample_seed=int(env.get("FKS_SAMPLE_SEED") or 42),
+            rest_base_url=env.get("FKS_BINANCE_REST_URL") or None,
+            archive_base_url=env.get("FKS_BINANCE_ARCHIVE_URL") or None,
+            archive_cache_dir=Path(env.get("FKS_ARCHIVE_CACHE_DIR") or home / "archive").absolute(),
+        )
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
