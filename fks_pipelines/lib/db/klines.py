@@ -90,6 +90,7 @@ def replace_klines(
     partition_key: str | None = None,
     run_id: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> LoadResult:
     """Replace ``scope`` in ``raw.binance_klines`` with ``frame``, atomically. ``on_progress(done, total)``
     is called after each chunk is sent (the CLI's progress bar, and the crash test's cue)."""
@@ -113,10 +114,10 @@ def replace_klines(
             ).rowcount
             total = frame.height
             with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-                for offset in range(0, total, CHUNK_ROWS):
-                    copy.write(frame_to_csv(frame.slice(offset, CHUNK_ROWS), source))
+                for offset in range(0, total, chunk_rows):
+                    copy.write(frame_to_csv(frame.slice(offset, chunk_rows), source))
                     if on_progress:
-                        on_progress(min(offset + CHUNK_ROWS, total), total)
+                        on_progress(min(offset + chunk_rows, total), total)
             duration = time.perf_counter() - started
             log_id = _log(conn, status="loaded", scope=scope, source=source, detail=detail,
                           partition_key=partition_key, run_id=run_id, rows_deleted=deleted, rows_loaded=total,

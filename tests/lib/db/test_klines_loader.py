@@ -1,0 +1,148 @@
+"""The one load path into raw.binance_klines, against the real embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime, timedelta, timezone
+
+import polars as pl
+import psycopg
+import pytest
+
+from fks_pipelines.lib.db.klines import read_klines, replace_klines, scope_summary
+from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.sources.files import read_kline_file
+from fks_pipelines.lib.sources.klines import LoadScope
+from fks_pipelines.lib.sources.sample import sample_klines
+
+UTC = timezone.utc
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DAY = date(2024, 2, 1)
+SCOPE = LoadScope.for_day("spot", "1m", SYMBOLS, DAY.isoformat())
+
+
+def day_frame(seed: int = 42, gap_rate: float = 0.0) -> pl.DataFrame:
+    return sample_klines(SYMBOLS, DAY, DAY + timedelta(days=1), seed=seed, gap_rate=gap_rate)
+
+
+def table_rows(conn) -> int:
+    return conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone()[0]
+
+
+def test_load_then_reload_gives_exactly_the_same_rows(conn):
+    frame = day_frame()
+    first = replace_klines(conn, frame, SCOPE, source="sample")
+    snapshot = read_klines(conn, SCOPE)
+    second = replace_klines(conn, frame, SCOPE, source="sample")
+    assert (first.rows_deleted, first.rows_loaded) == (0, 2880)
+    assert (second.rows_deleted, second.rows_loaded) == (2880, 2880)
+    assert read_klines(conn, SCOPE).equals(snapshot)
+    assert snapshot.equals(frame.sort("symbol", "open_time"))
+    logged = conn.execute("SELECT status, rows_loaded, partition_key FROM raw.ingest_log ORDER BY id").fetchall()
+    assert logged == [("loaded", 2880, None), ("loaded", 2880, None)]
+
+
+def test_reload_with_fewer_rows_removes_what_is_gone(conn):
+    replace_klines(conn, day_frame(), SCOPE, source="sample")
+    gappy = day_frame(gap_rate=0.02)
+    replace_klines(conn, gappy, SCOPE, source="sample")
+    assert table_rows(conn) == gappy.height < 2880
+    missing = {s.symbol: s.missing_bars for s in scope_summary(conn, SCOPE)}
+    assert sum(missing.values()) == 2880 - gappy.height
+
+
+def test_other_days_and_symbols_are_untouched(conn):
+    next_day = LoadScope.for_day("spot", "1m", SYMBOLS, (DAY + timedelta(days=1)).isoformat())
+    replace_klines(conn, sample_klines(SYMBOLS, DAY + timedelta(days=1), DAY + timedelta(days=2)), next_day, source="sample")
+    replace_klines(conn, day_frame(), SCOPE, source="sample")
+    only_btc = LoadScope.for_day("spot", "1m", ("BTCUSDT",), DAY.isoformat())
+    replace_klines(conn, day_frame().filter(pl.col("symbol") == "BTCUSDT"), only_btc, source="sample")
+    assert table_rows(conn) == 4 * 1440
+
+
+def test_bad_frame_is_rejected_logged_and_writes_nothing(conn):
+    replace_klines(conn, day_frame(), SCOPE, source="sample")
+    before = read_klines(conn, SCOPE)
+    broken = day_frame(seed=7).with_columns(
+        high=pl.when(pl.int_range(pl.len()) == 100).then(pl.col("low") - 1).otherwise(pl.col("high"))
+    )
+    with pytest.raises(BadInputError, match="row 101: high is below max"):
+        replace_klines(conn, broken, SCOPE, source="sample", detail="test frame")
+    assert read_klines(conn, SCOPE).equals(before)
+    status, error = conn.execute("SELECT status, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone()
+    assert status == "rejected" and "high is below" in error
+
+
+def test_rows_outside_the_scope_are_rejected(conn):
+    frame = sample_klines(SYMBOLS, DAY, DAY + timedelta(days=2))
+    with pytest.raises(BadInputError, match="outside the load scope"):
+        replace_klines(conn, frame, SCOPE, source="sample")
+    assert table_rows(conn) == 0
+
+
+def test_database_error_mid_load_rolls_back(conn):
+    replace_klines(conn, day_frame(), SCOPE, source="sample")
+    before = read_klines(conn, SCOPE)
+    # A constraint the validator does not know about fails the COPY inside the transaction.
+    conn.execute("ALTER TABLE raw.binance_klines ADD CONSTRAINT test_cap CHECK (trades < 10) NOT VALID")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        replace_klines(conn, day_frame(seed=9), SCOPE, source="sample")
+    conn.execute("ALTER TABLE raw.binance_klines DROP CONSTRAINT test_cap")
+    assert read_klines(conn, SCOPE).equals(before)
+    assert conn.execute("SELECT status FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone() == ("failed",)
+
+
+def test_load_killed_midway_leaves_the_previous_rows(conn, db_url):
+    previous = day_frame(seed=1)
+    replace_klines(conn, previous, SCOPE, source="sample")
+    child = textwrap.dedent(
+        f"""
+        import sys, time
+        from datetime import date, timedelta
+        from fks_pipelines.lib.db.connect import connect
+        from fks_pipelines.lib.db.klines import replace_klines
+        from fks_pipelines.lib.sources.klines import LoadScope
+        from fks_pipelines.lib.sources.sample import sample_klines
+
+        def stall(done, total):
+            # Past the DELETE and part of the COPY: tell the parent, then wait to be killed.
+            print("MIDWAY", done, total, flush=True)
+            time.sleep(120)
+
+        frame = sample_klines({SYMBOLS!r}, date(2024, 2, 1), date(2024, 2, 2), seed=2)
+        with connect({db_url!r}) as conn:
+            replace_klines(conn, frame, LoadScope.for_day("spot", "1m", {SYMBOLS!r}, "2024-02-01"),
+                           source="sample", on_progress=stall, chunk_rows=500)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("MIDWAY 500 2880"), line
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert read_klines(conn, SCOPE).equals(previous.sort("symbol", "open_time"))
+    # The lock and the aborted transaction are gone: the next load goes through.
+    result = replace_klines(conn, day_frame(seed=3), SCOPE, source="sample")
+    assert result.rows_deleted == 2880
+
+
+def test_real_archive_day_loads_exactly(conn, shared_data):
+    parsed = read_kline_file(shared_data / "spot" / "BTCUSDT-1m-2020-01-01.zip")
+    replace_klines(conn, parsed.frame, parsed.scope, source="file", checksum=parsed.sha256)
+    volume, trades, high = conn.execute(
+        "SELECT sum(volume), sum(trades), max(high) FROM raw.binance_klines WHERE symbol = 'BTCUSDT'"
+    ).fetchone()
+    assert str(volume.normalize()) == "16792.388165"
+    assert trades == 194010
+    assert str(high.normalize()) == "7255"  # SOURCES.md: the day's high is 7255.00
+    summary = scope_summary(conn, parsed.scope)[0]
+    assert summary.missing_bars == 0
+    assert summary.first_bar == datetime(2020, 1, 1, tzinfo=UTC)
+    assert summary.last_bar == datetime(2020, 1, 1, 23, 59, tzinfo=UTC)

@@ -1,0 +1,84 @@
+"""Test helpers: a real HTTP server on 127.0.0.1 driven by a script of responses, and a fake clock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass
+class Request:
+    path: str
+    query: dict[str, str]
+
+
+class ScriptedServer:
+    """Serves ``handler(request) -> Reply`` on 127.0.0.1 (a real socket, a real HTTP exchange)."""
+
+    def __init__(self, handler: Callable[[Request], Reply]):
+        self.handler = handler
+        self.requests: list[Request] = []
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                parts = urlsplit(self.path)
+                request = Request(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()})
+                outer.requests.append(request)
+                reply = outer.handler(request)
+                if reply.delay_s:
+                    threading.Event().wait(reply.delay_s)
+                try:
+                    self.send_response(reply.status)
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeClock:
+    """Time that moves only when waited on; records every wait."""
+
+    def __init__(self, start: float = 1_700_000_000.0):
+        self.t = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += max(seconds, 0.0)

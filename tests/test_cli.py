@@ -1,0 +1,112 @@
+"""The `fks` command: database lifecycle, ingestion through the shared load path, and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+from click.testing import CliRunner
+
+from fks_pipelines.cli import main
+from fks_pipelines.lib.db.embedded import free_port
+from tests.support import Reply, Request, ScriptedServer
+
+FKS = [sys.executable, "-m", "fks_pipelines.cli"]
+
+
+def invoke(args: list[str], env: dict[str, str]):
+    result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    return result
+
+
+def test_ingest_archive_loads_real_files_and_rejects_a_bad_one(db_url, shared_data, tmp_path):
+    bad_dir = tmp_path / "futures-um"
+    bad_dir.mkdir()
+    lines = (shared_data / "futures-um" / "ETHUSDT-1m-2022-08-25.csv").read_text().splitlines()
+    (bad_dir / "ETHUSDT-1m-2022-08-25.csv").write_text("\n".join(lines[:300] + [lines[300][:20]] + lines[301:]))
+    result = invoke(
+        ["ingest", "archive", str(shared_data / "spot"), str(shared_data / "futures-um" / "ETHUSDT-1m-2022-08-24.csv"), str(bad_dir)],
+        {"FKS_DATABASE_URL": db_url},
+    )
+    assert result.exit_code == 1
+    assert "REJECTED" in result.output and "row 300" in result.output
+    assert "1 of 10 file(s) rejected" in result.output
+    with psycopg.connect(db_url) as conn:
+        rows = dict(conn.execute("SELECT market || ':' || symbol || ':' || interval, count(*) FROM raw.binance_klines GROUP BY 1").fetchall())
+        statuses = dict(conn.execute("SELECT status, count(*) FROM raw.ingest_log GROUP BY 1").fetchall())
+    assert rows == {"spot:BTCUSDT:1m": 3 * 1440, "spot:ETHUSDT:1m": 2 * 1440, "spot:BTCUSDT:1h": 3 * 24, "usdm:ETHUSDT:1m": 1440}
+    assert statuses == {"loaded": 9}  # the bad file never reached the database
+
+
+def test_ingest_sample_prints_a_summary(db_url):
+    result = invoke(["ingest", "sample", "--days", "2", "--symbols", "BTCUSDT,SOLUSDT"], {"FKS_DATABASE_URL": db_url})
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split() for line in result.output.splitlines() if line.startswith(("BTCUSDT", "SOLUSDT"))}
+    assert lines["BTCUSDT"][1] == "2880" and lines["SOLUSDT"][-1] == "0"
+
+
+def test_ingest_binance_pages_through_the_rest_api(db_url):
+    def handler(request: Request) -> Reply:
+        start, end = int(request.query["startTime"]), int(request.query["endTime"])
+        limit = int(request.query["limit"])
+        rows = [[t, "100.0", "101.0", "99.0", "100.5", "2.0", t + 59_999, "200.0", 5, "1.0", "100.0", "0"]
+                for t in range(start, end + 1, 60_000)][:limit]  # fmt: skip
+        return Reply(200, json.dumps(rows).encode(), {"X-MBX-USED-WEIGHT-1M": "2"})
+
+    with ScriptedServer(handler) as server:
+        result = invoke(
+            ["ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-02"],
+            {"FKS_DATABASE_URL": db_url, "FKS_BINANCE_REST_URL": server.url},
+        )
+    assert result.exit_code == 0, result.output
+    assert len(server.requests) == 4  # two days, two pages each (1000 + 440)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT open_time) FROM raw.binance_klines").fetchone() == (2880, 2880)
+
+
+def test_embedded_database_lifecycle_through_the_cli(tmp_path):
+    env = dict(os.environ, FKS_HOME=str(tmp_path / "home"), FKS_PG_PORT=str(free_port()))
+    env.pop("FKS_DATABASE_URL", None)
+    try:
+        start = subprocess.run([*FKS, "db", "start"], env=env, capture_output=True, text=True, timeout=120)
+        assert start.returncode == 0, start.stderr
+        assert "running" in start.stdout and "migrations applied: 001_raw" in start.stdout
+        again = subprocess.run([*FKS, "db", "start"], env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "migrations applied" not in again.stdout
+        status = subprocess.run([*FKS, "db", "status"], env=env, capture_output=True, text=True, timeout=60)
+        assert f"127.0.0.1:{env['FKS_PG_PORT']}" in status.stdout and "vector" in status.stdout
+        url = subprocess.run([*FKS, "db", "url"], env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT current_database(), to_regclass('raw.binance_klines')::text").fetchone() == ("fks", "raw.binance_klines")
+        psql = subprocess.run([*FKS, "db", "psql", "-At", "-c", "select 40 + 2"], env=env, capture_output=True, text=True, timeout=60)
+        assert psql.stdout.strip() == "42", psql.stderr
+    finally:
+        stop = subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, text=True, timeout=120)
+    assert "stopped" in stop.stdout
+    status = subprocess.run([*FKS, "db", "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert "stopped" in status.stdout
+
+
+def test_demo_runs_the_main_job_through_dagster(tmp_path):
+    """`make demo`'s command, end to end, on a fresh FKS_HOME (2 days to keep it short)."""
+    env = dict(os.environ, FKS_HOME=str(tmp_path / "home"), FKS_PG_PORT=str(free_port()))
+    for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
+        env.pop(key, None)
+    try:
+        demo = subprocess.run([*FKS, "demo", "--days", "2"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        out = demo.stdout
+        assert "SUCCESS" in out and "check complete_days: passed" in out
+        table = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("BTCUSDT", "ETHUSDT", "SOLUSDT"))}
+        assert set(table) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+        assert all(row[1] == "2880" and row[-1] == "0" for row in table.values())
+        # The run is recorded in Dagster's PostgreSQL storage, not in a local SQLite file.
+        url = subprocess.run([*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True).stdout.strip()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0] == 1
+        assert not list((tmp_path / "home" / "dagster_home").glob("**/*.db"))
+    finally:
+        subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, timeout=120)
