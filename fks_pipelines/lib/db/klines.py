@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.sources.klines import KLINE_COLUMNS, LoadScope, check_within_scope, validate_klines
@@ -27,7 +29,7 @@ from fks_pipelines.lib.sources.klines import KLINE_COLUMNS, LoadScope, check_wit
 TABLE = "raw.binance_klines"
 COPY_COLUMNS = (*KLINE_COLUMNS, "source")
 COPY_SQL = f"COPY {TABLE} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
-CHUNK_ROWS = 250_000
+CHUNK_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,21 @@ def frame_to_csv(frame: pl.DataFrame, source: str) -> bytes:
         buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f+00"
     )
     return buf.getvalue()
+
+
+def _serialized_chunks(frame: pl.DataFrame, source: str, chunk_rows: int) -> Iterator[tuple[int, bytes]]:
+    """CSV chunks of ``frame``, the next one serialised in a worker thread while the current one is sent, so
+    polars' formatting overlaps the server's parsing (polars releases the GIL)."""
+    offsets = list(range(0, frame.height, chunk_rows))
+    if not offsets:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fks-csv") as pool:
+        pending = pool.submit(frame_to_csv, frame.slice(offsets[0], chunk_rows), source)
+        for i, offset in enumerate(offsets):
+            chunk = pending.result()
+            if i + 1 < len(offsets):
+                pending = pool.submit(frame_to_csv, frame.slice(offsets[i + 1], chunk_rows), source)
+            yield min(offset + chunk_rows, frame.height), chunk
 
 
 def _log(
@@ -113,11 +130,11 @@ def replace_klines(
                 (scope.market, scope.interval, list(scope.symbols), scope.start, scope.end),
             ).rowcount
             total = frame.height
-            with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-                for offset in range(0, total, chunk_rows):
-                    copy.write(frame_to_csv(frame.slice(offset, chunk_rows), source))
+            with conn.cursor() as cur, cur.copy(COPY_SQL, writer=QueuedLibpqWriter(cur)) as copy:
+                for done, chunk in _serialized_chunks(frame, source, chunk_rows):
+                    copy.write(chunk)
                     if on_progress:
-                        on_progress(min(offset + chunk_rows, total), total)
+                        on_progress(done, total)
             duration = time.perf_counter() - started
             log_id = _log(conn, status="loaded", scope=scope, source=source, detail=detail,
                           partition_key=partition_key, run_id=run_id, rows_deleted=deleted, rows_loaded=total,
