@@ -7,7 +7,7 @@ scratch database on the embedded server (or FKS_DATABASE_URL's server):
 - bare: psycopg ``COPY ... FROM STDIN`` of the same rows pre-serialised to an in-memory CSV (the floor).
 Each is run ``--repeat`` times alternately; the median is reported. The last line is one JSON object.
 
-    python benchmarks/ingest.py [--rows 2000000] [--repeat 3]
+    python benchmarks/ingest.py [--rows 2000000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def scratch_database(url: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     data_url, _ = database_urls(Settings.from_env())

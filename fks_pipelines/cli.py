@@ -326,18 +326,24 @@ def dev(port: int) -> None:
     # Its own process group, so one signal reaches the webserver, the daemon and the code server: `dagster dev`
     # started without job control ignores SIGINT/SIGTERM sent to it alone.
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+    stop_dagster_on_signals(proc)
+    sys.exit(proc.wait())
+
+
+def stop_dagster_on_signals(proc: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """On SIGINT/SIGTERM stop the whole process group: SIGTERM, then SIGKILL after ``grace_s``."""
 
     def stop(signum, _frame) -> None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    try:
-        code = proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    sys.exit(code)
 
 
 def run() -> None:

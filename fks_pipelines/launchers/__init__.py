@@ -1,0 +1,1 @@
+"""The GPU run launcher (routes runs that materialize GPU-marked assets to GPUs); arrives with its issue."""
