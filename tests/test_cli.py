@@ -110,3 +110,44 @@ def test_demo_runs_the_main_job_through_dagster(tmp_path):
         assert not list((tmp_path / "home" / "dagster_home").glob("**/*.db"))
     finally:
         subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_dev_serves_the_ui_and_stops_all_its_children(tmp_path):
+    """`fks dev` starts `dagster dev`; SIGTERM to fks stops the webserver, daemon and code server too."""
+    import signal
+    import time
+
+    import httpx
+    import psutil
+
+    port = free_port()
+    env = dict(os.environ, FKS_HOME=str(tmp_path / "home"), FKS_PG_PORT=str(free_port()))
+    for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
+        env.pop(key, None)
+    proc = subprocess.Popen([*FKS, "dev", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "fks dev exited early"
+            time.sleep(1)
+        else:
+            raise AssertionError("the Dagster UI did not come up within 240 s")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("dagster" in " ".join(c.cmdline()) for c in children)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [c.cmdline() for c in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for child in children:
+            if child.is_running():
+                child.kill()
+        subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, timeout=120)
