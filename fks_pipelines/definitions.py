@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
-from fks_pipelines.defs import raw
+from fks_pipelines.defs import dbt, raw
+from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.raw.assets import daily_partitions
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
 from fks_pipelines.settings import Settings
@@ -19,13 +20,14 @@ settings = Settings.from_env()
 # The main job: everything the daily run materializes, in dependency order (grows with each layer).
 main_job = define_asset_job(
     "main_job",
-    selection=AssetSelection.groups("raw"),
+    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts"),
     partitions_def=daily_partitions,
     description="The daily pipeline: raw market data -> ... -> the daily recommendation.",
 )
 
 resources = {
     "database": PostgresResource(url=EnvVar("FKS_DATABASE_URL")),
+    "dbt": dbt_resource(),
     "market_data": MarketDataResource(
         source=settings.source,
         market=settings.market,
@@ -40,5 +42,6 @@ resources = {
 
 defs = Definitions.merge(
     raw.defs,
+    dbt.defs,
     Definitions(jobs=[main_job], resources=resources),
 )

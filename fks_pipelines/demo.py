@@ -42,9 +42,10 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
             if event.is_step_failure:
                 click.echo(f"  step {event.step_key} failed: {event.event_specific_data.error.message.strip()}", err=True)
         raise click.ClickException("the main job failed (see above); the database keeps the last good state")
-    for evaluation in checks:
-        state = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-        click.echo(f"  check {evaluation.check_name}: {state}")
+    failed = [e for e in checks if not e.passed]
+    click.echo(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
+    for evaluation in failed:
+        click.echo(f"    {evaluation.check_name} on {evaluation.asset_key.to_user_string()}: FAILED ({evaluation.severity.value})")
 
     scope = LoadScope(
         settings.market,
@@ -55,6 +56,8 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     )
     with connect(env["FKS_DATABASE_URL"]) as conn:
         summaries = scope_summary(conn, scope, max_ranges=5)
+        daily = conn.execute(MARTS_DAILY_SQL, {"day": last}).fetchall()
+        returns = conn.execute(MARTS_RETURNS_SQL, {"day": last}).fetchall()
     click.echo("\nraw.binance_klines")
     click.echo(f"{'symbol':<10}{'rows':>9}  {'first bar (UTC)':<18}{'last bar (UTC)':<18}{'missing':>8}")
     for s in summaries:
@@ -63,3 +66,25 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         click.echo(f"{s.symbol:<10}{s.rows:>9}  {first_bar:<18}{last_bar:<18}{s.missing_bars:>8}")
         for a, b in s.missing_ranges:
             click.echo(f"    gap {a:%Y-%m-%d %H:%M} .. {b:%H:%M}")
+    click.echo(f"\nmarts.fct_ohlcv_1d ({last})")
+    click.echo(f"{'symbol':<10}{'open':>12}{'high':>12}{'low':>12}{'close':>12}{'volume':>16}{'bars':>6}")
+    for symbol, o, h, lo, c, v, bars in daily:
+        click.echo(f"{symbol:<10}{o:>12.2f}{h:>12.2f}{lo:>12.2f}{c:>12.2f}{v:>16.2f}{bars:>6}")
+    click.echo(f"\nmarts.fct_returns ({last})")
+    click.echo(f"{'symbol':<10}{'log return':>12}{'vol 7d':>10}{'vol 30d':>10}")
+    for symbol, r, v7, v30 in returns:
+        click.echo(f"{symbol:<10}{_pct(r):>12}{_pct(v7):>10}{_pct(v30):>10}")
+
+
+MARTS_DAILY_SQL = """
+    SELECT symbol, open, high, low, close, volume, bar_count
+    FROM marts.fct_ohlcv_1d WHERE bucket = %(day)s::date::timestamptz ORDER BY symbol
+"""
+MARTS_RETURNS_SQL = """
+    SELECT symbol, log_return, volatility_7d, volatility_30d
+    FROM marts.fct_returns WHERE bucket = %(day)s::date::timestamptz ORDER BY symbol
+"""
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"

@@ -30,19 +30,40 @@ def pg_server(tmp_path_factory) -> EmbeddedPostgres:
     server.stop()
 
 
+class Databases:
+    """Creates fresh databases (platform migrations applied) on the session server and drops them at the end."""
+
+    def __init__(self, server: EmbeddedPostgres):
+        self.admin = server.url("postgres")
+        self.created: list[str] = []
+
+    def create(self) -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        url = with_database(self.admin, name)
+        with connect(url) as conn:
+            migrate(conn)
+        return url
+
+    def drop(self, url: str) -> None:
+        name = url.rsplit("/", 1)[-1]
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def databases(pg_server: EmbeddedPostgres) -> Databases:
+    return Databases(pg_server)
+
+
 @pytest.fixture
-def db_url(pg_server: EmbeddedPostgres) -> str:
+def db_url(databases: Databases) -> str:
     """A fresh, empty database on the session server, with the platform's migrations applied."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = pg_server.url("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin, name)
-    with connect(url) as conn:
-        migrate(conn)
+    url = databases.create()
     yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    databases.drop(url)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Test helpers: a real HTTP server on 127.0.0.1 driven by a script of responses, and a fake clock."""
+"""Test helpers: a real HTTP server on 127.0.0.1 driven by a script of responses, a fake clock, and dbt."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import psycopg
+from dagster_dbt import DbtCliResource
+
+from fks_pipelines.defs.dbt.resources import DBT_PROJECT_DIR, dbt_connection, dbt_project
 
 
 @dataclass
@@ -82,3 +87,27 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += max(seconds, 0.0)
+
+
+class Dbt:
+    """The real dbt project, run through the dbt CLI resource against the database at ``url``."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+
+    def run(self, *args: str) -> None:
+        with dbt_connection(self.url):
+            invocation = self.resource.cli(list(args), raise_on_error=False)
+            invocation.wait()
+        assert invocation.is_successful(), "\n".join(str(e) for e in invocation.get_error_events() if e)  # type: ignore[attr-defined]
+
+    def build(self, min_date: str | None = None, max_date: str | None = None, *extra: str) -> None:
+        args = ["build", *extra]
+        if min_date:
+            args += ["--vars", f'{{"min_date": "{min_date}", "max_date": "{max_date}"}}']
+        self.run(*args)
+
+    def rows(self, sql: str) -> list[tuple]:
+        with psycopg.connect(self.url) as conn:
+            return conn.execute(sql).fetchall()

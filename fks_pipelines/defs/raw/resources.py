@@ -21,6 +21,7 @@ class PostgresResource(ConfigurableResource):
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
+        """A connection to a database whose platform schema is up to date (migrations applied once per process)."""
         conn = connect(self.url)
         try:
             if self.url not in _MIGRATED:
@@ -29,6 +30,11 @@ class PostgresResource(ConfigurableResource):
             yield conn
         finally:
             conn.close()
+
+    def ensure_schema(self) -> None:
+        """Apply pending migrations (for steps such as dbt that connect on their own)."""
+        with self.connection():
+            pass
 
 
 class MarketDataResource(ConfigurableResource):

@@ -8,7 +8,7 @@ run workers, the CLI) never race on DDL.
 from __future__ import annotations
 
 from importlib import resources
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
@@ -74,3 +74,15 @@ def has_extension(conn: psycopg.Connection, name: str) -> bool:
     """Whether the extension is installed in this database (not merely available on the server)."""
     row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = %s", (name,)).fetchone()
     return row is not None
+
+
+def dbt_profile_env(url: str) -> dict[str, str]:
+    """The FKS_DBT_* variables dbt_project/profiles.yml reads, from a libpq URL (one source of truth)."""
+    parts = urlsplit(url)
+    return {
+        "FKS_DBT_HOST": parts.hostname or "127.0.0.1",
+        "FKS_DBT_PORT": str(parts.port or 5432),
+        "FKS_DBT_USER": unquote(parts.username or ""),
+        "FKS_DBT_PASSWORD": unquote(parts.password or ""),
+        "FKS_DBT_DBNAME": parts.path.lstrip("/") or "postgres",
+    }

@@ -1,0 +1,49 @@
+"""The dbt models as Dagster assets.
+
+- ``dbt_daily_models``: the incremental marts (tag ``partitioned``), daily-partitioned like the raw layer; a
+  run passes its partition window to dbt as ``--vars {min_date, max_date}``, and a backfill of N days is a
+  single dbt invocation (single-run backfill policy);
+- ``dbt_models``: everything else (staging and intermediate views, dimension tables), unpartitioned.
+dbt tests become asset checks on the models they test.
+"""
+
+import json
+
+from dagster import AssetExecutionContext, BackfillPolicy
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from fks_pipelines.defs.dbt.resources import dbt_connection, ensure_manifest
+from fks_pipelines.defs.dbt.translator import FksDbtTranslator
+from fks_pipelines.defs.raw.assets import daily_partitions
+from fks_pipelines.defs.raw.resources import PostgresResource
+
+MANIFEST = ensure_manifest()
+PARTITIONED = "tag:partitioned"
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    select=PARTITIONED,
+    name="dbt_daily_models",
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    dagster_dbt_translator=FksDbtTranslator(),
+)
+def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
+    window = context.partition_time_window
+    dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
+    database.ensure_schema()
+    with dbt_connection(database.url):
+        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+
+@dbt_assets(
+    manifest=MANIFEST,
+    exclude=PARTITIONED,
+    name="dbt_models",
+    dagster_dbt_translator=FksDbtTranslator(),
+)
+def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
+    database.ensure_schema()
+    with dbt_connection(database.url):
+        yield from dbt.cli(["build"], context=context).stream()

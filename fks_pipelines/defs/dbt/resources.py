@@ -1,0 +1,60 @@
+"""The dbt project and the dbt CLI resource, and the connection dbt uses."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from fks_pipelines.lib.db.connect import dbt_profile_env
+from fks_pipelines.settings import PROJECT_ROOT
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    manifest = Path(project.manifest_path)
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [*DBT_PROJECT_DIR.glob("**/*.sql"), *DBT_PROJECT_DIR.glob("**/*.yml")]
+    return any(p.stat().st_mtime > built for p in sources if "target" not in p.parts)
+
+
+def ensure_manifest(project: DbtProject = dbt_project) -> Path:
+    """Build target/manifest.json with `dbt parse` when it is missing or older than the project's files,
+    so a fresh checkout, `dagster dev` and the tests need no manual step (parse never connects)."""
+    if _manifest_is_stale(project):
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(Path(project.manifest_path).parent)],
+            check=True,
+            env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )  # fmt: skip
+    return Path(project.manifest_path)
+
+
+@contextmanager
+def dbt_connection(url: str) -> Iterator[None]:
+    """dbt reads its connection from FKS_DBT_* (profiles.yml); point them at ``url`` for the duration of
+    one dbt invocation, so dbt always writes where the platform's database resource points."""
+    values = dbt_profile_env(url)
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))

@@ -1,0 +1,31 @@
+"""How dbt nodes appear in Dagster: one lineage graph from the raw asset through the marts."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetKey, AssetSpec
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
+
+LAYERS = ("staging", "intermediate", "marts")
+
+
+class FksDbtTranslator(DagsterDbtTranslator):
+    """dbt sources map to the assets that land them (``raw.binance_klines`` -> ``raw/binance_klines``);
+    models get the key ``<schema>/<name>`` and the group of their layer, so the UI groups assets by layer."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "source":
+            return spec.replace_attributes(key=AssetKey([props["source_name"], props["name"]]))
+        layer = next((part for part in props.get("fqn", []) if part in LAYERS), None)
+        if layer is None:
+            return spec
+        return spec.replace_attributes(
+            key=AssetKey([layer, props["name"]]),
+            group_name=layer,
+            kinds={"dbt", "postgres"},
+        )
