@@ -145,6 +145,38 @@ def db_url(database: str) -> None:
     click.echo(embedded_server(settings).url(database))
 
 
+@db.command("analyst-url")
+def db_analyst_url() -> None:
+    """Create (once) a login for the read-only analyst role and print its URL: SELECT on the marts, nothing else."""
+    from fks_pipelines.lib.db.connect import connect, migrate
+    from fks_pipelines.lib.db.roles import ANALYST, enable_analyst_login, stored_password, url_for_role
+
+    settings = Settings.from_env()
+    data_url, _ = database_urls(settings)
+    password = stored_password(settings.home / "secrets" / f"{ANALYST}.password")
+    with connect(data_url) as conn:
+        migrate(conn)
+        enable_analyst_login(conn, password)
+    click.echo(url_for_role(data_url, ANALYST, password))
+
+
+@main.command()
+@click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--no-serve", is_flag=True, help="Only generate the docs (dbt_project/target/).")
+def docs(port: int, no_serve: bool) -> None:
+    """Build dbt's documentation site for the project (models, columns, lineage) and serve it on 127.0.0.1."""
+    from fks_pipelines.defs.dbt.resources import DBT_PROJECT_DIR, dbt_connection
+
+    data_url, _ = database_urls(Settings.from_env())
+    dbt = [str(Path(sys.executable).parent / "dbt")]
+    common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    with dbt_connection(data_url):
+        subprocess.run([*dbt, "docs", "generate", *common], check=True)
+        if not no_serve:
+            click.echo(f"dbt docs on http://127.0.0.1:{port} (Ctrl-C to stop)")
+            subprocess.run([*dbt, "docs", "serve", *common, "--host", "127.0.0.1", "--port", str(port), "--no-browser"])
+
+
 @db.command("env")
 def db_env() -> None:
     """Print shell exports for running Dagster by hand: eval "$(fks db env)"; dagster dev -w workspace.yaml."""

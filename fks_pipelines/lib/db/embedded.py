@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
-import secrets
 import shutil
 import socket
 import stat
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from fks_pipelines.lib.db.roles import stored_password
 from fks_pipelines.lib.errors import DatabaseError
 
 ADMIN_USER = "fks"
@@ -88,14 +88,7 @@ class EmbeddedPostgres:
     # -- secrets ------------------------------------------------------------------------------------------
     def password(self, role: str = ADMIN_USER) -> str:
         """The role's TCP password, generated on first use and kept in a 0600 file."""
-        path = self.secrets_dir / f"{'admin' if role == ADMIN_USER else role}.password"
-        if not path.exists():
-            self.secrets_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.secrets_dir, 0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(24))
-        return path.read_text().strip()
+        return stored_password(self.secrets_dir / f"{'admin' if role == ADMIN_USER else role}.password")
 
     def url(self, database: str = DATA_DATABASE, *, role: str = ADMIN_USER, driver: str | None = None) -> str:
         scheme = f"postgresql+{driver}" if driver else "postgresql"
