@@ -30,7 +30,7 @@ from fks_pipelines.settings import PROJECT_ROOT, Settings
 def embedded_server(settings: Settings):
     from fks_pipelines.lib.db.embedded import EmbeddedPostgres
 
-    return EmbeddedPostgres(settings.home, port=settings.pg_port, os_user=settings.pg_os_user)
+    return EmbeddedPostgres(settings.home, port=settings.pg_port, os_user=settings.pg_os_user, bin_path=settings.pg_bin_dir)
 
 
 def database_urls(settings: Settings, *, start: bool = True) -> tuple[str, str]:
@@ -100,7 +100,7 @@ def db_start() -> None:
 
     status = embedded_server(settings).start()
     with connect(embedded_server(settings).url()) as conn:
-        applied = migrate(conn)
+        applied = migrate(conn, settings.timescale())
     click.echo(status.describe())
     if applied:
         click.echo(f"  migrations applied: {', '.join(applied)}")
@@ -155,7 +155,7 @@ def db_analyst_url() -> None:
     data_url, _ = database_urls(settings)
     password = stored_password(settings.home / "secrets" / f"{ANALYST}.password")
     with connect(data_url) as conn:
-        migrate(conn)
+        migrate(conn, settings.timescale())
         enable_analyst_login(conn, password)
     click.echo(url_for_role(data_url, ANALYST, password))
 
@@ -225,7 +225,7 @@ def _load_days(source, market: str, interval: str, symbols: list[str], start: da
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     summaries = {}
     with connect(data_url) as conn:
-        migrate(conn)
+        migrate(conn, settings.timescale())
         began = time.perf_counter()
         for i, day in enumerate(days, start=1):
             batch = source.fetch_day(market, symbols, interval, day)
@@ -317,11 +317,12 @@ def ingest_archive(paths: tuple[Path, ...], market: str | None, symbol: str | No
             files += sorted(p for p in path.rglob("*") if p.suffix.lower() in (".zip", ".csv", ".json"))
         else:
             files.append(path)
-    data_url, _ = database_urls(Settings.from_env())
+    settings = Settings.from_env()
+    data_url, _ = database_urls(settings)
     failures, summaries = 0, {}
     began = time.perf_counter()
     with connect(data_url) as conn:
-        migrate(conn)
+        migrate(conn, settings.timescale())
         for i, path in enumerate(files, start=1):
             try:
                 parsed = read_kline_file(path, market=market, symbol=symbol, interval=interval)

@@ -26,7 +26,12 @@ main_job = define_asset_job(
 )
 
 resources = {
-    "database": PostgresResource(url=EnvVar("FKS_DATABASE_URL")),
+    "database": PostgresResource(
+        url=EnvVar("FKS_DATABASE_URL"),
+        timescaledb=settings.timescaledb,
+        chunk_interval=settings.ts_chunk_interval,
+        compress_after=settings.ts_compress_after,
+    ),
     "dbt": dbt_resource(),
     "market_data": MarketDataResource(
         source=settings.source,

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fks_pipelines.lib.db.timescale import TimescaleOptions
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
@@ -26,6 +28,10 @@ class Settings:
     home: Path
     pg_port: int
     pg_os_user: str
+    pg_bin_dir: Path | None  # another PostgreSQL 18 build (e.g. with TimescaleDB) instead of the wheel's
+    timescaledb: bool  # use TimescaleDB when the server offers it
+    ts_chunk_interval: str
+    ts_compress_after: str
     database_url: str | None  # set: use that server, start nothing embedded
     dagster_database_url: str | None
     symbols: tuple[str, ...]
@@ -46,6 +52,10 @@ class Settings:
             home=home,
             pg_port=int(env.get("FKS_PG_PORT") or 54329),
             pg_os_user=env.get("FKS_PG_OS_USER") or "fks-postgres",
+            pg_bin_dir=Path(env["FKS_PG_BIN_DIR"]) if env.get("FKS_PG_BIN_DIR") else None,
+            timescaledb=(env.get("FKS_TIMESCALEDB") or "auto").lower() != "off",
+            ts_chunk_interval=env.get("FKS_TS_CHUNK_INTERVAL") or "7 days",
+            ts_compress_after=env.get("FKS_TS_COMPRESS_AFTER") or "30 days",
             database_url=env.get("FKS_DATABASE_URL") or None,
             dagster_database_url=env.get("FKS_DAGSTER_DATABASE_URL") or None,
             symbols=_symbols(env.get("FKS_SYMBOLS")),
@@ -58,6 +68,9 @@ class Settings:
             archive_base_url=env.get("FKS_BINANCE_ARCHIVE_URL") or None,
             archive_cache_dir=Path(env.get("FKS_ARCHIVE_CACHE_DIR") or home / "archive").absolute(),
         )
+
+    def timescale(self) -> TimescaleOptions:
+        return TimescaleOptions(self.timescaledb, self.ts_chunk_interval, self.ts_compress_after)
 
     @property
     def dagster_home(self) -> Path:

@@ -16,15 +16,19 @@ import pytest
 
 from fks_pipelines.lib.db.connect import connect, migrate, with_database
 from fks_pipelines.lib.db.embedded import EmbeddedPostgres, free_port
+from fks_pipelines.lib.db.timescale import TimescaleOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "binance"
+# Another PostgreSQL 18 build for the session server, e.g. one with TimescaleDB (see README, "TimescaleDB"):
+# FKS_PG_BIN_DIR=/path/to/bin make test runs the whole suite on the TimescaleDB path.
+PG_BIN_DIR = os.environ.get("FKS_PG_BIN_DIR") or None
 
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory) -> EmbeddedPostgres:
     home = tmp_path_factory.mktemp("fks_home")
-    server = EmbeddedPostgres(home, port=free_port())
+    server = EmbeddedPostgres(home, port=free_port(), bin_path=PG_BIN_DIR)
     server.start()
     yield server
     server.stop()
@@ -37,14 +41,14 @@ class Databases:
         self.admin = server.url("postgres")
         self.created: list[str] = []
 
-    def create(self) -> str:
+    def create(self, timescale: TimescaleOptions | None = None) -> str:
         name = f"test_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
         url = with_database(self.admin, name)
         with connect(url) as conn:
-            migrate(conn)
+            migrate(conn, timescale)
         return url
 
     def drop(self, url: str) -> None:

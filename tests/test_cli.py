@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -99,10 +100,15 @@ def test_demo_runs_the_main_job_through_dagster(tmp_path):
         demo = subprocess.run([*FKS, "demo", "--days", "2"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         out = demo.stdout
-        assert "SUCCESS" in out and "check complete_days: passed" in out
-        table = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("BTCUSDT", "ETHUSDT", "SOLUSDT"))}
+        assert "SUCCESS" in out
+        passed, total = re.search(r"checks: (\d+) of (\d+) passed", out).groups()
+        assert passed == total and int(total) > 20
+        raw_part, marts_part = out.split("raw.binance_klines", 1)[1].split("marts.fct_ohlcv_1d", 1)
+        table = {line.split()[0]: line.split() for line in raw_part.splitlines() if line.startswith(("BTCUSDT", "ETHUSDT", "SOLUSDT"))}
         assert set(table) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
         assert all(row[1] == "2880" and row[-1] == "0" for row in table.values())
+        daily = [line.split() for line in marts_part.split("marts.fct_returns")[0].splitlines() if line.startswith(("BTC", "ETH", "SOL"))]
+        assert len(daily) == 3 and all(row[-1] == "1440" for row in daily)
         # The run is recorded in Dagster's PostgreSQL storage, not in a local SQLite file.
         url = subprocess.run([*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True).stdout.strip()
         with psycopg.connect(url) as conn:

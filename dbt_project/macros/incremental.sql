@@ -5,6 +5,18 @@
   is rebuilt. Both give identical tables.
 -#}
 
+{#- is_incremental() that also knows the fks_rollup materialization (incremental on plain PostgreSQL). -#}
+{% macro fks_is_incremental() -%}
+  {%- if not execute -%}{{ return(false) }}{%- endif -%}
+  {%- set relation = adapter.get_relation(this.database, this.schema, this.table) -%}
+  {%- if model.config.materialized == 'fks_rollup' and fks_has_timescaledb() -%}
+    {#- A continuous aggregate's query is the whole definition: TimescaleDB refreshes windows itself. -#}
+    {{ return(false) }}
+  {%- endif -%}
+  {{ return(relation is not none and relation.type == 'table'
+            and model.config.materialized in ('incremental', 'fks_rollup') and not should_full_refresh()) }}
+{%- endmacro %}
+
 {% macro fks_window_bounds() -%}
   {{ return((var('min_date', none), var('max_date', none))) }}
 {%- endmacro %}
@@ -12,7 +24,7 @@
 {#- `and <column> in window` for the rows a model reads (lookback widens the start). -#}
 {% macro fks_input_window(column, lookback=none) -%}
   {%- set min_date, max_date = fks_window_bounds() -%}
-  {%- if is_incremental() and min_date and max_date -%}
+  {%- if fks_is_incremental() and min_date and max_date -%}
     and {{ column }} >= timestamptz '{{ min_date }} 00:00:00+00'{% if lookback %} - interval '{{ lookback }}'{% endif %}
     and {{ column }} < timestamptz '{{ max_date }} 00:00:00+00'
   {%- endif -%}
@@ -21,7 +33,7 @@
 {#- `and <column> in window` for the rows a model writes. -#}
 {% macro fks_output_window(column) -%}
   {%- set min_date, max_date = fks_window_bounds() -%}
-  {%- if is_incremental() and min_date and max_date -%}
+  {%- if fks_is_incremental() and min_date and max_date -%}
     and {{ column }} >= timestamptz '{{ min_date }} 00:00:00+00'
     and {{ column }} < timestamptz '{{ max_date }} 00:00:00+00'
   {%- endif -%}

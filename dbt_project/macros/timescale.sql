@@ -47,3 +47,14 @@
     create index if not exists "{{ this.identifier }}__{{ time_column }}_idx" on {{ this }} ({{ time_column }})
   {%- endif -%}
 {%- endmacro %}
+
+{#- Post-hook for rollups: as plain tables they need their key and time indexes; continuous aggregates come
+    with TimescaleDB's own indexes on the materialized hypertable. -#}
+{% macro fks_rollup_indexes(key_columns, time_column) -%}
+  {%- if fks_has_timescaledb() -%}
+    select 1
+  {%- else -%}
+    create unique index if not exists "{{ this.identifier }}__key" on {{ this }} ({{ key_columns | join(', ') }});
+    create index if not exists "{{ this.identifier }}__{{ time_column }}_idx" on {{ this }} ({{ time_column }})
+  {%- endif -%}
+{%- endmacro %}

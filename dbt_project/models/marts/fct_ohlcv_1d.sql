@@ -1,15 +1,12 @@
 -- Daily bars rolled up from the hourly ones (hierarchical: 1m -> 1h -> 1d gives the same numbers as 1m -> 1d).
 {{ config(
-    materialized='incremental',
+    materialized='fks_rollup',
     incremental_strategy='window_replace',
     event_time='bucket',
     unique_key=['market', 'symbol', 'bucket'],
     on_schema_change='fail',
     tags=['partitioned'],
-    post_hook=[
-        "{{ fks_time_series('bucket') }}",
-        "create unique index if not exists fct_ohlcv_1d__key on {{ this }} (market, symbol, bucket)",
-    ],
+    post_hook=["{{ fks_rollup_indexes(['market', 'symbol', 'bucket'], 'bucket') }}"],
 ) }}
 
 select

@@ -1,16 +1,13 @@
 -- Hourly bars rolled up from 1-minute bars. Reads the raw table directly (not staging) so that, with
 -- TimescaleDB, the same definition can be maintained on the hypertable; raw's key already means one row per bar.
 {{ config(
-    materialized='incremental',
+    materialized='fks_rollup',
     incremental_strategy='window_replace',
     event_time='bucket',
     unique_key=['market', 'symbol', 'bucket'],
     on_schema_change='fail',
     tags=['partitioned'],
-    post_hook=[
-        "{{ fks_time_series('bucket') }}",
-        "create unique index if not exists fct_ohlcv_1h__key on {{ this }} (market, symbol, bucket)",
-    ],
+    post_hook=["{{ fks_rollup_indexes(['market', 'symbol', 'bucket'], 'bucket') }}"],
 ) }}
 
 select

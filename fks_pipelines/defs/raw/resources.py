@@ -9,6 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from fks_pipelines.lib.db.connect import connect, migrate
+from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
 
 _MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
@@ -18,6 +19,9 @@ class PostgresResource(ConfigurableResource):
     """The platform database (the embedded server's ``fks`` database, or ``FKS_DATABASE_URL``'s)."""
 
     url: str = Field(description="libpq URL of the data database; from the FKS_DATABASE_URL environment variable.")
+    timescaledb: bool = Field(default=True, description="Use TimescaleDB when the server offers it (FKS_TIMESCALEDB).")
+    chunk_interval: str = Field(default="7 days", description="Hypertable chunk interval of raw minute bars.")
+    compress_after: str = Field(default="30 days", description="Compress raw chunks older than this.")
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -25,7 +29,7 @@ class PostgresResource(ConfigurableResource):
         conn = connect(self.url)
         try:
             if self.url not in _MIGRATED:
-                migrate(conn)
+                migrate(conn, TimescaleOptions(self.timescaledb, self.chunk_interval, self.compress_after))
                 _MIGRATED.add(self.url)
             yield conn
         finally:

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
+from fks_pipelines.lib.db.timescale import TimescaleOptions, enable_timescaledb
 from fks_pipelines.lib.errors import DatabaseError
 
 _MIGRATION_LOCK = 0x666B73  # "fks": a fixed advisory-lock key for DDL
@@ -51,8 +52,9 @@ def migrations() -> list[tuple[str, str]]:
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
 
 
-def migrate(conn: psycopg.Connection) -> list[str]:
-    """Apply pending migrations; return the versions applied now. Safe to call from many processes."""
+def migrate(conn: psycopg.Connection, timescale: TimescaleOptions | None = None) -> list[str]:
+    """Apply pending migrations, then use TimescaleDB if the server offers it (and ``timescale`` allows);
+    return the versions applied now. Safe to call from many processes."""
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
@@ -67,6 +69,7 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             conn.execute(sql)
             conn.execute("INSERT INTO public.fks_schema_migrations (version) VALUES (%s)", (version,))
             applied_now.append(version)
+        enable_timescaledb(conn, timescale or TimescaleOptions())
     return applied_now
 
 

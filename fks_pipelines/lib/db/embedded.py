@@ -75,8 +75,13 @@ class EmbeddedPostgres:
 
     host = "127.0.0.1"
 
-    def __init__(self, home: str | Path, port: int = DEFAULT_PORT, os_user: str = DEFAULT_OS_USER):
+    def __init__(
+        self, home: str | Path, port: int = DEFAULT_PORT, os_user: str = DEFAULT_OS_USER, bin_path: str | Path | None = None
+    ):
         self.home = Path(home).absolute()
+        # Another PostgreSQL 18 build can stand in for the wheel's (FKS_PG_BIN_DIR), e.g. one with TimescaleDB
+        # installed, to exercise the TimescaleDB paths locally.
+        self.bin_path = Path(bin_path).absolute() if bin_path else bin_dir()
         self.port = int(port)
         self.os_user = os_user if os.geteuid() == 0 else None
         self.data_dir = self.home / "pgdata"
@@ -96,8 +101,8 @@ class EmbeddedPostgres:
 
     # -- process ------------------------------------------------------------------------------------------
     def _run(self, name: str, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        cmd = [str(bin_dir() / name), *args]
-        kwargs: dict = {}
+        cmd = [str(self.bin_path / name), *args]
+        kwargs: dict = {"env": self._env()}
         if self.os_user:
             kwargs["user"] = self.os_user
             kwargs["group"] = pwd.getpwnam(self.os_user).pw_gid
@@ -126,9 +131,9 @@ class EmbeddedPostgres:
             )
             if done.returncode != 0 and "already exists" not in done.stderr:
                 raise DatabaseError(f"could not create system user {self.os_user!r} to run PostgreSQL: {done.stderr}")
-        for target in (self.home, bin_dir()):
+        for target in (self.home, self.bin_path):
             _ensure_traversable(target)
-        for exe in bin_dir().iterdir():
+        for exe in self.bin_path.iterdir():
             mode = exe.stat().st_mode
             if not mode & stat.S_IXOTH:
                 exe.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
@@ -136,6 +141,19 @@ class EmbeddedPostgres:
         for path in (self.data_dir, self.socket_dir, self.log_file.parent):
             path.mkdir(parents=True, exist_ok=True)
             os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _extension_dir(self) -> Path:
+        return self.bin_path.parent / "share" / "extension"
+
+    def offers_timescaledb(self) -> bool:
+        return (self._extension_dir() / "timescaledb.control").exists()
+
+    def _env(self) -> dict[str, str]:
+        """The binaries' environment; a stand-in build finds its own libpq in its lib/ folder."""
+        env = dict(os.environ)
+        if self.bin_path != bin_dir():
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(self.bin_path.parent / "lib"), env.get("LD_LIBRARY_PATH")]))
+        return env
 
     def initialized(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
@@ -177,6 +195,7 @@ class EmbeddedPostgres:
             "max_wal_size = '2GB'\n"
             "checkpoint_timeout = '15min'\n"
             "log_min_duration_statement = 5000\n"
+            + ("shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n" if self.offers_timescaledb() else "")
         )
         if self.os_user:
             entry = pwd.getpwnam(self.os_user)
@@ -264,8 +283,7 @@ class EmbeddedPostgres:
             version = "PostgreSQL " + (self.data_dir / "PG_VERSION").read_text().strip()
         if pid:
             version = "PostgreSQL " + self._psql("SHOW server_version")
-        extension_dir = bin_dir().parent / "share" / "extension"
-        extensions = tuple(sorted(p.stem for p in extension_dir.glob("*.control")))
+        extensions = tuple(sorted(p.stem for p in self._extension_dir().glob("*.control")))
         return ServerStatus(
             running=pid is not None,
             pid=pid,
@@ -279,8 +297,8 @@ class EmbeddedPostgres:
 
     def psql_command(self, database: str = DATA_DATABASE) -> tuple[list[str], dict[str, str]]:
         """The bundled psql, connected over TCP, with the password passed through the environment."""
-        env = dict(os.environ, PGPASSWORD=self.password())
-        cmd = [str(bin_dir() / "psql"), "-h", self.host, "-p", str(self.port), "-U", ADMIN_USER, "-d", database]
+        env = dict(self._env(), PGPASSWORD=self.password())
+        cmd = [str(self.bin_path / "psql"), "-h", self.host, "-p", str(self.port), "-U", ADMIN_USER, "-d", database]
         return cmd, env
 
 
