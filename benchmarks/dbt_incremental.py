@@ -19,17 +19,15 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-import psycopg  # noqa: E402
+from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
 
-from fks_pipelines.cli import database_urls  # noqa: E402
 from fks_pipelines.defs.dbt.resources import DBT_PROJECT_DIR, dbt_connection  # noqa: E402
-from fks_pipelines.lib.db.connect import connect, migrate, with_database  # noqa: E402
+from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.klines import replace_klines  # noqa: E402
 from fks_pipelines.lib.sources.klines import LoadScope  # noqa: E402
 from fks_pipelines.lib.sources.sample import sample_klines  # noqa: E402
-from fks_pipelines.settings import Settings  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DBT = [str(Path(sys.executable).parent / "dbt")]
@@ -51,15 +49,8 @@ def load_days(url: str, first: date, days: int) -> None:
             replace_klines(conn, frame, LoadScope.for_day("spot", "1m", SYMBOLS, day.isoformat()), source="sample")
 
 
-def measure(server_url: str, days: int, repeat: int) -> float:
-    name = f"fks_bench_dbt_{days}"
-    admin = with_database(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server_url, name)
-    with connect(url) as conn:
-        migrate(conn)
+def measure(days: int, repeat: int) -> float:
+    url = create_scratch_database(f"fks_bench_dbt_{days}")
     first = date(2024, 1, 1)
     t = time.perf_counter()
     load_days(url, first, days)
@@ -70,8 +61,7 @@ def measure(server_url: str, days: int, repeat: int) -> float:
     window = json.dumps({"min_date": new_day.isoformat(), "max_date": (new_day + timedelta(days=1)).isoformat()})
     runs = [dbt(url, "build", "--select", "tag:partitioned", "--vars", window) for _ in range(repeat)]
     print(f"  {days} days: incremental run for {new_day}: {', '.join(f'{r:.2f}s' for r in runs)}", file=sys.stderr)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_scratch_database(url)
     return statistics.median(runs)
 
 
@@ -81,9 +71,8 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    server_url, _ = database_urls(Settings.from_env())
-    small = measure(server_url, args.small, args.repeat)
-    large = measure(server_url, args.large, args.repeat)
+    small = measure(args.small, args.repeat)
+    large = measure(args.large, args.repeat)
     print(json.dumps({"days_small": args.small, "days_large": args.large, "seconds_small": round(small, 3),
                       "seconds_large": round(large, 3), "ratio": round(large / small, 3)}))  # fmt: skip
 

@@ -20,30 +20,17 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-import psycopg  # noqa: E402
+from _scratch import create_scratch_database  # noqa: E402
 
-from fks_pipelines.cli import database_urls  # noqa: E402
-from fks_pipelines.lib.db.connect import connect, migrate, with_database  # noqa: E402
+from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.klines import COPY_SQL, frame_to_csv, replace_klines  # noqa: E402
 from fks_pipelines.lib.sources.klines import LoadScope  # noqa: E402
 from fks_pipelines.lib.sources.sample import sample_klines  # noqa: E402
-from fks_pipelines.settings import Settings  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 BENCH_DB = "fks_bench"
-
-
-def scratch_database(url: str) -> str:
-    admin = with_database(url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    bench = with_database(url, BENCH_DB)
-    with connect(bench) as conn:
-        migrate(conn)
-    return bench
 
 
 def main() -> None:
@@ -52,8 +39,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    data_url, _ = database_urls(Settings.from_env())
-    url = scratch_database(data_url)
+    url = create_scratch_database(BENCH_DB)
     days = -(-args.rows // (1440 * len(SYMBOLS)))
     start = date(2023, 1, 1)
     t0 = time.perf_counter()

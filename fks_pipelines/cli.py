@@ -56,11 +56,15 @@ def platform_env(settings: Settings, *, start: bool = True) -> dict[str, str]:
     target_yaml = dagster_home / "dagster.yaml"
     if source_yaml.exists() and (not target_yaml.exists() or target_yaml.read_text() != source_yaml.read_text()):
         shutil.copyfile(source_yaml, target_yaml)
+    from fks_pipelines.lib.db.connect import dbt_profile_env
+
     return {
         "FKS_DATABASE_URL": data_url,
         "FKS_DAGSTER_DATABASE_URL": dagster_url,
         "DAGSTER_HOME": str(dagster_home),
         "FKS_HOME": str(settings.home),
+        # For dbt run by hand in dbt_project/ (Dagster's dbt assets derive these from the database resource).
+        **dbt_profile_env(data_url),
     }
 
 
@@ -179,7 +183,7 @@ def docs(port: int, no_serve: bool) -> None:
 
 @db.command("env")
 def db_env() -> None:
-    """Print shell exports for running Dagster by hand: eval "$(fks db env)"; dagster dev -w workspace.yaml."""
+    """Print shell exports for running Dagster or dbt by hand: eval "$(fks db env)"; dagster dev -w workspace.yaml."""
     for key, value in _apply_env(Settings.from_env()).items():
         click.echo(f"export {key}='{value}'")
 

@@ -58,3 +58,21 @@
     create index if not exists "{{ this.identifier }}__{{ time_column }}_idx" on {{ this }} ({{ time_column }})
   {%- endif -%}
 {%- endmacro %}
+
+{#- The columns of an OHLCV rollup of `time_column`-stamped bars into `width` buckets (grouped by 1, 2, 3):
+    open = first by time, high = max, low = min, close = last by time, sums of volumes and trades. -#}
+{% macro fks_ohlcv_rollup(width, time_column, bar_count) -%}
+    market,
+    symbol,
+    {{ fks_bucket(width, time_column) }} as bucket,
+    {{ fks_first('open', time_column) }} as open,
+    max(high) as high,
+    min(low) as low,
+    {{ fks_last('close', time_column) }} as close,
+    sum(volume) as volume,
+    sum(quote_volume) as quote_volume,
+    sum(trades)::bigint as trades,
+    sum(taker_buy_base) as taker_buy_base,
+    sum(taker_buy_quote) as taker_buy_quote,
+    {{ bar_count }}::int as bar_count
+{%- endmacro %}

@@ -10,19 +10,7 @@
 ) }}
 
 select
-    market,
-    symbol,
-    {{ fks_bucket('1 day', 'bucket') }} as bucket,
-    {{ fks_first('open', 'bucket') }} as open,
-    max(high) as high,
-    min(low) as low,
-    {{ fks_last('close', 'bucket') }} as close,
-    sum(volume) as volume,
-    sum(quote_volume) as quote_volume,
-    sum(trades)::bigint as trades,
-    sum(taker_buy_base) as taker_buy_base,
-    sum(taker_buy_quote) as taker_buy_quote,
-    sum(bar_count)::int as bar_count
+    {{ fks_ohlcv_rollup('1 day', 'bucket', 'sum(bar_count)') }}
 from {{ ref('fct_ohlcv_1h') }}
 where true
     {{ fks_input_window('bucket') }}

@@ -1,5 +1,5 @@
 -- Hourly bars rolled up from 1-minute bars. Reads the raw table directly (not staging) so that, with
--- TimescaleDB, the same definition can be maintained on the hypertable; raw's key already means one row per bar.
+-- TimescaleDB, the same definition is maintained on the hypertable; raw's key already means one row per bar.
 {{ config(
     materialized='fks_rollup',
     incremental_strategy='window_replace',
@@ -11,19 +11,7 @@
 ) }}
 
 select
-    market,
-    symbol,
-    {{ fks_bucket('1 hour', 'open_time') }} as bucket,
-    {{ fks_first('open', 'open_time') }} as open,
-    max(high) as high,
-    min(low) as low,
-    {{ fks_last('close', 'open_time') }} as close,
-    sum(volume) as volume,
-    sum(quote_volume) as quote_volume,
-    sum(trades)::bigint as trades,
-    sum(taker_buy_base) as taker_buy_base,
-    sum(taker_buy_quote) as taker_buy_quote,
-    count(*)::int as bar_count
+    {{ fks_ohlcv_rollup('1 hour', 'open_time', 'count(*)') }}
 from {{ source('raw', 'binance_klines') }}
 where interval = '1m'
     {{ fks_input_window('open_time') }}

@@ -1,0 +1,33 @@
+"""A scratch database on the platform's server (embedded or FKS_DATABASE_URL's) for one benchmark."""
+
+from __future__ import annotations
+
+import psycopg
+
+from fks_pipelines.cli import database_urls
+from fks_pipelines.lib.db.connect import connect, migrate, with_database
+from fks_pipelines.settings import Settings
+
+
+def server_url() -> str:
+    data_url, _ = database_urls(Settings.from_env())
+    return data_url
+
+
+def create_scratch_database(name: str, url: str | None = None) -> str:
+    """Drop and re-create ``name``, apply the platform's migrations, return its URL."""
+    url = url or server_url()
+    admin = with_database(url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    scratch = with_database(url, name)
+    with connect(scratch) as conn:
+        migrate(conn, Settings.from_env().timescale())
+    return scratch
+
+
+def drop_scratch_database(url: str) -> None:
+    admin = with_database(url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
