@@ -23,14 +23,14 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
 
-from fks_pipelines.defs.dbt.resources import DBT_PROJECT_DIR, dbt_connection  # noqa: E402
+from fks_pipelines.defs.dbt.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_connection  # noqa: E402
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.klines import replace_klines  # noqa: E402
 from fks_pipelines.lib.sources.klines import LoadScope  # noqa: E402
 from fks_pipelines.lib.sources.sample import sample_klines  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-DBT = [str(Path(sys.executable).parent / "dbt")]
+DBT = [DBT_EXECUTABLE]
 COMMON = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"]
 
 

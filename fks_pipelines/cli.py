@@ -169,10 +169,10 @@ def db_analyst_url() -> None:
 @click.option("--no-serve", is_flag=True, help="Only generate the docs (dbt_project/target/).")
 def docs(port: int, no_serve: bool) -> None:
     """Build dbt's documentation site for the project (models, columns, lineage) and serve it on 127.0.0.1."""
-    from fks_pipelines.defs.dbt.resources import DBT_PROJECT_DIR, dbt_connection
+    from fks_pipelines.defs.dbt.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_connection
 
     data_url, _ = database_urls(Settings.from_env())
-    dbt = [str(Path(sys.executable).parent / "dbt")]
+    dbt = [DBT_EXECUTABLE]
     common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     with dbt_connection(data_url):
         subprocess.run([*dbt, "docs", "generate", *common], check=True)

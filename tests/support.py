@@ -9,9 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
-from dagster_dbt import DbtCliResource
 
-from fks_pipelines.defs.dbt.resources import DBT_PROJECT_DIR, dbt_connection, dbt_project
+from fks_pipelines.defs.dbt.resources import dbt_connection, dbt_resource
 
 
 @dataclass
@@ -94,7 +93,7 @@ class Dbt:
 
     def __init__(self, url: str):
         self.url = url
-        self.resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+        self.resource = dbt_resource()
 
     def run(self, *args: str) -> None:
         with dbt_connection(self.url):

@@ -13,6 +13,8 @@ from fks_pipelines.lib.db.connect import dbt_profile_env
 from fks_pipelines.settings import PROJECT_ROOT
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# The dbt installed beside this Python (the venv's), whether or not the venv is on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -31,7 +33,7 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     so a fresh checkout, `dagster dev` and the tests need no manual step (parse never connects)."""
     if _manifest_is_stale(project):
         subprocess.run(
-            [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
+            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
              "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(Path(project.manifest_path).parent)],
             check=True,
             env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
@@ -57,4 +59,4 @@ def dbt_connection(url: str) -> Iterator[None]:
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
