@@ -8,6 +8,8 @@ database, dropped afterwards.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -25,13 +27,28 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "binance"
 PG_BIN_DIR = os.environ.get("FKS_PG_BIN_DIR") or None
 
 
+def _fresh_home() -> Path:
+    # Not under pytest's tmp_path: pytest resets its base folder to mode 0700 when another pytest process
+    # starts, which would cut the unprivileged server user (see EmbeddedPostgres) off its data directory.
+    return Path(tempfile.mkdtemp(prefix="fks-test-home-"))
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory) -> EmbeddedPostgres:
-    home = tmp_path_factory.mktemp("fks_home")
+def pg_server() -> EmbeddedPostgres:
+    home = _fresh_home()
     server = EmbeddedPostgres(home, port=free_port(), bin_path=PG_BIN_DIR)
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def server_home() -> Path:
+    """A FKS_HOME for a test that starts its own embedded server (stopped by the test)."""
+    home = _fresh_home()
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 class Databases:

@@ -68,8 +68,8 @@ def test_ingest_binance_pages_through_the_rest_api(db_url):
         assert conn.execute("SELECT count(*), count(DISTINCT open_time) FROM raw.binance_klines").fetchone() == (2880, 2880)
 
 
-def test_embedded_database_lifecycle_through_the_cli(tmp_path):
-    env = dict(os.environ, FKS_HOME=str(tmp_path / "home"), FKS_PG_PORT=str(free_port()))
+def test_embedded_database_lifecycle_through_the_cli(server_home):
+    env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
     env.pop("FKS_DATABASE_URL", None)
     try:
         start = subprocess.run([*FKS, "db", "start"], env=env, capture_output=True, text=True, timeout=120)
@@ -91,9 +91,9 @@ def test_embedded_database_lifecycle_through_the_cli(tmp_path):
     assert "stopped" in status.stdout
 
 
-def test_demo_runs_the_main_job_through_dagster(tmp_path):
+def test_demo_runs_the_main_job_through_dagster(server_home, tmp_path):
     """`make demo`'s command, end to end, on a fresh FKS_HOME (2 days to keep it short)."""
-    env = dict(os.environ, FKS_HOME=str(tmp_path / "home"), FKS_PG_PORT=str(free_port()))
+    env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
     for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
         env.pop(key, None)
     try:
@@ -113,12 +113,12 @@ def test_demo_runs_the_main_job_through_dagster(tmp_path):
         url = subprocess.run([*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True).stdout.strip()
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0] == 1
-        assert not list((tmp_path / "home" / "dagster_home").glob("**/*.db"))
+        assert not list((server_home / "dagster_home").glob("**/*.db"))
     finally:
         subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, timeout=120)
 
 
-def test_dev_serves_the_ui_and_stops_all_its_children(tmp_path):
+def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
     """`fks dev` starts `dagster dev`; SIGTERM to fks stops the webserver, daemon and code server too."""
     import signal
     import time
@@ -127,7 +127,7 @@ def test_dev_serves_the_ui_and_stops_all_its_children(tmp_path):
     import psutil
 
     port = free_port()
-    env = dict(os.environ, FKS_HOME=str(tmp_path / "home"), FKS_PG_PORT=str(free_port()))
+    env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
     for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
         env.pop(key, None)
     proc = subprocess.Popen([*FKS, "dev", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

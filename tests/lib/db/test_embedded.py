@@ -49,8 +49,8 @@ def test_root_runs_the_server_as_an_unprivileged_user(pg_server):
     assert uid != 0
 
 
-def test_stop_and_restart_keep_the_data(tmp_path):
-    server = EmbeddedPostgres(tmp_path / "home", port=free_port())
+def test_stop_and_restart_keep_the_data(server_home):
+    server = EmbeddedPostgres(server_home, port=free_port())
     server.start()
     try:
         with psycopg.connect(server.url(), autocommit=True) as conn:
@@ -65,7 +65,7 @@ def test_stop_and_restart_keep_the_data(tmp_path):
         server.stop()
 
 
-def test_port_taken_by_someone_else_is_a_clear_error(tmp_path, pg_server):
-    other = EmbeddedPostgres(tmp_path / "other", port=pg_server.port)
+def test_port_taken_by_someone_else_is_a_clear_error(server_home, pg_server):
+    other = EmbeddedPostgres(server_home, port=pg_server.port)
     with pytest.raises(DatabaseError, match=f"port 127.0.0.1:{pg_server.port} is already in use"):
         other.start()
