@@ -1,0 +1,1 @@
+"""Quantitative code with no Dagster inside: indicators, strategies, backtest sweeps, walk-forward validation."""

@@ -1,0 +1,108 @@
+"""Technical indicators as pure numpy functions (float64 in, float64 out, NaN during warm-up).
+
+Conventions (the ones TA-Lib and most platforms use):
+- SMA: arithmetic mean of the last ``n`` values.
+- EMA: alpha = 2 / (n + 1), seeded with the first value, reported from the n-th value on (pandas
+  ``ewm(span=n, adjust=False)``); leading NaNs are skipped, so an EMA of an EMA (MACD's signal) starts
+  where its input starts.
+- RSI and ATR use Wilder's smoothing (alpha = 1 / n), seeded with the simple mean of the first ``n`` values.
+- Bollinger bands: SMA ± k population standard deviations (ddof = 0).
+Every value at bar t uses bars <= t only (no look-ahead).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_float(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def sma(x, n: int) -> np.ndarray:
+    x = _as_float(x)
+    out = np.full(x.shape, np.nan)
+    if n <= 0:
+        raise ValueError("window must be positive")
+    if len(x) >= n:
+        c = np.cumsum(np.insert(x, 0, 0.0))
+        out[n - 1 :] = (c[n:] - c[:-n]) / n
+    return out
+
+
+def _ewm(x: np.ndarray, alpha: float, warmup: int, seed_with_mean: bool) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(x))
+    if len(valid) == 0:
+        return out
+    start = valid[0]
+    if seed_with_mean:
+        if len(x) - start < warmup:
+            return out
+        value = x[start : start + warmup].mean()
+        first = start + warmup - 1
+    else:
+        value = x[start]
+        first = start
+    out[first] = value
+    for i in range(first + 1, len(x)):
+        if not np.isnan(x[i]):
+            value = value + alpha * (x[i] - value)
+        out[i] = value
+    if not seed_with_mean:
+        out[start : min(start + warmup - 1, len(x))] = np.nan
+    return out
+
+
+def ema(x, n: int) -> np.ndarray:
+    return _ewm(_as_float(x), 2.0 / (n + 1), n, seed_with_mean=False)
+
+
+def wilder(x, n: int) -> np.ndarray:
+    """Wilder's moving average (RMA): alpha = 1/n, seeded with the mean of the first n values."""
+    return _ewm(_as_float(x), 1.0 / n, n, seed_with_mean=True)
+
+
+def rsi(close, n: int = 14) -> np.ndarray:
+    """Relative Strength Index (Wilder), 0..100; the first value is at bar n."""
+    close = _as_float(close)
+    delta = np.diff(close, prepend=np.nan)
+    gain = np.where(delta > 0, delta, 0.0)
+    loss = np.where(delta < 0, -delta, 0.0)
+    gain[0] = loss[0] = np.nan
+    avg_gain, avg_loss = wilder(gain, n), wilder(loss, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rs = avg_gain / avg_loss
+        out = 100.0 - 100.0 / (1.0 + rs)
+    out[(avg_loss == 0) & (avg_gain > 0)] = 100.0
+    out[(avg_loss == 0) & (avg_gain == 0)] = 50.0
+    return out
+
+
+def macd(close, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(macd line, signal line, histogram)."""
+    line = ema(close, fast) - ema(close, slow)
+    sig = ema(line, signal)
+    return line, sig, line - sig
+
+
+def bollinger(close, n: int = 20, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lower, middle, upper)."""
+    close = _as_float(close)
+    middle = sma(close, n)
+    mean_sq = sma(close * close, n)
+    std = np.sqrt(np.maximum(mean_sq - middle * middle, 0.0))
+    return middle - k * std, middle, middle + k * std
+
+
+def true_range(high, low, close) -> np.ndarray:
+    high, low, close = _as_float(high), _as_float(low), _as_float(close)
+    prev = np.concatenate([[np.nan], close[:-1]])
+    ranges = np.stack([high - low, np.abs(high - prev), np.abs(low - prev)])
+    tr = np.nanmax(ranges, axis=0)
+    return tr
+
+
+def atr(high, low, close, n: int = 14) -> np.ndarray:
+    """Average True Range (Wilder)."""
+    return wilder(true_range(high, low, close), n)

@@ -1,0 +1,113 @@
+"""Trading strategies as signal generators, each with its parameter grid.
+
+A strategy maps bars (numpy arrays) and one parameter set to boolean ``entries``/``exits`` arrays where the
+signal at bar t uses bars <= t only. Orders then fill at the next bar's open (see backtest.py), so no
+strategy can trade on a close it has not yet seen.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fks_pipelines.lib.quant import indicators as ind
+
+Bars = Mapping[str, np.ndarray]  # open, high, low, close (float64, same length)
+Signals = tuple[np.ndarray, np.ndarray]
+
+
+def crossed_above(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """True at t when a[t] > b[t] and a[t-1] <= b[t-1] (both defined)."""
+    out = np.zeros(a.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        out[1:] = (a[1:] > b[1:]) & (a[:-1] <= b[:-1])
+    return out
+
+
+def crossed_below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return crossed_above(b, a)
+
+
+def ma_cross(bars: Bars, fast: int, slow: int) -> Signals:
+    """Long when the fast SMA crosses above the slow one; out when it crosses back below."""
+    f, s = ind.sma(bars["close"], fast), ind.sma(bars["close"], slow)
+    return crossed_above(f, s), crossed_below(f, s)
+
+
+def rsi_reversion(bars: Bars, window: int, lower: float, upper: float) -> Signals:
+    """Buy oversold (RSI crosses below ``lower``), sell overbought (RSI crosses above ``upper``)."""
+    r = ind.rsi(bars["close"], window)
+    return crossed_below(r, np.full_like(r, lower)), crossed_above(r, np.full_like(r, upper))
+
+
+def macd_cross(bars: Bars, fast: int, slow: int, signal: int) -> Signals:
+    line, sig, _ = ind.macd(bars["close"], fast, slow, signal)
+    return crossed_above(line, sig), crossed_below(line, sig)
+
+
+def bollinger_reversion(bars: Bars, window: int, k: float) -> Signals:
+    """Buy a close below the lower band, sell at the middle band."""
+    lower, middle, _ = ind.bollinger(bars["close"], window, k)
+    close = bars["close"]
+    return crossed_below(close, lower), crossed_above(close, middle)
+
+
+def bollinger_breakout(bars: Bars, window: int, k: float) -> Signals:
+    """Buy a close above the upper band, sell when it falls back below the middle band."""
+    _, middle, upper = ind.bollinger(bars["close"], window, k)
+    close = bars["close"]
+    return crossed_above(close, upper), crossed_below(close, middle)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    signals: Callable[..., Signals]
+    grid: Mapping[str, tuple] = field(default_factory=dict)
+    valid: Callable[[dict], bool] = lambda p: True
+
+    def parameter_sets(self) -> list[dict]:
+        keys = list(self.grid)
+        combos = (dict(zip(keys, values, strict=True)) for values in itertools.product(*self.grid.values()))
+        return [p for p in combos if self.valid(p)]
+
+    def warmup(self, params: Mapping) -> int:
+        """Bars before the signals can be defined (a look-back to prepend when walking forward)."""
+        windows = [int(v) for k, v in params.items() if k in ("fast", "slow", "window", "signal")]
+        return 3 * max(windows, default=1)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy(
+            "ma_cross",
+            ma_cross,
+            {"fast": (5, 10, 15, 20, 25, 30, 40, 50, 60, 80), "slow": tuple(range(20, 440, 10))},  # 397 pairs
+            lambda p: p["fast"] < p["slow"],
+        ),
+        Strategy("rsi_reversion", rsi_reversion, {"window": (7, 14, 21), "lower": (20, 25, 30, 35), "upper": (65, 70, 75, 80)}),
+        Strategy(
+            "macd_cross",
+            macd_cross,
+            {"fast": (8, 12, 16), "slow": (21, 26, 34), "signal": (5, 9, 13)},
+            lambda p: p["fast"] < p["slow"],
+        ),
+        Strategy("bollinger_reversion", bollinger_reversion, {"window": (10, 20, 40), "k": (1.5, 2.0, 2.5, 3.0)}),
+        Strategy("bollinger_breakout", bollinger_breakout, {"window": (10, 20, 40), "k": (1.5, 2.0, 2.5, 3.0)}),
+    )
+}
+
+
+def signal_matrix(strategy: Strategy, bars: Bars, parameter_sets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(entries, exits) as (bars x parameter sets) boolean matrices."""
+    pairs = [strategy.signals(bars, **p) for p in parameter_sets]
+    return np.column_stack([e for e, _ in pairs]), np.column_stack([x for _, x in pairs])
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,97 @@
+"""Backtests: vectorbt's results reproduced by a plain per-bar loop, and the sweep's bookkeeping."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fks_pipelines.lib.quant.backtest import BacktestConfig, best, next_bar, portfolio, run_sweep
+from fks_pipelines.lib.quant.strategies import STRATEGIES, ma_cross, signal_matrix
+from fks_pipelines.lib.sources.sample import sample_klines
+
+
+@pytest.fixture(scope="module")
+def hourly() -> dict[str, np.ndarray]:
+    minute = sample_klines(["ETHUSDT"], date(2024, 1, 1), date(2024, 3, 1))
+    h = minute.group_by_dynamic("open_time", every="1h").agg(
+        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last()
+    )
+    return {c: h[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}
+
+
+def loop_backtest(bars, entries, exits, fees, slippage, cash):
+    """All-in long-only, signal on close t, fill at open t+1, fees and slippage on each fill: a per-bar loop."""
+    size, trades = 0.0, []
+    entries, exits = next_bar(entries), next_bar(exits)
+    for t in range(len(bars["close"])):
+        if entries[t] and exits[t]:
+            continue
+        if entries[t] and size == 0.0:
+            price = bars["open"][t] * (1 + slippage)
+            size = cash / (price * (1 + fees))
+            cash -= size * price * (1 + fees)
+            trades.append(("buy", t, size, price))
+        elif exits[t] and size > 0.0:
+            price = bars["open"][t] * (1 - slippage)
+            cash += size * price * (1 - fees)
+            trades.append(("sell", t, size, price))
+            size = 0.0
+    return cash + size * bars["close"][-1], trades
+
+
+def test_per_bar_loop_reproduces_vectorbt(hourly):
+    config = BacktestConfig(fees=0.001, slippage=0.0005, init_cash=10_000.0)
+    for fast, slow in ((10, 40), (20, 100), (5, 200)):
+        entries, exits = ma_cross(hourly, fast, slow)
+        pf = portfolio(hourly, entries[:, None], exits[:, None], config)
+        equity, trades = loop_backtest(hourly, entries, exits, config.fees, config.slippage, config.init_cash)
+        assert len(trades) > 4
+        assert abs(float(np.asarray(pf.value())[-1, 0]) - equity) <= 1e-9 * equity
+        orders = pf.orders.records_readable
+        assert len(orders) == len(trades)
+        np.testing.assert_allclose(orders["Size"].to_numpy(), [t[2] for t in trades], rtol=1e-12)
+        np.testing.assert_allclose(orders["Price"].to_numpy(), [t[3] for t in trades], rtol=1e-12)
+        assert list(orders["Timestamp"]) == [t[1] for t in trades]
+
+
+def test_sweep_is_chunked_and_complete(hourly):
+    strategy = STRATEGIES["ma_cross"]
+    params = strategy.parameter_sets()
+    assert len(params) == 397  # the ~400-combination grid of the benchmark
+    seen = []
+    results = run_sweep(hourly, strategy, params[:120], BacktestConfig(chunk_size=50), on_chunk=lambda d, t: seen.append((d, t)))
+    assert seen == [(50, 120), (100, 120), (120, 120)]
+    assert results.height == 120
+    assert [dict(p) for p in results["params"]] == params[:120]
+    # Same numbers whatever the chunking.
+    again = run_sweep(hourly, strategy, params[:120], BacktestConfig(chunk_size=7))
+    np.testing.assert_allclose(results["total_return"].to_numpy(), again["total_return"].to_numpy(), rtol=0, atol=1e-12)
+    assert (results["buy_and_hold_return"] == hourly["close"][-1] / hourly["close"][0] - 1).all()
+    assert results["trades"].min() >= 0 and (results["exposure"].is_between(0, 1)).all()
+
+
+def test_best_picks_the_objective_maximum_deterministically(hourly):
+    strategy = STRATEGIES["bollinger_reversion"]
+    results = run_sweep(hourly, strategy, strategy.parameter_sets())
+    chosen = best(results, "sharpe")
+    eligible = results.filter(pl.col("trades") >= 1)
+    assert chosen["sharpe"] == eligible["sharpe"].max()
+    assert best(results, "sharpe") == chosen
+    ratio = best(results, "return_over_drawdown")
+    assert ratio["score"] == pytest.approx(ratio["total_return"] / abs(ratio["max_drawdown"]))
+
+
+def test_every_strategy_produces_point_in_time_signals(hourly):
+    cut = 1000
+    changed = {k: v.copy() for k, v in hourly.items()}
+    for v in changed.values():
+        v[cut:] *= 1.3
+    for strategy in STRATEGIES.values():
+        params = strategy.parameter_sets()[:3]
+        a_entries, a_exits = signal_matrix(strategy, hourly, params)
+        b_entries, b_exits = signal_matrix(strategy, changed, params)
+        assert (a_entries[:cut] == b_entries[:cut]).all() and (a_exits[:cut] == b_exits[:cut]).all(), strategy.name
+        assert a_entries.any(), strategy.name
