@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
-from fks_pipelines.defs import dbt, raw
+from fks_pipelines.defs import backtests, dbt, raw
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.raw.assets import daily_partitions
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
@@ -20,7 +20,7 @@ settings = Settings.from_env()
 # The main job: everything the daily run materializes, in dependency order (grows with each layer).
 main_job = define_asset_job(
     "main_job",
-    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts"),
+    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts", "backtests"),
     partitions_def=daily_partitions,
     description="The daily pipeline: raw market data -> ... -> the daily recommendation.",
 )
@@ -48,5 +48,6 @@ resources = {
 defs = Definitions.merge(
     raw.defs,
     dbt.defs,
+    backtests.defs,
     Definitions(jobs=[main_job], resources=resources),
 )

@@ -58,6 +58,8 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         summaries = scope_summary(conn, scope, max_ranges=5)
         daily = conn.execute(MARTS_DAILY_SQL, {"day": last}).fetchall()
         returns = conn.execute(MARTS_RETURNS_SQL, {"day": last}).fetchall()
+        chosen = conn.execute(CHOSEN_SQL).fetchall()
+        regimes = dict(conn.execute(REGIMES_SQL).fetchall())
     click.echo("\nraw.binance_klines")
     click.echo(f"{'symbol':<10}{'rows':>9}  {'first bar (UTC)':<18}{'last bar (UTC)':<18}{'missing':>8}")
     for s in summaries:
@@ -74,6 +76,15 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     click.echo(f"{'symbol':<10}{'log return':>12}{'vol 7d':>10}{'vol 30d':>10}")
     for symbol, r, v7, v30 in returns:
         click.echo(f"{symbol:<10}{_pct(r):>12}{_pct(v7):>10}{_pct(v30):>10}")
+    click.echo("\nanalytics.strategy_choices (walk-forward, out-of-sample)")
+    click.echo(f"{'symbol':<10}{'strategy':<22}{'params':<36}{'OOS return':>11}{'Sharpe':>8}{'max DD':>9}{'B&H':>9}  regime")
+    for symbol, strategy, params, ret, sharpe, dd, bh in chosen:
+        params_text = ", ".join(f"{k}={v}" for k, v in params.items())
+        sharpe_text = "-" if sharpe is None else f"{sharpe:.2f}"
+        click.echo(
+            f"{symbol:<10}{strategy:<22}{params_text:<36}{_pct(ret):>11}{sharpe_text:>8}{_pct(dd):>9}{_pct(bh):>9}"
+            f"  {regimes.get(symbol, '-')}"
+        )
 
 
 MARTS_DAILY_SQL = """
@@ -83,6 +94,17 @@ MARTS_DAILY_SQL = """
 MARTS_RETURNS_SQL = """
     SELECT symbol, log_return, volatility_7d, volatility_30d
     FROM marts.fct_returns WHERE bucket = %(day)s::date::timestamptz ORDER BY symbol
+"""
+
+
+CHOSEN_SQL = """
+    SELECT symbol, strategy, params, oos_total_return, oos_sharpe, oos_max_drawdown, buy_and_hold_return
+    FROM analytics.strategy_choices
+    WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY created_at DESC LIMIT 1)
+    ORDER BY symbol
+"""
+REGIMES_SQL = """
+    SELECT DISTINCT ON (symbol) symbol, regime FROM analytics.market_regimes ORDER BY symbol, bucket DESC
 """
 
 

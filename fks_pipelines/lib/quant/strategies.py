@@ -102,6 +102,16 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+# What each strategy trades before any walk-forward choice exists (textbook settings).
+DEFAULT_PARAMS: dict[str, dict] = {
+    "ma_cross": {"fast": 20, "slow": 50},
+    "rsi_reversion": {"window": 14, "lower": 30, "upper": 70},
+    "macd_cross": {"fast": 12, "slow": 26, "signal": 9},
+    "bollinger_reversion": {"window": 20, "k": 2.0},
+    "bollinger_breakout": {"window": 20, "k": 2.0},
+}
+
+
 def signal_matrix(strategy: Strategy, bars: Bars, parameter_sets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(entries, exits) as (bars x parameter sets) boolean matrices."""
     pairs = [strategy.signals(bars, **p) for p in parameter_sets]

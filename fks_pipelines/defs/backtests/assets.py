@@ -1,0 +1,255 @@
+"""The quantitative layer over the marts: strategy choice by walk-forward validation, daily signals, and
+the Markov regime model. Results land in the ``analytics`` schema for analysts."""
+
+import base64
+import io
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from pydantic import Field
+
+from fks_pipelines import __version__
+from fks_pipelines.defs.raw.assets import daily_partitions
+from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.lib.db.marts import read_bars
+from fks_pipelines.lib.quant.backtest import METRICS, OBJECTIVES, BacktestConfig, run_sweep
+from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
+from fks_pipelines.lib.quant.selection import choose_strategy, indicator_state, signal_state
+from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
+
+HOURLY = AssetKey(["marts", "fct_ohlcv_1h"])
+DAILY = AssetKey(["marts", "fct_ohlcv_1d"])
+HOURS_PER_YEAR = 24 * 365
+
+
+class StrategySelectionConfig(Config):
+    objective: str = Field(default="sharpe", description=f"One of {', '.join(OBJECTIVES)}.")
+    history_days: int = Field(default=90, description="Days of hourly bars (up to the latest) to validate on.")
+    in_sample_days: int = Field(default=14, description="Walk-forward in-sample length.")
+    out_of_sample_days: int = Field(default=4, description="Walk-forward out-of-sample length (and step).")
+    fees: float = Field(default=0.001, description="Per fill (Binance spot taker: 0.1%).")
+    slippage: float = 0.0005
+    init_cash: float = 10_000.0
+    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES))
+
+
+def _png_markdown(curve: np.ndarray, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3), dpi=90)
+    ax.plot(curve, lw=1.2)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("out-of-sample hours")
+    ax.set_ylabel("equity")
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+@asset(
+    key_prefix="analytics",
+    group_name="backtests",
+    deps=[HOURLY],
+    kinds={"vectorbt", "postgres"},
+    description=(
+        "Per symbol, every strategy walked forward over the last history_days of hourly bars (parameters chosen "
+        "in-sample by the objective, judged out-of-sample); the strategy with the best out-of-sample record and "
+        "its latest parameters. Writes analytics.backtest_runs, backtest_results, strategy_choices."
+    ),
+)
+def strategy_choices(
+    context: AssetExecutionContext,
+    config: StrategySelectionConfig,
+    database: PostgresResource,
+    market_data: MarketDataResource,
+) -> MaterializeResult:
+    backtest = BacktestConfig(fees=config.fees, slippage=config.slippage, init_cash=config.init_cash, freq="1h")
+    strategies = [STRATEGIES[name] for name in config.strategies]
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    with database.connection() as conn:
+        end = conn.execute("SELECT max(bucket) + interval '1 hour' FROM marts.fct_ohlcv_1h").fetchone()[0]
+        if end is None:
+            raise ValueError("marts.fct_ohlcv_1h is empty: materialize the raw layer and the marts first")
+        start = end - timedelta(days=config.history_days)
+        bars_by_symbol = read_bars(conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, start, end)
+        choices, table_rows, curves = [], [], {}
+        for symbol, bars in bars_by_symbol.items():
+            context.log.info(f"{symbol}: walking {len(strategies)} strategies forward over {len(bars['close'])} hourly bars")
+            winner, candidates = choose_strategy(
+                bars, strategies, objective=config.objective, in_sample=config.in_sample_days * 24,
+                out_of_sample=config.out_of_sample_days * 24, bars_per_year=HOURS_PER_YEAR, config=backtest,
+            )  # fmt: skip
+            if winner is None:
+                context.log.warning(f"{symbol}: {len(bars['close'])} bars are too few for one walk-forward window")
+                continue
+            choices.append((symbol, winner, bars))
+            curves[symbol] = winner.curve
+            for c in candidates:
+                table_rows.append((symbol, c.strategy, c.params, c.oos, c is winner))
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO analytics.backtest_runs (run_id, code_version, bar_interval, data_start, data_end, objective, config)"
+                " VALUES (%s, %s, '1h', %s, %s, %s, %s)",
+                (run_id, __version__, start, end, config.objective, json.dumps(config.model_dump())),
+            )
+            with conn.cursor() as cur:
+                for symbol, winner, bars in choices:
+                    times = bars["bucket"]
+                    decided_at = times[winner.decision_index].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                    b_and_h = bars["close"][-1] / bars["close"][int(winner.windows["decision"][0])] - 1
+                    cur.execute(
+                        "INSERT INTO analytics.strategy_choices (run_id, market, symbol, strategy, params, objective,"
+                        " oos_windows, oos_total_return, oos_sharpe, oos_max_drawdown, oos_trades, buy_and_hold_return, decided_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        (run_id, market_data.market, symbol, winner.strategy, json.dumps(winner.params), config.objective,
+                         winner.windows.height, _clean(winner.oos["total_return"]), _clean(winner.oos["sharpe"]),
+                         _clean(winner.oos["max_drawdown"]), winner.oos["trades"], _clean(float(b_and_h)), decided_at),
+                    )  # fmt: skip
+                    # The winner's full-sample grid, for analysts comparing configurations.
+                    strategy = STRATEGIES[winner.strategy]
+                    grid = run_sweep(bars, strategy, strategy.parameter_sets(), backtest)
+                    data_start = times[0].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                    cur.executemany(
+                        f"INSERT INTO analytics.backtest_results (run_id, market, symbol, strategy, params, sample,"
+                        f" window_index, data_start, data_end, {', '.join(METRICS)})"
+                        f" VALUES (%s, %s, %s, %s, %s, 'full', NULL, %s, %s, {', '.join(['%s'] * len(METRICS))})",
+                        [
+                            (run_id, market_data.market, symbol, strategy.name, json.dumps(row["params"]), data_start, end,
+                             *[_clean(row[m]) for m in METRICS])
+                            for row in grid.iter_rows(named=True)
+                        ],
+                    )  # fmt: skip
+    table = ["| symbol | strategy | params | OOS return | OOS Sharpe | OOS max DD | chosen |", "|---|---|---|---|---|---|---|"]
+    for symbol, name, params, oos, chosen in sorted(table_rows, key=lambda r: (r[0], -(r[3].get("sharpe") or -1e9))):
+        table.append(
+            f"| {symbol} | {name} | `{json.dumps(params)}` | {oos['total_return']:.2%} | {oos['sharpe']:.2f} |"
+            f" {oos['max_drawdown']:.2%} | {'**yes**' if chosen else ''} |"
+        )
+    metadata = {
+        "run_id": run_id,
+        "objective": config.objective,
+        "data_range": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
+        "chosen": MetadataValue.json({s: {"strategy": w.strategy, "params": w.params} for s, w, _ in choices}),
+        "candidates": MetadataValue.md("\n".join(table)),
+    }
+    for symbol, curve in curves.items():
+        metadata[f"oos_equity_{symbol}"] = MetadataValue.md(_png_markdown(curve, f"{symbol}: out-of-sample equity"))
+    return MaterializeResult(metadata=metadata)
+
+
+@asset(
+    key_prefix="analytics",
+    group_name="backtests",
+    deps=[HOURLY, AssetKey(["analytics", "strategy_choices"])],
+    partitions_def=daily_partitions,
+    kinds={"polars", "postgres"},
+    description=(
+        "Point-in-time state at the end of each UTC day: every indicator and each strategy's entry/exit on the "
+        "last hourly bar of the day, using only bars up to it; strategies use their latest walk-forward choice "
+        "decided before that moment (textbook defaults otherwise). Writes analytics.signals."
+    ),
+)
+def signals(context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> MaterializeResult:
+    window = context.partition_time_window
+    rows = []
+    with database.connection() as conn:
+        day = window.start
+        while day < window.end:
+            end = day + timedelta(days=1)
+            bars_by_symbol = read_bars(conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, end - timedelta(days=60), end)
+            for symbol, bars in bars_by_symbol.items():
+                if len(bars["close"]) == 0:
+                    continue
+                chosen = conn.execute(
+                    "SELECT strategy, params FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
+                    " AND decided_at < %s ORDER BY decided_at DESC LIMIT 1",
+                    (market_data.market, symbol, end),
+                ).fetchone()
+                params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
+                if chosen:
+                    params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
+                state = indicator_state(bars)
+                as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                rows.append((day, market_data.market, symbol, as_of, state, signal_state(bars, params)))
+            day = end
+        with conn.transaction():
+            conn.execute(
+                "DELETE FROM analytics.signals WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s",
+                (market_data.market, market_data.symbols, window.start, window.end),
+            )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO analytics.signals (bucket, market, symbol, as_of, close, rsi_14, macd, macd_signal,"
+                    " macd_hist, bb_lower, bb_middle, bb_upper, sma_20, sma_50, ema_20, atr_14, strategy_signals)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (d, m, s, a, *[_clean(st[k]) for k in ("close", "rsi_14", "macd", "macd_signal", "macd_hist",
+                         "bb_lower", "bb_middle", "bb_upper", "sma_20", "sma_50", "ema_20", "atr_14")], json.dumps(sig))
+                        for d, m, s, a, st, sig in rows
+                    ],
+                )  # fmt: skip
+    latest = [r for r in rows if r[0] == max(x[0] for x in rows)] if rows else []
+    preview = ["| symbol | close | RSI 14 | MACD hist | entries | exits |", "|---|---|---|---|---|---|"]
+    for _, _, symbol, _, st, sig in latest:
+        entries = ", ".join(k for k, v in sig.items() if v["entry"]) or "-"
+        exits = ", ".join(k for k, v in sig.items() if v["exit"]) or "-"
+        preview.append(f"| {symbol} | {st['close']:.2f} | {st['rsi_14']:.1f} | {st['macd_hist']:.3f} | {entries} | {exits} |")
+    return MaterializeResult(metadata={"dagster/row_count": len(rows), "latest": MetadataValue.md("\n".join(preview))})
+
+
+@asset(
+    key_prefix="analytics",
+    group_name="backtests",
+    deps=[DAILY],
+    kinds={"numpy", "postgres"},
+    description=(
+        "Each day per symbol classified into a regime (trend up/down/sideways x high/low volatility, point-in-"
+        "time), the next-day regime probabilities, and the transition matrix with its stationary distribution. "
+        "Writes analytics.market_regimes and analytics.regime_transitions."
+    ),
+)
+def market_regimes(context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> MaterializeResult:
+    import polars as pl
+
+    with database.connection() as conn:
+        rows = conn.execute(
+            "SELECT symbol, bucket, close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = ANY(%s) ORDER BY symbol, bucket",
+            (market_data.market, market_data.symbols),
+        ).fetchall()
+        days = pl.DataFrame(rows, schema=["symbol", "bucket", "close"], orient="row")
+        per_day, matrices = regime_report(days, RegimeConfig()) if days.height else (pl.DataFrame(), pl.DataFrame())
+        with conn.transaction():
+            conn.execute("DELETE FROM analytics.market_regimes WHERE market = %s", (market_data.market,))
+            conn.execute("DELETE FROM analytics.regime_transitions WHERE market = %s", (market_data.market,))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO analytics.market_regimes (market, symbol, bucket, regime, next_day_probabilities) VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (market_data.market, r["symbol"], r["bucket"], r["regime"], json.dumps({g: r[f"p_next_{g}"] for g in REGIMES}))
+                        for r in per_day.iter_rows(named=True)
+                    ],
+                )
+                cur.executemany(
+                    "INSERT INTO analytics.regime_transitions (market, symbol, from_regime, to_probabilities, stationary_share)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (market_data.market, r["symbol"], r["from_regime"], json.dumps({g: r[f"to_{g}"] for g in REGIMES}), r["stationary_share"])
+                        for r in matrices.iter_rows(named=True)
+                    ],
+                )
+    latest = per_day.group_by("symbol").agg(pl.all().sort_by("bucket").last()) if per_day.height else per_day
+    summary = {r["symbol"]: r["regime"] for r in latest.iter_rows(named=True)} if latest.height else {}
+    return MaterializeResult(metadata={"dagster/row_count": per_day.height, "latest_regimes": MetadataValue.json(summary)})

@@ -1,0 +1,86 @@
+"""The backtests group through Dagster: walk-forward choice, daily signals and regimes land in analytics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+from dagster import DagsterInstance
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from fks_pipelines.defs.dbt.resources import dbt_resource
+from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.definitions import defs
+from fks_pipelines.lib.quant.strategies import STRATEGIES
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(databases):
+    url = databases.create()
+    result = defs.resolve_job_def("main_job").execute_in_process(
+        instance=DagsterInstance.ephemeral(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2024-05-01", ASSET_PARTITION_RANGE_END_TAG: "2024-05-24"},
+        run_config={"ops": {"analytics__strategy_choices": {"config": {"strategies": ["ma_cross", "rsi_reversion", "bollinger_breakout"]}}}},
+        resources={
+            "database": PostgresResource(url=url),
+            "market_data": MarketDataResource(symbols=SYMBOLS),
+            "dbt": dbt_resource(),
+        },
+    )
+    yield url, result
+    databases.drop(url)
+
+
+def test_the_main_job_runs_the_backtests_group(pipeline):
+    _, result = pipeline
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"analytics/strategy_choices", "analytics/signals", "analytics/market_regimes"} <= materialized
+
+
+def test_strategy_choice_is_recorded_with_its_grid_and_plot(pipeline):
+    url, result = pipeline
+    (choice,) = [m for m in result.asset_materializations_for_node("analytics__strategy_choices")]
+    assert "| symbol | strategy |" in choice.metadata["candidates"].value
+    assert choice.metadata["oos_equity_BTCUSDT"].value.startswith("![BTCUSDT: out-of-sample equity](data:image/png;base64,")
+    with psycopg.connect(url) as conn:
+        run_id, start, end = conn.execute("SELECT run_id, data_start, data_end FROM analytics.backtest_runs").fetchone()
+        choices = conn.execute(
+            "SELECT symbol, strategy, params, oos_windows, decided_at FROM analytics.strategy_choices ORDER BY symbol"
+        ).fetchall()
+        assert [c[0] for c in choices] == SYMBOLS
+        for symbol, strategy, params, windows, decided_at in choices:
+            assert strategy in ("ma_cross", "rsi_reversion", "bollinger_breakout")
+            assert set(params) == set(STRATEGIES[strategy].grid)
+            assert windows >= 1 and start < decided_at < end
+            grid = conn.execute(
+                "SELECT count(*), count(DISTINCT params) FROM analytics.backtest_results WHERE run_id = %s AND symbol = %s",
+                (run_id, symbol),
+            ).fetchone()
+            assert grid[0] == grid[1] == len(STRATEGIES[strategy].parameter_sets())
+
+
+def test_signals_are_point_in_time_for_each_day(pipeline):
+    url, _ = pipeline
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT bucket, symbol, as_of, rsi_14, strategy_signals FROM analytics.signals ORDER BY bucket").fetchall()
+    assert len(rows) == 24 * len(SYMBOLS)
+    for bucket, _symbol, as_of, rsi, strategy_signals in rows:
+        assert bucket <= as_of < bucket + timedelta(days=1)  # the day's last bar, nothing later
+        assert set(strategy_signals) == set(STRATEGIES)
+        assert all(isinstance(v["entry"], bool) for v in strategy_signals.values())
+    assert all(0 <= r[3] <= 100 for r in rows[-4:])
+
+
+def test_regimes_and_analyst_access(pipeline):
+    url, _ = pipeline
+    with psycopg.connect(url) as conn:
+        regimes = conn.execute("SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes").fetchall()
+        transitions = conn.execute("SELECT symbol, sum(stationary_share) FROM analytics.regime_transitions GROUP BY symbol").fetchall()
+        conn.execute("SET ROLE analyst")
+        assert conn.execute("SELECT count(*) FROM analytics.strategy_choices").fetchone()[0] == len(SYMBOLS)
+    assert regimes and all(abs(sum(p.values()) - 1) < 1e-9 for _, _, p in regimes)
+    assert {s for s, _ in transitions} == set(SYMBOLS) and all(abs(t - 1) < 1e-9 for _, t in transitions)
