@@ -27,7 +27,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from fks_pipelines.lib.quant.backtest import BacktestConfig, portfolio, run_sweep  # noqa: E402
+from fks_pipelines.lib.quant.backtest import BacktestConfig, effective_chunk_size, portfolio, run_sweep  # noqa: E402
 from fks_pipelines.lib.quant.strategies import STRATEGIES, chunks, signal_matrix  # noqa: E402
 from fks_pipelines.lib.sources.sample import SAMPLE_SYMBOLS, sample_klines  # noqa: E402
 
@@ -103,7 +103,7 @@ def main() -> None:
     bare_s = 0.0
     for s in symbols:
         bars = bars_by_symbol[s]
-        for chunk in chunks(params, config.chunk_size):
+        for chunk in chunks(params, effective_chunk_size(n_bars, config)):
             entries, exits = signal_matrix(strategy, bars, chunk)  # precomputed, not timed
             t = time.perf_counter()
             pf = portfolio(bars, entries, exits, config)

@@ -8,6 +8,7 @@ vectorbt's numba kernels are compiled once and cached on disk.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +30,8 @@ class BacktestConfig:
     slippage: float = 0.0005
     init_cash: float = 10_000.0
     freq: str = "1h"  # bar length, for annualising
-    chunk_size: int = 50
+    chunk_size: int = 50  # parameter sets per vectorbt call, at most...
+    chunk_cells: int = 6_000_000  # ...and at most this many bars x parameter sets (bounds peak memory)
     allow_shorts: bool = False
 
 
@@ -88,6 +90,12 @@ def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
     }
 
 
+def effective_chunk_size(n_bars: int, config: BacktestConfig) -> int:
+    """Memory grows with bars x parameter sets per vectorbt call (it keeps ~20 such float arrays alive):
+    long histories get narrower chunks, so the peak stays about the same whatever the history length."""
+    return max(1, min(config.chunk_size, config.chunk_cells // max(1, n_bars)))
+
+
 def run_sweep(
     bars: Bars,
     strategy: Strategy,
@@ -98,7 +106,7 @@ def run_sweep(
     """One row per parameter set: the parameters (as a JSON-able dict column) and every metric."""
     rows: dict[str, list] = {"strategy": [], "params": [], **{m: [] for m in METRICS}}
     done = 0
-    for chunk in chunks(parameter_sets, config.chunk_size):
+    for chunk in chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)):
         entries, exits = signal_matrix(strategy, bars, chunk)
         pf = portfolio(bars, entries, exits, config)
         metrics = portfolio_metrics(pf, bars)
@@ -107,7 +115,10 @@ def run_sweep(
         for name in METRICS:
             rows[name] += [float(v) for v in metrics[name]]
         done += len(chunk)
-        del pf, entries, exits
+        # vectorbt's cached properties form reference cycles: collect them now, or every chunk's arrays
+        # stay alive until the cyclic collector happens to run (several GB over a long sweep).
+        del pf, entries, exits, metrics
+        gc.collect()
         if on_chunk:
             on_chunk(done, len(parameter_sets))
     frame = pl.DataFrame({k: v for k, v in rows.items() if k != "params"})
