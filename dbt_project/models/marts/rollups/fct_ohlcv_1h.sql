@@ -1,15 +1,5 @@
 -- Hourly bars rolled up from 1-minute bars. Reads the raw table directly (not staging) so that, with
 -- TimescaleDB, the same definition is maintained on the hypertable; raw's key already means one row per bar.
-{{ config(
-    materialized='fks_rollup',
-    incremental_strategy='window_replace',
-    event_time='bucket',
-    unique_key=['market', 'symbol', 'bucket'],
-    on_schema_change='fail',
-    tags=['partitioned'],
-    post_hook=["{{ fks_rollup_indexes(['market', 'symbol', 'bucket'], 'bucket') }}"],
-) }}
-
 select
     {{ fks_ohlcv_rollup('1 hour', 'open_time', 'count(*)') }}
 from {{ source('raw', 'binance_klines') }}
