@@ -63,22 +63,54 @@ def _values(series_or_scalar) -> np.ndarray:
     return np.atleast_1d(np.asarray(getattr(series_or_scalar, "values", series_or_scalar), dtype=float))
 
 
+def _max_drawdown_durations(value: np.ndarray) -> np.ndarray:
+    """Longest drawdown per column, in bars under water, counted as vectorbt's drawdown records count it:
+    from the first bar below the peak to the recovery bar (or through the last bar if still under water)."""
+    under = value < np.maximum.accumulate(value, axis=0)
+    out = np.zeros(value.shape[1])
+    for j in range(value.shape[1]):
+        edges = np.diff(np.concatenate([[0], under[:, j].astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        if len(starts):
+            out[j] = (ends - starts).max()
+    return out
+
+
 def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
-    """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set)."""
+    """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set).
+
+    Bar-level metrics are computed here in numpy from one value series (vectorbt's accessors would each
+    build and copy a bars x columns DataFrame); trade-level ones come from vectorbt's trade records. The
+    formulas are vectorbt's own (tests compare them with its accessors).
+    """
     trades = pf.trades
     bar_seconds = pf.wrapper.freq.total_seconds()
+    ann_factor = 365 * 86400 / bar_seconds
     close = bars["close"]
-    n = _values(pf.total_return()).shape[0]
-    assets = np.asarray(pf.assets()).reshape(len(close), -1)
+    value = pf.value().to_numpy().reshape(len(close), -1)
+    n, k = value.shape
+    init = np.asarray(pf.init_cash, dtype=float).reshape(-1)
+    init = np.broadcast_to(init, (k,)) if init.size in (1, k) else init
+    previous = np.vstack([init[None, :], value[:-1]])
+    returns = value / previous - 1.0
+    growth = value[-1] / init
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = returns.mean(axis=0)
+        sharpe = mean / returns.std(axis=0, ddof=1) * np.sqrt(ann_factor)
+        downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=0))
+        sortino = mean / downside * np.sqrt(ann_factor)
+        cagr = growth ** (ann_factor / n) - 1.0
+        max_drawdown = (value / np.maximum.accumulate(value, axis=0) - 1.0).min(axis=0)
+        calmar = np.where(max_drawdown == 0, np.nan, cagr / np.abs(max_drawdown))
+    assets = np.asarray(pf.assets()).reshape(n, -1)
     return {
-        "total_return": _values(pf.total_return()),
-        "cagr": _values(pf.annualized_return()),
-        "sharpe": _values(pf.sharpe_ratio()),
-        "sortino": _values(pf.sortino_ratio()),
-        "calmar": _values(pf.calmar_ratio()),
-        "max_drawdown": _values(pf.max_drawdown()),
-        # No drawdown at all (NaT) counts as a duration of 0 bars.
-        "max_drawdown_duration_bars": np.nan_to_num(_values(pf.drawdowns.max_duration().dt.total_seconds()) / bar_seconds),
+        "total_return": growth - 1.0,
+        "cagr": cagr,
+        "sharpe": sharpe,
+        "sortino": sortino,
+        "calmar": calmar,
+        "max_drawdown": max_drawdown,
+        "max_drawdown_duration_bars": _max_drawdown_durations(value),
         "win_rate": _values(trades.win_rate()),
         "profit_factor": _values(trades.profit_factor()),
         "expectancy": _values(trades.expectancy()),
@@ -86,7 +118,7 @@ def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
         "avg_trade_duration_bars": _values(trades.duration.mean()),  # vectorbt counts durations in bars
         "exposure": (assets != 0).mean(axis=0),
         "fees_paid": _values(pf.orders.fees.sum()),
-        "buy_and_hold_return": np.full(n, close[-1] / close[0] - 1.0),
+        "buy_and_hold_return": np.full(k, close[-1] / close[0] - 1.0),
     }
 
 

@@ -95,3 +95,25 @@ def test_every_strategy_produces_point_in_time_signals(hourly):
         b_entries, b_exits = signal_matrix(strategy, changed, params)
         assert (a_entries[:cut] == b_entries[:cut]).all() and (a_exits[:cut] == b_exits[:cut]).all(), strategy.name
         assert a_entries.any(), strategy.name
+
+
+def test_numpy_metrics_equal_vectorbts_own(hourly):
+    """portfolio_metrics computes bar-level metrics in numpy; they must be vectorbt's numbers."""
+    from fks_pipelines.lib.quant.backtest import portfolio_metrics
+
+    strategy = STRATEGIES["ma_cross"]
+    params = strategy.parameter_sets()[:40]
+    entries, exits = signal_matrix(strategy, hourly, params)
+    pf = portfolio(hourly, entries, exits, BacktestConfig())
+    mine = portfolio_metrics(pf, hourly)
+    reference = {
+        "total_return": pf.total_return(),
+        "cagr": pf.annualized_return(),
+        "sharpe": pf.sharpe_ratio(),
+        "sortino": pf.sortino_ratio(),
+        "calmar": pf.calmar_ratio(),
+        "max_drawdown": pf.max_drawdown(),
+        "max_drawdown_duration_bars": pf.drawdowns.max_duration().dt.total_seconds().fillna(0) / 3600,
+    }
+    for name, expected in reference.items():
+        np.testing.assert_allclose(mine[name], np.asarray(expected, dtype=float), rtol=1e-9, atol=1e-12, err_msg=name)
