@@ -76,21 +76,34 @@ def _max_drawdown_durations(value: np.ndarray) -> np.ndarray:
     return out
 
 
+def value_and_assets(orders: np.ndarray, close: np.ndarray, init_cash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Portfolio value and units held per bar and column, from vectorbt's order records (buy side 0,
+    sell side 1; fees in cash), valued at each close: cash and position change only where orders fill."""
+    n, k = len(close), len(init_cash)
+    cash_flow = np.zeros((n, k))
+    asset_flow = np.zeros((n, k))
+    sign = np.where(orders["side"] == 0, 1.0, -1.0)
+    np.add.at(asset_flow, (orders["idx"], orders["col"]), sign * orders["size"])
+    np.add.at(cash_flow, (orders["idx"], orders["col"]), -sign * orders["size"] * orders["price"] - orders["fees"])
+    assets = np.cumsum(asset_flow, axis=0)
+    value = init_cash[None, :] + np.cumsum(cash_flow, axis=0) + assets * close[:, None]
+    return value, assets
+
+
 def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
     """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set).
 
-    Bar-level metrics are computed here in numpy from one value series (vectorbt's accessors would each
-    build and copy a bars x columns DataFrame); trade-level ones come from vectorbt's trade records. The
+    Bar-level metrics are computed here in numpy from the order records (vectorbt's accessors would each
+    build and copy bars x columns DataFrames); trade-level ones come from vectorbt's trade records. The
     formulas are vectorbt's own (tests compare them with its accessors).
     """
     trades = pf.trades
     bar_seconds = pf.wrapper.freq.total_seconds()
     ann_factor = 365 * 86400 / bar_seconds
     close = bars["close"]
-    value = pf.value().to_numpy().reshape(len(close), -1)
-    n, k = value.shape
-    init = np.asarray(pf.init_cash, dtype=float).reshape(-1)
-    init = np.broadcast_to(init, (k,)) if init.size in (1, k) else init
+    n, k = len(close), pf.wrapper.shape_2d[1]
+    init = np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,))
+    value, assets = value_and_assets(pf.order_records, close, init)
     previous = np.vstack([init[None, :], value[:-1]])
     returns = value / previous - 1.0
     growth = value[-1] / init
@@ -102,7 +115,6 @@ def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
         cagr = growth ** (ann_factor / n) - 1.0
         max_drawdown = (value / np.maximum.accumulate(value, axis=0) - 1.0).min(axis=0)
         calmar = np.where(max_drawdown == 0, np.nan, cagr / np.abs(max_drawdown))
-    assets = np.asarray(pf.assets()).reshape(n, -1)
     return {
         "total_return": growth - 1.0,
         "cagr": cagr,
@@ -138,7 +150,7 @@ def run_sweep(
     """One row per parameter set: the parameters (as a JSON-able dict column) and every metric."""
     rows: dict[str, list] = {"strategy": [], "params": [], **{m: [] for m in METRICS}}
     done = 0
-    for chunk in chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)):
+    for number, chunk in enumerate(chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)), start=1):
         entries, exits = signal_matrix(strategy, bars, chunk)
         pf = portfolio(bars, entries, exits, config)
         metrics = portfolio_metrics(pf, bars)
@@ -147,10 +159,11 @@ def run_sweep(
         for name in METRICS:
             rows[name] += [float(v) for v in metrics[name]]
         done += len(chunk)
-        # vectorbt's cached properties form reference cycles: collect them now, or every chunk's arrays
-        # stay alive until the cyclic collector happens to run (several GB over a long sweep).
+        # vectorbt's cached properties form reference cycles: collect them every few chunks, or every chunk's
+        # arrays stay alive until the cyclic collector happens to run (several GB over a long sweep).
         del pf, entries, exits, metrics
-        gc.collect()
+        if number % 4 == 0:
+            gc.collect()
         if on_chunk:
             on_chunk(done, len(parameter_sets))
     frame = pl.DataFrame({k: v for k, v in rows.items() if k != "params"})

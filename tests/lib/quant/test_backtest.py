@@ -114,6 +114,12 @@ def test_numpy_metrics_equal_vectorbts_own(hourly):
         "calmar": pf.calmar_ratio(),
         "max_drawdown": pf.max_drawdown(),
         "max_drawdown_duration_bars": pf.drawdowns.max_duration().dt.total_seconds().fillna(0) / 3600,
+        "exposure": (pf.assets() != 0).mean(),
     }
     for name, expected in reference.items():
         np.testing.assert_allclose(mine[name], np.asarray(expected, dtype=float), rtol=1e-9, atol=1e-12, err_msg=name)
+    from fks_pipelines.lib.quant.backtest import value_and_assets
+
+    value, assets = value_and_assets(pf.order_records, hourly["close"], np.full(len(params), 10_000.0))
+    np.testing.assert_allclose(value, pf.value().to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(assets, pf.assets().to_numpy(), rtol=1e-12, atol=1e-15)
