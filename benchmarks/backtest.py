@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
-import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig, effective_chunk_size, portfolio, run_sweep  # noqa: E402

@@ -110,3 +110,15 @@ class Dbt:
     def rows(self, sql: str) -> list[tuple]:
         with psycopg.connect(self.url) as conn:
             return conn.execute(sql).fetchall()
+
+
+def sample_hourly_bars(symbol: str, start, end) -> dict:
+    """Hourly OHLC arrays (float64) of the offline sample's 1-minute bars for ``symbol`` on [start, end)."""
+    import polars as pl
+
+    from fks_pipelines.lib.sources.sample import sample_klines
+
+    hourly = sample_klines([symbol], start, end).group_by_dynamic("open_time", every="1h").agg(
+        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last()
+    )
+    return {c: hourly[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}

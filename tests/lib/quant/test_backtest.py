@@ -10,16 +10,12 @@ import pytest
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig, best, next_bar, portfolio, run_sweep
 from fks_pipelines.lib.quant.strategies import STRATEGIES, ma_cross, signal_matrix
-from fks_pipelines.lib.sources.sample import sample_klines
+from tests.support import sample_hourly_bars
 
 
 @pytest.fixture(scope="module")
 def hourly() -> dict[str, np.ndarray]:
-    minute = sample_klines(["ETHUSDT"], date(2024, 1, 1), date(2024, 3, 1))
-    h = minute.group_by_dynamic("open_time", every="1h").agg(
-        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last()
-    )
-    return {c: h[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}
+    return sample_hourly_bars("ETHUSDT", date(2024, 1, 1), date(2024, 3, 1))
 
 
 def loop_backtest(bars, entries, exits, fees, slippage, cash):

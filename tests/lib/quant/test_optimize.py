@@ -11,16 +11,12 @@ import pytest
 from fks_pipelines.lib.quant.backtest import best, run_sweep
 from fks_pipelines.lib.quant.optimize import optimize_with_optuna
 from fks_pipelines.lib.quant.strategies import STRATEGIES, Strategy, ma_cross
-from fks_pipelines.lib.sources.sample import sample_klines
+from tests.support import sample_hourly_bars
 
 
 @pytest.fixture(scope="module")
 def hourly() -> dict[str, np.ndarray]:
-    minute = sample_klines(["BTCUSDT"], date(2024, 2, 1), date(2024, 4, 1))
-    h = minute.group_by_dynamic("open_time", every="1h").agg(
-        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last()
-    )
-    return {c: h[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}
+    return sample_hourly_bars("BTCUSDT", date(2024, 2, 1), date(2024, 4, 1))
 
 
 def test_seeded_search_is_reproducible_and_consistent_with_the_grid(hourly):

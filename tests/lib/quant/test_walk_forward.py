@@ -5,22 +5,17 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
-import polars as pl
 import pytest
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig
 from fks_pipelines.lib.quant.strategies import STRATEGIES
 from fks_pipelines.lib.quant.walk_forward import Window, choose_parameters, walk_forward, walk_forward_windows
-from fks_pipelines.lib.sources.sample import sample_klines
+from tests.support import sample_hourly_bars
 
 
 @pytest.fixture(scope="module")
 def hourly() -> dict[str, np.ndarray]:
-    minute = sample_klines(["SOLUSDT"], date(2024, 1, 1), date(2024, 4, 1))
-    h = minute.group_by_dynamic("open_time", every="1h").agg(
-        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last()
-    )
-    return {c: h[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}
+    return sample_hourly_bars("SOLUSDT", date(2024, 1, 1), date(2024, 4, 1))
 
 
 def test_windows_roll_and_tile_out_of_sample():

@@ -101,12 +101,18 @@ def _rows(shared_data, name="futures-um/ETHUSDT-1m-2022-08-24.csv") -> list[str]
     return (shared_data / name).read_text().splitlines()
 
 
-def test_truncated_csv_names_file_and_row(shared_data, tmp_path):
-    lines = _rows(shared_data)
-    lines[101] = lines[101][:25]  # data row 101 (after the header) cut mid-line
+def write_usdm_copy(tmp_path, lines: list[str]):
+    """A changed copy of the USD-M file, under a path that still says futures-um (so the market is known)."""
     path = tmp_path / "futures-um" / "ETHUSDT-1m-2022-08-24.csv"
     path.parent.mkdir()
     path.write_text("\n".join(lines))
+    return path
+
+
+def test_truncated_csv_names_file_and_row(shared_data, tmp_path):
+    lines = _rows(shared_data)
+    lines[101] = lines[101][:25]  # data row 101 (after the header) cut mid-line
+    path = write_usdm_copy(tmp_path, lines)
     with pytest.raises(BadInputError) as err:
         read_kline_file(path)
     assert err.value.row == 101
@@ -118,9 +124,7 @@ def test_garbled_number_names_row_and_value(shared_data, tmp_path):
     fields = lines[7].split(",")
     fields[2] = "12x5.4"
     lines[7] = ",".join(fields)
-    path = tmp_path / "futures-um" / "ETHUSDT-1m-2022-08-24.csv"
-    path.parent.mkdir()
-    path.write_text("\n".join(lines))
+    path = write_usdm_copy(tmp_path, lines)
     with pytest.raises(BadInputError, match=r"row 7: column high is not a number: '12x5.4'"):
         read_kline_file(path)
 
@@ -147,9 +151,7 @@ def test_inconsistent_ohlc_is_rejected(shared_data, tmp_path):
     fields = lines[50].split(",")
     fields[2] = str(float(fields[3]) - 1)  # high below low
     lines[50] = ",".join(fields)
-    path = tmp_path / "futures-um" / "ETHUSDT-1m-2022-08-24.csv"
-    path.parent.mkdir()
-    path.write_text("\n".join(lines))
+    path = write_usdm_copy(tmp_path, lines)
     with pytest.raises(BadInputError, match=r"row 50: high is below max\(open, close\)"):
         read_kline_file(path)
 
@@ -157,9 +159,7 @@ def test_inconsistent_ohlc_is_rejected(shared_data, tmp_path):
 def test_duplicate_open_time_is_rejected(shared_data, tmp_path):
     lines = _rows(shared_data)
     lines.insert(11, lines[10])
-    path = tmp_path / "futures-um" / "ETHUSDT-1m-2022-08-24.csv"
-    path.parent.mkdir()
-    path.write_text("\n".join(lines))
+    path = write_usdm_copy(tmp_path, lines)
     with pytest.raises(BadInputError, match="duplicate"):
         read_kline_file(path)
 
