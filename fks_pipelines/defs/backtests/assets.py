@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from fks_pipelines import __version__
@@ -19,6 +19,7 @@ from fks_pipelines.lib.quant.backtest import METRICS, OBJECTIVES, BacktestConfig
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.selection import choose_strategy, indicator_state, signal_state
 from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
+from fks_pipelines.lib.quant.walk_forward import Search
 
 HOURLY = AssetKey(["marts", "fct_ohlcv_1h"])
 DAILY = AssetKey(["marts", "fct_ohlcv_1d"])
@@ -33,7 +34,26 @@ class StrategySelectionConfig(Config):
     fees: float = Field(default=0.001, description="Per fill (Binance spot taker: 0.1%).")
     slippage: float = 0.0005
     init_cash: float = 10_000.0
-    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES))
+    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES), description=f"Any of {', '.join(STRATEGIES)}.")
+    allow_shorts: bool = Field(default=False, description="Trade both directions (exit signals open shorts); long-only spot otherwise.")
+    search: str = Field(default="grid", description="'grid' (every parameter set) or 'optuna' (seeded TPE over the same grid values).")
+    optuna_trials: int = Field(default=30, description="Trials per walk-forward window when search is 'optuna'.")
+    seed: int = Field(default=42, description="Optuna's sampler seed: the same seed gives the same choices.")
+
+    def validated(self) -> tuple[BacktestConfig, Search]:
+        """The backtest settings and the search, or a ValueError naming the bad field."""
+        unknown = sorted(set(self.strategies) - set(STRATEGIES))
+        if unknown or not self.strategies:
+            raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(STRATEGIES)}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective: {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
+        backtest = BacktestConfig(
+            fees=self.fees, slippage=self.slippage, init_cash=self.init_cash, freq="1h", allow_shorts=self.allow_shorts
+        )
+        try:
+            return backtest, Search(self.search, self.optuna_trials, self.seed)
+        except ValueError as e:
+            raise ValueError(f"search/optuna_trials: {e}") from e
 
 
 def _png_markdown(curve: np.ndarray, title: str) -> str:
@@ -76,7 +96,7 @@ def strategy_choices(
     database: PostgresResource,
     market_data: MarketDataResource,
 ) -> MaterializeResult:
-    backtest = BacktestConfig(fees=config.fees, slippage=config.slippage, init_cash=config.init_cash, freq="1h")
+    backtest, search = config.validated()
     strategies = [STRATEGIES[name] for name in config.strategies]
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with database.connection() as conn:
@@ -91,6 +111,7 @@ def strategy_choices(
             winner, candidates = choose_strategy(
                 bars, strategies, objective=config.objective, in_sample=config.in_sample_days * 24,
                 out_of_sample=config.out_of_sample_days * 24, bars_per_year=HOURS_PER_YEAR, config=backtest,
+                search=search,
             )  # fmt: skip
             if winner is None:
                 context.log.warning(f"{symbol}: {len(bars['close'])} bars are too few for one walk-forward window")
@@ -141,6 +162,8 @@ def strategy_choices(
     metadata = {
         "run_id": run_id,
         "objective": config.objective,
+        "search": search.method if search.method == "grid" else f"optuna ({search.trials} trials/window, seed {search.seed})",
+        "direction": "long and short" if config.allow_shorts else "long only",
         "data_range": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
         "chosen": MetadataValue.json({s: {"strategy": w.strategy, "params": w.params} for s, w, _ in choices}),
         "candidates": MetadataValue.md("\n".join(table)),
@@ -155,6 +178,7 @@ def strategy_choices(
     group_name="backtests",
     deps=[HOURLY, AssetKey(["analytics", "strategy_choices"])],
     partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),  # a range of days is one run (the loop below walks it)
     kinds={"polars", "postgres"},
     description=(
         "Point-in-time state at the end of each UTC day: every indicator and each strategy's entry/exit on the "

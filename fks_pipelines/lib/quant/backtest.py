@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from numba import njit
 
-from fks_pipelines.lib.quant.strategies import Bars, Strategy, chunks, signal_matrix
+from fks_pipelines.lib.quant.strategies import Bars, Strategy, SweepBars, chunks, signal_matrix
 
 METRICS = (
     "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_bars",
@@ -59,61 +60,114 @@ def portfolio(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backte
     )
 
 
-def _values(series_or_scalar) -> np.ndarray:
-    return np.atleast_1d(np.asarray(getattr(series_or_scalar, "values", series_or_scalar), dtype=float))
-
-
-def _max_drawdown_durations(value: np.ndarray) -> np.ndarray:
-    """Longest drawdown per column, in bars under water, counted as vectorbt's drawdown records count it:
-    from the first bar below the peak to the recovery bar (or through the last bar if still under water)."""
-    under = value < np.maximum.accumulate(value, axis=0)
-    out = np.zeros(value.shape[1])
-    for j in range(value.shape[1]):
-        edges = np.diff(np.concatenate([[0], under[:, j].astype(np.int8), [0]]))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        if len(starts):
-            out[j] = (ends - starts).max()
+@njit(cache=True)
+def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_cash):
+    """Per column, one pass over the bars: replay the column's orders (sorted by bar) into cash and units,
+    value the book at each close, and reduce on the fly. Returns (final value, mean return, std of returns
+    (ddof 1), downside deviation, max drawdown, longest drawdown in bars, bars exposed). The value series is
+    computed exactly as ``init + cumsum(cash flows) + units * close``, vectorbt's own definition."""
+    n, k = close.shape[0], init_cash.shape[0]
+    out = np.empty((7, k))
+    returns = np.empty(n)
+    for j in range(k):
+        o, end = col_start[j], col_start[j + 1]
+        cash_flows, units, previous = 0.0, 0.0, init_cash[j]
+        peak, max_dd, run, longest, exposed, total, down = -np.inf, 0.0, 0, 0, 0, 0.0, 0.0
+        value = init_cash[j]
+        for t in range(n):
+            unit_flow, cash_flow = 0.0, 0.0
+            while o < end and idx[o] == t:
+                sign = 1.0 if side[o] == 0 else -1.0
+                unit_flow += sign * size[o]
+                cash_flow += -sign * size[o] * price[o] - fees[o]
+                o += 1
+            units += unit_flow
+            cash_flows += cash_flow
+            value = init_cash[j] + cash_flows + units * close[t]
+            r = value / previous - 1.0
+            returns[t] = r
+            total += r
+            if r < 0.0:
+                down += r * r
+            previous = value
+            if value > peak:
+                peak = value
+            dd = value / peak - 1.0
+            if dd < max_dd:
+                max_dd = dd
+            if value < peak:
+                run += 1
+                if run > longest:
+                    longest = run
+            else:
+                run = 0
+            if units != 0.0:
+                exposed += 1
+        mean = total / n
+        squares = 0.0
+        for t in range(n):
+            squares += (returns[t] - mean) ** 2
+        out[0, j] = value
+        out[1, j] = mean
+        out[2, j] = np.sqrt(squares / (n - 1)) if n > 1 else np.nan
+        out[3, j] = np.sqrt(down / n)
+        out[4, j] = max_dd
+        out[5, j] = longest
+        out[6, j] = exposed
     return out
 
 
-def value_and_assets(orders: np.ndarray, close: np.ndarray, init_cash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Portfolio value and units held per bar and column, from vectorbt's order records (buy side 0,
-    sell side 1; fees in cash), valued at each close: cash and position change only where orders fill."""
-    n, k = len(close), len(init_cash)
-    cash_flow = np.zeros((n, k))
-    asset_flow = np.zeros((n, k))
-    sign = np.where(orders["side"] == 0, 1.0, -1.0)
-    np.add.at(asset_flow, (orders["idx"], orders["col"]), sign * orders["size"])
-    np.add.at(cash_flow, (orders["idx"], orders["col"]), -sign * orders["size"] * orders["price"] - orders["fees"])
-    assets = np.cumsum(asset_flow, axis=0)
-    value = init_cash[None, :] + np.cumsum(cash_flow, axis=0) + assets * close[:, None]
-    return value, assets
+def _trade_metrics(trades: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """vectorbt's trade statistics (``pf.trades``: exit trades, open ones included) from its records, per
+    column: counts and sums by ``np.bincount`` instead of one mapped array per statistic."""
+    col, pnl = trades["col"], trades["pnl"]
+    duration = trades["exit_idx"] - trades["entry_idx"] + (trades["status"] == 0)  # an open trade counts its last bar
+
+    def per_col(weights=None, mask=None):
+        c, w = (col, weights) if mask is None else (col[mask], None if weights is None else weights[mask])
+        return np.bincount(c, weights=w, minlength=k).astype(float)
+
+    count, wins, breakeven = per_col(), per_col(mask=pnl > 0), per_col(mask=pnl == 0)
+    losses = per_col(mask=pnl < 0)
+    won, lost = per_col(pnl, pnl > 0), per_col(pnl, pnl < 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        win_rate = wins / count
+        avg_win = np.where(wins > 0, won / wins, 0.0)
+        avg_loss = np.where(losses > 0, lost / losses, 0.0)
+        loss_rate = (count - wins - breakeven) / count
+        has = count > 0
+        return {
+            "win_rate": win_rate,
+            "profit_factor": np.where(has, won / np.abs(lost), np.nan),
+            "expectancy": np.where(has, win_rate * avg_win - loss_rate * np.abs(avg_loss), np.nan),
+            "trades": count,
+            "avg_trade_duration_bars": np.where(has, per_col(duration.astype(float)) / count, np.nan),
+        }
 
 
 def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
     """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set).
 
-    Bar-level metrics are computed here in numpy from the order records (vectorbt's accessors would each
-    build and copy bars x columns DataFrames); trade-level ones come from vectorbt's trade records. The
-    formulas are vectorbt's own (tests compare them with its accessors).
+    Computed from vectorbt's order and trade records in one numba pass per column (vectorbt's accessors
+    would each build and copy bars x columns DataFrames); the formulas are vectorbt's own, and the tests
+    compare every metric with its accessors.
     """
-    trades = pf.trades
-    bar_seconds = pf.wrapper.freq.total_seconds()
-    ann_factor = 365 * 86400 / bar_seconds
-    close = bars["close"]
+    ann_factor = 365 * 86400 / pf.wrapper.freq.total_seconds()
+    close = np.ascontiguousarray(bars["close"], dtype=float)
     n, k = len(close), pf.wrapper.shape_2d[1]
-    init = np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,))
-    value, assets = value_and_assets(pf.order_records, close, init)
-    previous = np.vstack([init[None, :], value[:-1]])
-    returns = value / previous - 1.0
-    growth = value[-1] / init
+    init = np.ascontiguousarray(np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,)))
+    orders = pf.order_records
+    orders = orders[np.lexsort((orders["idx"], orders["col"]))]
+    col_start = np.searchsorted(orders["col"], np.arange(k + 1))
+    final, mean, std, downside, max_drawdown, longest, exposed = _bar_metrics_nb(
+        orders["idx"], orders["col"], orders["side"], orders["size"], orders["price"], orders["fees"],
+        col_start, close, init,
+    )  # fmt: skip
+    growth = final / init
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = returns.mean(axis=0)
-        sharpe = mean / returns.std(axis=0, ddof=1) * np.sqrt(ann_factor)
-        downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=0))
+        sharpe = mean / std * np.sqrt(ann_factor)
         sortino = mean / downside * np.sqrt(ann_factor)
         cagr = growth ** (ann_factor / n) - 1.0
-        max_drawdown = (value / np.maximum.accumulate(value, axis=0) - 1.0).min(axis=0)
         calmar = np.where(max_drawdown == 0, np.nan, cagr / np.abs(max_drawdown))
     return {
         "total_return": growth - 1.0,
@@ -122,14 +176,10 @@ def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
         "sortino": sortino,
         "calmar": calmar,
         "max_drawdown": max_drawdown,
-        "max_drawdown_duration_bars": _max_drawdown_durations(value),
-        "win_rate": _values(trades.win_rate()),
-        "profit_factor": _values(trades.profit_factor()),
-        "expectancy": _values(trades.expectancy()),
-        "trades": _values(trades.count()),
-        "avg_trade_duration_bars": _values(trades.duration.mean()),  # vectorbt counts durations in bars
-        "exposure": (assets != 0).mean(axis=0),
-        "fees_paid": _values(pf.orders.fees.sum()),
+        "max_drawdown_duration_bars": longest,
+        **_trade_metrics(pf.trades.values, k),
+        "exposure": exposed / n,
+        "fees_paid": np.bincount(orders["col"], weights=orders["fees"], minlength=k),
         "buy_and_hold_return": np.full(k, close[-1] / close[0] - 1.0),
     }
 
@@ -149,8 +199,9 @@ def run_sweep(
 ) -> pl.DataFrame:
     """One row per parameter set: the parameters (as a JSON-able dict column) and every metric."""
     rows: dict[str, list] = {"strategy": [], "params": [], **{m: [] for m in METRICS}}
+    bars = SweepBars(bars)  # each indicator once per sweep, not once per parameter set
     done = 0
-    for number, chunk in enumerate(chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)), start=1):
+    for chunk in chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)):
         entries, exits = signal_matrix(strategy, bars, chunk)
         pf = portfolio(bars, entries, exits, config)
         metrics = portfolio_metrics(pf, bars)
@@ -159,11 +210,11 @@ def run_sweep(
         for name in METRICS:
             rows[name] += [float(v) for v in metrics[name]]
         done += len(chunk)
-        # vectorbt's cached properties form reference cycles: collect them every few chunks, or every chunk's
-        # arrays stay alive until the cyclic collector happens to run (several GB over a long sweep).
+        # vectorbt's cached properties form reference cycles: collect them after every chunk, or every chunk's
+        # arrays stay alive until the cyclic collector happens to run (several GB over a long sweep). The
+        # chunk's objects are young, so a generation-1 collection finds them without walking the whole heap.
         del pf, entries, exits, metrics
-        if number % 4 == 0:
-            gc.collect()
+        gc.collect(1)
         if on_chunk:
             on_chunk(done, len(parameter_sets))
     frame = pl.DataFrame({k: v for k, v in rows.items() if k != "params"})

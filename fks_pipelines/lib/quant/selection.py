@@ -11,7 +11,7 @@ import polars as pl
 from fks_pipelines.lib.quant import indicators as ind
 from fks_pipelines.lib.quant.backtest import BacktestConfig
 from fks_pipelines.lib.quant.strategies import Bars, Strategy
-from fks_pipelines.lib.quant.walk_forward import walk_forward
+from fks_pipelines.lib.quant.walk_forward import Search, walk_forward
 
 
 def curve_metrics(curve: np.ndarray, bars_per_year: float) -> dict[str, float]:
@@ -56,6 +56,7 @@ def choose_strategy(
     out_of_sample: int,
     bars_per_year: float,
     config: BacktestConfig = BacktestConfig(),
+    search: Search = Search(),
 ) -> tuple[StrategyChoice | None, list[StrategyChoice]]:
     """Walk every strategy forward; the winner has the best objective on its chained out-of-sample curve.
     Its parameters are those chosen in-sample for the last window (what it would trade next)."""
@@ -63,7 +64,7 @@ def choose_strategy(
     for strategy in strategies:
         windows, curve = walk_forward(
             bars, strategy, strategy.parameter_sets(), in_sample=in_sample, out_of_sample=out_of_sample,
-            objective=objective, config=config,
+            objective=objective, config=config, search=search,
         )  # fmt: skip
         if windows.height == 0:
             continue

@@ -31,33 +31,59 @@ def crossed_below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return crossed_above(b, a)
 
 
+class SweepBars(dict):
+    """Bars that remember the indicators computed on them: a sweep asks for the same SMA or band for many
+    parameter sets (the MA grid's 397 pairs use 52 windows), so each is computed once per sweep. Bounded by
+    ``max_cells`` cached floats; past that, indicators are computed without being kept."""
+
+    def __init__(self, bars: Bars, max_cells: int = 40_000_000):
+        super().__init__(bars)
+        self.memo: dict[tuple, object] = {}
+        self.free_cells = max_cells
+
+
+def indicator(bars: Bars, function: Callable, *args):
+    """``function(bars["close"], *args)``, memoised when ``bars`` is a :class:`SweepBars`."""
+    if not isinstance(bars, SweepBars):
+        return function(bars["close"], *args)
+    key = (function.__name__, *args)
+    if key not in bars.memo:
+        value = function(bars["close"], *args)
+        cells = sum(np.size(v) for v in (value if isinstance(value, tuple) else (value,)))
+        if cells > bars.free_cells:
+            return value
+        bars.free_cells -= cells
+        bars.memo[key] = value
+    return bars.memo[key]
+
+
 def ma_cross(bars: Bars, fast: int, slow: int) -> Signals:
     """Long when the fast SMA crosses above the slow one; out when it crosses back below."""
-    f, s = ind.sma(bars["close"], fast), ind.sma(bars["close"], slow)
+    f, s = indicator(bars, ind.sma, fast), indicator(bars, ind.sma, slow)
     return crossed_above(f, s), crossed_below(f, s)
 
 
 def rsi_reversion(bars: Bars, window: int, lower: float, upper: float) -> Signals:
     """Buy oversold (RSI crosses below ``lower``), sell overbought (RSI crosses above ``upper``)."""
-    r = ind.rsi(bars["close"], window)
+    r = indicator(bars, ind.rsi, window)
     return crossed_below(r, np.full_like(r, lower)), crossed_above(r, np.full_like(r, upper))
 
 
 def macd_cross(bars: Bars, fast: int, slow: int, signal: int) -> Signals:
-    line, sig, _ = ind.macd(bars["close"], fast, slow, signal)
+    line, sig, _ = indicator(bars, ind.macd, fast, slow, signal)
     return crossed_above(line, sig), crossed_below(line, sig)
 
 
 def bollinger_reversion(bars: Bars, window: int, k: float) -> Signals:
     """Buy a close below the lower band, sell at the middle band."""
-    lower, middle, _ = ind.bollinger(bars["close"], window, k)
+    lower, middle, _ = indicator(bars, ind.bollinger, window, k)
     close = bars["close"]
     return crossed_below(close, lower), crossed_above(close, middle)
 
 
 def bollinger_breakout(bars: Bars, window: int, k: float) -> Signals:
     """Buy a close above the upper band, sell when it falls back below the middle band."""
-    _, middle, upper = ind.bollinger(bars["close"], window, k)
+    _, middle, upper = indicator(bars, ind.bollinger, window, k)
     close = bars["close"]
     return crossed_above(close, upper), crossed_below(close, middle)
 

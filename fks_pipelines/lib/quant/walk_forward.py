@@ -14,7 +14,24 @@ import numpy as np
 import polars as pl
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig, best, portfolio, portfolio_metrics, run_sweep
+from fks_pipelines.lib.quant.optimize import optimize_with_optuna
 from fks_pipelines.lib.quant.strategies import Bars, Strategy
+
+
+@dataclass(frozen=True)
+class Search:
+    """How a window's in-sample parameters are found: the whole grid, or Optuna (seeded TPE over the same
+    grid values) for spaces too large to sweep."""
+
+    method: str = "grid"  # "grid" | "optuna"
+    trials: int = 50
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.method not in ("grid", "optuna"):
+            raise ValueError(f"search method must be 'grid' or 'optuna', not {self.method!r}")
+        if self.trials < 1:
+            raise ValueError("optuna needs at least one trial")
 
 
 @dataclass(frozen=True)
@@ -42,10 +59,22 @@ def _slice(bars: Bars, start: int, end: int) -> dict[str, np.ndarray]:
 
 
 def choose_parameters(
-    bars: Bars, strategy: Strategy, parameter_sets: list[dict], window: Window, objective: str, config: BacktestConfig
+    bars: Bars,
+    strategy: Strategy,
+    parameter_sets: list[dict],
+    window: Window,
+    objective: str,
+    config: BacktestConfig,
+    search: Search = Search(),
 ) -> dict:
-    """The in-sample winner for ``window``: reads bars before ``window.decision`` only."""
+    """The in-sample winner for ``window``: reads bars before ``window.decision`` only. Optuna searches the
+    strategy's grid values (``parameter_sets`` is the grid search's list)."""
     in_sample = _slice(bars, window.in_sample_start, window.decision)
+    if search.method == "optuna":
+        winner, _ = optimize_with_optuna(
+            in_sample, strategy, objective=objective, n_trials=search.trials, seed=search.seed, config=config
+        )
+        return winner
     return best(run_sweep(in_sample, strategy, parameter_sets, config), objective)
 
 
@@ -70,13 +99,14 @@ def walk_forward(
     out_of_sample: int,
     objective: str = "sharpe",
     config: BacktestConfig = BacktestConfig(),
+    search: Search = Search(),
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """One row per window (chosen parameters, in-sample score, out-of-sample metrics) and the chained
     out-of-sample equity curve (each window starts from the previous window's final equity)."""
     rows, curve = [], []
     capital = config.init_cash
     for i, window in enumerate(walk_forward_windows(len(bars["close"]), in_sample, out_of_sample)):
-        chosen = choose_parameters(bars, strategy, parameter_sets, window, objective, config)
+        chosen = choose_parameters(bars, strategy, parameter_sets, window, objective, config, search)
         oos = out_of_sample_metrics(bars, strategy, chosen["params"], window, config)
         equity = oos.pop("equity")
         curve.append(equity / equity[0] * capital)

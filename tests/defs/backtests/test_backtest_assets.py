@@ -9,9 +9,9 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from fks_pipelines.definitions import defs
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
-from fks_pipelines.definitions import defs
 from fks_pipelines.lib.quant.strategies import STRATEGIES
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -84,3 +84,36 @@ def test_regimes_and_analyst_access(pipeline):
         assert conn.execute("SELECT count(*) FROM analytics.strategy_choices").fetchone()[0] == len(SYMBOLS)
     assert regimes and all(abs(sum(p.values()) - 1) < 1e-9 for _, _, p in regimes)
     assert {s for s, _ in transitions} == set(SYMBOLS) and all(abs(t - 1) < 1e-9 for _, t in transitions)
+
+
+def test_optuna_search_with_shorts_is_a_run_config_option(pipeline):
+    """Materializing only strategy_choices (the marts exist) with Optuna and shorts: a new run is recorded
+    with the configuration it used; a bad option fails with the field named."""
+    from dagster import materialize
+
+    from fks_pipelines.defs.backtests.assets import strategy_choices
+
+    url, _ = pipeline
+    resources = {"database": PostgresResource(url=url), "market_data": MarketDataResource(symbols=SYMBOLS[:1])}
+    config = {"strategies": ["macd_cross"], "search": "optuna", "optuna_trials": 6, "seed": 5, "allow_shorts": True}
+    result = materialize([strategy_choices], resources=resources,
+                         run_config={"ops": {"analytics__strategy_choices": {"config": config}}})  # fmt: skip
+    assert result.success
+    (event,) = result.asset_materializations_for_node("analytics__strategy_choices")
+    assert event.metadata["search"].value == "optuna (6 trials/window, seed 5)"
+    assert event.metadata["direction"].value == "long and short"
+    run_id = event.metadata["run_id"].value
+    with psycopg.connect(url) as conn:
+        stored = conn.execute("SELECT config FROM analytics.backtest_runs WHERE run_id = %s", (run_id,)).fetchone()[0]
+        (strategy, params) = conn.execute(
+            "SELECT strategy, params FROM analytics.strategy_choices WHERE run_id = %s", (run_id,)
+        ).fetchone()
+    assert stored["search"] == "optuna" and stored["allow_shorts"] is True
+    assert strategy == "macd_cross" and STRATEGIES["macd_cross"].valid(params)
+
+    for bad, field in (({"search": "annealing"}, "search"), ({"objective": "alpha"}, "objective"), ({"strategies": ["x"]}, "strategies")):
+        failed = materialize([strategy_choices], resources=resources, raise_on_error=False,
+                             run_config={"ops": {"analytics__strategy_choices": {"config": bad}}})  # fmt: skip
+        assert not failed.success
+        (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert failure.step_failure_data.error.cause.message.startswith(f"ValueError: {field}")

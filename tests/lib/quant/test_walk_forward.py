@@ -9,7 +9,7 @@ import pytest
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig
 from fks_pipelines.lib.quant.strategies import STRATEGIES
-from fks_pipelines.lib.quant.walk_forward import Window, choose_parameters, walk_forward, walk_forward_windows
+from fks_pipelines.lib.quant.walk_forward import Search, Window, choose_parameters, walk_forward, walk_forward_windows
 from tests.support import sample_hourly_bars
 
 
@@ -61,3 +61,23 @@ def test_walk_forward_reports_out_of_sample_per_window(hourly, objective):
     # The chained curve ends where compounding the windows' out-of-sample returns ends.
     compounded = 10_000.0 * np.prod(1 + frame["oos_total_return"].to_numpy())
     assert curve[-1] == pytest.approx(compounded, rel=1e-9)
+
+
+def test_optuna_search_is_point_in_time_and_reproducible(hourly):
+    strategy = STRATEGIES["macd_cross"]
+    window = Window(0, 1200, 1500)
+    search = Search("optuna", trials=12, seed=3)
+    config = BacktestConfig()
+    chosen = choose_parameters(hourly, strategy, [], window, "sortino", config, search)
+    assert set(chosen["params"]) == set(strategy.grid) and strategy.valid(chosen["params"])
+    future_changed = {k: v.copy() for k, v in hourly.items()}
+    for v in future_changed.values():
+        v[window.decision :] *= 1.5
+    again = choose_parameters(future_changed, strategy, [], window, "sortino", config, search)
+    assert again["params"] == chosen["params"] and again["score"] == chosen["score"]
+    frame, curve = walk_forward(hourly, strategy, [], in_sample=720, out_of_sample=240, objective="sortino", search=search)
+    frame2, curve2 = walk_forward(hourly, strategy, [], in_sample=720, out_of_sample=240, objective="sortino", search=search)
+    assert frame.height > 3 and frame["params"].to_list() == frame2["params"].to_list()
+    np.testing.assert_array_equal(curve, curve2)
+    with pytest.raises(ValueError, match="grid' or 'optuna"):
+        Search("random")
