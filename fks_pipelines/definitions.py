@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
-from fks_pipelines.defs import backtests, dbt, raw
+from fks_pipelines.defs import backtests, dbt, knowledge, raw
 from fks_pipelines.defs.dbt.resources import dbt_resource
+from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.raw.assets import daily_partitions
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
 from fks_pipelines.settings import Settings
@@ -20,7 +21,7 @@ settings = Settings.from_env()
 # The main job: everything the daily run materializes, in dependency order (grows with each layer).
 main_job = define_asset_job(
     "main_job",
-    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts", "backtests"),
+    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts", "backtests", "knowledge"),
     partitions_def=daily_partitions,
     description="The daily pipeline: raw market data -> ... -> the daily recommendation.",
 )
@@ -43,11 +44,15 @@ resources = {
         archive_base_url=settings.archive_base_url,
         archive_cache_dir=str(settings.archive_cache_dir),
     ),
+    "embedding_model": EmbeddingModelResource(
+        model=settings.embedding_model, model_path=settings.embedding_model_path, device=settings.embedding_device
+    ),
 }
 
 defs = Definitions.merge(
     raw.defs,
     dbt.defs,
     backtests.defs,
+    knowledge.defs,
     Definitions(jobs=[main_job], resources=resources),
 )

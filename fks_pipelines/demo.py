@@ -60,6 +60,9 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         returns = conn.execute(MARTS_RETURNS_SQL, {"day": last}).fetchall()
         chosen = conn.execute(CHOSEN_SQL).fetchall()
         regimes = dict(conn.execute(REGIMES_SQL).fetchall())
+        knowledge = conn.execute(KNOWLEDGE_SQL).fetchall()
+        as_of = datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)
+        hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
     click.echo("\nraw.binance_klines")
     click.echo(f"{'symbol':<10}{'rows':>9}  {'first bar (UTC)':<18}{'last bar (UTC)':<18}{'missing':>8}")
     for s in summaries:
@@ -85,6 +88,13 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
             f"{symbol:<10}{strategy:<22}{params_text:<36}{_pct(ret):>11}{sharpe_text:>8}{_pct(dd):>9}{_pct(bh):>9}"
             f"  {regimes.get(symbol, '-')}"
         )
+    click.echo("\nrag.documents (embedded into rag.chunks)")
+    click.echo(f"{'kind':<20}{'documents':>10}{'embedded':>10}")
+    for kind, count, embedded in knowledge:
+        click.echo(f"{kind:<20}{count:>10}{embedded:>10}")
+    click.echo(f'\nrag.search: "{DEMO_QUESTION}" as of {as_of:%Y-%m-%d %H:%M} UTC')
+    for hit in hits:
+        click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
 
 
 MARTS_DAILY_SQL = """
@@ -106,6 +116,22 @@ CHOSEN_SQL = """
 REGIMES_SQL = """
     SELECT DISTINCT ON (symbol) symbol, regime FROM analytics.market_regimes ORDER BY symbol, bucket DESC
 """
+
+
+KNOWLEDGE_SQL = """
+    SELECT d.kind, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM rag.chunks c WHERE c.document_id = d.id))
+    FROM rag.documents d GROUP BY d.kind ORDER BY d.kind
+"""
+DEMO_QUESTION = "a sharp drop in price with high volatility"
+
+
+def search_knowledge(conn, question: str, *, as_of: datetime, k: int):
+    """Embed the question with the configured model (the one the run loaded) and search point-in-time."""
+    from fks_pipelines.definitions import resources
+    from fks_pipelines.lib.db.rag import search
+
+    embedder = resources["embedding_model"].get()
+    return search(conn, embedder.encode([question])[0], k, as_of=as_of)
 
 
 def _pct(value: float | None) -> str:

@@ -43,6 +43,9 @@ class Settings:
     rest_base_url: str | None
     archive_base_url: str | None
     archive_cache_dir: Path
+    embedding_model: str  # all-MiniLM-L6-v2 (shipped) or a name for model_path's model
+    embedding_model_path: str | None
+    embedding_device: str  # auto | cpu | cuda | cuda:N
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,6 +70,9 @@ class Settings:
             rest_base_url=env.get("FKS_BINANCE_REST_URL") or None,
             archive_base_url=env.get("FKS_BINANCE_ARCHIVE_URL") or None,
             archive_cache_dir=Path(env.get("FKS_ARCHIVE_CACHE_DIR") or home / "archive").absolute(),
+            embedding_model=env.get("FKS_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
+            embedding_model_path=env.get("FKS_EMBEDDING_MODEL_PATH") or None,
+            embedding_device=env.get("FKS_EMBEDDING_DEVICE") or "auto",
         )
 
     def timescale(self) -> TimescaleOptions:

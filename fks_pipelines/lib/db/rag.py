@@ -1,0 +1,265 @@
+"""rag.documents and rag.chunks in PostgreSQL + pgvector: upserts by content hash, embeddings by model
+version, and the point-in-time search (the SQL function ``rag.search``, which Python calls too).
+
+The chunk table's ``vector(n)`` takes its dimension from the embedding model. Switching to a model of
+another dimension empties the chunk table (every embedding belongs to the old model) and retypes the column
+in one transaction; the next embedding run re-embeds every document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import psycopg
+from psycopg.types.json import Jsonb
+
+from fks_pipelines.lib.errors import DatabaseError
+from fks_pipelines.lib.rag.documents import Document
+
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+DEFAULT_EF_SEARCH = 100  # recall@10 >= 0.99 on 200k clustered vectors (benchmarks/vector_search.py)
+
+_SEARCH_FUNCTION = """
+CREATE OR REPLACE FUNCTION rag.search(
+    query vector,
+    k int DEFAULT 10,
+    as_of timestamptz DEFAULT now(),
+    symbols text[] DEFAULT NULL,
+    kinds text[] DEFAULT NULL,
+    ef_search int DEFAULT {ef_search}
+) RETURNS TABLE (
+    document_id text, kind text, market text, symbol text, document_as_of timestamptz, distance double precision,
+    chunk_index int, chunk text, text text, metadata jsonb
+)
+LANGUAGE plpgsql STABLE
+SET hnsw.iterative_scan = 'relaxed_order'  -- keep scanning the index until k rows pass the filters
+SET hnsw.ef_search = '{ef_search}'          -- restored when the function returns
+AS $fn$
+#variable_conflict use_column
+BEGIN
+    IF query IS NULL OR k IS NULL OR k < 1 THEN
+        RAISE EXCEPTION 'rag.search needs a query vector and k >= 1';
+    END IF;
+    PERFORM set_config('hnsw.ef_search', greatest(search.ef_search, search.k)::text, true);
+    RETURN QUERY
+    WITH nearest AS MATERIALIZED (
+        SELECT c.document_id, c.chunk_index, c.embedding <=> search.query AS distance
+        FROM rag.chunks c
+        WHERE c.as_of <= coalesce(search.as_of, now())
+          AND (search.symbols IS NULL OR c.symbol = ANY (search.symbols))
+          AND (search.kinds IS NULL OR c.kind = ANY (search.kinds))
+        ORDER BY c.embedding <=> search.query
+        LIMIT search.k * 4   -- several chunks of one document may come first; one per document is kept
+    ), best AS (
+        SELECT DISTINCT ON (n.document_id) n.document_id, n.chunk_index, n.distance
+        FROM nearest n ORDER BY n.document_id, n.distance
+    )
+    SELECT d.id, d.kind, d.market, d.symbol, d.as_of, b.distance, b.chunk_index, c.text, d.text, d.metadata
+    FROM best b
+    JOIN rag.documents d ON d.id = b.document_id
+    JOIN rag.chunks c ON c.document_id = b.document_id AND c.chunk_index = b.chunk_index
+    ORDER BY b.distance, d.id
+    LIMIT search.k;
+END
+$fn$;
+COMMENT ON FUNCTION rag.search(vector, int, timestamptz, text[], text[], int) IS
+  'Nearest documents to a query embedding (cosine) among those whose as_of <= the given time; optional symbol and kind filters.';
+
+CREATE OR REPLACE FUNCTION rag.similar_to(
+    document_key text, k int DEFAULT 10, as_of timestamptz DEFAULT now(), symbols text[] DEFAULT NULL, kinds text[] DEFAULT NULL
+) RETURNS TABLE (
+    document_id text, kind text, market text, symbol text, document_as_of timestamptz, distance double precision,
+    chunk_index int, chunk text, text text, metadata jsonb
+)
+LANGUAGE sql STABLE AS $fn$
+    SELECT s.* FROM rag.documents d
+    JOIN rag.chunks c ON c.document_id = d.id AND c.chunk_index = 0
+    CROSS JOIN LATERAL rag.search(c.embedding, similar_to.k + 1, similar_to.as_of, similar_to.symbols, similar_to.kinds) s
+    WHERE d.key = similar_to.document_key AND s.document_id <> d.id
+    ORDER BY s.distance
+    LIMIT similar_to.k
+$fn$;
+COMMENT ON FUNCTION rag.similar_to(text, int, timestamptz, text[], text[]) IS
+  'Documents like the one with this key (its first chunk''s embedding as the query), point-in-time like rag.search.';
+
+GRANT EXECUTE ON FUNCTION rag.search(vector, int, timestamptz, text[], text[], int) TO analyst;
+GRANT EXECUTE ON FUNCTION rag.similar_to(text, int, timestamptz, text[], text[]) TO analyst;
+GRANT SELECT ON ALL TABLES IN SCHEMA rag TO analyst;
+"""
+
+
+def require_pgvector(conn: psycopg.Connection) -> None:
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
+        raise DatabaseError(
+            "the pgvector extension is not installed in this database (the embedded server ships it; on an "
+            "external server install pgvector, e.g. the timescaledb-ha image, then re-run)"
+        )
+
+
+def chunk_dimension(conn: psycopg.Connection) -> int | None:
+    """The vector dimension of rag.chunks.embedding, or None when the table does not exist yet."""
+    row = conn.execute(
+        "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass('rag.chunks') AND a.attname = 'embedding'"
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int = DEFAULT_EF_SEARCH) -> str:
+    """Create rag.chunks for ``dimension``-d embeddings (or retype it for a new dimension, emptying it), its
+    HNSW index and the search functions. Returns what it did: 'created', 'retyped' or 'unchanged'."""
+    require_pgvector(conn)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('fks.rag.chunks'))")
+        current = chunk_dimension(conn)
+        if current == dimension:
+            return "unchanged"
+        if current is None:
+            conn.execute(
+                f"""CREATE TABLE rag.chunks (
+                    document_id   text        NOT NULL REFERENCES rag.documents (id) ON DELETE CASCADE,
+                    chunk_index   int         NOT NULL,
+                    kind          text        NOT NULL,   -- the document's, repeated so filters and the index
+                    symbol        text,                   -- scan read one table
+                    as_of         timestamptz NOT NULL,
+                    start_char    int         NOT NULL,
+                    end_char      int         NOT NULL,
+                    text          text        NOT NULL,
+                    model         text        NOT NULL,
+                    model_version text        NOT NULL,
+                    embedding     vector({int(dimension)}) NOT NULL,
+                    embedded_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (document_id, chunk_index)
+                )"""
+            )
+            conn.execute("COMMENT ON TABLE rag.chunks IS 'Token-aware chunks of rag.documents with their embeddings (one model at a time).'")
+            conn.execute("CREATE INDEX chunks_model ON rag.chunks (model, model_version)")
+            conn.execute("CREATE INDEX chunks_as_of ON rag.chunks (as_of)")
+            action = "created"
+        else:
+            conn.execute("DROP INDEX IF EXISTS rag.chunks_embedding_hnsw")
+            conn.execute("TRUNCATE rag.chunks")
+            conn.execute(f"ALTER TABLE rag.chunks ALTER COLUMN embedding TYPE vector({int(dimension)})")
+            action = "retyped"
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON rag.chunks USING hnsw (embedding vector_cosine_ops)"
+            f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+        )
+        conn.execute(_SEARCH_FUNCTION.format(ef_search=int(ef_search)))
+    return action
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    inserted: int
+    unchanged: int
+    replaced: int
+    deleted: int
+
+
+def replace_documents(
+    conn: psycopg.Connection, documents: Sequence[Document], *, scope_sql: str, scope_params: Sequence
+) -> UpsertResult:
+    """Make the documents in a scope exactly ``documents``, in one transaction: new keys are inserted, keys
+    whose content changed are replaced (their chunks go with them), unchanged ones are left alone (and keep
+    their embeddings), and documents in the scope that are no longer produced are deleted. ``scope_sql`` is a
+    WHERE clause over rag.documents naming what the caller rebuilds (e.g. kinds, symbols and an as_of range)."""
+    wanted = {d.key: d for d in documents}
+    if len(wanted) != len(documents):
+        raise ValueError("duplicate document keys")
+    with conn.transaction():
+        existing = dict(conn.execute(f"SELECT key, id FROM rag.documents WHERE {scope_sql}", scope_params).fetchall())
+        outside = [k for k in wanted if k not in existing]
+        if outside:  # keys that exist outside the scope would collide on the unique key: replace them too
+            existing |= dict(conn.execute("SELECT key, id FROM rag.documents WHERE key = ANY(%s)", (outside,)).fetchall())
+        stale = [i for k, i in existing.items() if k not in wanted or wanted[k].id != i]
+        if stale:
+            conn.execute("DELETE FROM rag.documents WHERE id = ANY(%s)", (stale,))
+        new = [d for k, d in wanted.items() if existing.get(k) != d.id]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO rag.documents (id, key, kind, market, symbol, as_of, text, metadata)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(d.id, d.key, d.kind, d.market, d.symbol, d.as_of, d.text, Jsonb(d.metadata)) for d in new],
+            )
+    replaced = sum(1 for d in new if d.key in existing)
+    return UpsertResult(
+        inserted=len(new) - replaced, unchanged=len(wanted) - len(new), replaced=replaced, deleted=len(stale) - replaced
+    )
+
+
+def documents_to_embed(conn: psycopg.Connection, model: str, version: str, limit: int | None = None) -> list[tuple]:
+    """(id, kind, symbol, as_of, text) of documents with no chunks from this model version, oldest first."""
+    return conn.execute(
+        "SELECT d.id, d.kind, d.symbol, d.as_of, d.text FROM rag.documents d"
+        " WHERE NOT EXISTS (SELECT 1 FROM rag.chunks c WHERE c.document_id = d.id AND c.model = %s AND c.model_version = %s)"
+        " ORDER BY d.as_of, d.id" + (" LIMIT %s" if limit else ""),
+        (model, version, limit) if limit else (model, version),
+    ).fetchall()
+
+
+def write_chunks(conn: psycopg.Connection, rows: Iterable[tuple], document_ids: Sequence[str]) -> int:
+    """Replace the chunks of ``document_ids`` with ``rows`` (document_id, chunk_index, kind, symbol, as_of,
+    start_char, end_char, text, model, model_version, embedding as float32 array), in one transaction, by COPY."""
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+    n = 0
+    with conn.transaction():
+        conn.execute("DELETE FROM rag.chunks WHERE document_id = ANY(%s)", (list(document_ids),))
+        with conn.cursor() as cur, cur.copy(
+            "COPY rag.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
+            " model_version, embedding) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+    return n
+
+
+def stale_model_chunks(conn: psycopg.Connection, model: str, version: str) -> int:
+    """Chunks embedded by another model or version (what a model change has left to re-embed)."""
+    return conn.execute(
+        "SELECT count(*) FROM rag.chunks WHERE (model, model_version) <> (%s, %s)", (model, version)
+    ).fetchone()[0]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    document_id: str
+    kind: str
+    market: str | None
+    symbol: str | None
+    as_of: datetime  # the document's
+    distance: float
+    chunk_index: int
+    chunk: str
+    text: str
+    metadata: dict
+
+
+def search(
+    conn: psycopg.Connection,
+    query: np.ndarray,
+    k: int = 10,
+    *,
+    as_of: datetime,
+    symbols: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    ef_search: int = DEFAULT_EF_SEARCH,
+) -> list[SearchHit]:
+    """The k nearest documents to ``query`` whose as_of is at or before ``as_of`` (rag.search)."""
+    from pgvector.psycopg import register_vector
+
+    if as_of is None or as_of.tzinfo is None:
+        raise ValueError("as_of must be a timezone-aware time (point-in-time search needs one)")
+    register_vector(conn)
+    rows = conn.execute(
+        "SELECT * FROM rag.search(%s, %s, %s, %s, %s, %s)",
+        (np.asarray(query, dtype=np.float32), k, as_of, list(symbols) if symbols else None,
+         list(kinds) if kinds else None, ef_search),
+    ).fetchall()  # fmt: skip
+    return [SearchHit(*r) for r in rows]

@@ -1,0 +1,205 @@
+"""Documents: what the platform knows, as text a model can embed and a person can read.
+
+A document has a ``key`` (what it is about: one per kind, market, symbol and day or run), an ``id`` that is
+the sha256 of its content (so an unchanged document is recognised and never embedded twice, and a changed
+one gets a new id), and ``as_of``: the moment its information existed. Point-in-time searches never return a
+document whose ``as_of`` is after the time they ask about.
+
+Text rules (bad input): text must be a ``str`` (or UTF-8 ``bytes``), non-blank, without NUL characters or
+lone surrogates, and at most ``MAX_TEXT_CHARS`` characters; anything else is rejected with a
+:class:`BadInputError` naming the document. Long texts within the limit are chunked (see chunking.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from fks_pipelines.lib.errors import BadInputError
+
+MAX_TEXT_CHARS = 200_000  # ~50k tokens: a document longer than this is a bug upstream, not knowledge
+
+KINDS = ("market_summary", "signal_event", "strategy_summary")  # issue 6 adds trades, positions, recommendations
+
+
+def clean_text(text: str | bytes, where: str) -> str:
+    """The text as stored, or a BadInputError saying what is wrong with it and where."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadInputError(f"text is not UTF-8 (byte {e.start}: {text[e.start : e.start + 4]!r})", where=where) from None
+    if not isinstance(text, str):
+        raise BadInputError(f"text must be a string, not {type(text).__name__}", where=where)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise BadInputError(f"text has an unpaired surrogate at character {e.start} (decoded from bad bytes?)", where=where) from None
+    if "\x00" in text:
+        raise BadInputError(f"text contains a NUL character at {text.index(chr(0))} (PostgreSQL text cannot hold it)", where=where)
+    if not text.strip():
+        raise BadInputError("text is empty", where=where)
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadInputError(f"text has {len(text):,} characters, more than the {MAX_TEXT_CHARS:,} allowed", where=where)
+    return text
+
+
+@dataclass(frozen=True)
+class Document:
+    key: str
+    kind: str
+    as_of: datetime
+    text: str
+    market: str | None = None
+    symbol: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.as_of.tzinfo is None:
+            raise BadInputError("as_of must be timezone-aware", where=self.key)
+        object.__setattr__(self, "text", clean_text(self.text, self.key))
+        object.__setattr__(self, "metadata", _jsonable(self.metadata))
+
+    @property
+    def id(self) -> str:
+        """sha256 of everything the document says: equal content, equal id."""
+        payload = json.dumps(
+            [self.kind, self.key, self.market, self.symbol, self.as_of.astimezone(timezone.utc).isoformat(), self.text,
+             self.metadata],
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        )  # fmt: skip
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _jsonable(value):
+    """Metadata as plain JSON: NaN/inf become null (JSON has neither), datetimes ISO strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    return value
+
+
+def _pct(x: float | None, signed: bool = True) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:+.2%}" if signed else f"{x:.2%}"
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:,.{digits}f}"
+
+
+def _day_end(day: datetime) -> datetime:
+    return day + timedelta(days=1)
+
+
+def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump_sigmas: float = 3.0) -> Document:
+    """One symbol's day: price move, range, volume, volatility, regime, indicator state, and notable events
+    (a jump: a return beyond ``jump_sigmas`` daily standard deviations of the last 30 days; a gap: minutes
+    missing from the day). ``as_of`` is the end of the day: nothing in it is known before."""
+    market, symbol, bucket = day["market"], day["symbol"], day["bucket"]
+    ret, vol30, vol7 = day.get("simple_return"), day.get("volatility_30d"), day.get("volatility_7d")
+    range_pct = (day["high"] - day["low"]) / day["open"] if day["open"] else None
+    lines = [
+        f"{symbol} ({market}) on {bucket:%Y-%m-%d}: opened {_num(day['open'])}, closed {_num(day['close'])}"
+        f" ({_pct(ret)} on the previous close), range {_num(day['low'])} to {_num(day['high'])}"
+        f" ({_pct(range_pct, signed=False)} of the open), volume {_num(day['volume'], 0)}.",
+        f"Annualised volatility of daily returns: {_pct(vol7, signed=False)} over 7 days, {_pct(vol30, signed=False)} over 30 days.",
+    ]
+    events = []
+    sigma = vol30 / math.sqrt(365) if vol30 and math.isfinite(vol30) else None
+    if ret is not None and sigma and abs(math.log1p(ret)) > jump_sigmas * sigma:
+        events.append(f"a {'jump up' if ret > 0 else 'drop'} of {_pct(ret)}, {abs(math.log1p(ret)) / sigma:.1f} standard deviations of the last 30 days")
+    expected = day.get("expected_bars")
+    if expected and day.get("bar_count") is not None and day["bar_count"] < expected:
+        events.append(f"a data gap: {day['bar_count']:,} of {expected:,} one-minute bars")
+    if regime:
+        probabilities = ", ".join(f"{k} {v:.0%}" for k, v in sorted(regime["next_day_probabilities"].items(), key=lambda kv: -kv[1])[:3])
+        lines.append(f"Market regime: {regime['regime'].replace('_', ' ')}; next-day regime probabilities: {probabilities}.")
+    if indicators:
+        rsi, hist = indicators.get("rsi_14"), indicators.get("macd_hist")
+        close, sma50, lower, upper = (indicators.get(k) for k in ("close", "sma_50", "bb_lower", "bb_upper"))
+        state = [f"RSI(14) {_num(rsi, 1)}" + (" (overbought)" if rsi and rsi > 70 else " (oversold)" if rsi and rsi < 30 else "")]
+        if hist is not None and math.isfinite(hist):
+            state.append(f"MACD histogram {'positive' if hist > 0 else 'negative'} ({_num(hist)})")
+        if close and sma50:
+            state.append(f"close {'above' if close > sma50 else 'below'} its 50-hour average")
+        if close and upper and close > upper:
+            state.append("close above the upper Bollinger band")
+        elif close and lower and close < lower:
+            state.append("close below the lower Bollinger band")
+        lines.append("Hourly indicators at the close: " + ", ".join(state) + ".")
+    lines.append(("Notable: " + "; ".join(events) + ".") if events else "Nothing notable: no jump, no data gap.")
+    return Document(
+        key=f"market_summary/{market}/{symbol}/{bucket:%Y-%m-%d}",
+        kind="market_summary",
+        as_of=_day_end(bucket),
+        text="\n".join(lines),
+        market=market,
+        symbol=symbol,
+        metadata={"day": bucket.date().isoformat(), "events": events, **{k: v for k, v in day.items() if k not in ("market", "symbol", "bucket")},
+                  "regime": regime["regime"] if regime else None, "indicators": indicators or {}},
+    )  # fmt: skip
+
+
+def signal_events(signals: dict) -> list[Document]:
+    """A document for each strategy whose entry or exit fired on the day's last hourly bar."""
+    out = []
+    market, symbol, bucket = signals["market"], signals["symbol"], signals["bucket"]
+    for strategy, state in sorted(signals["strategy_signals"].items()):
+        for side in ("entry", "exit"):
+            if not state.get(side):
+                continue
+            params = ", ".join(f"{k} {v}" for k, v in state.get("params", {}).items())
+            text = (
+                f"{strategy} ({params}) signalled {side.upper()} for {symbol} ({market}) on the hourly bar of "
+                f"{signals['as_of']:%Y-%m-%d %H:%M} UTC, close {_num(signals.get('close'))}: "
+                + ("a long position would be opened at the next open." if side == "entry" else "a long position would be closed at the next open.")
+            )  # fmt: skip
+            out.append(
+                Document(
+                    key=f"signal_event/{market}/{symbol}/{bucket:%Y-%m-%d}/{strategy}/{side}",
+                    kind="signal_event",
+                    as_of=_day_end(bucket),
+                    text=text,
+                    market=market,
+                    symbol=symbol,
+                    metadata={"strategy": strategy, "side": side, "params": state.get("params", {}), "bar": signals["as_of"]},
+                )
+            )
+    return out
+
+
+def strategy_summary(choice: dict) -> Document:
+    """A walk-forward run's choice for one symbol with its out-of-sample record; as of the end of the data
+    the run used."""
+    market, symbol = choice["market"], choice["symbol"]
+    params = ", ".join(f"{k} {v}" for k, v in choice["params"].items())
+    text = (
+        f"Walk-forward validation for {symbol} ({market}) on hourly bars {choice['data_start']:%Y-%m-%d} to "
+        f"{choice['data_end']:%Y-%m-%d}, objective {choice['objective']}: chose {choice['strategy']} ({params}). "
+        f"Out of sample over {choice['oos_windows']} windows: return {_pct(choice['oos_total_return'])}, Sharpe "
+        f"{_num(choice['oos_sharpe'])}, max drawdown {_pct(choice['oos_max_drawdown'])}, {_num(choice['oos_trades'], 0)} "
+        f"trades; buy and hold {_pct(choice['buy_and_hold_return'])} over the same period."
+    )
+    beat = (choice["oos_total_return"] or 0) > (choice["buy_and_hold_return"] or 0)
+    text += " The strategy beat buy and hold." if beat else " The strategy did not beat buy and hold."
+    return Document(
+        key=f"strategy_summary/{market}/{symbol}/{choice['run_id']}",
+        kind="strategy_summary",
+        as_of=choice["data_end"],
+        text=text,
+        market=market,
+        symbol=symbol,
+        metadata={k: v for k, v in choice.items() if k not in ("market", "symbol")},
+    )
