@@ -107,3 +107,13 @@ def _isolated_fks_home(tmp_path, monkeypatch):
         if key.startswith("FKS_") or key == "DAGSTER_HOME":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("FKS_HOME", str(tmp_path / "fks_home"))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real all-MiniLM-L6-v2 (from its wheel, on the CPU), loaded once for the session."""
+    from fks_pipelines.lib.rag.embedder import Embedder
+
+    model = Embedder(device="cpu")
+    model.encoder  # noqa: B018 - load now, not inside the first test's timing
+    return model
