@@ -5,33 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import psycopg
-import pytest
-from dagster import DagsterInstance
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from fks_pipelines.definitions import defs
-from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
 from fks_pipelines.lib.quant.strategies import STRATEGIES
-
-SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-
-
-@pytest.fixture(scope="module")
-def pipeline(databases):
-    url = databases.create()
-    result = defs.resolve_job_def("main_job").execute_in_process(
-        instance=DagsterInstance.ephemeral(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: "2024-05-01", ASSET_PARTITION_RANGE_END_TAG: "2024-05-24"},
-        run_config={"ops": {"analytics__strategy_choices": {"config": {"strategies": ["ma_cross", "rsi_reversion", "bollinger_breakout"]}}}},
-        resources={
-            "database": PostgresResource(url=url),
-            "market_data": MarketDataResource(symbols=SYMBOLS),
-            "dbt": dbt_resource(),
-        },
-    )
-    yield url, result
-    databases.drop(url)
+from tests.defs.conftest import SYMBOLS
 
 
 def test_the_main_job_runs_the_backtests_group(pipeline):

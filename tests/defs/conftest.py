@@ -1,0 +1,34 @@
+"""The main job run once over 24 days of sample data, shared by the backtests and knowledge tests."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from fks_pipelines.definitions import defs
+from fks_pipelines.defs.dbt.resources import dbt_resource
+from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
+from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+@pytest.fixture(scope="session")
+def pipeline(databases):
+    url = databases.create()
+    result = defs.resolve_job_def("main_job").execute_in_process(
+        instance=DagsterInstance.ephemeral(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2024-05-01", ASSET_PARTITION_RANGE_END_TAG: "2024-05-24"},
+        run_config={"ops": {"analytics__strategy_choices": {"config": {"strategies": ["ma_cross", "rsi_reversion", "bollinger_breakout"]}}}},
+        resources={
+            "database": PostgresResource(url=url),
+            "market_data": MarketDataResource(symbols=SYMBOLS),
+            "dbt": dbt_resource(),
+            "embedding_model": EmbeddingModelResource(device="cpu"),
+        },
+    )
+    yield url, result
+    databases.drop(url)
+
+
