@@ -165,6 +165,35 @@ def db_analyst_url() -> None:
 
 
 @main.command()
+@click.argument("question")
+@click.option("-k", default=5, show_default=True, help="How many documents.")
+@click.option("--as-of", help="Only what was known by then (ISO time, UTC when no offset; default: now).")
+@click.option("--symbols", help="Comma-separated symbols to restrict to.")
+@click.option("--kinds", help="Comma-separated document kinds (market_summary, signal_event, strategy_summary).")
+def search(question: str, k: int, as_of: str | None, symbols: str | None, kinds: str | None) -> None:
+    """Semantic search over the knowledge layer, point-in-time: embeds QUESTION with the configured model and
+    prints the nearest documents known by --as-of (the same rag.search analysts call in SQL)."""
+    from fks_pipelines.lib.db.connect import connect
+    from fks_pipelines.lib.db.rag import search as rag_search
+    from fks_pipelines.lib.rag.embedder import Embedder
+
+    settings = Settings.from_env()
+    when = datetime.fromisoformat(as_of) if as_of else datetime.now(timezone.utc)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    embedder = Embedder(settings.embedding_model, settings.embedding_model_path, settings.embedding_device)
+    data_url, _ = database_urls(settings)
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
+    with connect(data_url) as conn:
+        if conn.execute("SELECT to_regclass('rag.chunks')").fetchone()[0] is None:
+            raise click.ClickException("nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings")
+        hits = rag_search(conn, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=split(kinds))
+    click.echo(f'{len(hits)} documents known by {when:%Y-%m-%d %H:%M %Z} nearest to "{question}":')
+    for hit in hits:
+        click.echo(f"\n[{hit.distance:.3f}] {hit.kind} {hit.symbol or ''} as of {hit.as_of:%Y-%m-%d %H:%M}")
+        click.echo("  " + hit.text.replace("\n", "\n  "))
+
+
+@main.command()
 @click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--no-serve", is_flag=True, help="Only generate the docs (dbt_project/target/).")
 def docs(port: int, no_serve: bool) -> None:

@@ -111,6 +111,16 @@ def test_demo_runs_the_main_job_through_dagster(server_home, tmp_path):
         assert len(daily) == 3 and all(row[-1] == "1440" for row in daily)
         # Two days of bars are too few for a walk-forward window: the section is there, and empty.
         assert "analytics.strategy_choices" in out
+        # The knowledge layer: 2 days x 3 symbols of market summaries, all embedded, and a point-in-time search.
+        knowledge = out.split("rag.documents", 1)[1]
+        assert re.search(r"market_summary\s+6\s+6", knowledge), knowledge
+        assert len(re.findall(r"^  0\.\d{3}  market_summary", knowledge.split("rag.search:", 1)[1], flags=re.M)) == 3
+        found = subprocess.run([*FKS, "search", "a calm day for ETHUSDT", "-k", "2", "--symbols", "ETHUSDT"],
+                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.startswith("2 documents known by") and found.stdout.count("market_summary ETHUSDT") == 2
+        before = subprocess.run([*FKS, "search", "anything", "--as-of", "2020-01-01"], env=env, capture_output=True, text=True)
+        assert before.stdout.startswith("0 documents known by 2020-01-01")
         # The run is recorded in Dagster's PostgreSQL storage, not in a local SQLite file.
         url = subprocess.run([*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True).stdout.strip()
         with psycopg.connect(url) as conn:
