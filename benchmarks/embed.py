@@ -7,7 +7,7 @@ Texts are market summaries like the pipeline writes (a few hundred characters; o
 alternate project/bare; the median of each is used. Last line: one JSON object with documents/s for both and
 ``"ratio"`` = project / bare (target >= 0.9).
 
-    python benchmarks/embed.py [--documents 2000] [--rounds 3] [--device cpu]
+    python benchmarks/embed.py [--documents 1000] [--rounds 3] [--device cpu]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def bare(embedder: Embedder, documents: list[str]) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--documents", type=int, default=2000)
+    parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

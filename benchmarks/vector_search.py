@@ -6,7 +6,7 @@ ef_search runs the same queries with no filter and with a 10%-selective symbol f
 exact search (numpy, same filters). The last line is one JSON object: build time, and per filter the p50/p95
 latency and recall@10 at the chosen ef_search (the smallest tried that reaches recall 0.99).
 
-    python benchmarks/vector_search.py [--n 200000] [--queries 200] [--ef 40,100,200]
+    python benchmarks/vector_search.py [--n 200000] [--queries 200] [--ef 100,200,400] [--m 16] [--ef-construction 200]
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ef", default="40,100,200", help="ef_search values to try, comma-separated")
+    parser.add_argument("--ef", default="100,200,400", help="ef_search values to try, comma-separated")
+    parser.add_argument("--m", type=int, default=store.HNSW_M, help="HNSW m (default: the project's)")
+    parser.add_argument("--ef-construction", type=int, default=store.HNSW_EF_CONSTRUCTION, help="(default: the project's)")
     args = parser.parse_args()
     efs = [int(x) for x in args.ef.split(",")]
 
@@ -79,11 +81,11 @@ def main() -> None:
             t = time.perf_counter()
             conn.execute(
                 f"CREATE INDEX chunks_embedding_hnsw ON rag.chunks USING hnsw (embedding vector_cosine_ops)"
-                f" WITH (m = {store.HNSW_M}, ef_construction = {store.HNSW_EF_CONSTRUCTION})"
+                f" WITH (m = {args.m}, ef_construction = {args.ef_construction})"
             )
             build_s = time.perf_counter() - t
             conn.execute("ANALYZE rag.chunks")
-            print(f"HNSW build (m={store.HNSW_M}, ef_construction={store.HNSW_EF_CONSTRUCTION}): {build_s:.1f}s", file=sys.stderr)
+            print(f"HNSW build (m={args.m}, ef_construction={args.ef_construction}): {build_s:.1f}s", file=sys.stderr)
             as_of = T0 + timedelta(minutes=args.n)
             filters = {"none": (None, None), "symbol_10pct": (["S3"], symbols == "S3")}
             truth = {name: [exact_top(vectors, mask, q) for q in queries] for name, (_, mask) in filters.items()}
@@ -107,7 +109,7 @@ def main() -> None:
     finally:
         drop_scratch_database(url)
     print(json.dumps({"n": args.n, "dim": DIM, "queries": args.queries, "load_s": round(load_s, 1),
-                      "hnsw_build_s": round(build_s, 1), "m": store.HNSW_M, "ef_construction": store.HNSW_EF_CONSTRUCTION,
+                      "hnsw_build_s": round(build_s, 1), "m": args.m, "ef_construction": args.ef_construction,
                       **{f"{name}": {k: v for k, v in r.items() if k != "all"} for name, r in results.items()},
                       "all": {name: r["all"] for name, r in results.items()}}))  # fmt: skip
 
