@@ -164,6 +164,41 @@ def db_analyst_url() -> None:
     click.echo(url_for_role(data_url, ANALYST, password))
 
 
+@main.group()
+def portfolio() -> None:
+    """The portfolio ledger: accounts, cash and trades the recommendations are sized for."""
+
+
+@portfolio.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def portfolio_import(file: Path) -> None:
+    """Import FILE: YAML (accounts with cash and trades; each account in it is replaced) or CSV (trades added
+    to existing accounts). Everything is validated first; on any error nothing is written."""
+    from fks_pipelines.lib.db.connect import connect, migrate
+    from fks_pipelines.lib.db.portfolio import account_states, import_accounts, import_trades
+    from fks_pipelines.lib.errors import BadInputError
+    from fks_pipelines.lib.portfolio.ledger import read_ledger
+
+    settings = Settings.from_env()
+    data_url, _ = database_urls(settings)
+    with connect(data_url) as conn:
+        migrate(conn, settings.timescale())
+        existing = {a for (a,) in conn.execute("SELECT account FROM portfolio.accounts").fetchall()}
+        try:
+            ledger = read_ledger(file, set(settings.symbols), existing)
+            if isinstance(ledger, list):
+                trades = import_accounts(conn, ledger, settings.market)
+                click.echo(f"imported {len(ledger)} account(s), {trades} trade(s) from {file}")
+            else:
+                trades = import_trades(conn, ledger, str(file))
+                click.echo(f"added {trades} trade(s) to {len(ledger)} account(s) from {file}")
+        except BadInputError as e:
+            raise click.ClickException(f"{e} (nothing was written)") from None
+        for state in account_states(conn, datetime.now(timezone.utc)):
+            held = ", ".join(f"{q:g} {s}" for s, q in state.positions.items()) or "no positions"
+            click.echo(f"  {state.account:<20} {state.kind:<10} cash {state.cash:,.2f} USDT, {held}")
+
+
 @main.command()
 @click.argument("question")
 @click.option("-k", default=5, show_default=True, help="How many documents.")

@@ -7,13 +7,16 @@ embedded server when no external database is configured.
 
 from __future__ import annotations
 
+import os
+
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
-from fks_pipelines.defs import backtests, dbt, knowledge, raw
+from fks_pipelines.defs import backtests, dbt, knowledge, raw, recommendations
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.raw.assets import daily_partitions
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.recommendations.resources import DiscordResource, LLMResource
 from fks_pipelines.settings import Settings
 
 settings = Settings.from_env()
@@ -21,7 +24,7 @@ settings = Settings.from_env()
 # The main job: everything the daily run materializes, in dependency order (grows with each layer).
 main_job = define_asset_job(
     "main_job",
-    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts", "backtests", "knowledge"),
+    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations"),
     partitions_def=daily_partitions,
     description="The daily pipeline: raw market data -> ... -> the daily recommendation.",
 )
@@ -47,6 +50,13 @@ resources = {
     "embedding_model": EmbeddingModelResource(
         model=settings.embedding_model, model_path=settings.embedding_model_path, device=settings.embedding_device
     ),
+    # Optional secrets: an EnvVar only when the variable is set (unset: no LLM -> rules engine; no webhook).
+    "llm": LLMResource(
+        base_url=os.environ.get("FKS_LLM_BASE_URL") or None,
+        model=os.environ.get("FKS_LLM_MODEL") or None,
+        api_key=EnvVar("FKS_LLM_API_KEY") if os.environ.get("FKS_LLM_API_KEY") else None,
+    ),
+    "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if os.environ.get("DISCORD_WEBHOOK_URL") else None),
 }
 
 defs = Definitions.merge(
@@ -54,5 +64,6 @@ defs = Definitions.merge(
     dbt.defs,
     backtests.defs,
     knowledge.defs,
+    recommendations.defs,
     Definitions(jobs=[main_job], resources=resources),
 )

@@ -11,13 +11,18 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from fks_pipelines.settings import PROJECT_ROOT
+
 
 def run_demo(*, days: int, env: dict[str, str]) -> None:
     from dagster import DagsterInstance
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+    from fks_pipelines.defs.recommendations.assets import latest_rows
     from fks_pipelines.definitions import defs, settings
-    from fks_pipelines.lib.db.connect import connect, redact
+    from fks_pipelines.lib.db.connect import connect, migrate, redact
+    from fks_pipelines.lib.db.portfolio import import_accounts
+    from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.db.klines import scope_summary
     from fks_pipelines.lib.sources.klines import LoadScope
 
@@ -26,6 +31,13 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     click.echo(f"fks demo: {days} days ({first} .. {last}) of {', '.join(settings.symbols)} from the {settings.source} source")
     click.echo(f"  database: {redact(env['FKS_DATABASE_URL'])}")
     click.echo(f"  dagster:  {redact(env['FKS_DAGSTER_DATABASE_URL'])} (DAGSTER_HOME={env['DAGSTER_HOME']})")
+
+    with connect(env["FKS_DATABASE_URL"]) as conn:
+        migrate(conn, settings.timescale())
+        if conn.execute("SELECT count(*) FROM portfolio.accounts").fetchone()[0] == 0:
+            accounts = read_ledger(DEMO_PORTFOLIO, set(settings.symbols))
+            import_accounts(conn, accounts, settings.market)
+            click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 
     job = defs.resolve_job_def("main_job")
     with DagsterInstance.get() as instance:
@@ -63,6 +75,11 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         knowledge = conn.execute(KNOWLEDGE_SQL).fetchall()
         as_of = datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
+        recommendation = latest_rows(conn, last)
+        generations = conn.execute(
+            "SELECT account, generator, model, llm_error FROM recommendations.generations WHERE decision_date = %s ORDER BY account",
+            (last,),
+        ).fetchall()
     click.echo("\nraw.binance_klines")
     click.echo(f"{'symbol':<10}{'rows':>9}  {'first bar (UTC)':<18}{'last bar (UTC)':<18}{'missing':>8}")
     for s in summaries:
@@ -95,6 +112,26 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     click.echo(f'\nrag.search: "{DEMO_QUESTION}" as of {as_of:%Y-%m-%d %H:%M} UTC')
     for hit in hits:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
+    print_recommendation(last, recommendation, generations)
+
+
+def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> None:
+    """The day's recommendation per account: a table, then the same as JSON."""
+    import json
+
+    click.echo(f"\nrecommendations.daily: the recommendation for {day} (decided at the end of the day)")
+    for account, generator, model, error in generations:
+        used = f"{generator}" + (f" ({model})" if generator == "llm" else "")
+        click.echo(f"  {account}: generator {used}" + (f"; the LLM failed: {error}" if error else ""))
+    click.echo(f"{'account':<16}{'symbol':<9}{'action':<7}{'target':>8}{'now':>8}{'price':>12}{'stop':>12}{'take':>12}{'conf':>6}  clamps")
+    for r in rows:
+        stop = f"{r['stop_loss']:,.2f}" if r["stop_loss"] else "-"
+        take = f"{r['take_profit']:,.2f}" if r["take_profit"] else "-"
+        click.echo(
+            f"{r['account']:<16}{r['symbol']:<9}{r['action']:<7}{r['target_allocation']:>8.1%}{r['current_allocation']:>8.1%}"
+            f"{r['reference_price']:>12,.2f}{stop:>12}{take:>12}{r['confidence']:>6.0%}  {len(r['clamps'])}"
+        )
+    click.echo(json.dumps({"decision_date": str(day), "recommendations": rows}, default=str, indent=2))
 
 
 MARTS_DAILY_SQL = """
@@ -123,6 +160,7 @@ KNOWLEDGE_SQL = """
     FROM rag.documents d GROUP BY d.kind ORDER BY d.kind
 """
 DEMO_QUESTION = "a sharp drop in price with high volatility"
+DEMO_PORTFOLIO = PROJECT_ROOT / "examples" / "demo_portfolio.yaml"
 
 
 def search_knowledge(conn, question: str, *, as_of: datetime, k: int):

@@ -1,0 +1,80 @@
+"""The ledger in PostgreSQL: importing it (all or nothing), and an account's state at a point in time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from fks_pipelines.lib.portfolio.ledger import Account, Trade, check_account
+
+
+def import_accounts(conn: psycopg.Connection, accounts: list[Account], market: str) -> int:
+    """Replace each account in the file (its deposits and trades) in one transaction; returns trades written."""
+    n = 0
+    with conn.transaction():
+        for a in accounts:
+            conn.execute("DELETE FROM portfolio.accounts WHERE account = %s", (a.name,))
+            conn.execute("INSERT INTO portfolio.accounts (account, kind, market) VALUES (%s, %s, %s)", (a.name, a.kind, market))
+            conn.execute(
+                "INSERT INTO portfolio.deposits (account, at, amount, note) VALUES (%s, %s, %s, 'opening cash')", (a.name, a.cash_at, a.cash)
+            )
+            n += _insert_trades(conn, a.name, a.trades)
+    return n
+
+
+def import_trades(conn: psycopg.Connection, trades: dict[str, list[Trade]], where: str) -> int:
+    """Add trades to existing accounts (a CSV), re-checking each account's whole history first."""
+    with conn.transaction():
+        for account, new in trades.items():
+            kind, cash, cash_at = conn.execute(
+                "SELECT a.kind, coalesce(sum(d.amount), 0), coalesce(min(d.at), now()) FROM portfolio.accounts a"
+                " LEFT JOIN portfolio.deposits d USING (account) WHERE a.account = %s GROUP BY a.kind",
+                (account,),
+            ).fetchone()
+            existing = [Trade(*row) for row in conn.execute(
+                "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades WHERE account = %s", (account,)
+            ).fetchall()]  # fmt: skip
+            check_account(Account(account, kind, cash, cash_at, existing + new), f"{where}: account {account}")
+        return sum(_insert_trades(conn, account, new) for account, new in trades.items())
+
+
+def _insert_trades(conn: psycopg.Connection, account: str, trades: list[Trade]) -> int:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO portfolio.trades (trade_id, account, symbol, side, quantity, price, fee, executed_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(t.trade_id, account, t.symbol, t.side, t.quantity, t.price, t.fee, t.executed_at) for t in trades],
+        )
+    return len(trades)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    account: str
+    kind: str
+    market: str
+    cash: float
+    positions: dict[str, float]  # quantity per symbol
+    net_deposits: float
+
+
+def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]:
+    """Every account as of ``at``: deposits and trades up to then, nothing later."""
+    out = []
+    for account, kind, market in conn.execute("SELECT account, kind, market FROM portfolio.accounts ORDER BY account").fetchall():
+        deposits = float(conn.execute(
+            "SELECT coalesce(sum(amount), 0) FROM portfolio.deposits WHERE account = %s AND at <= %s", (account, at)
+        ).fetchone()[0])  # fmt: skip
+        cash, positions = deposits, {}
+        for symbol, side, quantity, price, fee in conn.execute(
+            "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM portfolio.trades"
+            " WHERE account = %s AND executed_at <= %s ORDER BY executed_at, trade_id",
+            (account, at),
+        ).fetchall():
+            sign = 1.0 if side == "buy" else -1.0
+            positions[symbol] = positions.get(symbol, 0.0) + sign * quantity
+            cash -= sign * quantity * price + fee
+        out.append(AccountState(account, kind, market, cash, {k: v for k, v in positions.items() if v != 0}, deposits))
+    return out

@@ -1,0 +1,183 @@
+"""Gathering a recommendation's inputs point-in-time, storing what was generated, and scoring it later.
+
+Decision time for day D is the end of D (D+1 00:00 UTC): prices are D's daily close, signals and regimes are
+D's, the strategy choice is the latest decided before that moment, documents are those with as_of <= it, and
+the account's state counts deposits and trades up to it. Nothing later is read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta, timezone
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from fks_pipelines.lib.db.portfolio import AccountState, account_states
+from fks_pipelines.lib.llm.generate import Generation
+from fks_pipelines.lib.llm.schema import AccountContext, RetrievedDocument, SymbolContext
+from fks_pipelines.lib.portfolio.sizing import limits
+
+Retriever = Callable[[str, datetime], list[RetrievedDocument]]
+
+
+def decision_time(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=timezone.utc)
+
+
+def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day: date) -> dict[str, dict]:
+    """Per symbol, what is known at the end of ``day`` (symbols without a close that day are left out)."""
+    at = decision_time(day)
+    start = at - timedelta(days=1)
+    out: dict[str, dict] = {}
+    for symbol, close, r, vol in conn.execute(
+        "SELECT d.symbol, d.close::float8, r.simple_return, r.volatility_30d FROM marts.fct_ohlcv_1d d"
+        " LEFT JOIN marts.fct_returns r USING (market, symbol, bucket)"
+        " WHERE d.market = %s AND d.symbol = ANY(%s) AND d.bucket = %s",
+        (market, symbols, start),
+    ).fetchall():
+        out[symbol] = {"price": close, "return_1d": r, "daily_volatility": vol / math.sqrt(365) if vol else None,
+                       "indicators": {}, "signals": {}, "strategy": None, "regime": None}  # fmt: skip
+    columns = ("close", "rsi_14", "macd_hist", "bb_lower", "bb_upper", "sma_20", "sma_50", "atr_14")
+    for row in conn.execute(
+        f"SELECT symbol, {', '.join(columns)}, strategy_signals FROM analytics.signals"
+        " WHERE market = %s AND symbol = ANY(%s) AND bucket = %s AND as_of < %s",
+        (market, symbols, start, at),
+    ).fetchall():
+        if row[0] in out:
+            out[row[0]]["indicators"] = dict(zip(columns, row[1:-1], strict=True))
+            out[row[0]]["signals"] = {k: {"entry": v["entry"], "exit": v["exit"], "params": v["params"]} for k, v in row[-1].items()}
+    for symbol, regime, probabilities in conn.execute(
+        "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
+        (market, symbols, start),
+    ).fetchall():
+        if symbol in out:
+            out[symbol]["regime"] = {"regime": regime, "next_day_probabilities": probabilities}
+    for symbol, strategy, params, sharpe, ret, dd, bh, decided in conn.execute(
+        "SELECT DISTINCT ON (symbol) symbol, strategy, params, oos_sharpe, oos_total_return, oos_max_drawdown,"
+        " buy_and_hold_return, decided_at FROM analytics.strategy_choices"
+        " WHERE market = %s AND symbol = ANY(%s) AND decided_at < %s ORDER BY symbol, decided_at DESC",
+        (market, symbols, at),
+    ).fetchall():
+        if symbol in out:
+            out[symbol]["strategy"] = {"strategy": strategy, "params": params, "oos_sharpe": sharpe, "oos_total_return": ret,
+                                       "oos_max_drawdown": dd, "buy_and_hold_return": bh, "decided_at": decided.isoformat()}  # fmt: skip
+    return out
+
+
+def contexts(
+    conn: psycopg.Connection, day: date, symbols: list[str], market: str, retrieve: Retriever
+) -> tuple[list[AccountContext], list[AccountState]]:
+    at = decision_time(day)
+    inputs = market_inputs(conn, market, symbols, day)
+    documents = {s: retrieve(s, at) for s in inputs}
+    out, states = [], []
+    for state in account_states(conn, at):
+        if state.market != market:
+            continue
+        value = {s: q * inputs[s]["price"] for s, q in state.positions.items() if s in inputs}
+        equity = state.cash + sum(value.values())
+        lim = limits(max(equity, 0.0), state.kind)
+        symbol_contexts = [
+            SymbolContext(symbol=s, current_allocation=value.get(s, 0.0) / equity if equity > 0 else 0.0,
+                          documents=documents[s], **inputs[s])  # fmt: skip
+            for s in symbols
+            if s in inputs
+        ]
+        out.append(AccountContext(state.account, state.kind, at, equity, state.cash, lim.tier.name, lim.risk_per_trade,
+                                  lim.max_allocation, symbol_contexts))  # fmt: skip
+        states.append(state)
+    return out, states
+
+
+def store_generation(conn: psycopg.Connection, day: date, generation: Generation, decided_at: datetime) -> None:
+    """Replace the account's recommendation for ``day`` (audit row and one row per symbol) in one transaction."""
+    with conn.transaction():
+        conn.execute("DELETE FROM recommendations.generations WHERE decision_date = %s AND account = %s", (day, generation.account))
+        conn.execute(
+            "INSERT INTO recommendations.generations (decision_date, account, generator, model, decided_at, prompt,"
+            " raw_response, llm_error, latency_ms, prompt_tokens, completion_tokens, attempts, retrieved_ids)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (day, generation.account, generation.generator, generation.model, decided_at, Jsonb(generation.messages),
+             generation.raw_response, generation.llm_error, generation.latency_ms, generation.prompt_tokens,
+             generation.completion_tokens, generation.attempts, Jsonb(generation.retrieved_ids)),
+        )  # fmt: skip
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO recommendations.daily (decision_date, account, symbol, generator, action, target_allocation,"
+                " proposed_allocation, current_allocation, entry, stop_loss, take_profit, horizon_days, confidence,"
+                " rationale, evidence, clamps, reference_price)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(day, generation.account, r.symbol, generation.generator, r.action, r.target_allocation, r.proposed_allocation,
+                  r.current_allocation, r.entry, r.stop_loss, r.take_profit, r.horizon_days, r.confidence, r.rationale,
+                  Jsonb(r.evidence), Jsonb(r.clamps), r.reference_price) for r in generation.recommendations],
+            )  # fmt: skip
+
+
+TRACK_RECORD_SQL = """
+WITH scored AS (
+    SELECT r.decision_date, r.account, r.symbol, r.generator, r.action, r.target_allocation, r.reference_price,
+           g.decided_at,
+           (SELECT d.close::float8 FROM marts.fct_ohlcv_1d d WHERE d.market = a.market AND d.symbol = r.symbol
+             AND d.bucket = g.decided_at) AS close_1d,
+           (SELECT d.close::float8 FROM marts.fct_ohlcv_1d d WHERE d.market = a.market AND d.symbol = r.symbol
+             AND d.bucket = g.decided_at + interval '6 days') AS close_7d,
+           (SELECT rr.volatility_30d FROM marts.fct_returns rr WHERE rr.market = a.market AND rr.symbol = r.symbol
+             AND rr.bucket = g.decided_at - interval '1 day') / sqrt(365) AS sigma
+    FROM recommendations.daily r
+    JOIN recommendations.generations g USING (decision_date, account)
+    JOIN portfolio.accounts a USING (account)
+)
+INSERT INTO recommendations.track_record (decision_date, account, symbol, generator, action, target_allocation,
+    return_1d, return_7d, hit_1d, hit_7d, paper_pnl_1d, paper_pnl_7d)
+SELECT decision_date, account, symbol, generator, action, target_allocation,
+       close_1d / reference_price - 1, close_7d / reference_price - 1,
+       CASE WHEN close_1d IS NULL THEN NULL
+            WHEN action = 'buy' THEN close_1d > reference_price
+            WHEN action = 'sell' THEN close_1d < reference_price
+            ELSE abs(close_1d / reference_price - 1) < coalesce(sigma, 0.03) END,
+       CASE WHEN close_7d IS NULL THEN NULL
+            WHEN action = 'buy' THEN close_7d > reference_price
+            WHEN action = 'sell' THEN close_7d < reference_price
+            ELSE abs(close_7d / reference_price - 1) < coalesce(sigma, 0.03) * sqrt(7) END,
+       NULL, NULL
+FROM scored
+ON CONFLICT (decision_date, account, symbol) DO UPDATE SET
+    generator = EXCLUDED.generator, action = EXCLUDED.action, target_allocation = EXCLUDED.target_allocation,
+    return_1d = EXCLUDED.return_1d, return_7d = EXCLUDED.return_7d, hit_1d = EXCLUDED.hit_1d, hit_7d = EXCLUDED.hit_7d,
+    scored_at = now()
+"""
+
+
+def score_track_record(conn: psycopg.Connection) -> int:
+    """Score every stored recommendation against the closes 1 and 7 days after its decision (unknown ones
+    stay NULL until the data exists); paper P&L = target allocation x equity at decision x return."""
+    with conn.transaction():
+        conn.execute("DELETE FROM recommendations.track_record t WHERE NOT EXISTS (SELECT 1 FROM recommendations.daily r"
+                     " WHERE (r.decision_date, r.account, r.symbol) = (t.decision_date, t.account, t.symbol))")  # fmt: skip
+        n = conn.execute(TRACK_RECORD_SQL).rowcount
+        equities = {}
+        for day, account, decided_at in conn.execute("SELECT decision_date, account, decided_at FROM recommendations.generations").fetchall():
+            equities[(day, account)] = _equity(conn, account, decided_at)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE recommendations.track_record SET paper_pnl_1d = target_allocation * %s * return_1d,"
+                " paper_pnl_7d = target_allocation * %s * return_7d WHERE decision_date = %s AND account = %s",
+                [(e, e, d, a) for (d, a), e in equities.items()],
+            )
+    return n
+
+
+def _equity(conn: psycopg.Connection, account: str, at: datetime) -> float:
+    state = next((s for s in account_states(conn, at) if s.account == account), None)
+    if state is None:
+        return 0.0
+    total = state.cash
+    for symbol, quantity in state.positions.items():
+        row = conn.execute(
+            "SELECT close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
+            (state.market, symbol, at),
+        ).fetchone()
+        total += quantity * (row[0] if row else 0.0)
+    return total

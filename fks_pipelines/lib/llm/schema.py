@@ -1,0 +1,75 @@
+"""What a generator must return (sent to the model as JSON Schema), and the inputs it decides from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SymbolRecommendation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str
+    action: Literal["buy", "sell", "hold"]
+    target_allocation: float = Field(ge=0, le=1, description="Share of the account's equity to hold in this symbol after acting.")
+    entry: float | None = Field(default=None, gt=0, description="Entry price (the current close unless a limit is intended).")
+    stop_loss: float | None = Field(default=None, gt=0)
+    take_profit: float | None = Field(default=None, gt=0)
+    horizon_days: int = Field(ge=1, le=90)
+    confidence: float = Field(ge=0, le=1)
+    rationale: str = Field(min_length=1, max_length=2000)
+    evidence: list[str] = Field(default_factory=list, description="Ids of the provided documents this relies on.")
+
+
+class AccountRecommendation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str
+    recommendations: list[SymbolRecommendation]
+
+
+def response_schema() -> dict:
+    return AccountRecommendation.model_json_schema()
+
+
+@dataclass(frozen=True)
+class RetrievedDocument:
+    id: str
+    kind: str
+    symbol: str | None
+    as_of: datetime
+    text: str
+
+
+@dataclass
+class SymbolContext:
+    symbol: str
+    price: float  # the close of the decision day
+    daily_volatility: float | None  # 30-day, per day
+    return_1d: float | None
+    indicators: dict
+    signals: dict  # strategy -> {"entry": bool, "exit": bool, "params": {...}}
+    strategy: dict | None  # the walk-forward choice: strategy, params, oos metrics, decided_at
+    regime: dict | None  # regime, next_day_probabilities
+    current_allocation: float
+    documents: list[RetrievedDocument] = field(default_factory=list)
+
+
+@dataclass
+class AccountContext:
+    account: str
+    kind: str
+    decided_at: datetime  # every input is as of this moment
+    equity: float
+    cash: float
+    tier: str
+    risk_per_trade: float
+    max_allocation: float
+    symbols: list[SymbolContext]
+
+    @property
+    def retrieved_ids(self) -> list[str]:
+        return [d.id for s in self.symbols for d in s.documents]

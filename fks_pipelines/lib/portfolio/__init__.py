@@ -1,0 +1,1 @@
+"""Accounts, capital tiers and deterministic position sizing (pure code)."""
