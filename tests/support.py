@@ -25,6 +25,13 @@ class Reply:
 class Request:
     path: str
     query: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
+
+    def json(self):
+        import json
+
+        return json.loads(self.body)
 
 
 class ScriptedServer:
@@ -36,9 +43,16 @@ class ScriptedServer:
         outer = self
 
         class _Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                self._answer("POST", self.rfile.read(length))
+
+            def do_GET(self):  # noqa: N802
+                self._answer("GET", b"")
+
+            def _answer(self, method: str, body: bytes):
                 parts = urlsplit(self.path)
-                request = Request(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()})
+                request = Request(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}, method, body)
                 outer.requests.append(request)
                 reply = outer.handler(request)
                 if reply.delay_s:

@@ -121,6 +121,22 @@ def test_demo_runs_the_main_job_through_dagster(server_home, tmp_path):
         assert found.stdout.startswith("2 documents known by") and found.stdout.count("market_summary ETHUSDT") == 2
         before = subprocess.run([*FKS, "search", "anything", "--as-of", "2020-01-01"], env=env, capture_output=True, text=True)
         assert before.stdout.startswith("0 documents known by 2020-01-01")
+        # It ends with the day's recommendation for the example account: a table, then the same as JSON.
+        assert "imported the example account" in out
+        recommendation = out.split("recommendations.daily:", 1)[1]
+        assert "demo-personal: generator rules" in recommendation
+        rows = json.loads(recommendation[recommendation.index("{"):])
+        assert {r["symbol"] for r in rows["recommendations"]} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+        assert all(r["generator"] == "rules" and r["account"] == "demo-personal" for r in rows["recommendations"])
+        # fks portfolio import: a bad file changes nothing; a good one replaces the account.
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("accounts:\n  - {name: demo-personal, cash: -1}\n")
+        rejected = subprocess.run([*FKS, "portfolio", "import", str(bad)], env=env, capture_output=True, text=True, timeout=120)
+        assert rejected.returncode == 1 and "negative cash -1 (nothing was written)" in rejected.stderr
+        good = tmp_path / "good.yaml"
+        good.write_text("accounts:\n  - {name: demo-personal, kind: personal, cash: 2500}\n")
+        imported = subprocess.run([*FKS, "portfolio", "import", str(good)], env=env, capture_output=True, text=True, timeout=120)
+        assert imported.returncode == 0 and "demo-personal        personal   cash 2,500.00 USDT" in imported.stdout
         # The run is recorded in Dagster's PostgreSQL storage, not in a local SQLite file.
         url = subprocess.run([*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True).stdout.strip()
         with psycopg.connect(url) as conn:

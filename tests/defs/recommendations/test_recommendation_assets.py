@@ -1,0 +1,148 @@
+"""The recommendation group through Dagster on the main job's database: an account, an LLM on 127.0.0.1
+(valid, then failing), point-in-time inputs, the audit trail, the track record, the profit split, Discord."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+
+import psycopg
+import pytest
+from dagster import materialize
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
+from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.recommendations.assets import daily_recommendations, profit_splits, track_record
+from fks_pipelines.defs.recommendations.resources import DiscordResource, LLMResource
+from fks_pipelines.lib.db.portfolio import import_accounts
+from fks_pipelines.lib.db.rag import ensure_chunk_table, write_chunks
+from fks_pipelines.lib.portfolio.ledger import Account, Trade
+from fks_pipelines.lib.rag.documents import Document
+from tests.defs.conftest import SYMBOLS
+from tests.support import Reply, ScriptedServer
+
+ACCOUNT = "test-acct"
+
+
+def llm_answer(account: str) -> dict:
+    recs = [{"symbol": s, "action": "buy", "target_allocation": 0.9, "entry": None, "stop_loss": None, "take_profit": None,
+             "horizon_days": 3, "confidence": 0.6, "rationale": f"{s} looks strong", "evidence": []} for s in SYMBOLS]  # fmt: skip
+    return {"account": account, "recommendations": recs}
+
+
+def openai_server() -> ScriptedServer:
+    """Answers every account it is asked about (the account's name is in the prompt's JSON)."""
+
+    def reply(request) -> Reply:
+        prompt = request.json()["messages"][1]["content"]
+        account = json.loads(prompt.split("(JSON):\n", 1)[1].split("\n\n", 1)[0])["account"]
+        body = {"choices": [{"message": {"content": json.dumps(llm_answer(account))}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+        return Reply(200, json.dumps(body).encode())
+
+    return ScriptedServer(reply)
+
+
+@pytest.fixture(scope="module")
+def account_db(pipeline, embedder):
+    url, _ = pipeline
+    with psycopg.connect(url, autocommit=True) as conn:
+        from decimal import Decimal
+
+        trade = Trade("t1", "BTCUSDT", "buy", Decimal("0.01"), Decimal("60000"), Decimal("0.6"), datetime(2024, 5, 5, tzinfo=timezone.utc))
+        import_accounts(conn, [Account(ACCOUNT, "personal", Decimal("10000"), datetime(2024, 3, 1, tzinfo=timezone.utc), [trade]),
+                               Account("test-longterm", "long_term", Decimal("5000"), datetime(2024, 3, 1, tzinfo=timezone.utc))], "spot")  # fmt: skip
+        # A document from the future, worded to be retrieved for BTCUSDT: it must never reach an earlier prompt.
+        leak = Document(key="test/leak", kind="market_summary", as_of=datetime(2024, 5, 15, tzinfo=timezone.utc),
+                        text="FUTURE-LEAK: BTCUSDT latest market summary, strategy signals and walk-forward results.", symbol="BTCUSDT", market="spot")  # fmt: skip
+        conn.execute("INSERT INTO rag.documents (id, key, kind, market, symbol, as_of, text) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                     (leak.id, leak.key, leak.kind, leak.market, leak.symbol, leak.as_of, leak.text))  # fmt: skip
+        ensure_chunk_table(conn, embedder.dimension)
+        write_chunks(conn, [(leak.id, 0, leak.kind, leak.symbol, leak.as_of, 0, len(leak.text), leak.text, embedder.model,
+                             embedder.version, embedder.encode([leak.text])[0])], [leak.id])  # fmt: skip
+    return url
+
+
+def run(url: str, start: str, end: str, llm: LLMResource, discord: DiscordResource | None = None):
+    resources = {
+        "database": PostgresResource(url=url),
+        "market_data": MarketDataResource(symbols=SYMBOLS),
+        "embedding_model": EmbeddingModelResource(device="cpu"),
+        "llm": llm,
+        "discord": discord or DiscordResource(),
+    }
+    return materialize([daily_recommendations, track_record, profit_splits], resources=resources,
+                       tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end})  # fmt: skip
+
+
+def test_llm_recommendations_are_sized_audited_and_posted(account_db):
+    hook = ScriptedServer(lambda request: Reply(204))
+    with openai_server() as server, hook:
+        result = run(account_db, "2024-05-10", "2024-05-20", LLMResource(base_url=server.url + "/v1", model="test-model"),
+                     DiscordResource(webhook_url=hook.url + "/webhook"))  # fmt: skip
+    assert result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed
+    assert len(hook.requests) == 1 and "fks daily recommendation — 2024-05-20" in hook.requests[0].json()["content"]
+    with psycopg.connect(account_db) as conn:
+        rows = conn.execute(
+            "SELECT decision_date, symbol, generator, proposed_allocation, target_allocation, clamps FROM recommendations.daily"
+            " WHERE account = %s ORDER BY decision_date, symbol", (ACCOUNT,)
+        ).fetchall()
+        audit = conn.execute("SELECT model, prompt, prompt_tokens, latency_ms, attempts FROM recommendations.generations"
+                             " WHERE account = %s AND decision_date = '2024-05-12'", (ACCOUNT,)).fetchone()  # fmt: skip
+        conn.execute("SET ROLE analyst")
+        assert conn.execute("SELECT count(*) FROM recommendations.daily").fetchone()[0] >= len(rows)
+    assert len(rows) == 11 * len(SYMBOLS) and {r[2] for r in rows} == {"llm"}
+    assert all(r[3] == 0.9 and r[4] <= 0.20 and r[5] for r in rows)  # the model's 90% never survives sizing
+    model, prompt, tokens, latency, attempts = audit
+    assert model == "test-model" and tokens == 10 and latency > 0 and attempts == 1
+    text = json.dumps(prompt)
+    assert "2024-05-13T00:00:00+00:00" in text and "FUTURE-LEAK" not in text  # no document from after the decision
+
+
+def test_prices_after_the_decision_never_reach_the_prompt(account_db):
+    with psycopg.connect(account_db) as conn:
+        closes = dict(conn.execute("SELECT bucket::date, close::float8 FROM marts.fct_ohlcv_1d WHERE symbol = 'BTCUSDT'").fetchall())
+        (prompt,) = conn.execute("SELECT prompt FROM recommendations.generations WHERE account = %s AND decision_date = '2024-05-12'",
+                                 (ACCOUNT,)).fetchone()  # fmt: skip
+    state = json.loads(prompt[1]["content"].split("Account and market state (JSON):\n", 1)[1].split("\n\nRetrieved documents", 1)[0])
+    btc = next(s for s in state["symbols"] if s["symbol"] == "BTCUSDT")
+    assert btc["close"] == closes[date(2024, 5, 12)]
+    later = [closes[d] for d in closes if d > date(2024, 5, 12)]
+    assert all(str(c) not in prompt[1]["content"] for c in later)
+    assert btc["current_allocation"] > 0  # the 0.01 BTC bought on 2024-05-05 is in the account's state
+
+
+def test_a_failing_llm_falls_back_to_rules_and_the_check_warns(account_db):
+    broken = ScriptedServer(lambda request: Reply(500, b"overloaded"))
+    hook = ScriptedServer(lambda request: Reply(500, b"discord down"))
+    with broken, hook:
+        result = run(account_db, "2024-05-21", "2024-05-21", LLMResource(base_url=broken.url + "/v1", model="m", retries=1),
+                     DiscordResource(webhook_url=hook.url))  # fmt: skip
+    assert result.success  # neither a failing model nor a failing webhook fails the recommendation
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity.value == "WARN"
+    (event,) = result.asset_materializations_for_node("recommendations__daily")
+    assert event.metadata["llm_failures"].value == 2  # two accounts
+    with psycopg.connect(account_db) as conn:
+        generator, error = conn.execute("SELECT generator, llm_error FROM recommendations.generations"
+                                        " WHERE account = %s AND decision_date = '2024-05-21'", (ACCOUNT,)).fetchone()  # fmt: skip
+    assert generator == "rules" and "HTTP 500" in error
+
+
+def test_track_record_and_profit_split(account_db):
+    with psycopg.connect(account_db) as conn:
+        closes = dict(conn.execute("SELECT bucket::date, close::float8 FROM marts.fct_ohlcv_1d WHERE symbol = 'ETHUSDT'").fetchall())
+        r1, r7, hit, action = conn.execute(
+            "SELECT return_1d, return_7d, hit_1d, action FROM recommendations.track_record"
+            " WHERE account = %s AND symbol = 'ETHUSDT' AND decision_date = '2024-05-12'", (ACCOUNT,)
+        ).fetchone()
+        last = conn.execute("SELECT return_1d, return_7d FROM recommendations.track_record WHERE account = %s"
+                            " AND decision_date = '2024-05-20' AND symbol = 'ETHUSDT'", (ACCOUNT,)).fetchone()  # fmt: skip
+        split = conn.execute("SELECT month, to_account, profit, transfer FROM portfolio.profit_splits WHERE account = %s", (ACCOUNT,)).fetchone()
+    assert r1 == pytest.approx(closes[date(2024, 5, 13)] / closes[date(2024, 5, 12)] - 1)
+    assert r7 == pytest.approx(closes[date(2024, 5, 19)] / closes[date(2024, 5, 12)] - 1)
+    assert hit == ((action == "buy") == (r1 > 0)) or action == "hold"
+    assert last[0] is not None and last[1] is None  # 7 days after 2024-05-20 is not in the data yet
+    assert split[0] == date(2024, 4, 1) and split[1] == "test-longterm" and split[2] == pytest.approx(0.0) and split[3] == 0.0
