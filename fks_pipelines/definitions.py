@@ -54,6 +54,7 @@ resources = {
     "llm": LLMResource(
         base_url=os.environ.get("FKS_LLM_BASE_URL") or None,
         model=os.environ.get("FKS_LLM_MODEL") or None,
+        engine=os.environ.get("FKS_LLM_ENGINE") or "http",
         api_key=EnvVar("FKS_LLM_API_KEY") if os.environ.get("FKS_LLM_API_KEY") else None,
     ),
     "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if os.environ.get("DISCORD_WEBHOOK_URL") else None),

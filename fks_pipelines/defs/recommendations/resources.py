@@ -3,7 +3,7 @@
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from fks_pipelines.lib.llm.client import OpenAICompatibleClient
+from fks_pipelines.lib.llm.client import InProcessVLLM, OpenAICompatibleClient
 
 
 class LLMResource(ConfigurableResource):
@@ -14,8 +14,13 @@ class LLMResource(ConfigurableResource):
     api_key: str | None = Field(default=None, description="Bearer token, if the server wants one (FKS_LLM_API_KEY).")
     timeout_s: float = Field(default=60.0, description="Per request.")
     retries: int = Field(default=2, description="Retries on timeouts, connection errors and 5xx.")
+    engine: str = Field(default="http", description="http (a vLLM server) or in_process (vllm.LLM in this run; the gpu extra).")
 
-    def client(self) -> OpenAICompatibleClient | None:
+    def client(self) -> OpenAICompatibleClient | InProcessVLLM | None:
+        if self.engine == "in_process":
+            if not self.model:
+                raise ValueError("engine in_process needs a model (FKS_LLM_MODEL)")
+            return InProcessVLLM(self.model)
         if not self.base_url:
             return None
         return OpenAICompatibleClient(self.base_url, self.model or "default", self.api_key, self.timeout_s, self.retries)

@@ -75,3 +75,30 @@ class OpenAICompatibleClient:
             raise LLMError("the completion has no text content")
         usage = data.get("usage") or {}
         return LLMReply(text, usage.get("prompt_tokens"), usage.get("completion_tokens"), (time.perf_counter() - started) * 1000, attempt)
+
+
+@dataclass
+class InProcessVLLM:
+    """vLLM's engine inside the current process (``pip install '.[gpu]'``), for batch use in a GPU run: the
+    same ``chat(messages, schema)`` as the HTTP client, the same prompt and schema, structured output through
+    ``StructuredOutputsParams(json=...)`` (vLLM >= 0.12). Loaded on first use; one engine per process."""
+
+    model: str
+    max_tokens: int = 2048
+    _engine: object = None
+
+    def chat(self, messages: list[dict], schema: dict, schema_name: str = "account_recommendation") -> LLMReply:
+        from vllm import LLM, SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        if self._engine is None:
+            self._engine = LLM(model=self.model)
+        params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, structured_outputs=StructuredOutputsParams(json=schema))
+        started = time.perf_counter()
+        try:
+            (output,) = self._engine.chat(messages, params, use_tqdm=False)
+        except Exception as e:  # the engine's own errors become the same fallback path as the HTTP client's
+            raise LLMError(f"in-process vLLM: {type(e).__name__}: {e}") from e
+        completion = output.outputs[0]
+        return LLMReply(completion.text, len(output.prompt_token_ids or []), len(completion.token_ids or []),
+                        (time.perf_counter() - started) * 1000, 1)  # fmt: skip

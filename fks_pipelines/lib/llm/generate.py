@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from fks_pipelines.lib.llm.client import LLMError, OpenAICompatibleClient
+from fks_pipelines.lib.llm.client import InProcessVLLM, LLMError, OpenAICompatibleClient
 from fks_pipelines.lib.llm.prompt import build_messages
 from fks_pipelines.lib.llm.rules import recommend_by_rules
 from fks_pipelines.lib.llm.schema import AccountContext, AccountRecommendation, response_schema
@@ -95,7 +95,7 @@ def _sized(rec: AccountRecommendation, context: AccountContext) -> list[SizedRec
     return out
 
 
-def generate(context: AccountContext, client: OpenAICompatibleClient | None) -> Generation:
+def generate(context: AccountContext, client: OpenAICompatibleClient | InProcessVLLM | None) -> Generation:
     messages = build_messages(context)
     generation = Generation(context.account, "rules", None, messages, [], retrieved_ids=context.retrieved_ids)
     if client is not None:
