@@ -1,6 +1,5 @@
 """Documents from the marts and analytics (daily partitions), and their embeddings in pgvector."""
 
-from datetime import timedelta
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
@@ -12,6 +11,14 @@ from fks_pipelines.lib.db import rag as store
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
 
+# What a day's state of the market is read from (documents and recommendations both build on it).
+MARKET_STATE = [
+    AssetKey(["marts", "fct_ohlcv_1d"]),
+    AssetKey(["marts", "fct_returns"]),
+    AssetKey(["analytics", "signals"]),
+    AssetKey(["analytics", "market_regimes"]),
+    AssetKey(["analytics", "strategy_choices"]),
+]
 BARS_PER_DAY = {"1m": 1440, "3m": 480, "5m": 288, "15m": 96, "30m": 48, "1h": 24}
 
 
@@ -68,13 +75,7 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
 @asset(
     key_prefix="knowledge",
     group_name="knowledge",
-    deps=[
-        AssetKey(["marts", "fct_ohlcv_1d"]),
-        AssetKey(["marts", "fct_returns"]),
-        AssetKey(["analytics", "signals"]),
-        AssetKey(["analytics", "market_regimes"]),
-        AssetKey(["analytics", "strategy_choices"]),
-    ],
+    deps=MARKET_STATE,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"postgres"},

@@ -18,12 +18,13 @@ from dagster import (
 )
 
 from fks_pipelines.defs.gpu import GPU_POOL, GPU_TAGS
+from fks_pipelines.defs.knowledge.assets import MARKET_STATE
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.raw.assets import daily_partitions
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
 from fks_pipelines.defs.recommendations.resources import DiscordResource, LLMResource
 from fks_pipelines.lib.db import recommendations as store
-from fks_pipelines.lib.db.portfolio import account_states
+from fks_pipelines.lib.db.portfolio import account_states, equity
 from fks_pipelines.lib.db.rag import search
 from fks_pipelines.lib.llm.generate import generate
 from fks_pipelines.lib.llm.schema import RetrievedDocument
@@ -49,14 +50,7 @@ def retriever(conn, embedding_model: EmbeddingModelResource, k: int = 4):
 @asset(
     key=DAILY_KEY,
     group_name="recommendations",
-    deps=[
-        AssetKey(["marts", "fct_ohlcv_1d"]),
-        AssetKey(["marts", "fct_returns"]),
-        AssetKey(["analytics", "signals"]),
-        AssetKey(["analytics", "market_regimes"]),
-        AssetKey(["analytics", "strategy_choices"]),
-        AssetKey(["knowledge", "document_embeddings"]),
-    ],
+    deps=[*MARKET_STATE, AssetKey(["knowledge", "document_embeddings"])],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     op_tags=GPU_TAGS,
@@ -192,8 +186,8 @@ def profit_splits(context: AssetExecutionContext, database: PostgresResource, ma
             if end.kind == "long_term":
                 continue
             start = start_states.get(end.account)
-            equity_start = _value(conn, market_data.market, start, month_start) if start else 0.0
-            equity_end = _value(conn, market_data.market, end, month_end)
+            equity_start = equity(conn, start, month_start) if start else 0.0
+            equity_end = equity(conn, end, month_end)
             net = end.net_deposits - (start.net_deposits if start else 0.0)
             profit, transfer = profit_split(equity_start, equity_end, net)
             rows.append((month_start.date(), end.account, long_term, equity_start, equity_end, net, profit, transfer))
@@ -212,13 +206,3 @@ def profit_splits(context: AssetExecutionContext, database: PostgresResource, ma
         }
     )
 
-
-def _value(conn, market: str, state, at: datetime) -> float:
-    total = state.cash
-    for symbol, quantity in state.positions.items():
-        row = conn.execute(
-            "SELECT close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
-            (market, symbol, at),
-        ).fetchone()
-        total += quantity * (row[0] if row else 0.0)
-    return total

@@ -78,3 +78,15 @@ def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]
             cash -= sign * quantity * price + fee
         out.append(AccountState(account, kind, market, cash, {k: v for k, v in positions.items() if v != 0}, deposits))
     return out
+
+
+def equity(conn: psycopg.Connection, state: AccountState, at: datetime) -> float:
+    """Cash plus positions at the last daily close before ``at``."""
+    total = state.cash
+    for symbol, quantity in state.positions.items():
+        row = conn.execute(
+            "SELECT close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
+            (state.market, symbol, at),
+        ).fetchone()
+        total += quantity * (row[0] if row else 0.0)
+    return total

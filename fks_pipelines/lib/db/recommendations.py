@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db.portfolio import AccountState, account_states
+from fks_pipelines.lib.db.portfolio import AccountState, account_states, equity
 from fks_pipelines.lib.llm.generate import Generation
 from fks_pipelines.lib.llm.schema import AccountContext, RetrievedDocument, SymbolContext
 from fks_pipelines.lib.portfolio.sizing import limits
@@ -159,7 +159,8 @@ def score_track_record(conn: psycopg.Connection) -> int:
         n = conn.execute(TRACK_RECORD_SQL).rowcount
         equities = {}
         for day, account, decided_at in conn.execute("SELECT decision_date, account, decided_at FROM recommendations.generations").fetchall():
-            equities[(day, account)] = _equity(conn, account, decided_at)
+            state = next((s for s in account_states(conn, decided_at) if s.account == account), None)
+            equities[(day, account)] = equity(conn, state, decided_at) if state else 0.0
         with conn.cursor() as cur:
             cur.executemany(
                 "UPDATE recommendations.track_record SET paper_pnl_1d = target_allocation * %s * return_1d,"
@@ -168,16 +169,3 @@ def score_track_record(conn: psycopg.Connection) -> int:
             )
     return n
 
-
-def _equity(conn: psycopg.Connection, account: str, at: datetime) -> float:
-    state = next((s for s in account_states(conn, at) if s.account == account), None)
-    if state is None:
-        return 0.0
-    total = state.cash
-    for symbol, quantity in state.positions.items():
-        row = conn.execute(
-            "SELECT close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
-            (state.market, symbol, at),
-        ).fetchone()
-        total += quantity * (row[0] if row else 0.0)
-    return total
