@@ -9,25 +9,16 @@ from __future__ import annotations
 
 import os
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import Definitions, EnvVar
 
-from fks_pipelines.defs import backtests, dbt, knowledge, raw, recommendations
+from fks_pipelines.defs import automation, backtests, dbt, knowledge, raw, recommendations
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.raw.assets import daily_partitions
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
 from fks_pipelines.defs.recommendations.resources import DiscordResource, LLMResource
 from fks_pipelines.settings import Settings
 
 settings = Settings.from_env()
-
-# The main job: everything the daily run materializes, in dependency order (grows with each layer).
-main_job = define_asset_job(
-    "main_job",
-    selection=AssetSelection.groups("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations"),
-    partitions_def=daily_partitions,
-    description="The daily pipeline: raw market data -> ... -> the daily recommendation.",
-)
 
 resources = {
     "database": PostgresResource(
@@ -66,5 +57,6 @@ defs = Definitions.merge(
     backtests.defs,
     knowledge.defs,
     recommendations.defs,
-    Definitions(jobs=[main_job], resources=resources),
+    automation.defs,
+    Definitions(resources=resources),
 )

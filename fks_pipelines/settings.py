@@ -46,6 +46,10 @@ class Settings:
     embedding_model: str  # all-MiniLM-L6-v2 (shipped) or a name for model_path's model
     embedding_model_path: str | None
     embedding_device: str  # auto | cpu | cuda | cuda:N
+    schedule_time: str  # HH:MM UTC of the daily run
+    gap_window_days: int  # how far back the gap sensor looks
+    new_symbol_history_days: int  # history a newly configured symbol gets
+    landing_dir: Path  # archive files dropped here are imported by a sensor
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -73,6 +77,10 @@ class Settings:
             embedding_model=env.get("FKS_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
             embedding_model_path=env.get("FKS_EMBEDDING_MODEL_PATH") or None,
             embedding_device=env.get("FKS_EMBEDDING_DEVICE") or "auto",
+            schedule_time=env.get("FKS_SCHEDULE_TIME") or "00:30",
+            gap_window_days=int(env.get("FKS_GAP_WINDOW_DAYS") or 14),
+            new_symbol_history_days=int(env.get("FKS_NEW_SYMBOL_HISTORY_DAYS") or 90),
+            landing_dir=Path(env.get("FKS_LANDING_DIR") or home / "landing").absolute(),
         )
 
     def timescale(self) -> TimescaleOptions:

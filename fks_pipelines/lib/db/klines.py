@@ -240,3 +240,30 @@ def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
         pl.col(c).str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", time_unit="us").dt.convert_time_zone("UTC")
         for c in ("open_time", "close_time")
     ).select(KLINE_COLUMNS)
+
+
+def incomplete_days(
+    conn: psycopg.Connection, market: str, interval: str, symbols: list[str], first_day, last_day, bars_per_day: int
+) -> list[tuple[str, object, int]]:
+    """(symbol, day, rows) for every day in [first_day, last_day] a symbol has fewer than ``bars_per_day`` bars
+    (0 when the day is missing altogether), read through the (open_time, interval) index."""
+    rows = conn.execute(
+        f"""
+        WITH days AS (SELECT d::date AS day FROM generate_series(%s::date, %s::date, interval '1 day') d),
+        wanted AS (SELECT s AS symbol, day FROM unnest(%s::text[]) s CROSS JOIN days),
+        have AS (
+            SELECT symbol, (open_time AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM {TABLE}
+            WHERE market = %s AND interval = %s AND symbol = ANY(%s)
+              AND open_time >= %s::date::timestamptz AND open_time < (%s::date + 1)::timestamptz
+            GROUP BY 1, 2
+        )
+        SELECT w.symbol, w.day, coalesce(h.n, 0) FROM wanted w LEFT JOIN have h USING (symbol, day)
+        WHERE coalesce(h.n, 0) < %s ORDER BY w.day, w.symbol
+        """,
+        (first_day, last_day, symbols, market, interval, symbols, first_day, last_day, bars_per_day),
+    ).fetchall()
+    return [(s, d, int(n)) for s, d, n in rows]
+
+
+def symbols_with_data(conn: psycopg.Connection, market: str, interval: str) -> set[str]:
+    return {s for (s,) in conn.execute(f"SELECT DISTINCT symbol FROM {TABLE} WHERE market = %s AND interval = %s", (market, interval)).fetchall()}

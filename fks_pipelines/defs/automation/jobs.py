@@ -1,0 +1,61 @@
+"""The platform's jobs. ``main_job`` is everything (the demo and full rebuilds); ``daily_job`` is what runs
+every day (everything but the walk-forward re-optimisation, which ``reoptimise_job`` runs weekly);
+``archive_import_job`` imports files from the landing folder."""
+
+from dagster import AssetKey, AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
+from pydantic import Field
+
+from fks_pipelines.defs.raw.assets import daily_partitions
+from fks_pipelines.defs.raw.resources import PostgresResource
+from fks_pipelines.lib.sources.landing import import_landed_file
+from fks_pipelines.settings import Settings
+
+LAYERS = ("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations")
+REOPTIMISATION = AssetKey(["analytics", "strategy_choices"])
+
+main_job = define_asset_job(
+    "main_job",
+    selection=AssetSelection.groups(*LAYERS),
+    partitions_def=daily_partitions,
+    description="Everything, in dependency order: raw market data -> dbt -> backtests -> knowledge -> the daily recommendation.",
+)
+daily_job = define_asset_job(
+    "daily_job",
+    selection=AssetSelection.groups(*LAYERS) - AssetSelection.assets(REOPTIMISATION),
+    partitions_def=daily_partitions,
+    description="The daily run: the previous day end to end with the latest walk-forward choice (re-optimised weekly).",
+)
+reoptimise_job = define_asset_job(
+    "reoptimise_job",
+    selection=AssetSelection.assets(REOPTIMISATION),
+    description="Walk-forward re-optimisation of every strategy per symbol (weekly).",
+)
+
+
+class LandingConfig(Config):
+    files: list[str] = Field(description="File names in the landing folder to import.")
+
+
+@op(description="Import each file (checksum-verified), then move it to imported/ or, with the reason, quarantine/.")
+def import_landed_files(context: OpExecutionContext, config: LandingConfig, database: PostgresResource) -> None:
+    landing = Settings.from_env().landing_dir
+    failed = []
+    with database.connection() as conn:
+        for name in config.files:
+            path = landing / name
+            if not path.exists():
+                context.log.warning(f"{name}: no longer in {landing} (imported by an earlier run?)")
+                continue
+            result = import_landed_file(conn, path, landing)
+            if result.error:
+                failed.append(name)
+                context.log.error(f"{name}: quarantined: {result.error}")
+            else:
+                context.log.info(f"{name}: {result.rows} rows loaded, moved to {result.moved_to.parent.name}/")
+    if failed:
+        context.log.warning(f"{len(failed)} of {len(config.files)} file(s) quarantined (see {landing / 'quarantine'})")
+
+
+@job(description="Import Binance archive files dropped into the landing folder (FKS_LANDING_DIR).")
+def archive_import_job():
+    import_landed_files()

@@ -1,0 +1,116 @@
+"""Sensors: heal gaps in the raw layer, backfill newly configured symbols, import landed archive files, and
+tell Discord when a run fails.
+
+How a backfill is launched (gaps, new symbols): one run over a partition range
+(``ASSET_PARTITION_RANGE_START_TAG``/``END_TAG``) of ``daily_job``. Of the 1.13 options this is the public one
+that makes "one backfill, not a storm": every asset in the job has a single-run backfill policy and handles a
+range in one pass, so N missing days are one run (not N ``RunRequest(partition_key=...)`` runs); the private
+``RunRequest.for_asset_graph_subset`` would give a UI backfill object but is not a public API; declarative
+automation's backfills would re-evaluate the whole graph's conditions instead of the days we know are missing.
+Each request has a ``run_key`` derived from what it heals, so the same gap (or symbol) is never requested twice,
+and the range is bounded by the sensor's window.
+"""
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
+from fks_pipelines.defs.knowledge.assets import BARS_PER_DAY
+from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.recommendations.resources import DiscordResource
+from fks_pipelines.lib.db.klines import incomplete_days, symbols_with_data
+from fks_pipelines.lib.notify import post_to_discord
+from fks_pipelines.lib.sources.landing import landed_files
+from fks_pipelines.settings import Settings
+
+RAW_OP = "raw__binance_klines"
+
+
+def range_request(run_key: str, first, last, symbols: list[str], trigger: str) -> RunRequest:
+    """One run of daily_job over [first, last], its raw step narrowed to ``symbols`` (the rest is idempotent)."""
+    return RunRequest(
+        run_key=run_key,
+        run_config={"ops": {RAW_OP: {"config": {"symbols": symbols}}}},
+        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+              "fks/trigger": trigger},  # fmt: skip
+    )
+
+
+def _yesterday():
+    return datetime.now(timezone.utc).date() - timedelta(days=1)
+
+
+@sensor(job=daily_job, minimum_interval_seconds=3600, default_status=DefaultSensorStatus.RUNNING,
+        description="Missing or incomplete days per symbol in the last FKS_GAP_WINDOW_DAYS: one range run heals them.")  # fmt: skip
+def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
+    settings = Settings.from_env()
+    bars = BARS_PER_DAY.get(market_data.interval)
+    if bars is None:
+        return SkipReason(f"gap detection needs a sub-daily interval, not {market_data.interval}")
+    last = _yesterday()
+    first = last - timedelta(days=settings.gap_window_days - 1)
+    with database.connection() as conn:
+        known = symbols_with_data(conn, market_data.market, market_data.interval)
+        followed = [s for s in market_data.symbols if s in known]  # symbols with no data at all: the new-symbol sensor's
+        gaps = incomplete_days(conn, market_data.market, market_data.interval, followed, first, last, bars) if followed else []
+    if not gaps:
+        return SkipReason(f"no missing or incomplete day for {len(followed)} symbol(s) in {first} .. {last}")
+    days = sorted({d for _, d, _ in gaps})
+    symbols = sorted({s for s, _, _ in gaps})
+    fingerprint = hashlib.sha256(json.dumps([(s, str(d)) for s, d, _ in gaps]).encode()).hexdigest()[:16]
+    context.log.info(f"{len(gaps)} incomplete symbol-day(s) between {days[0]} and {days[-1]}: {symbols}")
+    return range_request(f"gaps:{fingerprint}", days[0], days[-1], symbols, "gap_sensor")
+
+
+@sensor(job=daily_job, minimum_interval_seconds=600, default_status=DefaultSensorStatus.RUNNING,
+        description="A symbol added to the universe (FKS_SYMBOLS) gets FKS_NEW_SYMBOL_HISTORY_DAYS of history.")  # fmt: skip
+def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
+    depth = Settings.from_env().new_symbol_history_days
+    with database.connection() as conn:
+        known = symbols_with_data(conn, market_data.market, market_data.interval)
+    new = [s for s in market_data.symbols if s not in known]
+    if not new:
+        return SkipReason("every configured symbol has data")
+    last = _yesterday()
+    first = last - timedelta(days=depth - 1)
+    return [range_request(f"new-symbol:{market_data.market}:{s}:{depth}", first, last, [s], "new_symbol_sensor") for s in new]
+
+
+@sensor(job=archive_import_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+        description="Archive files dropped into FKS_LANDING_DIR are imported, then moved to imported/ or quarantine/.")  # fmt: skip
+def archive_landing_sensor(context: SensorEvaluationContext):
+    landing = Settings.from_env().landing_dir
+    files = landed_files(landing)
+    if not files:
+        return SkipReason(f"nothing in {landing}")
+    stamp = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return RunRequest(
+        run_key="landing:" + hashlib.sha256(stamp.encode()).hexdigest()[:16],
+        run_config={"ops": {"import_landed_files": {"config": {"files": [p.name for p in files]}}}},
+        tags={"fks/trigger": "archive_landing_sensor"},
+    )
+
+
+@run_failure_sensor(name="run_failure_to_discord", default_status=DefaultSensorStatus.RUNNING,
+                    description="Posts every failed run to DISCORD_WEBHOOK_URL (skipped, with a log line, when unset).")  # fmt: skip
+def run_failure_to_discord(context: RunFailureSensorContext, discord: DiscordResource):
+    run = context.dagster_run
+    if not discord.webhook_url:
+        context.log.info(f"run {run.run_id} of {run.job_name} failed; DISCORD_WEBHOOK_URL not set, no post")
+        return
+    message = f"**fks run failed**: `{run.job_name}` run `{run.run_id[:8]}`: {context.failure_event.message or 'see the Dagster UI'}"
+    problem = post_to_discord(discord.webhook_url, message[:1900])
+    if problem:
+        context.log.warning(f"could not post the failure to Discord: {problem}")
