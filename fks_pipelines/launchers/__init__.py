@@ -1,1 +1,2 @@
-"""The GPU run launcher (routes runs that materialize GPU-marked assets to GPUs); arrives with its issue."""
+"""The GPU run launcher: routes each run by the GPU marker of what it materializes (defs/gpu.py) to a GPU
+launcher (local slots, Docker or Kubernetes) and everything else to the default launcher. See gpu.py."""

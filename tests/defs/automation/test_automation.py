@@ -22,7 +22,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.defs.automation.jobs import archive_import_job
 from fks_pipelines.defs.automation.schedules import daily_schedule, weekly_reoptimisation
-from fks_pipelines.defs.automation.sensors import archive_landing_sensor, gap_sensor, new_symbol_sensor, run_failure_to_discord
+from fks_pipelines.defs.automation.sensors import (
+    archive_landing_sensor,
+    gap_sensor,
+    new_symbol_sensor,
+    run_failure_to_discord,
+)
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
 from fks_pipelines.defs.recommendations.resources import DiscordResource
 from fks_pipelines.lib.db.klines import replace_klines

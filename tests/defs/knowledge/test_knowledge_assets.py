@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 import psycopg
 from dagster import AssetKey, materialize
 
+from fks_pipelines.definitions import defs
 from fks_pipelines.defs.gpu import GPU_POOL, GPU_TAG_KEY
 from fks_pipelines.defs.knowledge.assets import document_embeddings, documents
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
-from fks_pipelines.definitions import defs
 from fks_pipelines.lib.db.rag import search
 from tests.defs.conftest import SYMBOLS
 

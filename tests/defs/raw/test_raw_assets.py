@@ -6,7 +6,11 @@ from datetime import datetime, timezone
 
 import psycopg
 from dagster import AssetSelection, DagsterInstance, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.raw.checks import raw_checks
