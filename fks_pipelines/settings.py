@@ -50,6 +50,7 @@ class Settings:
     gap_window_days: int  # how far back the gap sensor looks
     new_symbol_history_days: int  # history a newly configured symbol gets
     landing_dir: Path  # archive files dropped here are imported by a sensor
+    automation: bool  # schedules and sensors start running by default (production), or stopped (dev, demo)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -81,6 +82,7 @@ class Settings:
             gap_window_days=int(env.get("FKS_GAP_WINDOW_DAYS") or 14),
             new_symbol_history_days=int(env.get("FKS_NEW_SYMBOL_HISTORY_DAYS") or 90),
             landing_dir=Path(env.get("FKS_LANDING_DIR") or home / "landing").absolute(),
+            automation=(env.get("FKS_AUTOMATION") or "off").lower() in ("on", "1", "true", "yes"),
         )
 
     def timescale(self) -> TimescaleOptions:

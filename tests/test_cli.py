@@ -147,7 +147,8 @@ def test_demo_runs_the_main_job_through_dagster(server_home, tmp_path):
 
 
 def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
-    """`fks dev` starts `dagster dev`; SIGTERM to fks stops the webserver, daemon and code server too."""
+    """`fks dev` starts `dagster dev`; its GraphQL API shows the asset graph, schedules and sensors and
+    materializes an asset; SIGTERM to fks stops the webserver, daemon and code server too."""
     import signal
     import time
 
@@ -172,6 +173,35 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
             time.sleep(1)
         else:
             raise AssertionError("the Dagster UI did not come up within 240 s")
+        # The UI's GraphQL API: the asset graph, the schedules and sensors, and one materialization through it.
+        graphql = f"http://127.0.0.1:{port}/graphql"
+
+        def ask(query: str, variables: dict | None = None) -> dict:
+            reply = httpx.post(graphql, json={"query": query, "variables": variables or {}}, timeout=60).json()
+            assert "errors" not in reply, reply
+            return reply["data"]
+
+        graph = ask("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
+        keys = {"/".join(n["assetKey"]["path"]) for n in graph}
+        assert {"raw/binance_klines", "marts/fct_ohlcv_1d", "knowledge/document_embeddings", "recommendations/daily"} <= keys
+        (repo,) = ask("{ repositoriesOrError { ... on RepositoryConnection { nodes { name schedules { name } sensors { name } } } } }")[
+            "repositoriesOrError"]["nodes"]  # fmt: skip
+        assert {s["name"] for s in repo["schedules"]} == {"daily_schedule", "weekly_reoptimisation"}
+        assert {"gap_sensor", "new_symbol_sensor", "archive_landing_sensor", "run_failure_to_discord"} <= {s["name"] for s in repo["sensors"]}
+        launched = ask(
+            "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename"
+            " ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+            {"p": {"selector": {"repositoryLocationName": "fks_pipelines", "repositoryName": repo["name"], "jobName": "__ASSET_JOB",
+                                "assetSelection": [{"path": ["raw", "binance_klines"]}]},
+                   "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2024-05-01"}]}}},
+        )["launchRun"]  # fmt: skip
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id, status = launched["run"]["runId"], None
+        deadline = time.monotonic() + 300  # queued, dequeued by the daemon, launched, run
+        while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+            time.sleep(2)
+            status = ask("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]["status"]
+        assert status == "SUCCESS", status
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("dagster" in " ".join(c.cmdline()) for c in children)
         proc.send_signal(signal.SIGTERM)

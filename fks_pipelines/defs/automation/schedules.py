@@ -5,12 +5,15 @@ from dagster import DefaultScheduleStatus, ScheduleDefinition, build_schedule_fr
 from fks_pipelines.defs.automation.jobs import daily_job, reoptimise_job
 from fks_pipelines.settings import Settings
 
-_hour, _minute = (int(x) for x in Settings.from_env().schedule_time.split(":"))
+_settings = Settings.from_env()
+_hour, _minute = (int(x) for x in _settings.schedule_time.split(":"))
+# Running by default in production (FKS_AUTOMATION=on); stopped in dev and the demo, started from the UI.
+DEFAULT_STATUS = DefaultScheduleStatus.RUNNING if _settings.automation else DefaultScheduleStatus.STOPPED
 
 # A daily-partitioned job's schedule targets the partition that just ended: at 00:30 UTC on the 25th it runs
 # the 24th, raw -> dbt -> signals -> documents/embeddings -> recommendation -> Discord.
 daily_schedule = build_schedule_from_partitioned_job(
-    daily_job, name="daily_schedule", hour_of_day=_hour, minute_of_hour=_minute, default_status=DefaultScheduleStatus.RUNNING
+    daily_job, name="daily_schedule", hour_of_day=_hour, minute_of_hour=_minute, default_status=DEFAULT_STATUS
 )
 
 # Re-optimising every strategy is the expensive step: weekly, two hours before Sunday's daily run (so that
@@ -22,5 +25,5 @@ weekly_reoptimisation = ScheduleDefinition(
     job=reoptimise_job,
     cron_schedule=f"{_before % 60} {_before // 60} * * {_weekday}",
     execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=DEFAULT_STATUS,
 )

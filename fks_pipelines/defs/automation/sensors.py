@@ -36,6 +36,8 @@ from fks_pipelines.lib.sources.landing import landed_files
 from fks_pipelines.settings import Settings
 
 RAW_OP = "raw__binance_klines"
+# Running by default in production (FKS_AUTOMATION=on); stopped in dev and the demo, started from the UI.
+DEFAULT_STATUS = DefaultSensorStatus.RUNNING if Settings.from_env().automation else DefaultSensorStatus.STOPPED
 
 
 def range_request(run_key: str, first, last, symbols: list[str], trigger: str) -> RunRequest:
@@ -52,7 +54,7 @@ def _yesterday():
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
 
-@sensor(job=daily_job, minimum_interval_seconds=3600, default_status=DefaultSensorStatus.RUNNING,
+@sensor(job=daily_job, minimum_interval_seconds=3600, default_status=DEFAULT_STATUS,
         description="Missing or incomplete days per symbol in the last FKS_GAP_WINDOW_DAYS: one range run heals them.")  # fmt: skip
 def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
     settings = Settings.from_env()
@@ -74,7 +76,7 @@ def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, mar
     return range_request(f"gaps:{fingerprint}", days[0], days[-1], symbols, "gap_sensor")
 
 
-@sensor(job=daily_job, minimum_interval_seconds=600, default_status=DefaultSensorStatus.RUNNING,
+@sensor(job=daily_job, minimum_interval_seconds=600, default_status=DEFAULT_STATUS,
         description="A symbol added to the universe (FKS_SYMBOLS) gets FKS_NEW_SYMBOL_HISTORY_DAYS of history.")  # fmt: skip
 def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
     depth = Settings.from_env().new_symbol_history_days
@@ -88,7 +90,7 @@ def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResour
     return [range_request(f"new-symbol:{market_data.market}:{s}:{depth}", first, last, [s], "new_symbol_sensor") for s in new]
 
 
-@sensor(job=archive_import_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+@sensor(job=archive_import_job, minimum_interval_seconds=60, default_status=DEFAULT_STATUS,
         description="Archive files dropped into FKS_LANDING_DIR are imported, then moved to imported/ or quarantine/.")  # fmt: skip
 def archive_landing_sensor(context: SensorEvaluationContext):
     landing = Settings.from_env().landing_dir
@@ -103,7 +105,7 @@ def archive_landing_sensor(context: SensorEvaluationContext):
     )
 
 
-@run_failure_sensor(name="run_failure_to_discord", default_status=DefaultSensorStatus.RUNNING,
+@run_failure_sensor(name="run_failure_to_discord", default_status=DEFAULT_STATUS,
                     description="Posts every failed run to DISCORD_WEBHOOK_URL (skipped, with a log line, when unset).")  # fmt: skip
 def run_failure_to_discord(context: RunFailureSensorContext, discord: DiscordResource):
     run = context.dagster_run
