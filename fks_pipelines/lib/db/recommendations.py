@@ -70,12 +70,13 @@ def contexts(
     conn: psycopg.Connection, day: date, symbols: list[str], market: str, retrieve: Retriever
 ) -> tuple[list[AccountContext], list[AccountState]]:
     at = decision_time(day)
+    accounts = [s for s in account_states(conn, at) if s.market == market]
+    if not accounts:
+        return [], []
     inputs = market_inputs(conn, market, symbols, day)
-    documents = {s: retrieve(s, at) for s in inputs}
+    documents = {s: retrieve(s, at) for s in inputs}  # once per symbol, shared by every account
     out, states = [], []
-    for state in account_states(conn, at):
-        if state.market != market:
-            continue
+    for state in accounts:
         value = {s: q * inputs[s]["price"] for s, q in state.positions.items() if s in inputs}
         equity = state.cash + sum(value.values())
         lim = limits(max(equity, 0.0), state.kind)
