@@ -27,11 +27,11 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
-from fks_pipelines.defs.knowledge.assets import BARS_PER_DAY
 from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
 from fks_pipelines.defs.recommendations.resources import DiscordResource
 from fks_pipelines.lib.db.klines import incomplete_days, symbols_with_data
 from fks_pipelines.lib.notify import post_to_discord
+from fks_pipelines.lib.sources.klines import bars_per_day
 from fks_pipelines.lib.sources.landing import landed_files
 from fks_pipelines.settings import Settings
 
@@ -58,9 +58,9 @@ def _yesterday():
         description="Missing or incomplete days per symbol in the last FKS_GAP_WINDOW_DAYS: one range run heals them.")  # fmt: skip
 def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
     settings = Settings.from_env()
-    bars = BARS_PER_DAY.get(market_data.interval)
+    bars = bars_per_day(market_data.interval)
     if bars is None:
-        return SkipReason(f"gap detection needs a sub-daily interval, not {market_data.interval}")
+        return SkipReason(f"gap detection needs an interval that tiles a day, not {market_data.interval}")
     last = _yesterday()
     first = last - timedelta(days=settings.gap_window_days - 1)
     with database.connection() as conn:

@@ -10,6 +10,7 @@ from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResourc
 from fks_pipelines.lib.db import rag as store
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
+from fks_pipelines.lib.sources.klines import bars_per_day
 
 # What a day's state of the market is read from (documents and recommendations both build on it).
 MARKET_STATE = [
@@ -19,7 +20,6 @@ MARKET_STATE = [
     AssetKey(["analytics", "market_regimes"]),
     AssetKey(["analytics", "strategy_choices"]),
 ]
-BARS_PER_DAY = {"1m": 1440, "3m": 480, "5m": 288, "15m": 96, "30m": 48, "1h": 24}
 
 
 def build_documents(conn, market: str, symbols: list[str], interval: str, start, end) -> list[Document]:
@@ -54,7 +54,7 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
     names = ["market", "symbol", "bucket", "open", "high", "low", "close", "volume", "bar_count", "simple_return",
              "volatility_7d", "volatility_30d"]  # fmt: skip
     for row in days:
-        day = dict(zip(names, row, strict=True)) | {"expected_bars": BARS_PER_DAY.get(interval)}
+        day = dict(zip(names, row, strict=True)) | {"expected_bars": bars_per_day(interval)}
         state = signals.get((day["symbol"], day["bucket"]))
         indicators = {k: v for k, v in state.items() if k not in ("market", "symbol", "bucket", "as_of", "strategy_signals")} if state else None
         docs.append(market_summary(day, regimes.get((day["symbol"], day["bucket"])), indicators))

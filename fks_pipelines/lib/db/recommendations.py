@@ -17,7 +17,6 @@ from psycopg.types.json import Jsonb
 from fks_pipelines.lib.db.portfolio import AccountState, account_states, equity
 from fks_pipelines.lib.llm.generate import Generation
 from fks_pipelines.lib.llm.schema import AccountContext, RetrievedDocument, SymbolContext
-from fks_pipelines.lib.portfolio.sizing import limits
 
 Retriever = Callable[[str, datetime], list[RetrievedDocument]]
 
@@ -79,15 +78,13 @@ def contexts(
     for state in accounts:
         value = {s: q * inputs[s]["price"] for s, q in state.positions.items() if s in inputs}
         equity = state.cash + sum(value.values())
-        lim = limits(max(equity, 0.0), state.kind)
         symbol_contexts = [
             SymbolContext(symbol=s, current_allocation=value.get(s, 0.0) / equity if equity > 0 else 0.0,
                           documents=documents[s], **inputs[s])  # fmt: skip
             for s in symbols
             if s in inputs
         ]
-        out.append(AccountContext(state.account, state.kind, at, equity, state.cash, lim.tier.name, lim.risk_per_trade,
-                                  lim.max_allocation, symbol_contexts))  # fmt: skip
+        out.append(AccountContext(state.account, state.kind, at, equity, state.cash, symbol_contexts))
         states.append(state)
     return out, states
 
@@ -158,9 +155,11 @@ def score_track_record(conn: psycopg.Connection) -> int:
         conn.execute("DELETE FROM recommendations.track_record t WHERE NOT EXISTS (SELECT 1 FROM recommendations.daily r"
                      " WHERE (r.decision_date, r.account, r.symbol) = (t.decision_date, t.account, t.symbol))")  # fmt: skip
         n = conn.execute(TRACK_RECORD_SQL).rowcount
-        equities = {}
+        equities, states_at = {}, {}
         for day, account, decided_at in conn.execute("SELECT decision_date, account, decided_at FROM recommendations.generations").fetchall():
-            state = next((s for s in account_states(conn, decided_at) if s.account == account), None)
+            if decided_at not in states_at:  # every account's state once per decision time
+                states_at[decided_at] = {s.account: s for s in account_states(conn, decided_at)}
+            state = states_at[decided_at].get(account)
             equities[(day, account)] = equity(conn, state, decided_at) if state else 0.0
         with conn.cursor() as cur:
             cur.executemany(

@@ -12,7 +12,7 @@ from fks_pipelines.lib.llm.client import InProcessVLLM, LLMError, OpenAICompatib
 from fks_pipelines.lib.llm.prompt import build_messages
 from fks_pipelines.lib.llm.rules import recommend_by_rules
 from fks_pipelines.lib.llm.schema import AccountContext, AccountRecommendation, response_schema
-from fks_pipelines.lib.portfolio.sizing import Limits, Proposal, Tier, size
+from fks_pipelines.lib.portfolio.sizing import Proposal, size
 
 
 class InvalidRecommendation(ValueError):
@@ -78,7 +78,7 @@ def parse_reply(text: str, context: AccountContext) -> AccountRecommendation:
 
 def _sized(rec: AccountRecommendation, context: AccountContext) -> list[SizedRecommendation]:
     by_symbol = {s.symbol: s for s in context.symbols}
-    lim = Limits(Tier(context.tier, 0, "", context.risk_per_trade, context.max_allocation), context.risk_per_trade, context.max_allocation)
+    lim = context.limits
     out = []
     for r in rec.recommendations:
         s = by_symbol[r.symbol]

@@ -29,9 +29,9 @@ def build_messages(context: AccountContext) -> list[dict]:
         "decision_time_utc": context.decided_at.isoformat(),
         "equity_usdt": round(context.equity, 2),
         "cash_usdt": round(context.cash, 2),
-        "tier": context.tier,
-        "risk_per_trade": context.risk_per_trade,
-        "max_allocation": context.max_allocation,
+        "tier": context.limits.tier.name,
+        "risk_per_trade": context.limits.risk_per_trade,
+        "max_allocation": context.limits.max_allocation,
         "symbols": [
             {
                 "symbol": s.symbol,

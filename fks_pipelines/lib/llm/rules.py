@@ -4,6 +4,7 @@ chosen strategy's signal, leans on the regime's next-day probabilities, and size
 from __future__ import annotations
 
 from fks_pipelines.lib.llm.schema import AccountContext, AccountRecommendation, SymbolRecommendation
+from fks_pipelines.lib.portfolio.sizing import default_stop, default_take_profit
 
 
 def _direction(regime: dict | None) -> tuple[float, float]:
@@ -25,7 +26,7 @@ def recommend_by_rules(context: AccountContext) -> AccountRecommendation:
         reasons = [f"{chosen or 'no strategy'}: {'entry' if signal.get('entry') else 'exit' if signal.get('exit') else 'no'} signal"]
         reasons.append(f"regime {(s.regime or {}).get('regime', 'unknown')} (next day up {up:.0%}, down {down:.0%})")
         if signal.get("entry") and up >= down:
-            action, target = "buy", round(context.max_allocation * confidence, 4)
+            action, target = "buy", round(context.limits.max_allocation * confidence, 4)
         elif (signal.get("exit") or down > 0.5) and s.current_allocation > 0:
             action, target, confidence = "sell", 0.0, round(max(confidence, 0.5), 3)
         else:
@@ -37,8 +38,8 @@ def recommend_by_rules(context: AccountContext) -> AccountRecommendation:
                 action=action,
                 target_allocation=min(max(target, 0.0), 1.0),
                 entry=s.price,
-                stop_loss=round(s.price * (1 - 2 * sigma), 8) if protects else None,
-                take_profit=round(s.price * (1 + 3 * sigma), 8) if protects else None,
+                stop_loss=default_stop(s.price, sigma) if protects else None,
+                take_profit=default_take_profit(s.price, sigma) if protects else None,
                 horizon_days=7,
                 confidence=confidence,
                 rationale="; ".join(reasons) + ".",

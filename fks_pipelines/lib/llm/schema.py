@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fks_pipelines.lib.portfolio.sizing import Limits, limits
+
 
 class SymbolRecommendation(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -65,10 +67,12 @@ class AccountContext:
     decided_at: datetime  # every input is as of this moment
     equity: float
     cash: float
-    tier: str
-    risk_per_trade: float
-    max_allocation: float
     symbols: list[SymbolContext]
+
+    @property
+    def limits(self) -> Limits:
+        """The tier's caps for this account's equity and kind (sizing and the prompt both read these)."""
+        return limits(max(self.equity, 0.0), self.kind)
 
     @property
     def retrieved_ids(self) -> list[str]:

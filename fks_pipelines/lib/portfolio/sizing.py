@@ -33,6 +33,16 @@ KIND_RISK = {"personal": 1.0, "prop_firm": 0.5, "long_term": 0.75}
 Z_99 = 2.326
 
 
+def default_stop(entry: float, sigma: float) -> float:
+    """A stop two daily standard deviations below the entry."""
+    return round(entry * (1 - 2 * sigma), 8)
+
+
+def default_take_profit(entry: float, sigma: float) -> float:
+    """A take-profit three daily standard deviations above the entry."""
+    return round(entry * (1 + 3 * sigma), 8)
+
+
 def tier_for(equity: float) -> Tier:
     return [t for t in TIERS if equity >= t.min_equity][-1]
 
@@ -89,9 +99,9 @@ def size(
             clamp("target_allocation", current_allocation, "a sell cannot raise the allocation")
     elif p.action == "buy":
         if p.stop_loss is None or not 0 < p.stop_loss < p.entry:
-            clamp("stop_loss", round(p.entry * (1 - 2 * sigma), 8), "a buy needs a stop below the entry: 2 daily sigmas")
+            clamp("stop_loss", default_stop(p.entry, sigma), "a buy needs a stop below the entry: 2 daily sigmas")
         if p.take_profit is None or p.take_profit <= p.entry:
-            clamp("take_profit", round(p.entry * (1 + 3 * sigma), 8), "a buy needs a take-profit above the entry: 3 daily sigmas")
+            clamp("take_profit", default_take_profit(p.entry, sigma), "a buy needs a take-profit above the entry: 3 daily sigmas")
         caps = [
             (lim.max_allocation, f"tier {lim.tier.name}: at most {lim.max_allocation:.0%} per position"),
             (lim.risk_per_trade * p.entry / (p.entry - p.stop_loss), f"risk per trade {lim.risk_per_trade:.2%} of equity to the stop"),

@@ -73,6 +73,13 @@ def interval_timedelta(interval: str) -> timedelta:
     return timedelta(seconds=int(interval[:-1]) * _INTERVAL_UNITS[interval[-1]])
 
 
+def bars_per_day(interval: str) -> int | None:
+    """Bars in a complete UTC day (1440 for 1m), or None for intervals that do not tile a day."""
+    step = interval_timedelta(interval)
+    day = timedelta(days=1)
+    return day // step if step <= day and day % step == timedelta(0) else None
+
+
 def check_market(market: str) -> str:
     if market not in MARKETS:
         raise BadInputError(f"unknown market {market!r}; expected one of {', '.join(MARKETS)}")

@@ -12,7 +12,6 @@ import pytest
 from fks_pipelines.lib.llm.client import OpenAICompatibleClient
 from fks_pipelines.lib.llm.generate import generate
 from fks_pipelines.lib.llm.schema import AccountContext, RetrievedDocument, SymbolContext
-from fks_pipelines.lib.portfolio.sizing import limits
 from tests.support import Reply, ScriptedServer
 
 AT = datetime(2024, 5, 11, tzinfo=timezone.utc)
@@ -23,7 +22,6 @@ DOCS = {
 
 
 def context(documents=DOCS, cash=10_000.0) -> AccountContext:
-    lim = limits(10_000.0, "personal")
     symbols = [
         SymbolContext("BTCUSDT", 60_000.0, 0.02, 0.03, {"rsi_14": 55.0}, {"ma_cross": {"entry": False, "exit": False, "params": {}}},
                       {"strategy": "ma_cross", "oos_sharpe": 1.0}, {"regime": "up_low_vol", "next_day_probabilities": {"up_low_vol": 0.7, "down_low_vol": 0.3}},
@@ -32,7 +30,7 @@ def context(documents=DOCS, cash=10_000.0) -> AccountContext:
                       {"strategy": "ma_cross", "oos_sharpe": 0.8}, {"regime": "up_high_vol", "next_day_probabilities": {"up_high_vol": 0.6, "down_high_vol": 0.4}},
                       0.0, documents.get("ETHUSDT", [])),
     ]  # fmt: skip
-    return AccountContext("acct", "personal", AT, 10_000.0, cash, lim.tier.name, lim.risk_per_trade, lim.max_allocation, symbols)
+    return AccountContext("acct", "personal", AT, 10_000.0, cash, symbols)
 
 
 def answer(**overrides) -> dict:
