@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install db-start db-stop dev bench clean
+.PHONY: demo test test-quick lint format install db-start db-stop dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,21 @@ demo: $(STAMP)
 ## Set everything up and run the whole test suite.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## The pure tests only (marker "quick"): seconds, no database.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "quick and not slow"
+
+## Lint, format check and type check: what .ci/run runs before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy fks_pipelines
+
+## Apply the formatter and the safe lint fixes.
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 db-start: $(STAMP)
 	$(BIN)/fks db start

@@ -33,6 +33,21 @@ def _fresh_home() -> Path:
     return Path(tempfile.mkdtemp(prefix="fks-test-home-"))
 
 
+# Fixtures that mean a test needs the real server, a Dagster run or the embedding model: such a test is
+# "integration"; every other test is "quick" (pure code, local HTTP servers at most). `make test-quick` runs
+# the quick ones; `make test` runs everything.
+_INTEGRATION_FIXTURES = {"pg_server", "databases", "db_url", "conn", "server_home", "embedder", "pipeline", "dbt"}
+_INTEGRATION_FOLDERS = ("defs", "dbt", "launchers")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = Path(str(item.fspath)).relative_to(PROJECT_ROOT / "tests").parts[0]
+        heavy = _INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())) or folder in _INTEGRATION_FOLDERS
+        if item.get_closest_marker("integration") is None and item.get_closest_marker("quick") is None:
+            item.add_marker(pytest.mark.integration if heavy else pytest.mark.quick)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> EmbeddedPostgres:
     home = _fresh_home()

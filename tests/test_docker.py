@@ -52,6 +52,7 @@ def test_every_variable_passed_is_read_by_the_code_and_defined_in_env_example(co
     assert set(re.findall(r"\$\{([A-Z0-9_]+)\}", text)) <= example
 
 
+@pytest.mark.slow
 def test_entrypoints_and_copied_paths_exist(compose):
     for name in ("code", "webserver", "daemon"):
         command = compose["services"][name]["command"]

@@ -38,6 +38,7 @@ def loop_backtest(bars, entries, exits, fees, slippage, cash):
     return cash + size * bars["close"][-1], trades
 
 
+@pytest.mark.slow
 def test_per_bar_loop_reproduces_vectorbt(hourly):
     config = BacktestConfig(fees=0.001, slippage=0.0005, init_cash=10_000.0)
     for fast, slow in ((10, 40), (20, 100), (5, 200)):
@@ -53,6 +54,7 @@ def test_per_bar_loop_reproduces_vectorbt(hourly):
         assert list(orders["Timestamp"]) == [t[1] for t in trades]
 
 
+@pytest.mark.slow
 def test_sweep_is_chunked_and_complete(hourly):
     strategy = STRATEGIES["ma_cross"]
     params = strategy.parameter_sets()
