@@ -14,8 +14,8 @@ from dagster import Definitions, EnvVar
 from fks_pipelines.defs import automation, backtests, dbt, knowledge, raw, recommendations
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
-from fks_pipelines.defs.recommendations.resources import DiscordResource, LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
 from fks_pipelines.settings import Settings
 
 settings = Settings.from_env()

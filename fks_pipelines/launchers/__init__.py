@@ -1,2 +1,2 @@
-"""The GPU run launcher: routes each run by the GPU marker of what it materializes (defs/gpu.py) to a GPU
+"""The GPU run launcher: routes each run by the GPU marker of what it materializes (defs/shared.py) to a GPU
 launcher (local slots, Docker or Kubernetes) and everything else to the default launcher. See gpu.py."""

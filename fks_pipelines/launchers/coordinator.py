@@ -4,7 +4,7 @@ step, whichever way it was started (job, backfill, sensor, automation). A tag co
 
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 
-from fks_pipelines.defs.gpu import GPU_TAGS
+from fks_pipelines.defs.shared import GPU_TAGS
 from fks_pipelines.launchers.routing import gpu_steps
 
 

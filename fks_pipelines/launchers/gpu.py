@@ -1,5 +1,5 @@
 """``GpuRoutingRunLauncher``: one run launcher for ``dagster.yaml`` that sends each run to a GPU launcher when
-it executes a GPU-marked step (op tag ``fks/gpu`` or pool ``gpu``, see defs/gpu.py) and to the default
+it executes a GPU-marked step (op tag ``fks/gpu`` or pool ``gpu``, see defs/shared.py) and to the default
 launcher otherwise. Upstream Dagster has no such launcher (dagster-io/dagster#11709, #9035, #14539).
 
 GPU modes:

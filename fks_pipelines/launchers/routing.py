@@ -7,7 +7,7 @@ from __future__ import annotations
 from dagster import DagsterInstance
 from dagster._core.storage.dagster_run import DagsterRun
 
-from fks_pipelines.defs.gpu import GPU_POOL, GPU_TAG_KEY, GPU_TAGS
+from fks_pipelines.defs.shared import GPU_POOL, GPU_TAG_KEY, GPU_TAGS
 
 
 def gpu_steps(instance: DagsterInstance, run: DagsterRun) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dagster import Definitions, asset, define_asset_job, reconstructable
 
-from fks_pipelines.defs.gpu import GPU_POOL, GPU_TAGS
+from fks_pipelines.defs.shared import GPU_POOL, GPU_TAGS
 
 
 @asset(op_tags=GPU_TAGS, pool=GPU_POOL)

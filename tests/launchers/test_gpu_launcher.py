@@ -15,7 +15,7 @@ from dagster._config import process_config
 from dagster._core.execution.api import create_execution_plan
 from dagster._core.launcher import LaunchRunContext
 
-from fks_pipelines.defs.gpu import GPU_TAG_KEY
+from fks_pipelines.defs.shared import GPU_TAG_KEY
 from fks_pipelines.launchers.gpu import (
     LAUNCHER_TAG,
     SLOT_TAG,

@@ -5,8 +5,7 @@ every day (everything but the walk-forward re-optimisation, which ``reoptimise_j
 from dagster import AssetKey, AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
 from pydantic import Field
 
-from fks_pipelines.defs.raw.assets import daily_partitions
-from fks_pipelines.defs.raw.resources import PostgresResource
+from fks_pipelines.defs.shared import PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
 from fks_pipelines.settings import Settings
 

@@ -27,8 +27,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
-from fks_pipelines.defs.recommendations.resources import DiscordResource
+from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.klines import incomplete_days, symbols_with_data
 from fks_pipelines.lib.notify import post_to_discord
 from fks_pipelines.lib.sources.klines import bars_per_day

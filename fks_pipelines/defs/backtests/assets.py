@@ -12,8 +12,7 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, Mat
 from pydantic import Field
 
 from fks_pipelines import __version__
-from fks_pipelines.defs.raw.assets import daily_partitions
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
 from fks_pipelines.lib.db.marts import read_bars
 from fks_pipelines.lib.quant.backtest import METRICS, OBJECTIVES, BacktestConfig, run_sweep
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report

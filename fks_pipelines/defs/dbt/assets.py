@@ -14,8 +14,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from fks_pipelines.defs.dbt.resources import dbt_connection, ensure_manifest
 from fks_pipelines.defs.dbt.translator import FksDbtTranslator
-from fks_pipelines.defs.raw.assets import daily_partitions
-from fks_pipelines.defs.raw.resources import PostgresResource
+from fks_pipelines.defs.shared import PostgresResource, daily_partitions
 
 MANIFEST = ensure_manifest()
 PARTITIONED = "tag:partitioned"

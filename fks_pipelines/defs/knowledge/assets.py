@@ -3,10 +3,8 @@
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from fks_pipelines.defs.gpu import GPU_POOL, GPU_TAGS
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.raw.assets import daily_partitions
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import GPU_POOL, GPU_TAGS, MarketDataResource, PostgresResource, daily_partitions
 from fks_pipelines.lib.db import rag as store
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending

@@ -8,22 +8,15 @@ from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
     Config,
-    DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 from pydantic import Field
 
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
 from fks_pipelines.lib.db.klines import replace_klines, scope_summary
 from fks_pipelines.lib.sources.klines import LoadScope
-from fks_pipelines.settings import Settings
-
-SETTINGS = Settings.from_env()
-
-# Daily partitions in UTC; the last partition is yesterday (a day is loaded once it is complete).
-daily_partitions = DailyPartitionsDefinition(start_date=SETTINGS.partitions_start, timezone="UTC")
 
 
 class RawKlinesConfig(Config):

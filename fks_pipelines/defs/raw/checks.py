@@ -3,8 +3,8 @@
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, Field, MetadataValue, asset_check
 
-from fks_pipelines.defs.raw.assets import binance_klines, daily_partitions
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.raw.assets import binance_klines
+from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
 from fks_pipelines.lib.db.klines import read_klines, scope_summary
 from fks_pipelines.lib.quality.klines import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
 from fks_pipelines.lib.sources.klines import LoadScope

@@ -17,12 +17,17 @@ from dagster import (
     asset,
 )
 
-from fks_pipelines.defs.gpu import GPU_POOL, GPU_TAGS
 from fks_pipelines.defs.knowledge.assets import MARKET_STATE
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.raw.assets import daily_partitions
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
-from fks_pipelines.defs.recommendations.resources import DiscordResource, LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.shared import (
+    GPU_POOL,
+    GPU_TAGS,
+    DiscordResource,
+    MarketDataResource,
+    PostgresResource,
+    daily_partitions,
+)
 from fks_pipelines.lib.db import recommendations as store
 from fks_pipelines.lib.db.portfolio import account_states, equity
 from fks_pipelines.lib.db.rag import search

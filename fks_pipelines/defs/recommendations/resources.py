@@ -24,7 +24,3 @@ class LLMResource(ConfigurableResource):
         if not self.base_url:
             return None
         return OpenAICompatibleClient(self.base_url, self.model or "default", self.api_key, self.timeout_s, self.retries)
-
-
-class DiscordResource(ConfigurableResource):
-    webhook_url: str | None = Field(default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped.")

@@ -28,8 +28,7 @@ from fks_pipelines.defs.automation.sensors import (
     new_symbol_sensor,
     run_failure_to_discord,
 )
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
-from fks_pipelines.defs.recommendations.resources import DiscordResource
+from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.klines import replace_klines
 from fks_pipelines.lib.sources.klines import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import psycopg
 
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.lib.quant.strategies import STRATEGIES
 from tests.defs.conftest import SYMBOLS
 

@@ -8,10 +8,9 @@ import psycopg
 from dagster import AssetKey, materialize
 
 from fks_pipelines.definitions import defs
-from fks_pipelines.defs.gpu import GPU_POOL, GPU_TAG_KEY
 from fks_pipelines.defs.knowledge.assets import document_embeddings, documents
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.raw.resources import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import GPU_POOL, GPU_TAG_KEY, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.rag import search
 from tests.defs.conftest import SYMBOLS
 

@@ -1,16 +1,28 @@
-"""Resources of the raw layer: the database and the configured market-data source."""
-
+"""What every layer shares: the daily partitions, the platform database, the market-data universe, notifications
+and the GPU marker. One place for each, imported by the layers' definitions (never from another layer)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, DailyPartitionsDefinition
 from pydantic import Field
 
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
+from fks_pipelines.settings import Settings
+
+# Daily partitions in UTC from FKS_PARTITIONS_START; the last partition is yesterday (a day is loaded once it is
+# complete).
+daily_partitions = DailyPartitionsDefinition(start_date=Settings.from_env().partitions_start, timezone="UTC")
+
+# The GPU marker, named once: assets that want an accelerator carry this op tag and run in this Dagster
+# concurrency pool. The GPU run launcher (fks_pipelines/launchers) routes runs holding such steps to a GPU host;
+# the pool bounds how many run at once.
+GPU_TAG_KEY = "fks/gpu"
+GPU_TAGS = {GPU_TAG_KEY: "true"}
+GPU_POOL = "gpu"
 
 _MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
 
@@ -63,3 +75,7 @@ class MarketDataResource(ConfigurableResource):
             archive_base_url=self.archive_base_url,
             archive_cache_dir=self.archive_cache_dir,
         )
+
+
+class DiscordResource(ConfigurableResource):
+    webhook_url: str | None = Field(default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped.")
