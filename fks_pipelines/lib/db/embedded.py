@@ -106,6 +106,8 @@ class EmbeddedPostgres:
         return stored_password(self.secrets_dir / f"{'admin' if role == ADMIN_USER else role}.password")
 
     def url(self, database: str = DATA_DATABASE, *, role: str = ADMIN_USER, driver: str | None = None) -> str:
+        """The TCP URL of this home's server; refused unless that server runs on ``port`` (another home's may)."""
+        self.check_running()
         scheme = f"postgresql+{driver}" if driver else "postgresql"
         return f"{scheme}://{role}:{quote(self.password(role), safe='')}@{self.host}:{self.port}/{database}"
 
@@ -281,6 +283,16 @@ class EmbeddedPostgres:
             hba.write_text(locked)
             if self.running():
                 self._run("pg_ctl", "reload", "-D", str(self.data_dir))
+
+    def check_running(self) -> None:
+        """Raise unless the server of THIS data directory runs on ``port`` (the port alone may be another home's)."""
+        port = self._running_port()
+        if port is None:
+            raise DatabaseError(f"the embedded server of {self.home} is not running; start it with: fks db start")
+        if port != self.port:
+            raise DatabaseError(
+                f"the embedded server of {self.home} runs on port {port}, not {self.port}; set FKS_PG_PORT={port}"
+            )
 
     def stop(self, timeout: float = 60) -> bool:
         """Stop the server (fast shutdown: open transactions roll back). Returns whether it was running."""

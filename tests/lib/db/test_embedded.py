@@ -155,3 +155,9 @@ def test_fks_home_and_its_parents_stay_closed_to_others(server_home):
     finally:
         server.stop()
 
+
+def test_url_only_for_the_server_of_this_home(server_home, pg_server):
+    other = EmbeddedPostgres(server_home, port=pg_server.port)  # another checkout, same port as a running server
+    with pytest.raises(DatabaseError, match=f"server of {server_home} is not running"):
+        other.url()
+    assert pg_server.url().endswith(f"@127.0.0.1:{pg_server.port}/fks")
