@@ -12,7 +12,7 @@ import psycopg
 from click.testing import CliRunner
 
 from fks_pipelines.cli import main
-from fks_pipelines.lib.db.embedded import free_port
+from fks_pipelines.lib.db.embedded import EmbeddedPostgres, free_port
 from tests.support import Reply, Request, ScriptedServer
 
 FKS = [sys.executable, "-m", "fks_pipelines.cli"]
@@ -89,6 +89,31 @@ def test_embedded_database_lifecycle_through_the_cli(server_home):
     assert "stopped" in stop.stdout
     status = subprocess.run([*FKS, "db", "status"], env=env, capture_output=True, text=True, timeout=60)
     assert "stopped" in status.stdout
+
+
+def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server):
+    """A second checkout (FKS_HOME=B) on the port of a running server of another home (A) gets no URL of A."""
+    env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(pg_server.port))
+    env.pop("FKS_DATABASE_URL", None)
+
+    def db_url(port: int) -> subprocess.CompletedProcess:
+        return subprocess.run([*FKS, "db", "url"], env=dict(env, FKS_PG_PORT=str(port)), capture_output=True, text=True, timeout=60)
+
+    stopped = db_url(pg_server.port)
+    assert stopped.returncode != 0 and stopped.stdout == ""
+    assert stopped.stderr.strip().splitlines() == [f"error: the embedded server of {server_home} is not running; start it with: fks db start"]
+    home_b = EmbeddedPostgres(server_home, port=free_port())
+    home_b.start()
+    try:
+        elsewhere = db_url(pg_server.port)
+        assert elsewhere.returncode != 0 and elsewhere.stdout == ""
+        assert f"runs on port {home_b.port}, not {pg_server.port}" in elsewhere.stderr and len(elsewhere.stderr.splitlines()) == 1
+        own = db_url(home_b.port)
+        assert own.returncode == 0, own.stderr
+        with psycopg.connect(own.stdout.strip()) as conn:
+            assert conn.execute("SHOW data_directory").fetchone() == (str(home_b.data_dir),)
+    finally:
+        home_b.stop()
 
 
 def test_demo_runs_the_main_job_through_dagster(server_home, tmp_path):

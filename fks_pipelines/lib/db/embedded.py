@@ -4,25 +4,35 @@ We drive the wheel's bundled ``initdb``/``pg_ctl`` ourselves because its ``get_s
 port and takes no settings. The server:
 - keeps its data in ``$FKS_HOME/pgdata`` and its Unix socket in ``$FKS_HOME/run``;
 - listens on 127.0.0.1 only, on a configurable port, so analysts' tools can connect;
-- trusts only the Unix socket; TCP logins need the password generated once into ``$FKS_HOME/secrets``
-  (mode 0600, never printed except by ``fks db url``);
+- trusts no one: every login, over TCP or the Unix socket, needs the password generated once into
+  ``$FKS_HOME/secrets`` (mode 0600, never printed except by ``fks db url``), and the socket's folder is 0700
+  (the socket itself 0700 too), so no other OS account can even reach it;
 - holds two databases: ``fks`` (the data) and ``dagster`` (Dagster's run/event/schedule storage).
 
 Running as root: PostgreSQL refuses to run as root. When started by root (CI, containers) the server runs as
 the unprivileged system user ``FKS_PG_OS_USER`` (default ``fks-postgres``), created with ``useradd --system``
 (no home, no login shell) if it does not exist; the data and socket directories are owned by it, and any
-parent directory of ``$FKS_HOME`` or of the bundled binaries that others cannot traverse gets ``o+x`` (traverse
-only, not read). Nothing else on the system changes.
+folder on the way to ``$FKS_HOME`` or to the bundled binaries that others cannot traverse gets a POSIX ACL entry
+letting that user alone traverse it (``u:fks-postgres:--x``, as ``setfacl -m`` adds); no folder is opened to
+others. Nothing else on the system changes. Root's own processes still reach the 0700 socket folder.
+
+Data directories made by earlier versions (a ``trust`` pg_hba.conf, an open socket folder) are locked down the
+same way on the next ``start``.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import importlib.util
+import operator
 import os
 import pwd
+import re
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +106,17 @@ class EmbeddedPostgres:
         return stored_password(self.secrets_dir / f"{'admin' if role == ADMIN_USER else role}.password")
 
     def url(self, database: str = DATA_DATABASE, *, role: str = ADMIN_USER, driver: str | None = None) -> str:
+        """The TCP URL of this home's server; refused unless that server runs on ``port`` (another home's may)."""
+        self.check_running()
         scheme = f"postgresql+{driver}" if driver else "postgresql"
         return f"{scheme}://{role}:{quote(self.password(role), safe='')}@{self.host}:{self.port}/{database}"
 
     # -- process ------------------------------------------------------------------------------------------
-    def _run(self, name: str, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    def _run(
+        self, name: str, *args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         cmd = [str(self.bin_path / name), *args]
-        kwargs: dict = {"env": self._env()}
+        kwargs: dict = {"env": {**self._env(), **(env or {})}}
         if self.os_user:
             kwargs["user"] = self.os_user
             kwargs["group"] = pwd.getpwnam(self.os_user).pw_gid
@@ -131,13 +145,13 @@ class EmbeddedPostgres:
             )
             if done.returncode != 0 and "already exists" not in done.stderr:
                 raise DatabaseError(f"could not create system user {self.os_user!r} to run PostgreSQL: {done.stderr}")
+        entry = pwd.getpwnam(self.os_user)
         for target in (self.home, self.bin_path):
-            _ensure_traversable(target)
+            _let_traverse(target, entry.pw_uid)
         for exe in self.bin_path.iterdir():
             mode = exe.stat().st_mode
             if not mode & stat.S_IXOTH:
                 exe.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
-        entry = pwd.getpwnam(self.os_user)
         for path in (self.data_dir, self.socket_dir, self.log_file.parent):
             path.mkdir(parents=True, exist_ok=True)
             os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -176,7 +190,7 @@ class EmbeddedPostgres:
                 "-D", str(self.data_dir),
                 "-U", ADMIN_USER,
                 f"--pwfile={pwfile}",
-                "--auth-local=trust",
+                "--auth-local=scram-sha-256",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
@@ -239,21 +253,46 @@ class EmbeddedPostgres:
                 f"the embedded server in {self.data_dir} is already running on port {running_port}, not {self.port}; "
                 f"set FKS_PG_PORT={running_port} or stop it first (fks db stop)"
             )
+        self._lock_down()
         if not self.running():
             if _port_in_use(self.host, self.port):
                 raise DatabaseError(
                     f"port {self.host}:{self.port} is already in use by another process; "
                     "set FKS_PG_PORT to a free port"
                 )
-            self.socket_dir.mkdir(parents=True, exist_ok=True)
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            options = f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories='{self.socket_dir}'"
+            options = (
+                f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories='{self.socket_dir}'"
+                " -c unix_socket_permissions=0700"
+            )
             self._run(
                 "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file),
                 "-w", "-t", str(int(timeout)), "-o", options,
             )  # fmt: skip
         self._ensure_databases()
         return self.status()
+
+    def _lock_down(self) -> None:
+        """Only the owner reaches the socket and every login needs the password; also fixes older data dirs."""
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.socket_dir, 0o700)
+        hba = self.data_dir / "pg_hba.conf"
+        rules = hba.read_text()
+        locked = _TRUST_RULE.sub(r"\1scram-sha-256", rules)
+        if locked != rules:
+            hba.write_text(locked)
+            if self.running():
+                self._run("pg_ctl", "reload", "-D", str(self.data_dir))
+
+    def check_running(self) -> None:
+        """Raise unless the server of THIS data directory runs on ``port`` (the port alone may be another home's)."""
+        port = self._running_port()
+        if port is None:
+            raise DatabaseError(f"the embedded server of {self.home} is not running; start it with: fks db start")
+        if port != self.port:
+            raise DatabaseError(
+                f"the embedded server of {self.home} runs on port {port}, not {self.port}; set FKS_PG_PORT={port}"
+            )
 
     def stop(self, timeout: float = 60) -> bool:
         """Stop the server (fast shutdown: open transactions roll back). Returns whether it was running."""
@@ -266,6 +305,7 @@ class EmbeddedPostgres:
         result = self._run(
             "psql", "-h", str(self.socket_dir), "-p", str(self.port), "-U", ADMIN_USER, "-d", database,
             "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql,
+            env={"PGPASSWORD": self.password()},
         )  # fmt: skip
         return result.stdout.strip()
 
@@ -322,9 +362,54 @@ def _has_c_utf8() -> bool:
     return "c.utf8" in out or "c.utf-8" in out
 
 
-def _ensure_traversable(path: Path) -> None:
-    """Give ``o+x`` (traverse, not list) to every ancestor of ``path`` that lacks it."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+# A pg_hba.conf rule that lets anyone in without a password (earlier versions ran initdb --auth-local=trust).
+_TRUST_RULE = re.compile(r"^(\s*(?:local|host\S*)\s.*\s)trust(?=\s|$)", re.MULTILINE)
+
+# POSIX ACLs as Linux stores them in the system.posix_acl_access attribute (what setfacl writes): a version
+# header, then (tag, permissions, id) entries sorted by tag and id.
+_ACL_ATTR = "system.posix_acl_access"
+_ACL_VERSION = 2
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_ACL_NO_ID = 0xFFFFFFFF
+_ACL_EXECUTE = 0o1
+
+
+def _let_traverse(path: Path, uid: int) -> None:
+    """Let the user ``uid``, and no one else, traverse every folder on the way to ``path`` that others cannot.
+
+    Written as the ACL entry ``setfacl -m u:UID:x`` adds (the acl tools are often not installed); a file
+    system without ACLs gets a one-line error naming the folder instead of a folder opened to everyone.
+    """
+    for folder in [path, *path.parents]:
+        info = folder.stat()
+        if info.st_mode & stat.S_IXOTH or (info.st_uid == uid and info.st_mode & stat.S_IXUSR):
+            continue
+        try:
+            _add_acl_entry(folder, uid, _ACL_EXECUTE)
+        except OSError as exc:
+            raise DatabaseError(
+                f"{folder}: cannot let the PostgreSQL user (uid {uid}) traverse it ({exc.strerror}); "
+                f"grant it with `setfacl -m u:{uid}:x {folder}` or choose another FKS_HOME"
+            ) from None
+
+
+def _add_acl_entry(path: Path, uid: int, perms: int) -> None:
+    """Add ``perms`` (rwx bits, 0-7) for user ``uid`` to ``path``'s access ACL, keeping its other entries."""
+    try:
+        raw = os.getxattr(path, _ACL_ATTR)
+        entries = {(tag, id_): perm for tag, perm, id_ in struct.iter_unpack("<HHI", raw[4:])}
+    except OSError as exc:
+        if exc.errno != errno.ENODATA:
+            raise
+        mode = path.stat().st_mode
+        entries = {
+            (_ACL_USER_OBJ, _ACL_NO_ID): (mode >> 6) & 7,
+            (_ACL_GROUP_OBJ, _ACL_NO_ID): (mode >> 3) & 7,
+            (_ACL_OTHER, _ACL_NO_ID): mode & 7,
+        }
+    entries[(_ACL_USER, uid)] = entries.get((_ACL_USER, uid), 0) | perms
+    # The mask bounds every named and group entry: recomputed as their union, as setfacl does.
+    group_class = [p for (tag, _), p in entries.items() if tag in (_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP)]
+    entries[(_ACL_MASK, _ACL_NO_ID)] = functools.reduce(operator.or_, group_class, 0)
+    packed = b"".join(struct.pack("<HHI", tag, perm, id_) for (tag, id_), perm in sorted(entries.items()))
+    os.setxattr(path, _ACL_ATTR, struct.pack("<I", _ACL_VERSION) + packed)
