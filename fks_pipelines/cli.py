@@ -22,8 +22,92 @@ from pathlib import Path
 
 import click
 
-from fks_pipelines.lib.errors import FksError
+from fks_pipelines.lib.db.rag import MAX_K
+from fks_pipelines.lib.errors import BadInputError, FksError
+from fks_pipelines.lib.rag.documents import KINDS
 from fks_pipelines.settings import PROJECT_ROOT, Settings
+
+DAYS = click.IntRange(1, 3660)  # fks ingest sample / fks demo --days: at most ten years
+PORT = click.IntRange(1, 65535)
+
+
+# -- option types: a bad value is a usage error naming it (exit 2) before anything starts or is written ----
+class Day(click.ParamType):
+    """A UTC day, ISO spelled (2024-01-31)."""
+
+    name = "date"
+
+    def convert(self, value, param, ctx) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date like 2024-01-31", param, ctx)
+
+
+class Moment(click.ParamType):
+    """An ISO time (2024-01-31, 2024-01-31T12:00, 2024-01-31T12:00+02:00), UTC when it has no offset."""
+
+    name = "time"
+
+    def convert(self, value, param, ctx) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO time like 2024-01-31 or 2024-01-31T12:00+00:00", param, ctx)
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+class Interval(click.ParamType):
+    """One of Binance's fixed-length kline intervals (1m, 1h, 1d ...)."""
+
+    name = "interval"
+
+    def convert(self, value, param, ctx) -> str:
+        from fks_pipelines.lib.sources.klines import interval_timedelta
+
+        try:
+            interval_timedelta(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
+class GapRate(click.ParamType):
+    """The sample source's gap rate: a chance in [0, 1)."""
+
+    name = "rate"
+
+    def convert(self, value, param, ctx) -> float:
+        from fks_pipelines.lib.sources.sample import check_gap_rate
+
+        try:
+            return check_gap_rate(float(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class CommaChoice(click.ParamType):
+    """A comma-separated list of some of ``choices``, in the order given."""
+
+    name = "list"
+
+    def __init__(self, choices: tuple[str, ...]):
+        self.choices = choices
+
+    def convert(self, value, param, ctx) -> list[str]:
+        if isinstance(value, list):
+            return value
+        items = [x.strip() for x in value.split(",") if x.strip()]
+        if not items:
+            self.fail(f"{value!r} names none of {', '.join(self.choices)}", param, ctx)
+        for item in items:
+            if item not in self.choices:
+                self.fail(f"{item!r} is not one of {', '.join(self.choices)}", param, ctx)
+        return items
 
 
 # -- resolving the database ---------------------------------------------------------------------------------
@@ -137,7 +221,13 @@ def db_status() -> None:
 
 
 @db.command("url")
-@click.option("--database", default="fks", show_default=True, help="fks (the data) or dagster (Dagster's storage).")
+@click.option(
+    "--database",
+    type=click.Choice(["fks", "dagster"]),
+    default="fks",
+    show_default=True,
+    help="fks (the data) or dagster (Dagster's storage).",
+)
 def db_url(database: str) -> None:
     """Print a libpq URL (with password) for psql, DBeaver or a notebook: psql "$(fks db url)"."""
     settings = Settings.from_env()
@@ -201,11 +291,13 @@ def portfolio_import(file: Path) -> None:
 
 @main.command()
 @click.argument("question")
-@click.option("-k", default=5, show_default=True, help="How many documents.")
-@click.option("--as-of", help="Only what was known by then (ISO time, UTC when no offset; default: now).")
+@click.option("-k", type=click.IntRange(1, MAX_K), default=5, show_default=True, help="How many documents.")
+@click.option(
+    "--as-of", type=Moment(), help="Only what was known by then (ISO time, UTC when no offset; default: now)."
+)
 @click.option("--symbols", help="Comma-separated symbols to restrict to.")
-@click.option("--kinds", help="Comma-separated document kinds (market_summary, signal_event, strategy_summary).")
-def search(question: str, k: int, as_of: str | None, symbols: str | None, kinds: str | None) -> None:
+@click.option("--kinds", type=CommaChoice(KINDS), help=f"Comma-separated document kinds ({', '.join(KINDS)}).")
+def search(question: str, k: int, as_of: datetime | None, symbols: str | None, kinds: list[str] | None) -> None:
     """Semantic search over the knowledge layer, point-in-time: embeds QUESTION with the configured model and
     prints the nearest documents known by --as-of (the same rag.search analysts call in SQL)."""
     from fks_pipelines.lib.db.connect import connect
@@ -213,15 +305,14 @@ def search(question: str, k: int, as_of: str | None, symbols: str | None, kinds:
     from fks_pipelines.lib.rag.embedder import Embedder
 
     settings = Settings.from_env()
-    when = datetime.fromisoformat(as_of) if as_of else datetime.now(timezone.utc)
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    when = as_of or datetime.now(timezone.utc)
     embedder = Embedder(settings.embedding_model, settings.embedding_model_path, settings.embedding_device)
     data_url, _ = database_urls(settings)
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     with connect(data_url) as conn:
         if conn.execute("SELECT to_regclass('rag.chunks')").fetchone()[0] is None:
             raise click.ClickException("nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings")
-        hits = rag_search(conn, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=split(kinds))
+        hits = rag_search(conn, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=kinds)
     click.echo(f'{len(hits)} documents known by {when:%Y-%m-%d %H:%M %Z} nearest to "{question}":')
     for hit in hits:
         click.echo(f"\n[{hit.distance:.3f}] {hit.kind} {hit.symbol or ''} as of {hit.as_of:%Y-%m-%d %H:%M}")
@@ -229,7 +320,7 @@ def search(question: str, k: int, as_of: str | None, symbols: str | None, kinds:
 
 
 @main.command()
-@click.option("--port", default=8080, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", type=PORT, default=8080, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--no-serve", is_flag=True, help="Only generate the docs (dbt_project/target/).")
 def docs(port: int, no_serve: bool) -> None:
     """Build dbt's documentation site for the project (models, columns, lineage) and serve it on 127.0.0.1."""
@@ -271,11 +362,13 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
 
 
 # -- fks ingest ----------------------------------------------------------------------------------------------
-def _parse_day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2024-01-31") from None
+def _check_day_range(start: date, end: date) -> None:
+    """--start .. --end: at least one day, none of them still to come (UTC)."""
+    today = datetime.now(timezone.utc).date()
+    if end < start:
+        raise click.BadParameter(f"{end} is before --start {start}", param_hint="'--end'")
+    if end > today:
+        raise click.BadParameter(f"{end} is after today ({today}, UTC)", param_hint="'--end'")
 
 
 def _symbols_option(value: str | None, settings: Settings) -> list[str]:
@@ -328,10 +421,10 @@ def ingest() -> None:
 
 
 @ingest.command("sample")
-@click.option("--days", default=30, show_default=True, help="How many complete UTC days, ending yesterday.")
+@click.option("--days", type=DAYS, default=30, show_default=True, help="How many complete UTC days, ending yesterday.")
 @click.option("--symbols", help="Comma-separated (default: FKS_SYMBOLS / the configured universe).")
 @click.option("--seed", default=None, type=int, help="Generator seed (default FKS_SAMPLE_SEED or 42).")
-@click.option("--gap-rate", default=0.0, show_default=True, help="Share of minutes to leave out, in short runs.")
+@click.option("--gap-rate", type=GapRate(), default=0.0, show_default=True, help="Share of minutes to leave out, in short runs.")
 def ingest_sample(days: int, symbols: str | None, seed: int | None, gap_rate: float) -> None:
     """Generate the deterministic offline sample (no network) and load it."""
     from fks_pipelines.lib.sources import SampleSource
@@ -345,14 +438,15 @@ def ingest_sample(days: int, symbols: str | None, seed: int | None, gap_rate: fl
 
 @ingest.command("binance")
 @click.option("--symbols", help="Comma-separated, e.g. BTCUSDT,ETHUSDT (default: the configured universe).")
-@click.option("--interval", default="1m", show_default=True)
+@click.option("--interval", type=Interval(), default="1m", show_default=True)
 @click.option("--market", type=click.Choice(["spot", "usdm"]), default="spot", show_default=True)
-@click.option("--start", "start_", required=True, help="First UTC day, e.g. 2024-01-01.")
-@click.option("--end", required=True, help="Last UTC day (inclusive), e.g. 2024-01-31.")
-def ingest_binance(symbols: str | None, interval: str, market: str, start_: str, end: str) -> None:
+@click.option("--start", "start_", type=Day(), required=True, help="First UTC day, e.g. 2024-01-01.")
+@click.option("--end", type=Day(), required=True, help="Last UTC day (inclusive), e.g. 2024-01-31.")
+def ingest_binance(symbols: str | None, interval: str, market: str, start_: date, end: date) -> None:
     """Fetch klines from Binance's REST API (rate-limit aware) and load them, one UTC day at a time."""
     from fks_pipelines.lib.sources import build_source
 
+    _check_day_range(start_, end)
     settings = Settings.from_env()
     pages = {"n": 0}
 
@@ -361,14 +455,14 @@ def ingest_binance(symbols: str | None, interval: str, market: str, start_: str,
         click.echo(f"    {symbol}: page {pages['n']} ({rows} bars)", err=True)
 
     source = build_source("binance_rest", rest_base_url=settings.rest_base_url, on_page=on_page)
-    _load_days(source, market, interval, _symbols_option(symbols, settings), _parse_day(start_), _parse_day(end))
+    _load_days(source, market, interval, _symbols_option(symbols, settings), start_, end)
 
 
 @ingest.command("archive")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True, path_type=Path))
 @click.option("--market", type=click.Choice(["spot", "usdm", "coinm"]), help="Override the market read from the path.")
 @click.option("--symbol", help="Symbol, for files whose name does not say it (REST JSON dumps).")
-@click.option("--interval", help="Interval, for files whose name does not say it.")
+@click.option("--interval", type=Interval(), help="Interval, for files whose name does not say it.")
 def ingest_archive(paths: tuple[Path, ...], market: str | None, symbol: str | None, interval: str | None) -> None:
     """Load data.binance.vision files (.zip/.csv, .CHECKSUM verified when present) or REST JSON dumps.
 
@@ -409,17 +503,25 @@ def ingest_archive(paths: tuple[Path, ...], market: str | None, symbol: str | No
 
 # -- fks demo / fks dev --------------------------------------------------------------------------------------
 @main.command()
-@click.option("--days", default=30, show_default=True, help="Complete UTC days to materialize, ending yesterday.")
+@click.option("--days", type=DAYS, default=30, show_default=True, help="Complete UTC days to materialize, ending yesterday.")
 def demo(days: int) -> None:
     """Run the main job on the embedded default (offline sample data) through Dagster, and print the result."""
     from fks_pipelines.demo import run_demo
 
-    env = _apply_env(Settings.from_env())
+    settings = Settings.from_env()
+    first = datetime.now(timezone.utc).date() - timedelta(days=days)
+    if first < date.fromisoformat(settings.partitions_start):
+        raise click.BadParameter(
+            f"{days} reaches back to {first}, before the first partition"
+            f" {settings.partitions_start} (FKS_PARTITIONS_START)",
+            param_hint="'--days'",
+        )
+    env = _apply_env(settings)
     run_demo(days=days, env=env)
 
 
 @main.command()
-@click.option("--port", default=3000, show_default=True, help="Dagster webserver port (127.0.0.1).")
+@click.option("--port", type=PORT, default=3000, show_default=True, help="Dagster webserver port (127.0.0.1).")
 def dev(port: int) -> None:
     """Start the database and `dagster dev` (UI on 127.0.0.1); Ctrl-C stops Dagster and all its children."""
     env = dict(os.environ, **_apply_env(Settings.from_env()))
@@ -447,13 +549,34 @@ def stop_dagster_on_signals(proc: subprocess.Popen, grace_s: float = 20.0) -> No
     signal.signal(signal.SIGTERM, stop)
 
 
-def run() -> None:
-    """Console entry point: FksError becomes a one-line message and exit code 1, not a traceback."""
+def run(args: list[str] | None = None) -> None:
+    """Console entry point, the one place errors become exit codes. A usage error (a bad option value or
+    argument) or a :class:`BadInputError` is one line on stderr and exit code 2; another :class:`FksError`
+    (a database that will not start, a source that keeps failing) one line and exit code 1. Anything else
+    is a bug and keeps its traceback."""
     try:
-        main(standalone_mode=True)
-    except FksError as exc:
-        click.echo(f"error: {exc}", err=True)
+        code = main(args=args, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        _fail(exc.format_message(), 2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
         sys.exit(1)
+    except BadInputError as exc:
+        _fail(str(exc), 2)
+    except FksError as exc:
+        _fail(str(exc), 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo("error: " + " ".join(message.split("\n")), err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

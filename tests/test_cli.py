@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from fks_pipelines.cli import main
@@ -240,3 +241,83 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
             if child.is_running():
                 child.kill()
         subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, timeout=120)
+
+
+# A user error is one line on stderr naming the bad value and its option, exit code 2, and nothing started,
+# fetched or written: each value is checked before the database, the embedder or a source is touched.
+BAD_INVOCATIONS = {
+    "absurd interval": (
+        ["ingest", "binance", "--interval", "99999999999999999999m", "--start", "2024-01-01", "--end", "2024-01-01"],
+        "--interval", "99999999999999999999m",
+    ),
+    "zero interval": (["ingest", "archive", "{shared}/spot", "--interval", "0m"], "--interval", "0m"),
+    "as-of not a time": (["search", "q", "--as-of", "yesterday"], "--as-of", "yesterday"),
+    "k negative": (["search", "q", "-k", "-1"], "-k", "-1"),
+    "k huge": (["search", "q", "-k", "100000000"], "-k", "100000000"),
+    "unknown kind": (["search", "q", "--kinds", "market_summary,trades"], "--kinds", "trades"),
+    "reversed range": (["ingest", "binance", "--start", "2024-02-01", "--end", "2024-01-01"], "--end", "2024-01-01"),
+    "future range": (["ingest", "binance", "--start", "9999-12-31", "--end", "9999-12-31"], "--end", "9999-12-31"),
+    "not a date": (["ingest", "binance", "--start", "2024-02-30", "--end", "2024-03-01"], "--start", "2024-02-30"),
+    "sample zero days": (["ingest", "sample", "--days", "0"], "--days", "0"),
+    "sample negative days": (["ingest", "sample", "--days", "-3"], "--days", "-3"),
+    "demo zero days": (["demo", "--days", "0"], "--days", "0"),
+    "demo negative days": (["demo", "--days", "-3"], "--days", "-3"),
+    "demo before the partitions": (["demo", "--days", "3000"], "--days", "3000"),
+    "gap rate 2": (["ingest", "sample", "--days", "1", "--gap-rate", "2"], "--gap-rate", "2"),
+    "gap rate nan": (["ingest", "sample", "--days", "1", "--gap-rate", "nan"], "--gap-rate", "nan"),
+    "unknown database": (["db", "url", "--database", "fsk"], "--database", "fsk"),
+}
+
+
+@pytest.mark.parametrize("args, option, value", BAD_INVOCATIONS.values(), ids=BAD_INVOCATIONS.keys())
+def test_a_bad_value_is_one_line_exit_2_and_nothing_happens(args, option, value, shared_data, tmp_path):
+    home = tmp_path / "fks_home"
+    with ScriptedServer(lambda request: Reply(200, b"[]")) as binance:
+        env = dict(os.environ, FKS_HOME=str(home), FKS_PG_PORT=str(free_port()), FKS_BINANCE_REST_URL=binance.url)
+        args = [a.replace("{shared}", str(shared_data)) for a in args]
+        try:
+            done = subprocess.run([*FKS, *args], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        finally:
+            if (home / "pgdata").exists():  # started by mistake: stop it, then fail below
+                subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"'{option}'" in lines[0] and value in lines[0], lines[0]
+    assert done.stdout == ""
+    assert not home.exists()  # no embedded server started, no secrets or Dagster home written
+    assert binance.requests == []
+
+
+def test_bad_values_write_nothing_to_the_database(db_url):
+    with ScriptedServer(lambda request: Reply(200, b"[]")) as binance:
+        env = dict(os.environ, FKS_DATABASE_URL=db_url, FKS_BINANCE_REST_URL=binance.url)
+        for args in (
+            ["ingest", "sample", "--days", "1", "--symbols", "BTCUSDT", "--gap-rate", "2"],
+            ["ingest", "binance", "--symbols", "BTCUSDT", "--interval", "0m",
+             "--start", "2024-01-01", "--end", "2024-01-01"],
+            ["ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-02", "--end", "2024-01-01"],
+        ):
+            done = subprocess.run([*FKS, *args], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2, done.stderr
+    assert binance.requests == []
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM raw.ingest_log").fetchone()[0] == 0
+
+
+def test_project_errors_are_one_line_bad_input_exit_2_others_exit_1(db_url):
+    """The top-level handler: a BadInputError (Binance refusing the request) is exit code 2, another FksError
+    (a database that cannot be reached) exit code 1; each one line, no traceback."""
+    refusal = b'{"code":-1121,"msg":"Invalid symbol."}'
+    with ScriptedServer(lambda request: Reply(400, refusal)) as binance:
+        env = dict(os.environ, FKS_DATABASE_URL=db_url, FKS_BINANCE_REST_URL=binance.url)
+        args = ["ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01"]
+        refused = subprocess.run([*FKS, *args], env=env, capture_output=True, text=True, timeout=120)
+    closed = f"postgresql://fks@127.0.0.1:{free_port()}/fks"
+    env = dict(os.environ, FKS_DATABASE_URL=closed)
+    unreachable = subprocess.run([*FKS, "db", "status"], env=env, capture_output=True, text=True, timeout=120)
+    for done, code, text in ((refused, 2, "Invalid symbol"), (unreachable, 1, "cannot connect")):
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == code, done.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], done.stderr

@@ -30,6 +30,13 @@ class BadInputError(FksError):
         super().__init__(f"{prefix}{message}")
 
 
+class BadValueError(BadInputError, ValueError):
+    """A single value (a command-line option, an interval spelling) that is malformed or out of range.
+
+    A ``ValueError`` too, so code that parses values (click's option types) can catch it as one.
+    """
+
+
 class ChecksumMismatchError(BadInputError):
     """An archive whose sha256 differs from the digest in its ``.CHECKSUM`` sidecar."""
 

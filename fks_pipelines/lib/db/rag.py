@@ -22,6 +22,7 @@ from fks_pipelines.lib.rag.documents import Document
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200  # 64 leaves some clusters unreachable on clustered data (recall 0 for a few queries)
 DEFAULT_EF_SEARCH = 200  # recall@10 0.99 unfiltered, 1.0 with a 10% filter, on 200k clustered vectors (benchmarks)
+MAX_K = 1000  # rag.search raises hnsw.ef_search to k, and pgvector caps ef_search at 1000
 
 _SEARCH_FUNCTION = """
 CREATE OR REPLACE FUNCTION rag.search(

@@ -21,7 +21,7 @@ from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.sources.binance_archive import DEFAULT_ARCHIVE_URL, BinanceArchiveClient
 from fks_pipelines.lib.sources.binance_rest import BinanceRestClient
 from fks_pipelines.lib.sources.klines import check_market, empty_klines
-from fks_pipelines.lib.sources.sample import sample_day
+from fks_pipelines.lib.sources.sample import check_gap_rate, sample_day
 
 SOURCE_KINDS = ("sample", "binance_rest", "binance_archive")
 
@@ -51,6 +51,9 @@ class SampleSource:
     seed: int = 42
     gap_rate: float = 0.0
     name: str = "sample"
+
+    def __post_init__(self) -> None:
+        check_gap_rate(self.gap_rate)
 
     def fetch_day(self, market: str, symbols: Sequence[str], interval: str, day: date) -> DayBatch:
         if market != "spot" or interval != "1m":

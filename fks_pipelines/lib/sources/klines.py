@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
-from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.errors import BadInputError, BadValueError
 
 PRICE = pl.Decimal(38, 8)
 TIME = pl.Datetime("us", "UTC")
@@ -58,18 +58,19 @@ DECIMAL_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume", "ta
 MARKETS = ("spot", "usdm", "coinm")
 
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Binance's kline intervals of fixed length, shortest first.
+INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
 
 # Epoch values at or above this are microseconds (ms timestamps stay below it until the year 5138).
 _MICROS_THRESHOLD = 10**14
 
 
 def interval_timedelta(interval: str) -> timedelta:
-    """Duration of a Binance interval string (``1m``, ``4h``, ``1d`` ...). Months (``1M``) are not fixed-length
-    and are rejected."""
-    if len(interval) < 2 or interval[-1] not in _INTERVAL_UNITS or not interval[:-1].isdigit():
-        raise BadInputError(
-            f"unsupported interval {interval!r}: use Binance's fixed-length spellings such as 1m, 5m, 1h, 1d, 1w"
-        )
+    """Duration of a Binance interval string (``1m``, ``4h``, ``1d`` ...). Anything but Binance's fixed-length
+    intervals (months, ``1M``, are not fixed-length; ``0m`` or ``99999999999m`` are no interval) is a
+    :class:`BadValueError`."""
+    if interval not in INTERVALS:
+        raise BadValueError(f"unsupported interval {interval!r}: use one of Binance's {', '.join(INTERVALS)}")
     return timedelta(seconds=int(interval[:-1]) * _INTERVAL_UNITS[interval[-1]])
 
 

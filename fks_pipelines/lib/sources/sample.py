@@ -23,11 +23,18 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.errors import BadInputError, BadValueError
 from fks_pipelines.lib.sources.klines import KLINE_COLUMNS, PRICE, TIME, empty_klines
 
 EPOCH = date(2020, 1, 1)
 MINUTES_PER_DAY = 1440
+
+
+def check_gap_rate(rate: float) -> float:
+    """``rate`` if it is a chance a minute is missing, in [0, 1) (not NaN), else a :class:`BadValueError`."""
+    if not 0 <= rate < 1:
+        raise BadValueError(f"gap rate {rate} is not within [0, 1)")
+    return rate
 
 
 @dataclass(frozen=True)
