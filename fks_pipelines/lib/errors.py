@@ -47,7 +47,3 @@ class SourceUnavailableError(FksError):
 
 class DatabaseError(FksError):
     """The database could not be started, reached, or set up."""
-
-
-class DataQualityError(FksError):
-    """Data that loaded but violates a rule we rely on downstream."""

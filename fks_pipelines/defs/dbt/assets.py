@@ -12,11 +12,11 @@ import json
 from dagster import AssetExecutionContext, BackfillPolicy
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from fks_pipelines.defs.dbt.resources import dbt_connection, ensure_manifest
+from fks_pipelines.defs.dbt.resources import dbt_connection, dbt_project
 from fks_pipelines.defs.dbt.translator import FksDbtTranslator
 from fks_pipelines.defs.shared import PostgresResource, daily_partitions
 
-MANIFEST = ensure_manifest()
+MANIFEST = dbt_project().manifest_path
 PARTITIONED = "tag:partitioned"
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -16,7 +17,16 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 # The dbt installed beside this Python (the venv's), whether or not the venv is on PATH.
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+@cache
+def dbt_project() -> DbtProject:
+    """The dbt project with an up-to-date manifest, prepared on first use and cached for the process (importing
+    this module runs nothing; loading the code location parses at most once, and only when the manifest is
+    missing or older than the project's files)."""
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    ensure_manifest(project)
+    return project
 
 
 def _manifest_is_stale(project: DbtProject) -> bool:
@@ -28,7 +38,7 @@ def _manifest_is_stale(project: DbtProject) -> bool:
     return any(p.stat().st_mtime > built for p in sources if "target" not in p.parts)
 
 
-def ensure_manifest(project: DbtProject = dbt_project) -> Path:
+def ensure_manifest(project: DbtProject) -> Path:
     """Build target/manifest.json with `dbt parse` when it is missing or older than the project's files,
     so a fresh checkout, `dagster dev` and the tests need no manual step (parse never connects)."""
     if _manifest_is_stale(project):
@@ -59,4 +69,4 @@ def dbt_connection(url: str) -> Iterator[None]:
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
+    return DbtCliResource(project_dir=dbt_project(), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)

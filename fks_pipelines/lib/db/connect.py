@@ -73,12 +73,6 @@ def migrate(conn: psycopg.Connection, timescale: TimescaleOptions | None = None)
     return applied_now
 
 
-def has_extension(conn: psycopg.Connection, name: str) -> bool:
-    """Whether the extension is installed in this database (not merely available on the server)."""
-    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = %s", (name,)).fetchone()
-    return row is not None
-
-
 def dbt_profile_env(url: str) -> dict[str, str]:
     """The FKS_DBT_* variables dbt_project/profiles.yml reads, from a libpq URL (one source of truth)."""
     parts = urlsplit(url)
