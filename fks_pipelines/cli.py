@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from fks_pipelines.lib.errors import FksError
+from fks_pipelines.lib.errors import BadInputError, FksError
 from fks_pipelines.settings import PROJECT_ROOT, Settings
 
 
@@ -151,16 +151,20 @@ def db_url(database: str) -> None:
 
 @db.command("analyst-url")
 def db_analyst_url() -> None:
-    """Create (once) a login for the read-only analyst role and print its URL: SELECT on the marts, nothing else."""
+    """Create (once) a login for the read-only analyst role and print its URL: SELECT on the marts, nothing else.
+    Applies FKS_ANALYST_STATEMENT_TIMEOUT, _CONNECTION_LIMIT and _WORK_MEM; warns about anything it can do beyond."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.roles import ANALYST, enable_analyst_login, stored_password, url_for_role
+    from fks_pipelines.lib.db.roles import ANALYST, analyst_gaps, enable_analyst_login, stored_password, url_for_role
 
     settings = Settings.from_env()
     data_url, _ = database_urls(settings)
     password = stored_password(settings.home / "secrets" / f"{ANALYST}.password")
     with connect(data_url) as conn:
         migrate(conn, settings.timescale())
-        enable_analyst_login(conn, password)
+        enable_analyst_login(conn, password, settings.analyst_limits())
+        gaps = analyst_gaps(conn)
+    for gap in gaps:
+        click.echo(f"warning: the {ANALYST} role {gap} (see docs/security.md)", err=True)
     click.echo(url_for_role(data_url, ANALYST, password))
 
 
@@ -448,12 +452,12 @@ def stop_dagster_on_signals(proc: subprocess.Popen, grace_s: float = 20.0) -> No
 
 
 def run() -> None:
-    """Console entry point: FksError becomes a one-line message and exit code 1, not a traceback."""
+    """Console entry point: FksError becomes a one-line message and exit code 1 (2 for bad input), not a traceback."""
     try:
         main(standalone_mode=True)
     except FksError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, BadInputError) else 1)  # 2: the user's input (a file, a setting) is wrong
 
 
 if __name__ == "__main__":
