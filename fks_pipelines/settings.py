@@ -138,7 +138,9 @@ class Settings:
             landing_dir=Path(env.get("FKS_LANDING_DIR") or home / "landing").absolute(),
             automation=(env.get("FKS_AUTOMATION") or "off").lower() in ("on", "1", "true", "yes"),
             lock_timeout_s=lock_timeout_s(env),
-            analyst_statement_timeout_s=_seconds(env, "FKS_ANALYST_STATEMENT_TIMEOUT", AnalystLimits.statement_timeout_s),
+            analyst_statement_timeout_s=_seconds(
+                env, "FKS_ANALYST_STATEMENT_TIMEOUT", AnalystLimits.statement_timeout_s
+            ),
             analyst_connection_limit=_count(env, "FKS_ANALYST_CONNECTION_LIMIT", AnalystLimits.connection_limit),
             analyst_work_mem=_memory(env, "FKS_ANALYST_WORK_MEM", AnalystLimits.work_mem),
         )

@@ -34,7 +34,14 @@ ANALYST_GRANTS: tuple[TableGrant, ...] = (
     TableGrant("marts", "*"),  # whatever dbt builds there
     *(
         TableGrant("analytics", t)
-        for t in ("signals", "backtest_runs", "backtest_results", "strategy_choices", "market_regimes", "regime_transitions")
+        for t in (
+            "signals",
+            "backtest_runs",
+            "backtest_results",
+            "strategy_choices",
+            "market_regimes",
+            "regime_transitions",
+        )
     ),
     TableGrant("rag", "documents"),
     TableGrant("rag", "chunks"),
@@ -43,9 +50,20 @@ ANALYST_GRANTS: tuple[TableGrant, ...] = (
     TableGrant(
         "recommendations",
         "generations",
-        ("decision_date", "account", "generator", "model", "decided_at", "latency_ms", "prompt_tokens",
-         "completion_tokens", "attempts", "retrieved_ids", "created_at"),
-    ),  # fmt: skip
+        (
+            "decision_date",
+            "account",
+            "generator",
+            "model",
+            "decided_at",
+            "latency_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "attempts",
+            "retrieved_ids",
+            "created_at",
+        ),
+    ),
 )
 
 # Functions migration 007 revokes from PUBLIC (the platform's role keeps them): advisory locks, which would let
@@ -80,8 +98,9 @@ class AnalystLimits:
     work_mem: str = "64MB"
 
 
-def enable_analyst_login(conn: psycopg.Connection, password: str, limits: AnalystLimits = AnalystLimits()) -> None:
+def enable_analyst_login(conn: psycopg.Connection, password: str, limits: AnalystLimits | None = None) -> None:
     """Give the analyst role LOGIN with ``password`` and ``limits`` (idempotent; password and limits replaced)."""
+    limits = limits or AnalystLimits()
     role = sql.Identifier(ANALYST)
     timeout = sql.Literal(f"{round(limits.statement_timeout_s * 1000)}ms")
     with conn.transaction():
