@@ -241,16 +241,20 @@ def db_url(database: str) -> None:
 
 @db.command("analyst-url")
 def db_analyst_url() -> None:
-    """Create (once) a login for the read-only analyst role and print its URL: SELECT on the marts, nothing else."""
+    """Create (once) a login for the read-only analyst role and print its URL: SELECT on the marts, nothing else.
+    Applies FKS_ANALYST_STATEMENT_TIMEOUT, _CONNECTION_LIMIT and _WORK_MEM; warns about anything it can do beyond."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.roles import ANALYST, enable_analyst_login, stored_password, url_for_role
+    from fks_pipelines.lib.db.roles import ANALYST, analyst_gaps, enable_analyst_login, stored_password, url_for_role
 
     settings = Settings.from_env()
     data_url, _ = database_urls(settings)
     password = stored_password(settings.home / "secrets" / f"{ANALYST}.password")
     with connect(data_url) as conn:
         migrate(conn, settings.timescale())
-        enable_analyst_login(conn, password)
+        enable_analyst_login(conn, password, settings.analyst_limits())
+        gaps = analyst_gaps(conn)
+    for gap in gaps:
+        click.echo(f"warning: the {ANALYST} role {gap} (see docs/security.md)", err=True)
     click.echo(url_for_role(data_url, ANALYST, password))
 
 

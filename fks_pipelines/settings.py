@@ -8,10 +8,13 @@ The README's configuration table is this file in prose.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fks_pipelines.lib.db.roles import AnalystLimits
 from fks_pipelines.lib.db.timescale import TimescaleOptions
+from fks_pipelines.lib.errors import BadInputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -21,6 +24,53 @@ def _symbols(value: str | None) -> tuple[str, ...]:
     if not value:
         return DEFAULT_SYMBOLS
     return tuple(s.strip().upper() for s in value.split(",") if s.strip())
+
+
+def _bad(name: str, value: str, expected: str) -> BadInputError:
+    return BadInputError(f"{name}={value!r} is not {expected}", where="environment")
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    """A positive number of seconds (fractions allowed), e.g. ``30`` or ``2.5``."""
+    value = env.get(name) or ""
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise _bad(name, value, "a number of seconds") from None
+    if not 0 < seconds <= 86_400:
+        raise _bad(name, value, "a number of seconds between 0 (excluded) and 86400")
+    return seconds
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name) or ""
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise _bad(name, value, "a whole number between 1 and 10000")
+    return int(value)
+
+
+_MEMORY = re.compile(r"^(\d+)(kB|MB|GB)$")
+_KB = {"kB": 1, "MB": 1024, "GB": 1024 * 1024}
+
+
+def _memory(env: dict[str, str], name: str, default: str) -> str:
+    """A PostgreSQL memory size (``64MB``; units kB, MB, GB as PostgreSQL spells them) from 64kB to 64GB."""
+    value = env.get(name) or ""
+    if not value:
+        return default
+    match = _MEMORY.match(value)
+    if not match or not 64 <= int(match[1]) * _KB[match[2]] <= 64 * _KB["GB"]:
+        raise _bad(name, value, "a memory size between 64kB and 64GB such as 64MB (units kB, MB, GB)")
+    return value
+
+
+def lock_timeout_s(env: dict[str, str] | None = None) -> float:
+    """FKS_LOCK_TIMEOUT: how long loaders and migrations wait for a lock before failing (seconds)."""
+    return _seconds(dict(os.environ if env is None else env), "FKS_LOCK_TIMEOUT", 30.0)
 
 
 @dataclass(frozen=True)
@@ -51,6 +101,10 @@ class Settings:
     new_symbol_history_days: int  # history a newly configured symbol gets
     landing_dir: Path  # archive files dropped here are imported by a sensor
     automation: bool  # schedules and sensors start running by default (production), or stopped (dev, demo)
+    lock_timeout_s: float  # loaders and migrations give up waiting for a lock after this long
+    analyst_statement_timeout_s: float  # the analyst role's default statement (and idle-in-transaction) timeout
+    analyst_connection_limit: int  # concurrent sessions of the analyst role
+    analyst_work_mem: str  # the analyst role's default work_mem
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -83,10 +137,19 @@ class Settings:
             new_symbol_history_days=int(env.get("FKS_NEW_SYMBOL_HISTORY_DAYS") or 90),
             landing_dir=Path(env.get("FKS_LANDING_DIR") or home / "landing").absolute(),
             automation=(env.get("FKS_AUTOMATION") or "off").lower() in ("on", "1", "true", "yes"),
+            lock_timeout_s=lock_timeout_s(env),
+            analyst_statement_timeout_s=_seconds(
+                env, "FKS_ANALYST_STATEMENT_TIMEOUT", AnalystLimits.statement_timeout_s
+            ),
+            analyst_connection_limit=_count(env, "FKS_ANALYST_CONNECTION_LIMIT", AnalystLimits.connection_limit),
+            analyst_work_mem=_memory(env, "FKS_ANALYST_WORK_MEM", AnalystLimits.work_mem),
         )
 
     def timescale(self) -> TimescaleOptions:
         return TimescaleOptions(self.timescaledb, self.ts_chunk_interval, self.ts_compress_after)
+
+    def analyst_limits(self) -> AnalystLimits:
+        return AnalystLimits(self.analyst_statement_timeout_s, self.analyst_connection_limit, self.analyst_work_mem)
 
     @property
     def dagster_home(self) -> Path:

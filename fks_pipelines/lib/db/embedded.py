@@ -7,7 +7,8 @@ port and takes no settings. The server:
 - trusts no one: every login, over TCP or the Unix socket, needs the password generated once into
   ``$FKS_HOME/secrets`` (mode 0600, never printed except by ``fks db url``), and the socket's folder is 0700
   (the socket itself 0700 too), so no other OS account can even reach it;
-- holds two databases: ``fks`` (the data) and ``dagster`` (Dagster's run/event/schedule storage).
+- holds two databases: ``fks`` (the data) and ``dagster`` (Dagster's run/event/schedule storage); only
+  ``fks`` accepts the analyst role (PUBLIC loses CONNECT on ``postgres``, ``template1`` and ``dagster``).
 
 Running as root: PostgreSQL refuses to run as root. When started by root (CI, containers) the server runs as
 the unprivileged system user ``FKS_PG_OS_USER`` (default ``fks-postgres``), created with ``useradd --system``
@@ -314,6 +315,8 @@ class EmbeddedPostgres:
         for name in (DATA_DATABASE, DAGSTER_DATABASE):
             if name not in existing:
                 self._psql(f'CREATE DATABASE "{name}"')
+        # Only the data database is for the analyst role: no session (or temporary objects) anywhere else.
+        self._psql(f'REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1, "{DAGSTER_DATABASE}" FROM PUBLIC')
         self._psql("CREATE EXTENSION IF NOT EXISTS vector", database=DATA_DATABASE)
 
     def status(self) -> ServerStatus:

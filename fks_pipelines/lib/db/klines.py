@@ -23,7 +23,8 @@ import polars as pl
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
-from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.db.connect import advisory_xact_lock
+from fks_pipelines.lib.errors import BadInputError, DatabaseError
 from fks_pipelines.lib.sources.klines import KLINE_COLUMNS, LoadScope, check_within_scope, validate_klines
 
 TABLE = "raw.binance_klines"
@@ -123,7 +124,7 @@ def replace_klines(
         raise
     try:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (TABLE, f"{scope.market}/{scope.interval}"))
+            advisory_xact_lock(conn, TABLE, f"{scope.market}/{scope.interval}", what=f"{scope.market}/{scope.interval} load")
             deleted = conn.execute(
                 f"DELETE FROM {TABLE} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
                 " AND open_time >= %s AND open_time < %s",
@@ -139,7 +140,7 @@ def replace_klines(
             log_id = _log(conn, status="loaded", scope=scope, source=source, detail=detail,
                           partition_key=partition_key, run_id=run_id, rows_deleted=deleted, rows_loaded=total,
                           checksum=checksum, duration_s=duration)  # fmt: skip
-    except psycopg.Error as exc:
+    except (psycopg.Error, DatabaseError) as exc:  # DatabaseError: the scope's lock was not free in time
         if not conn.closed and not conn.broken:
             with conn.transaction():
                 _log(conn, status="failed", scope=scope, source=source, detail=detail, partition_key=partition_key,

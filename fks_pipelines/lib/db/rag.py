@@ -16,6 +16,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fks_pipelines.lib.db.connect import advisory_xact_lock
 from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.rag.documents import Document
 
@@ -114,7 +115,7 @@ def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int 
     HNSW index and the search functions. Returns what it did: 'created', 'retyped' or 'unchanged'."""
     require_pgvector(conn)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('fks.rag.chunks'))")
+        advisory_xact_lock(conn, "fks.rag.chunks", what="rag.chunks schema")
         current = chunk_dimension(conn)
         if current == dimension:
             return "unchanged"
