@@ -1,4 +1,4 @@
-"""The analyst role reads the marts and can change nothing anywhere; the README's example queries run as it."""
+"""The analyst role reads the marts and can change nothing anywhere; the guide's example queries (docs/analysts.md) run as it."""
 
 from __future__ import annotations
 
@@ -46,15 +46,15 @@ def cli_login(analyst):
         enable_analyst_login(conn, "analyst-test-password")
 
 
-def readme_queries() -> list[str]:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    section = readme.split("## SQL access for analysts", 1)[1].split("\n## ", 1)[0]
+def guide_queries() -> list[str]:
+    guide = (PROJECT_ROOT / "docs" / "analysts.md").read_text()
+    section = guide.split("## Example queries", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sql\n(.*?)```", section, flags=re.S)
 
 
-def test_readme_has_five_queries_that_run_as_the_analyst(analyst):
+def test_the_guide_has_five_queries_that_run_as_the_analyst(analyst):
     _, analyst_url = analyst
-    queries = readme_queries()
+    queries = guide_queries()
     assert len(queries) == 5
     with psycopg.connect(analyst_url) as conn:
         results = [conn.execute(q).fetchall() for q in queries]
