@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fks_pipelines.lib.db.timescale import TimescaleOptions
+from fks_pipelines.lib.errors import BadInputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -21,6 +22,21 @@ def _symbols(value: str | None) -> tuple[str, ...]:
     if not value:
         return DEFAULT_SYMBOLS
     return tuple(s.strip().upper() for s in value.split(",") if s.strip())
+
+
+def _bounded(env: dict[str, str], name: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
+    """``env[name]`` as a number in [low, high] (``default`` when unset), or a one-line error naming it."""
+    value = env.get(name) or None
+    if value is None:
+        return default
+    kind = f"a whole number between {int(low)} and {int(high)}" if integer else f"a number between {low:g} and {high:g}"
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:  # also refuses nan and inf
+        raise BadInputError(f"{name}={value!r} must be {kind}", where="environment")
+    return number
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,9 @@ class Settings:
     new_symbol_history_days: int  # history a newly configured symbol gets
     landing_dir: Path  # archive files dropped here are imported by a sensor
     automation: bool  # schedules and sensors start running by default (production), or stopped (dev, demo)
+    llm_timeout_s: float  # per request to the LLM server
+    llm_max_attempts: int  # per request: 1 + retries on timeouts, connection errors, 429 and 5xx
+    portfolio_max_bytes: int  # larger ledger files are refused before they are parsed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -83,6 +102,9 @@ class Settings:
             new_symbol_history_days=int(env.get("FKS_NEW_SYMBOL_HISTORY_DAYS") or 90),
             landing_dir=Path(env.get("FKS_LANDING_DIR") or home / "landing").absolute(),
             automation=(env.get("FKS_AUTOMATION") or "off").lower() in ("on", "1", "true", "yes"),
+            llm_timeout_s=_bounded(env, "FKS_LLM_TIMEOUT", 60.0, 0.1, 3600.0),
+            llm_max_attempts=int(_bounded(env, "FKS_LLM_MAX_ATTEMPTS", 3, 1, 10, integer=True)),
+            portfolio_max_bytes=int(_bounded(env, "FKS_PORTFOLIO_MAX_BYTES", 10_000_000, 1, 1_000_000_000, integer=True)),
         )
 
     def timescale(self) -> TimescaleOptions:
