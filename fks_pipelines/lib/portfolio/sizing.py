@@ -103,14 +103,15 @@ def size(
         if p.target_allocation > current_allocation:
             clamp("target_allocation", current_allocation, "a sell cannot raise the allocation")
     # A buy needs a stop and a take-profit; any one given, for any action, must lie in sane bounds of the entry.
+    entry = price if p.entry is None else p.entry  # never None after the entry rule above
     if p.stop_loss is None and p.action == "buy":
-        clamp("stop_loss", default_stop(p.entry, sigma), "a buy needs a stop below the entry: 2 daily sigmas")
-    elif p.stop_loss is not None and not STOP_FLOOR * p.entry <= p.stop_loss < p.entry:
-        clamp("stop_loss", default_stop(p.entry, sigma), f"a stop lies below the entry, at most {1 - STOP_FLOOR:.0%} below: 2 daily sigmas")
+        clamp("stop_loss", default_stop(entry, sigma), "a buy needs a stop below the entry: 2 daily sigmas")
+    elif p.stop_loss is not None and not STOP_FLOOR * entry <= p.stop_loss < entry:
+        clamp("stop_loss", default_stop(entry, sigma), f"a stop lies below the entry, at most {1 - STOP_FLOOR:.0%} below: 2 daily sigmas")
     if p.take_profit is None and p.action == "buy":
-        clamp("take_profit", default_take_profit(p.entry, sigma), "a buy needs a take-profit above the entry: 3 daily sigmas")
-    elif p.take_profit is not None and not p.entry < p.take_profit <= TAKE_PROFIT_CEILING * p.entry:
-        clamp("take_profit", default_take_profit(p.entry, sigma),
+        clamp("take_profit", default_take_profit(entry, sigma), "a buy needs a take-profit above the entry: 3 daily sigmas")
+    elif p.take_profit is not None and not entry < p.take_profit <= TAKE_PROFIT_CEILING * entry:
+        clamp("take_profit", default_take_profit(entry, sigma),
               f"a take-profit lies above the entry, at most {TAKE_PROFIT_CEILING:g}x it: 3 daily sigmas")  # fmt: skip
     if p.action == "buy":
         caps = [
