@@ -258,6 +258,12 @@ def db_analyst_url() -> None:
     click.echo(url_for_role(data_url, ANALYST, password))
 
 
+class UserError(click.ClickException):
+    """A bad file, value or setting: one line on stderr, exit code 2, nothing written."""
+
+    exit_code = 2
+
+
 @main.group()
 def portfolio() -> None:
     """The portfolio ledger: accounts, cash and trades the recommendations are sized for."""
@@ -273,13 +279,16 @@ def portfolio_import(file: Path) -> None:
     from fks_pipelines.lib.errors import BadInputError
     from fks_pipelines.lib.portfolio.ledger import read_ledger
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except BadInputError as e:
+        raise UserError(str(e)) from None
     data_url, _ = database_urls(settings)
     with connect(data_url) as conn:
         migrate(conn, settings.timescale())
         existing = {a for (a,) in conn.execute("SELECT account FROM portfolio.accounts").fetchall()}
         try:
-            ledger = read_ledger(file, set(settings.symbols), existing)
+            ledger = read_ledger(file, set(settings.symbols), existing, settings.portfolio_max_bytes)
             if isinstance(ledger, list):
                 trades = import_accounts(conn, ledger, settings.market)
                 click.echo(f"imported {len(ledger)} account(s), {trades} trade(s) from {file}")
@@ -287,7 +296,7 @@ def portfolio_import(file: Path) -> None:
                 trades = import_trades(conn, ledger, str(file))
                 click.echo(f"added {trades} trade(s) to {len(ledger)} account(s) from {file}")
         except BadInputError as e:
-            raise click.ClickException(f"{e} (nothing was written)") from None
+            raise UserError(f"{e} (nothing was written)") from None
         for state in account_states(conn, datetime.now(timezone.utc)):
             held = ", ".join(f"{q:g} {s}" for s, q in state.positions.items()) or "no positions"
             click.echo(f"  {state.account:<20} {state.kind:<10} cash {state.cash:,.2f} USDT, {held}")

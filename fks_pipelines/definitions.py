@@ -47,6 +47,8 @@ resources = {
         model=os.environ.get("FKS_LLM_MODEL") or None,
         engine=os.environ.get("FKS_LLM_ENGINE") or "http",
         api_key=EnvVar("FKS_LLM_API_KEY") if os.environ.get("FKS_LLM_API_KEY") else None,
+        timeout_s=settings.llm_timeout_s,
+        retries=settings.llm_max_attempts - 1,
     ),
     "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if os.environ.get("DISCORD_WEBHOOK_URL") else None),
 }

@@ -71,6 +71,19 @@ def _memory(env: dict[str, str], name: str, default: str) -> str:
 def lock_timeout_s(env: dict[str, str] | None = None) -> float:
     """FKS_LOCK_TIMEOUT: how long loaders and migrations wait for a lock before failing (seconds)."""
     return _seconds(dict(os.environ if env is None else env), "FKS_LOCK_TIMEOUT", 30.0)
+def _bounded(env: dict[str, str], name: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
+    """``env[name]`` as a number in [low, high] (``default`` when unset), or a one-line error naming it."""
+    value = env.get(name) or None
+    if value is None:
+        return default
+    kind = f"a whole number between {int(low)} and {int(high)}" if integer else f"a number between {low:g} and {high:g}"
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:  # also refuses nan and inf
+        raise BadInputError(f"{name}={value!r} must be {kind}", where="environment")
+    return number
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,9 @@ class Settings:
     analyst_statement_timeout_s: float  # the analyst role's default statement (and idle-in-transaction) timeout
     analyst_connection_limit: int  # concurrent sessions of the analyst role
     analyst_work_mem: str  # the analyst role's default work_mem
+    llm_timeout_s: float  # per request to the LLM server
+    llm_max_attempts: int  # per request: 1 + retries on timeouts, connection errors, 429 and 5xx
+    portfolio_max_bytes: int  # larger ledger files are refused before they are parsed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -143,6 +159,9 @@ class Settings:
             ),
             analyst_connection_limit=_count(env, "FKS_ANALYST_CONNECTION_LIMIT", AnalystLimits.connection_limit),
             analyst_work_mem=_memory(env, "FKS_ANALYST_WORK_MEM", AnalystLimits.work_mem),
+            llm_timeout_s=_bounded(env, "FKS_LLM_TIMEOUT", 60.0, 0.1, 3600.0),
+            llm_max_attempts=int(_bounded(env, "FKS_LLM_MAX_ATTEMPTS", 3, 1, 10, integer=True)),
+            portfolio_max_bytes=int(_bounded(env, "FKS_PORTFOLIO_MAX_BYTES", 10_000_000, 1, 1_000_000_000, integer=True)),
         )
 
     def timescale(self) -> TimescaleOptions:

@@ -158,7 +158,7 @@ def test_demo_runs_the_main_job_through_dagster(server_home, tmp_path):
         bad = tmp_path / "bad.yaml"
         bad.write_text("accounts:\n  - {name: demo-personal, cash: -1}\n")
         rejected = subprocess.run([*FKS, "portfolio", "import", str(bad)], env=env, capture_output=True, text=True, timeout=120)
-        assert rejected.returncode == 1 and "negative cash -1 (nothing was written)" in rejected.stderr
+        assert rejected.returncode == 2 and "negative cash -1 (nothing was written)" in rejected.stderr
         good = tmp_path / "good.yaml"
         good.write_text("accounts:\n  - {name: demo-personal, kind: personal, cash: 2500}\n")
         imported = subprocess.run([*FKS, "portfolio", "import", str(good)], env=env, capture_output=True, text=True, timeout=120)
@@ -321,3 +321,49 @@ def test_project_errors_are_one_line_bad_input_exit_2_others_exit_1(db_url):
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == code, done.stderr
         assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], done.stderr
+
+
+TRADE = "{id: t1, symbol: BTCUSDT, side: buy, quantity: 0.01, price: 60000, at: 2024-05-01T00:00:00Z}"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("accounts:\n  - {name: a, cash: 1.0e+308}\n", "cash 1e+308 is too large"),
+        ("accounts:\n  - {name: a, cash: 1e308}\n", "cash '1e308' is too large"),
+        (f"accounts:\n  - {{name: a, cash: 1000, trades: [{TRADE.replace('0.01', '1e308')}]}}\n", "trade 1: quantity '1e308' is too large"),
+        ("accounts:\n  - {name: [a, b], cash: 10}\n", "account 1: name ['a', 'b'] must be text"),
+        ("accounts:\n  - {name: a, cash: 10, trades: 'buy BTC'}\n", "account 1 (a): trades must be a list, not str"),
+        ("accounts:\n  - {name: a, cash: 10, trades: ['buy BTC']}\n", "account 1 (a) trade 1: a trade must be a mapping"),
+        ("accounts:\n  - {name: '@everyone', cash: 10}\n", "account 1: name '@everyone' must be text of 1 to 64 characters"),
+        ('accounts:\n  - {name: "ok\\n**pwned**", cash: 10}\n', "account 1: name 'ok\\n**pwned**' must be text"),
+        (f"accounts:\n  - {{name: a, cash: 1000, trades: [{TRADE.replace('2024-05-01', '2999-01-01')}]}}\n", "trade 1: time 2999-01-01T00:00:00+00:00 is in the future"),
+        ("accounts:\n  - {name: a, cash: 10, cash_at: 2999-01-01T00:00:00Z}\n", "account 1 (a): cash_at 2999-01-01T00:00:00+00:00 is in the future"),
+        ("accounts:\n  - {name: a, cash: 0.000000001}\n", "cash 1e-09 has more than 8 decimal places"),
+    ],
+)
+def test_a_bad_portfolio_file_is_one_line_exit_2_and_nothing_written(db_url, tmp_path, body, field):
+    path = tmp_path / "ledger.yaml"
+    path.write_text(body)
+    result = CliRunner().invoke(main, ["portfolio", "import", str(path)], env={"FKS_DATABASE_URL": db_url}, catch_exceptions=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert f"{path}: " in lines[0] and field in lines[0] and lines[0].endswith("(nothing was written)")
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT (SELECT count(*) FROM portfolio.accounts) + (SELECT count(*) FROM portfolio.trades)").fetchone()[0] == 0
+
+
+def test_a_portfolio_file_above_the_size_limit_is_refused_before_it_is_parsed(db_url, tmp_path):
+    path = tmp_path / "ledger.yaml"
+    path.write_text("accounts:\n  - {name: a, cash: 10}\n" + "# padding\n" * 20 + "[unparsable")
+    env = {"FKS_DATABASE_URL": db_url, "FKS_PORTFOLIO_MAX_BYTES": "100"}
+    result = CliRunner().invoke(main, ["portfolio", "import", str(path)], env=env, catch_exceptions=False)
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"Error: {path}: the file has {path.stat().st_size:,} bytes: at most 100 (FKS_PORTFOLIO_MAX_BYTES) (nothing was written)"
+    )  # not "not valid YAML": it was never read
+    bad = CliRunner().invoke(main, ["portfolio", "import", str(path)], env=env | {"FKS_PORTFOLIO_MAX_BYTES": "ten"}, catch_exceptions=False)
+    assert bad.exit_code == 2 and bad.stderr.strip() == (
+        "Error: environment: FKS_PORTFOLIO_MAX_BYTES='ten' must be a whole number between 1 and 1000000000"
+    )
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM portfolio.accounts").fetchone()[0] == 0

@@ -89,9 +89,9 @@ def daily_recommendations(
         retrieve = retriever(conn, embedding_model)
         for day in days:
             account_contexts, _ = store.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
-            for account_context in account_contexts:
-                generation = generate(account_context, client)
-                store.store_generation(conn, day, generation, account_context.decided_at)
+            day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
+            store.store_day(conn, day, day_generations)  # every account of the day, or none
+            for generation, _ in day_generations:
                 generations.append((day, generation))
                 if generation.llm_error:
                     failures.append(f"{day} {generation.account}: {generation.llm_error}")

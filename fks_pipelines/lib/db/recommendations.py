@@ -113,6 +113,14 @@ def store_generation(conn: psycopg.Connection, day: date, generation: Generation
             )  # fmt: skip
 
 
+def store_day(conn: psycopg.Connection, day: date, generations: list[tuple[Generation, datetime]]) -> None:
+    """Replace ``day``'s recommendation for every account in ``generations`` (each with its decision time)
+    all or nothing: one transaction, so a failure leaves the day's previous rows as they were."""
+    with conn.transaction():
+        for generation, decided_at in generations:
+            store_generation(conn, day, generation, decided_at)
+
+
 TRACK_RECORD_SQL = """
 WITH scored AS (
     SELECT r.decision_date, r.account, r.symbol, r.generator, r.action, r.target_allocation, r.reference_price,

@@ -53,11 +53,16 @@ class Generation:
     retrieved_ids: list[str] = field(default_factory=list)
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number (finite numbers only)")
+
+
 def parse_reply(text: str, context: AccountContext) -> AccountRecommendation:
-    """The reply as a validated recommendation, or an exception saying exactly what is wrong."""
+    """The reply as a validated recommendation, or an exception saying exactly what is wrong. Strict JSON:
+    Python's json accepts Infinity, -Infinity and NaN, which are refused here like any invalid answer."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as e:  # JSONDecodeError, or a non-finite constant
         raise InvalidRecommendation(f"not JSON: {e}") from None
     try:
         rec = AccountRecommendation.model_validate(data)

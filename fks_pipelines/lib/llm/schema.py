@@ -12,7 +12,7 @@ from fks_pipelines.lib.portfolio.sizing import Limits, limits
 
 
 class SymbolRecommendation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # Infinity/NaN (or 1e400) are invalid answers
 
     symbol: str
     action: Literal["buy", "sell", "hold"]

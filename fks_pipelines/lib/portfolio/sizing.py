@@ -33,14 +33,18 @@ KIND_RISK = {"personal": 1.0, "prop_firm": 0.5, "long_term": 0.75}
 Z_99 = 2.326
 
 
+STOP_FLOOR = 0.1  # a stop lies below the entry, at most 90% below it
+TAKE_PROFIT_CEILING = 3.0  # a take-profit lies above the entry, at most 3x it
+
+
 def default_stop(entry: float, sigma: float) -> float:
-    """A stop two daily standard deviations below the entry."""
-    return round(entry * (1 - 2 * sigma), 8)
+    """A stop two daily standard deviations below the entry (never below the floor)."""
+    return round(entry * max(1 - 2 * sigma, STOP_FLOOR), 8)
 
 
 def default_take_profit(entry: float, sigma: float) -> float:
-    """A take-profit three daily standard deviations above the entry."""
-    return round(entry * (1 + 3 * sigma), 8)
+    """A take-profit three daily standard deviations above the entry (never above the ceiling)."""
+    return round(entry * min(1 + 3 * sigma, TAKE_PROFIT_CEILING), 8)
 
 
 def tier_for(equity: float) -> Tier:
@@ -83,8 +87,9 @@ def size(
 
     def clamp(field: str, value, rule: str) -> None:
         old = getattr(p, field)
-        if old != value:
-            clamps.append({"field": field, "from": old, "to": value, "rule": rule})
+        if old != value:  # non-finite values are recorded as text (JSON, and so PostgreSQL's jsonb, has no Infinity)
+            shown = str(old) if isinstance(old, float) and not math.isfinite(old) else old
+            clamps.append({"field": field, "from": shown, "to": value, "rule": rule})
             setattr(p, field, value)
 
     sigma = daily_volatility if daily_volatility and math.isfinite(daily_volatility) and daily_volatility > 0 else 0.05
@@ -97,11 +102,18 @@ def size(
     elif p.action == "sell":
         if p.target_allocation > current_allocation:
             clamp("target_allocation", current_allocation, "a sell cannot raise the allocation")
-    elif p.action == "buy":
-        if p.stop_loss is None or not 0 < p.stop_loss < p.entry:
-            clamp("stop_loss", default_stop(p.entry, sigma), "a buy needs a stop below the entry: 2 daily sigmas")
-        if p.take_profit is None or p.take_profit <= p.entry:
-            clamp("take_profit", default_take_profit(p.entry, sigma), "a buy needs a take-profit above the entry: 3 daily sigmas")
+    # A buy needs a stop and a take-profit; any one given, for any action, must lie in sane bounds of the entry.
+    entry = price if p.entry is None else p.entry  # never None after the entry rule above
+    if p.stop_loss is None and p.action == "buy":
+        clamp("stop_loss", default_stop(entry, sigma), "a buy needs a stop below the entry: 2 daily sigmas")
+    elif p.stop_loss is not None and not STOP_FLOOR * entry <= p.stop_loss < entry:
+        clamp("stop_loss", default_stop(entry, sigma), f"a stop lies below the entry, at most {1 - STOP_FLOOR:.0%} below: 2 daily sigmas")
+    if p.take_profit is None and p.action == "buy":
+        clamp("take_profit", default_take_profit(entry, sigma), "a buy needs a take-profit above the entry: 3 daily sigmas")
+    elif p.take_profit is not None and not entry < p.take_profit <= TAKE_PROFIT_CEILING * entry:
+        clamp("take_profit", default_take_profit(entry, sigma),
+              f"a take-profit lies above the entry, at most {TAKE_PROFIT_CEILING:g}x it: 3 daily sigmas")  # fmt: skip
+    if p.action == "buy":
         caps = [
             (lim.max_allocation, f"tier {lim.tier.name}: at most {lim.max_allocation:.0%} per position"),
             (lim.risk_per_trade * p.entry / (p.entry - p.stop_loss), f"risk per trade {lim.risk_per_trade:.2%} of equity to the stop"),

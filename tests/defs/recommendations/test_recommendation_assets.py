@@ -31,13 +31,16 @@ def llm_answer(account: str) -> dict:
     return {"account": account, "recommendations": recs}
 
 
-def openai_server() -> ScriptedServer:
-    """Answers every account it is asked about (the account's name is in the prompt's JSON)."""
+def openai_server(entry: str | None = None) -> ScriptedServer:
+    """Answers every account it is asked about (the account's name is in the prompt's JSON), with ``entry``
+    written as is into the answer's text when given (e.g. Infinity)."""
 
     def reply(request) -> Reply:
         prompt = request.json()["messages"][1]["content"]
         account = json.loads(prompt.split("(JSON):\n", 1)[1].split("\n\n", 1)[0])["account"]
-        body = {"choices": [{"message": {"content": json.dumps(llm_answer(account))}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+        content = json.dumps(llm_answer(account))
+        content = content.replace('"entry": null', f'"entry": {entry}') if entry else content
+        body = {"choices": [{"message": {"content": content}}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
         return Reply(200, json.dumps(body).encode())
 
     return ScriptedServer(reply)
@@ -63,7 +66,7 @@ def account_db(pipeline, embedder):
     return url
 
 
-def run(url: str, start: str, end: str, llm: LLMResource, discord: DiscordResource | None = None):
+def run(url: str, start: str, end: str, llm: LLMResource, discord: DiscordResource | None = None, raise_on_error: bool = True):
     resources = {
         "database": PostgresResource(url=url),
         "market_data": MarketDataResource(symbols=SYMBOLS),
@@ -71,7 +74,7 @@ def run(url: str, start: str, end: str, llm: LLMResource, discord: DiscordResour
         "llm": llm,
         "discord": discord or DiscordResource(),
     }
-    return materialize([daily_recommendations, track_record, profit_splits], resources=resources,
+    return materialize([daily_recommendations, track_record, profit_splits], resources=resources, raise_on_error=raise_on_error,
                        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end})  # fmt: skip
 
 
@@ -146,3 +149,54 @@ def test_track_record_and_profit_split(account_db):
     assert hit == ((action == "buy") == (r1 > 0)) or action == "hold"
     assert last[0] is not None and last[1] is None  # 7 days after 2024-05-20 is not in the data yet
     assert split[0] == date(2024, 4, 1) and split[1] == "test-longterm" and split[2] == pytest.approx(0.0) and split[3] == 0.0
+
+
+def test_an_infinity_in_the_answer_is_repaired_or_replaced_and_the_day_is_written(account_db):
+    with openai_server(entry="Infinity") as server:
+        result = run(account_db, "2024-05-22", "2024-05-22", LLMResource(base_url=server.url + "/v1", model="m"))
+    assert result.success and len(server.requests) == 4  # two accounts, one repair attempt each
+    with psycopg.connect(account_db) as conn:
+        generations = conn.execute("SELECT account, generator, attempts, llm_error FROM recommendations.generations"
+                                   " WHERE decision_date = '2024-05-22' ORDER BY account").fetchall()  # fmt: skip
+        rows = conn.execute("SELECT count(*) FROM recommendations.daily WHERE decision_date = '2024-05-22'").fetchone()[0]
+    assert [(a, g, n) for a, g, n, _ in generations] == [(ACCOUNT, "rules", 2), ("test-longterm", "rules", 2)]
+    assert all("Infinity is not a JSON number" in e for *_, e in generations) and rows == 2 * len(SYMBOLS)
+
+
+def test_a_day_is_written_for_every_account_or_for_none(account_db):
+    with openai_server() as server:
+        assert run(account_db, "2024-05-23", "2024-05-23", LLMResource(base_url=server.url + "/v1", model="m")).success
+    fail_second = (
+        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;"
+        " CREATE TRIGGER refuse_longterm BEFORE INSERT ON recommendations.generations FOR EACH ROW"
+        " WHEN (NEW.account = 'test-longterm') EXECUTE FUNCTION public.refuse()"
+    )
+    with psycopg.connect(account_db, autocommit=True) as conn:
+        conn.execute(fail_second)
+        try:  # the first account's write succeeds, the second's fails: the day must stay as it was
+            result = run(account_db, "2024-05-23", "2024-05-23", LLMResource(), raise_on_error=False)
+        finally:
+            conn.execute("DROP TRIGGER refuse_longterm ON recommendations.generations; DROP FUNCTION public.refuse()")
+        day = conn.execute("SELECT account, generator FROM recommendations.generations WHERE decision_date = '2024-05-23' ORDER BY account").fetchall()
+        rows = conn.execute("SELECT DISTINCT generator FROM recommendations.daily WHERE decision_date = '2024-05-23'").fetchall()
+    assert not result.success
+    assert day == [(ACCOUNT, "llm"), ("test-longterm", "llm")] and rows == [("llm",)]
+
+
+def test_the_llm_timeout_and_attempts_come_from_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    from fks_pipelines.lib.errors import BadInputError
+    from fks_pipelines.settings import Settings
+
+    env = dict(os.environ, FKS_LLM_BASE_URL="http://127.0.0.1:9/v1", FKS_LLM_TIMEOUT="7.5", FKS_LLM_MAX_ATTEMPTS="4")
+    code = "from fks_pipelines.definitions import resources; c = resources['llm'].client(); print(c.timeout_s, c.retries)"
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert shown.stdout.split() == ["7.5", "3"], shown.stderr  # 4 attempts: the first and 3 retries
+    assert (Settings.from_env({}).llm_timeout_s, Settings.from_env({}).llm_max_attempts) == (60.0, 3)
+    for name, value in [("FKS_LLM_TIMEOUT", "soon"), ("FKS_LLM_TIMEOUT", "inf"), ("FKS_LLM_TIMEOUT", "0"), ("FKS_LLM_MAX_ATTEMPTS", "0"),
+                        ("FKS_LLM_MAX_ATTEMPTS", "2.5"), ("FKS_LLM_MAX_ATTEMPTS", "1000")]:  # fmt: skip
+        with pytest.raises(BadInputError, match=f"^environment: {name}='{value}' must be a"):
+            Settings.from_env({name: value})

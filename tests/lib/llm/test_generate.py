@@ -141,3 +141,29 @@ def test_prompt_injection_in_a_document_cannot_push_sizing_past_the_caps():
     with serve(completion(json.dumps(obedient))) as server:
         g = generate(context(injected, cash=500.0), client(server))
     assert next(r for r in g.recommendations if r.symbol == "BTCUSDT").target_allocation <= 0.05
+
+
+@pytest.mark.parametrize(
+    ("field", "literal"),
+    [("entry", "Infinity"), ("stop_loss", "-Infinity"), ("confidence", "NaN"), ("take_profit", "1e400")],
+)
+def test_non_finite_numbers_are_invalid_answers_repaired_or_replaced_by_the_rules(field, literal):
+    # Python's json reads Infinity, -Infinity and NaN (and 1e400 as inf): strict parsing refuses them all.
+    bad = json.dumps(answer(**{field: 12345.0})).replace("12345.0", literal)
+    with serve(completion(bad), completion(json.dumps(answer()))) as server:
+        g = generate(context(), client(server))
+        repair = server.requests[1].json()["messages"][-1]["content"]
+    assert g.generator == "llm" and g.attempts == 2 and g.llm_error is None and "That answer is invalid" in repair
+    with serve(completion(bad)) as server:
+        g = generate(context(), client(server))
+    assert g.generator == "rules" and "after one repair attempt" in g.llm_error and len(server.requests) == 2
+    assert all(json.dumps(r.clamps, allow_nan=False) for r in g.recommendations)  # storable as jsonb
+
+
+def test_an_absurd_take_profit_or_stop_is_clamped_to_bounds_of_the_entry():
+    with serve(completion(json.dumps(answer(take_profit=1e308, stop_loss=1e308)))) as server:
+        g = generate(context(), client(server))
+    btc = next(r for r in g.recommendations if r.symbol == "BTCUSDT")
+    assert g.generator == "llm"
+    assert btc.stop_loss == pytest.approx(60_000 * (1 - 2 * 0.02)) and btc.take_profit == pytest.approx(60_000 * (1 + 3 * 0.02))
+    assert {c["field"]: c["from"] for c in btc.clamps if c["field"] in ("stop_loss", "take_profit")} == {"stop_loss": 1e308, "take_profit": 1e308}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -99,3 +100,23 @@ def test_sizing_caps_and_records_each_rule():
 def test_profit_split_moves_half_of_a_profit_and_nothing_of_a_loss():
     assert profit_split(10_000, 11_500, 500) == (1_000, 500.0)
     assert profit_split(10_000, 9_000, 0) == (-1_000, 0.0)
+
+
+def test_non_finite_or_absurd_stops_and_take_profits_are_clamped_and_recorded_as_json():
+    for action in ("buy", "hold", "sell"):
+        p, clamps = sized(action=action, target=0.1, current=0.1, take=float("inf"), stop=1e308)
+        assert p.stop_loss == pytest.approx(98.0) and p.take_profit == pytest.approx(103.0), action
+        assert {c["field"]: c["from"] for c in clamps if c["field"] != "target_allocation"} == {"stop_loss": 1e308, "take_profit": "inf"}
+        json.dumps(clamps, allow_nan=False)  # PostgreSQL's jsonb has no Infinity
+    p, clamps = sized(stop=0.001, take=1_000.0)  # 99.999% below, 10x above: outside the bounds
+    assert (p.stop_loss, p.take_profit) == (pytest.approx(98.0), pytest.approx(103.0)) and len(clamps) == 3
+    p, _ = sized(target=float("nan"), entry=float("inf"), stop=None, take=None, vol=0.9)  # huge sigma: defaults stay in bounds
+    assert p.entry == 100.0 and p.stop_loss == pytest.approx(10.0) and p.take_profit == pytest.approx(300.0)
+
+
+def test_the_number_of_trades_is_bounded(tmp_path):
+    from fks_pipelines.lib.portfolio.ledger import MAX_TRADES
+
+    trades = ", ".join(["{}"] * (MAX_TRADES + 1))
+    with pytest.raises(BadInputError, match=f"{MAX_TRADES + 1:,} trades: at most {MAX_TRADES:,} per file"):
+        ledger(tmp_path, f"accounts:\n  - {{name: a, cash: 1, trades: [{trades}]}}\n")
