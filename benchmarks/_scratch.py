@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from fks_pipelines.cli import database_urls
 from fks_pipelines.lib.db.connect import connect, migrate, with_database
+from fks_pipelines.lib.db.platform import database_urls
 from fks_pipelines.settings import Settings
 
 

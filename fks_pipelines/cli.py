@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from fks_pipelines.lib.db.platform import database_urls, embedded_server, platform_env
 from fks_pipelines.lib.db.rag import MAX_K
 from fks_pipelines.lib.errors import BadInputError, FksError
 from fks_pipelines.lib.rag.documents import KINDS
@@ -108,48 +109,6 @@ class CommaChoice(click.ParamType):
             if item not in self.choices:
                 self.fail(f"{item!r} is not one of {', '.join(self.choices)}", param, ctx)
         return items
-
-
-# -- resolving the database ---------------------------------------------------------------------------------
-def embedded_server(settings: Settings):
-    from fks_pipelines.lib.db.embedded import EmbeddedPostgres
-
-    return EmbeddedPostgres(settings.home, port=settings.pg_port, os_user=settings.pg_os_user, bin_path=settings.pg_bin_dir)
-
-
-def database_urls(settings: Settings, *, start: bool = True) -> tuple[str, str]:
-    """(data URL, Dagster storage URL). Starts the embedded server unless an external one is configured."""
-    from fks_pipelines.lib.db.connect import with_database
-
-    if settings.database_url:
-        dagster_url = settings.dagster_database_url or with_database(settings.database_url, "dagster", driver="psycopg2")
-        return settings.database_url, dagster_url
-    server = embedded_server(settings)
-    if start:
-        server.start()
-    # dagster-postgres on SQLAlchemy 2.1 needs the psycopg2 driver named explicitly.
-    return server.url("fks"), settings.dagster_database_url or server.url("dagster", driver="psycopg2")
-
-
-def platform_env(settings: Settings, *, start: bool = True) -> dict[str, str]:
-    """The environment Dagster processes need: database URLs and a DAGSTER_HOME holding our dagster.yaml."""
-    data_url, dagster_url = database_urls(settings, start=start)
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    source_yaml = PROJECT_ROOT / "dagster.yaml"
-    target_yaml = dagster_home / "dagster.yaml"
-    if source_yaml.exists() and (not target_yaml.exists() or target_yaml.read_text() != source_yaml.read_text()):
-        shutil.copyfile(source_yaml, target_yaml)
-    from fks_pipelines.lib.db.connect import dbt_profile_env
-
-    return {
-        "FKS_DATABASE_URL": data_url,
-        "FKS_DAGSTER_DATABASE_URL": dagster_url,
-        "DAGSTER_HOME": str(dagster_home),
-        "FKS_HOME": str(settings.home),
-        # For dbt run by hand in dbt_project/ (Dagster's dbt assets derive these from the database resource).
-        **dbt_profile_env(data_url),
-    }
 
 
 def _apply_env(settings: Settings) -> dict[str, str]:

@@ -7,8 +7,6 @@ embedded server when no external database is configured.
 
 from __future__ import annotations
 
-import os
-
 from dagster import Definitions, EnvVar
 
 from fks_pipelines.defs import automation, backtests, dbt, knowledge, raw, recommendations
@@ -16,9 +14,9 @@ from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
-from fks_pipelines.settings import Settings
+from fks_pipelines.settings import settings as read_settings
 
-settings = Settings.from_env()
+settings = read_settings()
 
 resources = {
     "database": PostgresResource(
@@ -43,14 +41,14 @@ resources = {
     ),
     # Optional secrets: an EnvVar only when the variable is set (unset: no LLM -> rules engine; no webhook).
     "llm": LLMResource(
-        base_url=os.environ.get("FKS_LLM_BASE_URL") or None,
-        model=os.environ.get("FKS_LLM_MODEL") or None,
-        engine=os.environ.get("FKS_LLM_ENGINE") or "http",
-        api_key=EnvVar("FKS_LLM_API_KEY") if os.environ.get("FKS_LLM_API_KEY") else None,
+        base_url=settings.llm_base_url,
+        model=settings.llm_model,
+        engine=settings.llm_engine,
+        api_key=EnvVar("FKS_LLM_API_KEY") if settings.llm_api_key else None,
         timeout_s=settings.llm_timeout_s,
         retries=settings.llm_max_attempts - 1,
     ),
-    "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if os.environ.get("DISCORD_WEBHOOK_URL") else None),
+    "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if settings.discord_webhook_url else None),
 }
 
 defs = Definitions.merge(

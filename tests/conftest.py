@@ -19,6 +19,7 @@ import pytest
 from fks_pipelines.lib.db.connect import connect, migrate, with_database
 from fks_pipelines.lib.db.embedded import EmbeddedPostgres, free_port
 from fks_pipelines.lib.db.timescale import TimescaleOptions
+from fks_pipelines.settings import settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "binance"
@@ -122,6 +123,9 @@ def _isolated_fks_home(tmp_path, monkeypatch):
         if key.startswith("FKS_") or key == "DAGSTER_HOME":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("FKS_HOME", str(tmp_path / "fks_home"))
+    settings.cache_clear()  # settings() is read once per process; each test starts from its own environment
+    yield
+    settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

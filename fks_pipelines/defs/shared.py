@@ -11,11 +11,11 @@ from pydantic import Field
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
-from fks_pipelines.settings import Settings
+from fks_pipelines.settings import settings
 
 # Daily partitions in UTC from FKS_PARTITIONS_START; the last partition is yesterday (a day is loaded once it is
 # complete).
-daily_partitions = DailyPartitionsDefinition(start_date=Settings.from_env().partitions_start, timezone="UTC")
+daily_partitions = DailyPartitionsDefinition(start_date=settings().partitions_start, timezone="UTC")
 
 # The GPU marker, named once: assets that want an accelerator carry this op tag and run in this Dagster
 # concurrency pool. The GPU run launcher (fks_pipelines/launchers) routes runs holding such steps to a GPU host;

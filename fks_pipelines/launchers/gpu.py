@@ -34,6 +34,7 @@ from dagster_shared.serdes import serialize_value
 
 from fks_pipelines.launchers.routing import gpu_steps, run_needs_gpu
 from fks_pipelines.launchers.slots import GpuSlots
+from fks_pipelines.settings import Settings
 
 LAUNCHER_TAG = "fks/launcher"
 SLOT_TAG = "fks/gpu_slot"
@@ -105,7 +106,7 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
                  slot_dir: str | None = None, wait_seconds: float = 600.0, gpus_per_run: int = 1,
                  docker: Mapping | None = None, k8s: Mapping | None = None, default_launcher: Mapping | None = None):  # fmt: skip
         self._inst_data = inst_data
-        self.gpus = [g.strip() for g in (gpus or os.environ.get("FKS_GPUS", "")).split(",") if g.strip()]
+        self.gpus = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else list(Settings.from_env().gpus)
         if mode not in ("local", "docker", "k8s"):
             raise ValueError(f"GPU launcher mode must be local, docker or k8s, not {mode!r}")
         self.mode = mode

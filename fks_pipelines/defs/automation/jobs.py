@@ -7,7 +7,7 @@ from pydantic import Field
 
 from fks_pipelines.defs.shared import PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
-from fks_pipelines.settings import Settings
+from fks_pipelines.settings import settings
 
 LAYERS = ("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations")
 REOPTIMISATION = AssetKey(["analytics", "strategy_choices"])
@@ -37,7 +37,7 @@ class LandingConfig(Config):
 
 @op(description="Import each file (checksum-verified), then move it to imported/ or, with the reason, quarantine/.")
 def import_landed_files(context: OpExecutionContext, config: LandingConfig, database: PostgresResource) -> None:
-    landing = Settings.from_env().landing_dir
+    landing = settings().landing_dir
     failed = []
     with database.connection() as conn:
         for name in config.files:

@@ -3,9 +3,9 @@
 from dagster import DefaultScheduleStatus, ScheduleDefinition, build_schedule_from_partitioned_job
 
 from fks_pipelines.defs.automation.jobs import daily_job, reoptimise_job
-from fks_pipelines.settings import Settings
+from fks_pipelines.settings import settings
 
-_settings = Settings.from_env()
+_settings = settings()
 _hour, _minute = (int(x) for x in _settings.schedule_time.split(":"))
 # Running by default in production (FKS_AUTOMATION=on); stopped in dev and the demo, started from the UI.
 DEFAULT_STATUS = DefaultScheduleStatus.RUNNING if _settings.automation else DefaultScheduleStatus.STOPPED

@@ -32,11 +32,11 @@ from fks_pipelines.lib.db.klines import incomplete_days, symbols_with_data
 from fks_pipelines.lib.notify import post_to_discord
 from fks_pipelines.lib.sources.klines import bars_per_day
 from fks_pipelines.lib.sources.landing import landed_files
-from fks_pipelines.settings import Settings
+from fks_pipelines.settings import settings
 
 RAW_OP = "raw__binance_klines"
 # Running by default in production (FKS_AUTOMATION=on); stopped in dev and the demo, started from the UI.
-DEFAULT_STATUS = DefaultSensorStatus.RUNNING if Settings.from_env().automation else DefaultSensorStatus.STOPPED
+DEFAULT_STATUS = DefaultSensorStatus.RUNNING if settings().automation else DefaultSensorStatus.STOPPED
 
 
 def range_request(run_key: str, first, last, symbols: list[str], trigger: str) -> RunRequest:
@@ -56,12 +56,12 @@ def _yesterday():
 @sensor(job=daily_job, minimum_interval_seconds=3600, default_status=DEFAULT_STATUS,
         description="Missing or incomplete days per symbol in the last FKS_GAP_WINDOW_DAYS: one range run heals them.")  # fmt: skip
 def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
-    settings = Settings.from_env()
+    window_days = settings().gap_window_days
     bars = bars_per_day(market_data.interval)
     if bars is None:
         return SkipReason(f"gap detection needs an interval that tiles a day, not {market_data.interval}")
     last = _yesterday()
-    first = last - timedelta(days=settings.gap_window_days - 1)
+    first = last - timedelta(days=window_days - 1)
     with database.connection() as conn:
         known = symbols_with_data(conn, market_data.market, market_data.interval)
         followed = [s for s in market_data.symbols if s in known]  # symbols with no data at all: the new-symbol sensor's
@@ -78,7 +78,7 @@ def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, mar
 @sensor(job=daily_job, minimum_interval_seconds=600, default_status=DEFAULT_STATUS,
         description="A symbol added to the universe (FKS_SYMBOLS) gets FKS_NEW_SYMBOL_HISTORY_DAYS of history.")  # fmt: skip
 def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
-    depth = Settings.from_env().new_symbol_history_days
+    depth = settings().new_symbol_history_days
     with database.connection() as conn:
         known = symbols_with_data(conn, market_data.market, market_data.interval)
     new = [s for s in market_data.symbols if s not in known]
@@ -92,7 +92,7 @@ def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResour
 @sensor(job=archive_import_job, minimum_interval_seconds=60, default_status=DEFAULT_STATUS,
         description="Archive files dropped into FKS_LANDING_DIR are imported, then moved to imported/ or quarantine/.")  # fmt: skip
 def archive_landing_sensor(context: SensorEvaluationContext):
-    landing = Settings.from_env().landing_dir
+    landing = settings().landing_dir
     files = landed_files(landing)
     if not files:
         return SkipReason(f"nothing in {landing}")

@@ -1,0 +1,82 @@
+"""The one settings model: every variable validated with a one-line error, read nowhere else, documented from
+the model itself."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.settings import Settings, configuration_markdown
+from tests.conftest import PROJECT_ROOT
+
+BAD = {
+    "FKS_PG_PORT": "abc",
+    "FKS_SYMBOLS": "BTC'; DROP TABLE raw.binance_klines;--",
+    "FKS_TIMESCALEDB": "maybe",
+    "FKS_SCHEDULE_TIME": "25:00",
+    "FKS_INTERVAL": "99999999999999999999m",
+    "FKS_PARTITIONS_START": "yesterday",
+    "FKS_MARKET": "options",
+    "FKS_LOCK_TIMEOUT": "inf",
+    "FKS_ANALYST_WORK_MEM": "8 gigs",
+    "FKS_LLM_MAX_ATTEMPTS": "0",
+    "FKS_EMBEDDING_DEVICE": "tpu",
+    "FKS_GAP_WINDOW_DAYS": "-1",
+}
+
+
+@pytest.mark.parametrize("variable, value", BAD.items(), ids=BAD.keys())
+def test_a_bad_value_is_one_line_naming_the_variable(variable, value):
+    with pytest.raises(BadInputError) as caught:
+        Settings.from_env({variable: value})
+    message = str(caught.value)
+    assert "\n" not in message and variable in message and repr(value) in message
+
+
+def test_the_process_environment_and_a_mapping_give_the_same_settings(monkeypatch):
+    env = {"FKS_SYMBOLS": "btcusdt, ethusdt", "FKS_PG_PORT": "6000", "FKS_AUTOMATION": "on", "FKS_TIMESCALEDB": "off"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from_process = Settings.from_env()
+    assert from_process == Settings.from_env({**env, "FKS_HOME": str(from_process.home)})
+    assert from_process.symbols == ("BTCUSDT", "ETHUSDT") and from_process.pg_port == 6000
+    assert from_process.automation and not from_process.timescaledb
+    assert from_process.landing_dir == from_process.home / "landing"
+
+
+def test_secrets_are_never_shown():
+    settings = Settings.from_env({"FKS_DATABASE_URL": "postgresql://u:hunter2@db/fks", "FKS_LLM_API_KEY": "sk-hunter2"})
+    assert "hunter2" not in repr(settings)
+    assert settings.llm_api_key == "sk-hunter2"
+
+
+def test_the_configuration_page_is_generated_from_the_model():
+    page = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
+    assert page == configuration_markdown(), "regenerate: python -m fks_pipelines.settings > docs/configuration.md"
+    for field in Settings.model_fields.values():
+        assert f"`{field.validation_alias.choices[0]}`" in page
+
+
+def test_settings_are_read_nowhere_else():
+    """No module but settings.py reads a platform variable from the environment."""
+    reads = re.compile(r"(os\.environ(\.get)?|os\.getenv)\s*[\[(]\s*[\"'](FKS_|DISCORD_)")
+    offenders = [
+        f"{path.relative_to(PROJECT_ROOT)}:{n}"
+        for path in (PROJECT_ROOT / "fks_pipelines").rglob("*.py")
+        if path.name != "settings.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if reads.search(line)
+    ]
+    assert offenders == []
+
+
+def test_a_bad_setting_stops_the_cli_in_one_line_with_exit_2(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "FKS_HOME": str(tmp_path / "home"), "FKS_PG_PORT": "not-a-port"}
+    done = subprocess.run([sys.executable, "-m", "fks_pipelines.cli", "db", "url"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "FKS_PG_PORT" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "home").exists()
