@@ -19,10 +19,10 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from fks_pipelines.definitions import defs, settings
-    from fks_pipelines.defs.recommendations.assets import latest_rows
     from fks_pipelines.lib.db.connect import connect, migrate, redact
     from fks_pipelines.lib.db.klines import scope_summary
     from fks_pipelines.lib.db.portfolio import import_accounts
+    from fks_pipelines.lib.db.recommendations import latest_rows
     from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.sources.klines import LoadScope
 

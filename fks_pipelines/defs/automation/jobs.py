@@ -9,7 +9,7 @@ from fks_pipelines.defs.shared import PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
 from fks_pipelines.settings import settings
 
-LAYERS = ("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations")
+LAYERS = ("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations", "portfolio")
 REOPTIMISATION = AssetKey(["analytics", "strategy_choices"])
 
 main_job = define_asset_job(

@@ -1,7 +1,8 @@
-"""The daily recommendation, its track record and the monthly profit split."""
+"""The recommendations layer: group, key prefix and schema ``recommendations``: the daily recommendation and its
+track record."""
 
 from dagster import Definitions
 
-from fks_pipelines.defs.recommendations.assets import daily_recommendations, profit_splits, track_record
+from fks_pipelines.defs.recommendations.assets import daily_recommendations, track_record
 
-defs = Definitions(assets=[daily_recommendations, track_record, profit_splits])
+defs = Definitions(assets=[daily_recommendations, track_record])

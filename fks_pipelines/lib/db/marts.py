@@ -29,3 +29,9 @@ def read_bars(
             "bucket": part["bucket"].to_numpy()
         }
     return out
+
+
+def latest_day(conn: psycopg.Connection, market: str) -> datetime | None:
+    """The last UTC day in ``marts.fct_ohlcv_1d`` for ``market`` (None when the mart is empty)."""
+    return conn.execute("SELECT max(bucket) FROM marts.fct_ohlcv_1d WHERE market = %s", (market,)).fetchone()[0]
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 
@@ -90,3 +90,16 @@ def equity(conn: psycopg.Connection, state: AccountState, at: datetime) -> float
         ).fetchone()
         total += quantity * (row[0] if row else 0.0)
     return total
+
+
+def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tuple]) -> None:
+    """The month's splits: (month, account, to_account, equity_start, equity_end, net_deposits, profit, transfer)."""
+    with conn.transaction():
+        conn.execute("DELETE FROM portfolio.profit_splits WHERE month = %s", (month,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO portfolio.profit_splits (month, account, to_account, equity_start, equity_end, net_deposits, profit, transfer)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+

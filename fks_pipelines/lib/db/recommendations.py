@@ -177,3 +177,23 @@ def score_track_record(conn: psycopg.Connection) -> int:
             )
     return n
 
+
+def latest_rows(conn: psycopg.Connection, day: date) -> list[dict]:
+    """The day's sized recommendations, one dict per (account, symbol), as the demo and Discord show them."""
+    cursor = conn.execute(
+        "SELECT account, symbol, generator, action, target_allocation, proposed_allocation, current_allocation, reference_price,"
+        " entry, stop_loss, take_profit, horizon_days, confidence, rationale, evidence, clamps"
+        " FROM recommendations.daily WHERE decision_date = %s ORDER BY account, symbol",
+        (day,),
+    )
+    names = [d.name for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def track_record_summary(conn: psycopg.Connection) -> list[tuple]:
+    """Per (account, generator): scored recommendations, 1- and 7-day hit rates and paper P&L."""
+    return conn.execute(
+        "SELECT account, generator, count(*), avg(hit_1d::int), avg(hit_7d::int), sum(paper_pnl_1d), sum(paper_pnl_7d)"
+        " FROM recommendations.track_record GROUP BY account, generator ORDER BY account, generator"
+    ).fetchall()
+

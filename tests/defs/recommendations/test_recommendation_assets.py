@@ -12,7 +12,8 @@ from dagster import materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.recommendations.assets import daily_recommendations, profit_splits, track_record
+from fks_pipelines.defs.portfolio.assets import profit_splits
+from fks_pipelines.defs.recommendations.assets import daily_recommendations, track_record
 from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.portfolio import import_accounts
