@@ -31,9 +31,9 @@ from fks_pipelines.defs.shared import (
 from fks_pipelines.lib.db import recommendations as store
 from fks_pipelines.lib.db.portfolio import account_states
 from fks_pipelines.lib.db.rag import search
-from fks_pipelines.lib.llm.generate import generate
-from fks_pipelines.lib.llm.schema import RetrievedDocument
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
+from fks_pipelines.lib.recommend.generate import generate
+from fks_pipelines.lib.recommend.schema import RetrievedDocument
 
 DAILY_KEY = AssetKey(["recommendations", "daily"])
 

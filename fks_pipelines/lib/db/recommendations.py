@@ -15,8 +15,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db.portfolio import AccountState, account_states, equity
-from fks_pipelines.lib.llm.generate import Generation
-from fks_pipelines.lib.llm.schema import AccountContext, RetrievedDocument, SymbolContext
+from fks_pipelines.lib.recommend.generate import Generation
+from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
 
 Retriever = Callable[[str, datetime], list[RetrievedDocument]]
 

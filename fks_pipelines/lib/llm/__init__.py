@@ -1,1 +1,1 @@
-"""The daily recommendation's generators: an LLM behind an OpenAI-compatible API (vLLM), and the rules engine."""
+"""Talking to a language model: the vLLM OpenAI-compatible client (and the in-process engine) and the prompt."""

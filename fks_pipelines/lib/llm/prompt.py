@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from fks_pipelines.lib.llm.schema import AccountContext
+from fks_pipelines.lib.recommend.schema import AccountContext
 
 SYSTEM = """You are the trading analyst of a crypto spot desk. For the account below, recommend for EACH listed
 symbol exactly one action: buy, sell or hold, with a target allocation (share of the account's equity to hold

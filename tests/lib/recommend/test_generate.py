@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from fks_pipelines.lib.llm.client import OpenAICompatibleClient
-from fks_pipelines.lib.llm.generate import generate
-from fks_pipelines.lib.llm.schema import AccountContext, RetrievedDocument, SymbolContext
+from fks_pipelines.lib.recommend.generate import generate
+from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
 from tests.support import Reply, ScriptedServer
 
 AT = datetime(2024, 5, 11, tzinfo=timezone.utc)

@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from fks_pipelines.lib.llm.client import InProcessVLLM, LLMError, OpenAICompatibleClient
 from fks_pipelines.lib.llm.prompt import build_messages
-from fks_pipelines.lib.llm.rules import recommend_by_rules
-from fks_pipelines.lib.llm.schema import AccountContext, AccountRecommendation, response_schema
 from fks_pipelines.lib.portfolio.sizing import Proposal, size
+from fks_pipelines.lib.recommend.rules_engine import recommend_by_rules
+from fks_pipelines.lib.recommend.schema import AccountContext, AccountRecommendation, response_schema
 
 
 class InvalidRecommendation(ValueError):

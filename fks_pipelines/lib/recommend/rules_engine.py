@@ -3,8 +3,8 @@ chosen strategy's signal, leans on the regime's next-day probabilities, and size
 
 from __future__ import annotations
 
-from fks_pipelines.lib.llm.schema import AccountContext, AccountRecommendation, SymbolRecommendation
 from fks_pipelines.lib.portfolio.sizing import default_stop, default_take_profit
+from fks_pipelines.lib.recommend.schema import AccountContext, AccountRecommendation, SymbolRecommendation
 
 
 def _direction(regime: dict | None) -> tuple[float, float]:
