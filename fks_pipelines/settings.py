@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fks_pipelines.lib.db.timescale import TimescaleOptions
+from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.symbols import check_symbol
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -20,7 +22,18 @@ DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 def _symbols(value: str | None) -> tuple[str, ...]:
     if not value:
         return DEFAULT_SYMBOLS
-    return tuple(s.strip().upper() for s in value.split(",") if s.strip())
+    return tuple(check_symbol(s.strip().upper(), where="FKS_SYMBOLS") for s in value.split(",") if s.strip())
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    value = env.get(name) or str(default)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise BadInputError(f"{value!r} is not a number of seconds >= 0", where=name)
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class Settings:
     partitions_start: str
     sample_seed: int
     rest_base_url: str | None
+    binance_max_retry_after_s: float  # a longer Retry-After fails the load instead of sleeping
     archive_base_url: str | None
     archive_cache_dir: Path
     embedding_model: str  # all-MiniLM-L6-v2 (shipped) or a name for model_path's model
@@ -73,6 +87,7 @@ class Settings:
             partitions_start=env.get("FKS_PARTITIONS_START") or "2020-01-01",
             sample_seed=int(env.get("FKS_SAMPLE_SEED") or 42),
             rest_base_url=env.get("FKS_BINANCE_REST_URL") or None,
+            binance_max_retry_after_s=_seconds(env, "FKS_BINANCE_MAX_RETRY_AFTER", 900.0),
             archive_base_url=env.get("FKS_BINANCE_ARCHIVE_URL") or None,
             archive_cache_dir=Path(env.get("FKS_ARCHIVE_CACHE_DIR") or home / "archive").absolute(),
             embedding_model=env.get("FKS_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
