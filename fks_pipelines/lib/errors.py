@@ -44,3 +44,8 @@ class DatabaseError(FksError):
 
 class DataQualityError(FksError):
     """Data that loaded but violates a rule we rely on downstream."""
+
+
+class RefusedLoadError(FksError):
+    """A load that would replace bars already held with fewer bars, without proof they do not exist or --force.
+    Nothing is written; the refusal is logged in raw.ingest_log with status ``refused``."""
