@@ -325,7 +325,7 @@ def _load_days(source, market: str, interval: str, symbols: list[str], start: da
             try:
                 result, _ = load_day(conn, source, market, interval, symbols, day, force=force)
             except RefusedLoadError as exc:
-                raise click.ClickException(f"{exc} (--force replaces anyway)") from None
+                raise click.ClickException(str(exc)) from None
             scope = result.scope
             click.echo(f"  [{i}/{len(days)}] {day}  {result.rows_loaded:>7} rows  ({result.duration_s:.2f}s)", err=True)
             for s in scope_summary(conn, scope, max_ranges=5):

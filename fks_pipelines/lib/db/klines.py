@@ -145,7 +145,7 @@ def replace_klines(
             if shrinking:
                 raise RefusedLoadError(
                     f"refused to replace {scope.market} {scope.interval} {_span(scope)}: {'; '.join(shrinking)}; "
-                    "the source does not prove the missing bars do not exist (force the load to replace anyway)"
+                    "the source does not prove the missing bars do not exist (to replace anyway: --force, or force: true in run config)"
                 )
             deleted = conn.execute(
                 f"DELETE FROM {TABLE} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
@@ -186,7 +186,7 @@ def _shrinking(conn: psycopg.Connection, frame: pl.DataFrame, scope: LoadScope, 
     """Each symbol that ``frame`` offers fewer bars than the table holds for it in ``scope`` (held bars inside
     a range the source proved empty not counted), as ``SYMBOL: N bars held, M offered``."""
     proven = [a for a in absent if a.symbol in scope.symbols]
-    held = dict(
+    held: dict[str, int] = dict(
         conn.execute(
             f"""
             SELECT k.symbol, count(*) FROM {TABLE} k

@@ -75,7 +75,7 @@ class RestSource:
             for symbol in symbols:
                 frame = client.fetch(symbol, interval, start, end)
                 frames.append(frame)
-                if frame.height == 0 or frame["open_time"].min() > start:
+                if frame.height == 0 or frame["open_time"][0] > start:  # pages come in ascending order
                     absent += _listed_later(client, symbol, interval, start, end)
         finally:
             client.close()

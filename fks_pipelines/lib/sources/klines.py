@@ -289,5 +289,5 @@ def check_closed(frame: pl.DataFrame, scope: LoadScope, *, now: datetime) -> Non
     if frame.height:
         open_bars = frame["close_time"] > now
         if open_bars.any():
-            first = frame.filter(open_bars)["close_time"].min()
+            first = frame["close_time"][int(open_bars.arg_true()[0])]
             _fail_rows(f"bar has not closed yet (close_time {first.isoformat()} is after now)", open_bars, scope.describe(), 1)
