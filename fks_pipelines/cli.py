@@ -117,7 +117,26 @@ def _apply_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ProjectError(click.ClickException):
+    """A project error (FksError) as click shows it: one line; exit 2 for bad input, 1 otherwise."""
+
+    def __init__(self, exc: FksError):
+        super().__init__(" ".join(str(exc).split("\n")))
+        self.exit_code = 2 if isinstance(exc, BadInputError) else 1
+
+
+class FksGroup(click.Group):
+    """Turns the project's own errors into one-line click errors for every subcommand, so `fks`, `python -m
+    fks_pipelines.cli` and click's test runner all show them the same way (real bugs keep their traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FksError as exc:
+            raise ProjectError(exc) from None
+
+
+@click.group(cls=FksGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """fks_pipelines: crypto market data -> dbt marts -> backtests -> embeddings -> daily recommendation."""
 
@@ -344,26 +363,39 @@ def _check_day_range(start: date, end: date) -> None:
 
 
 def _symbols_option(value: str | None, settings: Settings) -> list[str]:
-    return [s.strip().upper() for s in value.split(",")] if value else list(settings.symbols)
+    """--symbols, each by the one symbol rule (a bad one: BadInputError, exit 2), or the configured universe."""
+    from fks_pipelines.lib.symbols import check_symbol
+
+    if not value:
+        return list(settings.symbols)
+    return [check_symbol(s.strip().upper(), where="--symbols") for s in value.split(",")]
 
 
-def _load_days(source, market: str, interval: str, symbols: list[str], start: date, end: date) -> None:
-    """Load each day [start, end] through the asset's load path, with progress and a final summary."""
+FORCE_OPTION = click.option(
+    "--force", is_flag=True, help="Replace a day even with fewer bars than it holds (refused otherwise, exit 1)."
+)
+
+
+def _load_days(source, market: str, interval: str, symbols: list[str], start: date, end: date, force: bool = False) -> None:
+    """Load each day [start, end] through the asset's load path, with progress and a final summary. A day that
+    has not ended is a user error (exit 2, nothing fetched); a refused replacement stops with exit 1."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.klines import replace_klines, scope_summary
-    from fks_pipelines.lib.sources.klines import LoadScope
+    from fks_pipelines.lib.db.klines import load_day, scope_summary
+    from fks_pipelines.lib.sources.klines import LoadScope, check_closed, empty_klines
 
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    if days:  # a day that has not ended: BadInputError before anything is fetched (exit 2)
+        check_closed(empty_klines(), LoadScope.for_day(market, interval, symbols, days[-1].isoformat()), now=datetime.now(timezone.utc))
     settings = Settings.from_env()
     data_url, _ = database_urls(settings)
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     summaries = {}
     with connect(data_url) as conn:
         migrate(conn, settings.timescale())
         began = time.perf_counter()
         for i, day in enumerate(days, start=1):
-            batch = source.fetch_day(market, symbols, interval, day)
-            scope = LoadScope.for_day(market, interval, symbols, day.isoformat())
-            result = replace_klines(conn, batch.frame, scope, source=source.name, detail=batch.detail, checksum=batch.checksum)
+            # A refused replacement (RefusedLoadError) stops here: one line, exit 1 (run() below).
+            result, _ = load_day(conn, source, market, interval, symbols, day, force=force)
+            scope = result.scope
             click.echo(f"  [{i}/{len(days)}] {day}  {result.rows_loaded:>7} rows  ({result.duration_s:.2f}s)", err=True)
             for s in scope_summary(conn, scope, max_ranges=5):
                 summaries.setdefault(s.symbol, []).append(s)
@@ -397,7 +429,8 @@ def ingest() -> None:
 @click.option("--symbols", help="Comma-separated (default: FKS_SYMBOLS / the configured universe).")
 @click.option("--seed", default=None, type=int, help="Generator seed (default FKS_SAMPLE_SEED or 42).")
 @click.option("--gap-rate", type=GapRate(), default=0.0, show_default=True, help="Share of minutes to leave out, in short runs.")
-def ingest_sample(days: int, symbols: str | None, seed: int | None, gap_rate: float) -> None:
+@FORCE_OPTION
+def ingest_sample(days: int, symbols: str | None, seed: int | None, gap_rate: float, force: bool) -> None:
     """Generate the deterministic offline sample (no network) and load it."""
     from fks_pipelines.lib.sources import SampleSource
 
@@ -405,7 +438,7 @@ def ingest_sample(days: int, symbols: str | None, seed: int | None, gap_rate: fl
     end = datetime.now(timezone.utc).date() - timedelta(days=1)
     start = end - timedelta(days=days - 1)
     source = SampleSource(seed=settings.sample_seed if seed is None else seed, gap_rate=gap_rate)
-    _load_days(source, "spot", "1m", _symbols_option(symbols, settings), start, end)
+    _load_days(source, "spot", "1m", _symbols_option(symbols, settings), start, end, force)
 
 
 @ingest.command("binance")
@@ -414,7 +447,8 @@ def ingest_sample(days: int, symbols: str | None, seed: int | None, gap_rate: fl
 @click.option("--market", type=click.Choice(["spot", "usdm"]), default="spot", show_default=True)
 @click.option("--start", "start_", type=Day(), required=True, help="First UTC day, e.g. 2024-01-01.")
 @click.option("--end", type=Day(), required=True, help="Last UTC day (inclusive), e.g. 2024-01-31.")
-def ingest_binance(symbols: str | None, interval: str, market: str, start_: date, end: date) -> None:
+@FORCE_OPTION
+def ingest_binance(symbols: str | None, interval: str, market: str, start_: date, end: date, force: bool) -> None:
     """Fetch klines from Binance's REST API (rate-limit aware) and load them, one UTC day at a time."""
     from fks_pipelines.lib.sources import build_source
 
@@ -426,8 +460,11 @@ def ingest_binance(symbols: str | None, interval: str, market: str, start_: date
         pages["n"] += 1
         click.echo(f"    {symbol}: page {pages['n']} ({rows} bars)", err=True)
 
-    source = build_source("binance_rest", rest_base_url=settings.rest_base_url, on_page=on_page)
-    _load_days(source, market, interval, _symbols_option(symbols, settings), start_, end)
+    source = build_source(
+        "binance_rest", rest_base_url=settings.rest_base_url, on_page=on_page,
+        rest_max_retry_after_s=settings.binance_max_retry_after_s,
+    )  # fmt: skip
+    _load_days(source, market, interval, _symbols_option(symbols, settings), start_, end, force)
 
 
 @ingest.command("archive")
@@ -435,7 +472,10 @@ def ingest_binance(symbols: str | None, interval: str, market: str, start_: date
 @click.option("--market", type=click.Choice(["spot", "usdm", "coinm"]), help="Override the market read from the path.")
 @click.option("--symbol", help="Symbol, for files whose name does not say it (REST JSON dumps).")
 @click.option("--interval", type=Interval(), help="Interval, for files whose name does not say it.")
-def ingest_archive(paths: tuple[Path, ...], market: str | None, symbol: str | None, interval: str | None) -> None:
+@FORCE_OPTION
+def ingest_archive(
+    paths: tuple[Path, ...], market: str | None, symbol: str | None, interval: str | None, force: bool
+) -> None:
     """Load data.binance.vision files (.zip/.csv, .CHECKSUM verified when present) or REST JSON dumps.
 
     Each file replaces exactly the day (or month) its name covers; a bad file is rejected with the reason
@@ -460,7 +500,7 @@ def ingest_archive(paths: tuple[Path, ...], market: str | None, symbol: str | No
         for i, path in enumerate(files, start=1):
             try:
                 parsed = read_kline_file(path, market=market, symbol=symbol, interval=interval)
-                result = replace_klines(conn, parsed.frame, parsed.scope, source="file", detail=str(path), checksum=parsed.sha256)
+                result = replace_klines(conn, parsed.frame, parsed.scope, source="file", detail=str(path), checksum=parsed.sha256, force=force)
             except FksError as exc:
                 failures += 1
                 click.echo(f"  [{i}/{len(files)}] REJECTED {exc}", err=True)
@@ -533,6 +573,8 @@ def run(args: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         _fail(exc.format_message(), 2)
+    except ProjectError as exc:
+        _fail(exc.format_message(), exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -33,6 +33,7 @@ resources = {
         symbols=list(settings.symbols),
         sample_seed=settings.sample_seed,
         rest_base_url=settings.rest_base_url,
+        rest_max_retry_after_s=settings.binance_max_retry_after_s,
         archive_base_url=settings.archive_base_url,
         archive_cache_dir=str(settings.archive_cache_dir),
     ),

@@ -27,12 +27,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from fks_pipelines.lib.db.roles import AnalystLimits
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.symbols import check_symbol
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 _MEMORY = re.compile(r"^(\d+)(kB|MB|GB)$")
 _KB = {"kB": 1, "MB": 1024, "GB": 1024 * 1024}
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     sample_seed: int = _env("FKS_SAMPLE_SEED", "Seed of the offline sample.", 42)
     rest_base_url: str | None = _env(
         "FKS_BINANCE_REST_URL", "Binance REST base URL (spot; USD-M uses the futures host); default: Binance's keyless market-data host.", None
+    )
+    binance_max_retry_after_s: float = _env(
+        "FKS_BINANCE_MAX_RETRY_AFTER",
+        "Longest `Retry-After` (seconds) a Binance answer may ask for; a longer one fails the load at once instead of sleeping.",
+        900.0, ge=0, allow_inf_nan=False,
     )
     archive_base_url: str | None = _env(
         "FKS_BINANCE_ARCHIVE_URL", "data.binance.vision base URL; default: `https://data.binance.vision`.", None
@@ -180,10 +185,10 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one symbol")
         symbols = tuple(s.upper() for s in value)
-        bad = [s for s in symbols if not _SYMBOL.match(s)]
-        if bad:
-            raise ValueError(f"{bad[0]!r} is not a Binance symbol (2 to 20 letters and digits)")
-        return symbols
+        try:
+            return tuple(check_symbol(s, where="FKS_SYMBOLS") for s in symbols)
+        except BadInputError as exc:
+            raise ValueError(str(exc).removeprefix("FKS_SYMBOLS: ")) from None
 
     @field_validator("interval")
     @classmethod

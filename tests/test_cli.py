@@ -367,3 +367,112 @@ def test_a_portfolio_file_above_the_size_limit_is_refused_before_it_is_parsed(db
     )
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM portfolio.accounts").fetchone()[0] == 0
+
+
+def binance_day(rows_per_answer: int | None):
+    """A Binance-like klines handler: full pages (None), or at most ``rows_per_answer`` rows per answer."""
+
+    def handler(request: Request) -> Reply:
+        start, limit = int(request.query["startTime"]), int(request.query["limit"])
+        end = int(request.query.get("endTime", start + limit * 60_000 - 1))
+        limit = limit if rows_per_answer is None else min(limit, rows_per_answer)
+        rows = [[t, "100.0", "101.0", "99.0", "100.5", "2.0", t + 59_999, "200.0", 5, "1.0", "100.0", "0"]
+                for t in range(start, min(end + 1, start + limit * 60_000), 60_000)]  # fmt: skip
+        return Reply(200, json.dumps(rows).encode(), {"X-MBX-USED-WEIGHT-1M": "2"})
+
+    return handler
+
+
+def ingest_day(db_url: str, handler, *extra: str):
+    with ScriptedServer(handler) as server:
+        result = invoke(
+            ["ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01", *extra],
+            {"FKS_DATABASE_URL": db_url, "FKS_BINANCE_REST_URL": server.url},
+        )
+    return result, server.requests
+
+
+def test_ingest_binance_refuses_to_shrink_a_complete_day_unless_forced(db_url):
+    assert ingest_day(db_url, binance_day(None))[0].exit_code == 0
+    for rows, offered in ((0, "0"), (100, "100")):
+        result, _ = ingest_day(db_url, binance_day(rows))
+        assert result.exit_code == 1, result.output
+        assert f"refused to replace spot 1m 2024-01-01: BTCUSDT: 1440 bars held, {offered} offered" in result.output
+        assert "--force" in result.output
+        with psycopg.connect(db_url) as conn:
+            assert conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone() == (1440,)
+            status, error = conn.execute("SELECT status, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone()
+        assert status == "refused" and f"1440 bars held, {offered} offered" in error
+    result, _ = ingest_day(db_url, binance_day(100), "--force")
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone() == (100,)
+
+
+def test_ingest_refuses_days_that_have_not_ended_before_fetching(db_url):
+    from datetime import datetime, timezone
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    for start, end in (("2030-01-01", "2030-01-01"), ("2024-01-01", today)):
+        with ScriptedServer(binance_day(None)) as server:
+            result = invoke(
+                ["ingest", "binance", "--symbols", "BTCUSDT", "--start", start, "--end", end],
+                {"FKS_DATABASE_URL": db_url, "FKS_BINANCE_REST_URL": server.url},
+            )
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()
+        assert f"[{end}T00:00:00+00:00" in line and "not ended yet" in line
+        assert server.requests == []
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone() == (0,)
+
+
+def test_symbols_are_validated_by_one_rule_on_the_cli_and_in_settings(db_url):
+    from fks_pipelines.lib.errors import BadInputError
+    from fks_pipelines.settings import Settings
+
+    bad = "BTC'; DROP TABLE raw.binance_klines;--"
+    with ScriptedServer(binance_day(None)) as server:
+        result = invoke(
+            ["ingest", "binance", "--symbols", bad, "--start", "2024-01-01", "--end", "2024-01-01"],
+            {"FKS_DATABASE_URL": db_url, "FKS_BINANCE_REST_URL": server.url},
+        )
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: --symbols: invalid symbol") and repr(bad.upper()) in line
+    assert server.requests == []
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone() == (0,)
+    try:
+        Settings.from_env({"FKS_SYMBOLS": f"BTCUSDT,{bad}"})
+    except BadInputError as exc:
+        assert str(exc).startswith("FKS_SYMBOLS: invalid symbol")
+    else:
+        raise AssertionError("FKS_SYMBOLS accepted an invalid symbol")
+    assert Settings.from_env({"FKS_SYMBOLS": "btcusdt, BTCUSD_PERP"}).symbols == ("BTCUSDT", "BTCUSD_PERP")
+
+
+def test_failed_rest_fetches_are_logged_and_a_huge_retry_after_gives_up_fast(db_url):
+    """Every attempt is in raw.ingest_log, also when Binance refuses the request; a Retry-After above
+    FKS_BINANCE_MAX_RETRY_AFTER fails at once instead of sleeping."""
+    import time
+
+    replies = {
+        "rejected": Reply(400, b'{"code":-1121,"msg":"Invalid symbol."}'),
+        "failed": Reply(429, b'{"code":-1003,"msg":"Too many requests"}', {"Retry-After": "100000"}),
+    }
+    for status, reply in replies.items():
+        with ScriptedServer(lambda request, reply=reply: reply) as server:
+            env = dict(os.environ, FKS_DATABASE_URL=db_url, FKS_BINANCE_REST_URL=server.url, FKS_BINANCE_MAX_RETRY_AFTER="60")
+            began = time.monotonic()
+            proc = subprocess.run([*FKS, "ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01"],
+                                  env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and len(server.requests) == 1
+        with psycopg.connect(db_url) as conn:
+            logged, error = conn.execute("SELECT status, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone()
+        assert logged == status
+        if status == "rejected":
+            assert "HTTP 400" in error and "Invalid symbol" in error
+        else:
+            assert "wait 100000s, more than the 60s allowed" in error and time.monotonic() - began < 60

@@ -11,6 +11,7 @@ from pydantic import Field
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
+from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S
 from fks_pipelines.settings import settings
 
 # Daily partitions in UTC from FKS_PARTITIONS_START; the last partition is yesterday (a day is loaded once it is
@@ -63,6 +64,10 @@ class MarketDataResource(ConfigurableResource):
     sample_seed: int = 42
     sample_gap_rate: float = 0.0
     rest_base_url: str | None = None
+    rest_max_retry_after_s: float = Field(
+        default=DEFAULT_MAX_RETRY_AFTER_S,
+        description="Longest Retry-After the REST source waits; above it the load fails (FKS_BINANCE_MAX_RETRY_AFTER).",
+    )
     archive_base_url: str | None = None
     archive_cache_dir: str = ".fks/archive"
 
@@ -72,6 +77,7 @@ class MarketDataResource(ConfigurableResource):
             sample_seed=self.sample_seed,
             sample_gap_rate=self.sample_gap_rate,
             rest_base_url=self.rest_base_url,
+            rest_max_retry_after_s=self.rest_max_retry_after_s,
             archive_base_url=self.archive_base_url,
             archive_cache_dir=self.archive_cache_dir,
         )

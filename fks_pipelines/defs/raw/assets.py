@@ -15,21 +15,26 @@ from dagster import (
 from pydantic import Field
 
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
-from fks_pipelines.lib.db.klines import replace_klines, scope_summary
-from fks_pipelines.lib.sources.klines import LoadScope
+from fks_pipelines.lib.db.klines import load_day, scope_summary
+from fks_pipelines.lib.symbols import check_symbol
 
 
 class RawKlinesConfig(Config):
     symbols: list[str] | None = Field(
         default=None, description="Narrow this run to these symbols (default: the whole configured universe)."
     )
+    force: bool = Field(
+        default=False,
+        description="Replace a day even with fewer bars than it already holds (normally refused unless the source "
+        "proves the missing bars do not exist).",
+    )
 
 
 def run_symbols(config: RawKlinesConfig, market_data: MarketDataResource) -> list[str]:
-    universe = [s.upper() for s in market_data.symbols]
+    universe = [check_symbol(s.upper(), where="market_data.symbols") for s in market_data.symbols]
     if not config.symbols:
         return universe
-    wanted = [s.upper() for s in config.symbols]
+    wanted = [check_symbol(s.upper(), where="run config symbols") for s in config.symbols]
     unknown = sorted(set(wanted) - set(universe))
     if unknown:
         raise ValueError(f"symbols {unknown} are not in the configured universe {universe}; add them to FKS_SYMBOLS")
@@ -82,12 +87,11 @@ def binance_klines(
     preview = None
     with database.connection() as conn:
         for i, day in enumerate(days, start=1):
-            batch = source.fetch_day(market_data.market, symbols, market_data.interval, day)
-            scope = LoadScope.for_day(market_data.market, market_data.interval, symbols, day.isoformat())
-            result = replace_klines(
-                conn, batch.frame, scope, source=source.name, detail=batch.detail, checksum=batch.checksum,
+            result, batch = load_day(
+                conn, source, market_data.market, market_data.interval, symbols, day, force=config.force,
                 partition_key=day.isoformat(), run_id=context.run.run_id,
             )  # fmt: skip
+            scope = result.scope
             loaded += result.rows_loaded
             deleted += result.rows_deleted
             for summary in scope_summary(conn, scope, max_ranges=3):

@@ -6,26 +6,39 @@ Every writer (the Dagster asset, ``fks ingest ...``, the benchmark) goes through
   ``raw.ingest_log``; a crash or kill before COMMIT leaves the previous rows exactly as they were;
 - re-loading the same scope with the same rows yields exactly the same table (idempotent);
 - loads of the same market and interval are serialised by an advisory lock, so two runs of one partition
-  cannot interleave.
-A rejected or failed load is still logged (status ``rejected``/``failed``) in its own transaction.
+  cannot interleave;
+- only history: a scope that has not ended (UTC) or a bar that has not closed is rejected;
+- no silent shrinking: a load that offers a symbol fewer bars than the scope already holds is refused (nothing
+  deleted), unless the source proves the missing bars do not exist (``ProvenAbsent``) or the caller forces it.
+A rejected, refused or failed load is still logged (status ``rejected``/``refused``/``failed``) in its own
+transaction, and so is a day whose fetch failed (``load_day``).
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 
 import polars as pl
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
 from fks_pipelines.lib.db.connect import advisory_xact_lock
-from fks_pipelines.lib.errors import BadInputError, DatabaseError
-from fks_pipelines.lib.sources.klines import KLINE_COLUMNS, LoadScope, check_within_scope, validate_klines
+from fks_pipelines.lib.errors import BadInputError, DatabaseError, FksError, RefusedLoadError
+from fks_pipelines.lib.sources import DayBatch, KlineSource
+from fks_pipelines.lib.sources.klines import (
+    KLINE_COLUMNS,
+    LoadScope,
+    ProvenAbsent,
+    check_closed,
+    check_within_scope,
+    empty_klines,
+    validate_klines,
+)
 
 TABLE = "raw.binance_klines"
 COPY_COLUMNS = (*KLINE_COLUMNS, "source")
@@ -109,14 +122,18 @@ def replace_klines(
     run_id: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    absent: Sequence[ProvenAbsent] = (),
+    force: bool = False,
 ) -> LoadResult:
     """Replace ``scope`` in ``raw.binance_klines`` with ``frame``, atomically. ``on_progress(done, total)``
-    is called after each chunk is sent (the CLI's progress bar, and the crash test's cue)."""
+    is called after each chunk is sent (the CLI's progress bar, and the crash test's cue). ``absent`` is the
+    source's proof of bars that do not exist; ``force`` replaces even with fewer bars and no such proof."""
     where = detail or f"{source} load of {scope.describe()}"
     started = time.perf_counter()
     try:
         validate_klines(frame, where=where)
         check_within_scope(frame, scope, where=where)
+        check_closed(frame, scope, now=datetime.now(timezone.utc))
     except BadInputError as exc:
         with conn.transaction():
             _log(conn, status="rejected", scope=scope, source=source, detail=detail, partition_key=partition_key,
@@ -125,6 +142,12 @@ def replace_klines(
     try:
         with conn.transaction():
             advisory_xact_lock(conn, TABLE, f"{scope.market}/{scope.interval}", what=f"{scope.market}/{scope.interval} load")
+            shrinking = [] if force else _shrinking(conn, frame, scope, absent)
+            if shrinking:
+                raise RefusedLoadError(
+                    f"refused to replace {scope.market} {scope.interval} {_span(scope)}: {'; '.join(shrinking)}; "
+                    "the source does not prove the missing bars do not exist (to replace anyway: --force, or force: true in run config)"
+                )
             deleted = conn.execute(
                 f"DELETE FROM {TABLE} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
                 " AND open_time >= %s AND open_time < %s",
@@ -140,6 +163,11 @@ def replace_klines(
             log_id = _log(conn, status="loaded", scope=scope, source=source, detail=detail,
                           partition_key=partition_key, run_id=run_id, rows_deleted=deleted, rows_loaded=total,
                           checksum=checksum, duration_s=duration)  # fmt: skip
+    except RefusedLoadError as exc:
+        with conn.transaction():
+            _log(conn, status="refused", scope=scope, source=source, detail=detail, partition_key=partition_key,
+                 run_id=run_id, checksum=checksum, error=str(exc))  # fmt: skip
+        raise
     except (psycopg.Error, DatabaseError) as exc:  # DatabaseError: the scope's lock was not free in time
         if not conn.closed and not conn.broken:
             with conn.transaction():
@@ -147,6 +175,69 @@ def replace_klines(
                      run_id=run_id, checksum=checksum, error=str(exc).strip()[:2000])  # fmt: skip
         raise
     return LoadResult(scope=scope, rows_deleted=deleted, rows_loaded=total, duration_s=duration, log_id=log_id)
+
+
+def _span(scope: LoadScope) -> str:
+    if scope.end - scope.start == timedelta(days=1) and scope.start.time() == datetime.min.time():
+        return f"{scope.start:%Y-%m-%d}"
+    return f"[{scope.start.isoformat()} .. {scope.end.isoformat()})"
+
+
+def _shrinking(conn: psycopg.Connection, frame: pl.DataFrame, scope: LoadScope, absent: Sequence[ProvenAbsent]) -> list[str]:
+    """Each symbol that ``frame`` offers fewer bars than the table holds for it in ``scope`` (held bars inside
+    a range the source proved empty not counted), as ``SYMBOL: N bars held, M offered``."""
+    proven = [a for a in absent if a.symbol in scope.symbols]
+    held: dict[str, int] = dict(
+        conn.execute(
+            f"""
+            SELECT k.symbol, count(*) FROM {TABLE} k
+            WHERE k.market = %s AND k.interval = %s AND k.symbol = ANY(%s) AND k.open_time >= %s AND k.open_time < %s
+              AND NOT EXISTS (
+                  SELECT 1 FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
+                  WHERE a.symbol = k.symbol AND k.open_time >= a.range_start AND k.open_time < a.range_end)
+            GROUP BY k.symbol
+            """,
+            (scope.market, scope.interval, list(scope.symbols), scope.start, scope.end,
+             [a.symbol for a in proven], [a.start for a in proven], [a.end for a in proven]),
+        ).fetchall()
+    )  # fmt: skip
+    offered = dict(frame.group_by("symbol").len().iter_rows()) if frame.height else {}
+    return [
+        f"{symbol}: {held[symbol]} bars held, {offered.get(symbol, 0)} offered"
+        for symbol in scope.symbols
+        if offered.get(symbol, 0) < held.get(symbol, 0)
+    ]
+
+
+def load_day(
+    conn: psycopg.Connection,
+    source: KlineSource,
+    market: str,
+    interval: str,
+    symbols: Sequence[str],
+    day: date,
+    *,
+    force: bool = False,
+    partition_key: str | None = None,
+    run_id: str | None = None,
+) -> tuple[LoadResult, DayBatch]:
+    """Fetch one UTC day from ``source`` and replace it (``replace_klines``). A day that has not ended is
+    rejected before anything is fetched; a fetch that fails is logged (``rejected`` for a bad answer, ``failed``
+    for an unavailable source) before the error goes on, so every attempt is in ``raw.ingest_log``."""
+    scope = LoadScope.for_day(market, interval, symbols, day.isoformat())
+    try:
+        check_closed(empty_klines(), scope, now=datetime.now(timezone.utc))
+        batch = source.fetch_day(market, symbols, interval, day)
+    except FksError as exc:
+        with conn.transaction():
+            _log(conn, status="rejected" if isinstance(exc, BadInputError) else "failed", scope=scope, source=source.name,
+                 detail=None, partition_key=partition_key, run_id=run_id, error=str(exc))  # fmt: skip
+        raise
+    result = replace_klines(
+        conn, batch.frame, scope, source=source.name, detail=batch.detail, checksum=batch.checksum,
+        partition_key=partition_key, run_id=run_id, absent=batch.absent, force=force,
+    )  # fmt: skip
+    return result, batch
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.sources.binance_archive import DEFAULT_ARCHIVE_URL, BinanceArchiveClient
-from fks_pipelines.lib.sources.binance_rest import BinanceRestClient
-from fks_pipelines.lib.sources.klines import check_market, empty_klines
+from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S, BinanceRestClient
+from fks_pipelines.lib.sources.klines import ProvenAbsent, check_market, empty_klines
 from fks_pipelines.lib.sources.sample import check_gap_rate, sample_day
 
 SOURCE_KINDS = ("sample", "binance_rest", "binance_archive")
@@ -28,11 +28,13 @@ SOURCE_KINDS = ("sample", "binance_rest", "binance_archive")
 
 @dataclass(frozen=True)
 class DayBatch:
-    """What a source returned for one day: the rows, and where they came from (for the ingest log)."""
+    """What a source returned for one day: the rows, where they came from (for the ingest log), and the
+    source's proof of bars that do not exist (so the loader may drop such bars it holds)."""
 
     frame: pl.DataFrame
     detail: str
     checksum: str | None = None
+    absent: tuple[ProvenAbsent, ...] = ()
 
 
 class KlineSource(Protocol):
@@ -71,12 +73,28 @@ class RestSource:
     def fetch_day(self, market: str, symbols: Sequence[str], interval: str, day: date) -> DayBatch:
         start, end = _day_bounds(day)
         client = self.client_factory(market)
+        frames, absent = [], []
         try:
-            frames = [client.fetch(s, interval, start, end) for s in symbols]
+            for symbol in symbols:
+                frame = client.fetch(symbol, interval, start, end)
+                frames.append(frame)
+                if frame.height == 0 or frame["open_time"][0] > start:  # pages come in ascending order
+                    absent += _listed_later(client, symbol, interval, start, end)
         finally:
             client.close()
         frame = pl.concat(frames) if frames else empty_klines()
-        return DayBatch(frame, f"{client.base_url}{client.api.path} {interval} {day} ({client.requests_made} requests)")
+        detail = f"{client.base_url}{client.api.path} {interval} {day} ({client.requests_made} requests)"
+        return DayBatch(frame, detail, absent=tuple(absent))
+
+
+def _listed_later(client: BinanceRestClient, symbol: str, interval: str, start: datetime, end: datetime) -> list[ProvenAbsent]:
+    """Binance's proof that a day's first bars do not exist: the first bar it has for the symbol opens after
+    ``start`` (listed that day or later). An empty answer proves nothing."""
+    first = client.first_open_time(symbol, interval)
+    if first is None or first <= start:
+        return []
+    evidence = f"the first {interval} bar Binance has for {symbol} opens at {first.isoformat()}"
+    return [ProvenAbsent(symbol, start, min(first, end), evidence)]
 
 
 @dataclass
@@ -105,11 +123,16 @@ def build_source(
     archive_base_url: str | None = None,
     archive_cache_dir: str | Path = ".fks/archive",
     on_page: Callable[[str, int], None] | None = None,
+    rest_max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
 ) -> KlineSource:
     if kind == "sample":
         return SampleSource(seed=sample_seed, gap_rate=sample_gap_rate)
     if kind == "binance_rest":
-        return RestSource(lambda market: BinanceRestClient(market=check_market(market), base_url=rest_base_url, on_page=on_page))
+        return RestSource(
+            lambda market: BinanceRestClient(
+                market=check_market(market), base_url=rest_base_url, on_page=on_page, max_retry_after_s=rest_max_retry_after_s
+            )
+        )
     if kind == "binance_archive":
         return ArchiveSource(Path(archive_cache_dir), archive_base_url or DEFAULT_ARCHIVE_URL)
     raise BadInputError(f"unknown source {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")

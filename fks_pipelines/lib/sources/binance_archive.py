@@ -15,6 +15,7 @@ import httpx
 
 from fks_pipelines.lib.errors import BadInputError, SourceUnavailableError
 from fks_pipelines.lib.sources.files import KlineFile, read_kline_file
+from fks_pipelines.lib.symbols import check_symbol
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 _MARKET_PATHS = {"spot": "spot", "usdm": "futures/um", "coinm": "futures/cm"}
@@ -24,6 +25,7 @@ def archive_path(market: str, symbol: str, interval: str, day: date) -> str:
     """Binance's path of one daily archive, e.g. ``data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip``."""
     if market not in _MARKET_PATHS:
         raise BadInputError(f"no Binance archive for market {market!r}")
+    check_symbol(symbol, where="binance_archive source")  # it becomes part of a URL and a cache path
     name = f"{symbol}-{interval}-{day.isoformat()}.zip"
     return f"data/{_MARKET_PATHS[market]}/daily/klines/{symbol}/{interval}/{name}"
 

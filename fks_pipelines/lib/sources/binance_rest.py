@@ -4,6 +4,8 @@ Rules we keep so we are never banned and never return a silent partial result:
 - weight: each response's ``X-MBX-USED-WEIGHT-1M`` is tracked; before a call that would take the minute's
   used weight above the budget (a safety margin under Binance's limit) we wait for the next minute;
 - 429 and 418: wait exactly ``Retry-After`` seconds, then go on (a 418 means we were banned: never hammer);
+  a Retry-After above ``max_retry_after_s`` (FKS_BINANCE_MAX_RETRY_AFTER) gives up at once, without waiting;
+- every wait is logged: which request, how long, why;
 - 5xx, timeouts, connection errors and truncated bodies: retry with capped exponential backoff and jitter;
 - after ``circuit_threshold`` consecutive failures the circuit opens and SourceUnavailableError says why;
 - paging by ``startTime`` until the requested range is covered, with duplicates and gaps detected.
@@ -13,11 +15,12 @@ Time is read and waited through an injectable clock so tests never sleep for rea
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 import httpx
@@ -30,12 +33,16 @@ from fks_pipelines.lib.sources.klines import (
     interval_timedelta,
     klines_from_binance_strings,
 )
+from fks_pipelines.lib.symbols import check_symbol
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URLS = {
     # Binance's keyless market-data hosts.
     "spot": "https://data-api.binance.vision",
     "usdm": "https://fapi.binance.com",
 }
+DEFAULT_MAX_RETRY_AFTER_S = 900.0  # 15 minutes: a longer Retry-After (a long ban) fails the load instead
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ class BinanceRestClient:
     circuit_threshold: int = 5
     budget_fraction: float = 0.8
     limit: int | None = None
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
     clock: Clock = field(default_factory=SystemClock)
     rng: random.Random = field(default_factory=random.Random)
     http: httpx.Client | None = None
@@ -143,6 +151,7 @@ class BinanceRestClient:
             self._weight_minute, self.used_weight = self._minute(), 0
         if self.used_weight + weight > self.weight_budget:
             wait = 60 - (self.clock.now() % 60) + 0.05
+            log.info("waiting %.1fs for the next minute: used weight %d of a %d budget", wait, self.used_weight, self.weight_budget)
             self.clock.sleep(wait)
             self._weight_minute, self.used_weight = self._minute(), 0
 
@@ -191,6 +200,11 @@ class BinanceRestClient:
                 payload = self._get_once(params, where)
             except _Retryable as exc:
                 last = exc.reason
+                if exc.wait is not None and exc.wait > self.max_retry_after_s:
+                    raise SourceUnavailableError(
+                        f"{last} on {where}: Binance asks to wait {exc.wait:g}s, more than the {self.max_retry_after_s:g}s "
+                        "allowed (FKS_BINANCE_MAX_RETRY_AFTER); giving up without waiting"
+                    ) from None
                 self._consecutive_failures += 1
                 if self._consecutive_failures >= self.circuit_threshold:
                     raise SourceUnavailableError(
@@ -202,6 +216,7 @@ class BinanceRestClient:
                     cap = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
                     wait = self.rng.uniform(cap / 2, cap)  # "equal jitter": never zero, never above the cap
                 if attempt < self.max_attempts:
+                    log.warning("waiting %.1fs before retrying %s (attempt %d of %d): %s", wait, where, attempt, self.max_attempts, last)
                     self.clock.sleep(wait)
                 continue
             self._consecutive_failures = 0
@@ -211,6 +226,7 @@ class BinanceRestClient:
     # -- paging -------------------------------------------------------------------------------------------
     def iter_pages(self, symbol: str, interval: str, start: datetime, end: datetime) -> Iterator[pl.DataFrame]:
         """Pages of validated klines with ``start <= open_time < end``, in order, without duplicates."""
+        check_symbol(symbol, where=f"{self.base_url}{self.api.path}")
         step = interval_timedelta(interval)
         step_ms = int(step.total_seconds() * 1000)
         cursor = int(start.timestamp() * 1000)
@@ -249,6 +265,17 @@ class BinanceRestClient:
             if len(rows) < self.limit:
                 break
             cursor = last_open + step_ms
+
+    def first_open_time(self, symbol: str, interval: str) -> datetime | None:
+        """When the first bar Binance has for ``symbol`` opens (one request from the epoch), or None if it has none."""
+        check_symbol(symbol, where=f"{self.base_url}{self.api.path}")
+        params = {"symbol": symbol, "interval": interval, "startTime": 0, "limit": 1}
+        where = self._describe(params)
+        rows = rest_rows_to_strings(self._get(params), where=where)
+        if rows.height == 0:
+            return None
+        first = klines_from_binance_strings(rows, market=self.market, symbol=symbol, interval=interval, where=where)
+        return first["open_time"][0].astimezone(timezone.utc)
 
     def fetch(self, symbol: str, interval: str, start: datetime, end: datetime) -> pl.DataFrame:
         pages = list(self.iter_pages(symbol, interval, start, end))

@@ -26,6 +26,7 @@ from fks_pipelines.lib.sources.klines import (
     interval_timedelta,
     klines_from_binance_strings,
 )
+from fks_pipelines.lib.symbols import check_symbol
 
 _NAME = re.compile(
     r"^(?P<symbol>[A-Z0-9_]+)-(?P<interval>\d+[smhdw])-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?$"
@@ -85,6 +86,8 @@ def market_from_path(path: Path) -> str | None:
 
 
 def _scope_from_name(stem: str, market: str, symbol: str | None, interval: str | None) -> tuple[str, str, LoadScope | None]:
+    if symbol is not None:
+        check_symbol(symbol, where=stem)
     match = _NAME.match(stem)
     if not match:
         if not (symbol and interval):

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError, BadValueError
+from fks_pipelines.lib.symbols import check_symbol
 
 PRICE = pl.Decimal(38, 8)
 TIME = pl.Datetime("us", "UTC")
@@ -92,6 +93,17 @@ def empty_klines() -> pl.DataFrame:
 
 
 @dataclass(frozen=True)
+class ProvenAbsent:
+    """A source's proof that ``symbol`` has no bars in ``[start, end)`` (e.g. it was listed later that day),
+    with the evidence. Only such proof lets a load replace a day with fewer bars than it already holds."""
+
+    symbol: str
+    start: datetime
+    end: datetime
+    evidence: str
+
+
+@dataclass(frozen=True)
 class LoadScope:
     """The slice of ``raw.binance_klines`` a load replaces: these symbols of one market and interval, with
     ``start <= open_time < end``. Explicit rather than derived from the rows, so a re-load that returns fewer
@@ -108,6 +120,8 @@ class LoadScope:
         interval_timedelta(self.interval)
         if not self.symbols:
             raise BadInputError("a load scope needs at least one symbol")
+        for symbol in self.symbols:
+            check_symbol(symbol, where="load scope")
         for t in (self.start, self.end):
             if t.tzinfo is None:
                 raise BadInputError(f"load scope time {t} must be timezone-aware (UTC)")
@@ -221,6 +235,8 @@ def validate_klines(frame: pl.DataFrame, *, where: str, first_row: int = 1) -> N
         _fail_rows("null value in a kline row", nulls, where, first_row)
     for market in frame["market"].unique().to_list():
         check_market(market)
+    for symbol in frame["symbol"].unique().to_list():
+        check_symbol(symbol, where=where)
     rules = {
         "high is below max(open, close)": pl.col("high") < pl.max_horizontal("open", "close"),
         "low is above min(open, close)": pl.col("low") > pl.min_horizontal("open", "close"),
@@ -260,3 +276,19 @@ def check_within_scope(frame: pl.DataFrame, scope: LoadScope, *, where: str) -> 
     )
     if outside.any():
         _fail_rows(f"row lies outside the load scope {scope.describe()}", outside, where, 1)
+
+
+def check_closed(frame: pl.DataFrame, scope: LoadScope, *, now: datetime) -> None:
+    """Only history is loaded: the scope must have ended by ``now`` (a UTC day is loaded once it is over) and
+    every bar must have closed. A bar still forming would be stored as if final and never corrected."""
+    if scope.end > now:
+        raise BadInputError(
+            f"not ended yet (it ends {scope.end.isoformat()}, it is now {now.isoformat(timespec='seconds')}): "
+            "only complete UTC days are loaded",
+            where=scope.describe(),
+        )
+    if frame.height:
+        open_bars = frame["close_time"] > now
+        if open_bars.any():
+            first = frame["close_time"][int(open_bars.arg_true()[0])]
+            _fail_rows(f"bar has not closed yet (close_time {first.isoformat()} is after now)", open_bars, scope.describe(), 1)

@@ -25,6 +25,7 @@ import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError, BadValueError
 from fks_pipelines.lib.sources.klines import KLINE_COLUMNS, PRICE, TIME, empty_klines
+from fks_pipelines.lib.symbols import check_symbol
 
 EPOCH = date(2020, 1, 1)
 MINUTES_PER_DAY = 1440
@@ -109,6 +110,7 @@ def _round_to(values: np.ndarray, step: float, how: str = "nearest") -> np.ndarr
 
 def sample_day(symbol: str, day: date, *, seed: int = 42, gap_rate: float = 0.0) -> pl.DataFrame:
     """One UTC day of 1-minute spot bars for ``symbol``; identical output for identical arguments."""
+    check_symbol(symbol, where="sample source")
     if symbol not in SAMPLE_SYMBOLS:
         raise BadInputError(f"the sample source has no symbol {symbol!r}; it knows {', '.join(SAMPLE_SYMBOLS)}")
     index = (day - EPOCH).days

@@ -145,3 +145,34 @@ def test_bad_source_fails_the_run_and_keeps_the_previous_rows(db_url):
     assert not result.success
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*), sum(close) FROM raw.binance_klines").fetchone() == before
+
+
+def failure_message(result) -> str:
+    """The step failures' messages, with the errors that caused them."""
+    messages = []
+    for event in result.all_events:
+        error = event.event_specific_data.error if event.is_step_failure else None
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    return "\n".join(messages)
+
+
+def test_a_shorter_reload_fails_the_step_unless_forced(db_url):
+    assert run(db_url, partition_key="2024-03-01").success
+    with psycopg.connect(db_url) as conn:
+        before = conn.execute("SELECT count(*), sum(close) FROM raw.binance_klines").fetchone()
+    refused = run(db_url, partition_key="2024-03-01", sample_gap_rate=0.02)
+    assert not refused.success
+    message = failure_message(refused)
+    assert "refused to replace spot 1m 2024-03-01: BTCUSDT: 1440 bars held, " in message
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*), sum(close) FROM raw.binance_klines").fetchone() == before
+        status, error = conn.execute("SELECT status, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone()
+    assert status == "refused" and "bars held" in error
+    forced = run(
+        db_url, partition_key="2024-03-01", sample_gap_rate=0.02, run_config={"ops": {"raw__binance_klines": {"config": {"force": True}}}}
+    )
+    assert forced.success
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone()[0] < 4320

@@ -13,11 +13,12 @@ import polars as pl
 import psycopg
 import pytest
 
-from fks_pipelines.lib.db.klines import read_klines, replace_klines, scope_summary
-from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.db.klines import load_day, read_klines, replace_klines, scope_summary
+from fks_pipelines.lib.errors import BadInputError, RefusedLoadError
+from fks_pipelines.lib.sources import SampleSource
 from fks_pipelines.lib.sources.files import read_kline_file
-from fks_pipelines.lib.sources.klines import LoadScope
-from fks_pipelines.lib.sources.sample import sample_klines
+from fks_pipelines.lib.sources.klines import LoadScope, ProvenAbsent
+from fks_pipelines.lib.sources.sample import sample_day, sample_klines
 
 UTC = timezone.utc
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -46,10 +47,10 @@ def test_load_then_reload_gives_exactly_the_same_rows(conn):
     assert logged == [("loaded", 2880, None), ("loaded", 2880, None)]
 
 
-def test_reload_with_fewer_rows_removes_what_is_gone(conn):
+def test_forced_reload_with_fewer_rows_removes_what_is_gone(conn):
     replace_klines(conn, day_frame(), SCOPE, source="sample")
     gappy = day_frame(gap_rate=0.02)
-    replace_klines(conn, gappy, SCOPE, source="sample")
+    replace_klines(conn, gappy, SCOPE, source="sample", force=True)
     assert table_rows(conn) == gappy.height < 2880
     missing = {s.symbol: s.missing_bars for s in scope_summary(conn, SCOPE)}
     assert sum(missing.values()) == 2880 - gappy.height
@@ -146,3 +147,75 @@ def test_real_archive_day_loads_exactly(conn, shared_data):
     assert summary.missing_bars == 0
     assert summary.first_bar == datetime(2020, 1, 1, tzinfo=UTC)
     assert summary.last_bar == datetime(2020, 1, 1, 23, 59, tzinfo=UTC)
+
+
+def last_log(conn) -> tuple:
+    return conn.execute("SELECT status, rows_deleted, rows_loaded, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone()
+
+
+def test_a_shorter_answer_never_replaces_a_held_day(conn):
+    """An empty or short answer (Binance's `[]`, a 100-row page) is refused: the day keeps its 1,440 bars."""
+    replace_klines(conn, day_frame(), SCOPE, source="sample")
+    before = read_klines(conn, SCOPE)
+    for offered, count in ((day_frame().clear(), "0"), (day_frame().group_by("symbol").head(100), "100")):
+        with pytest.raises(RefusedLoadError) as refused:
+            replace_klines(conn, offered, SCOPE, source="binance_rest", detail="GET /api/v3/klines")
+        message = str(refused.value)
+        assert message.startswith("refused to replace spot 1m 2024-02-01: ")
+        assert f"BTCUSDT: 1440 bars held, {count} offered; ETHUSDT: 1440 bars held, {count} offered" in message
+        assert read_klines(conn, SCOPE).equals(before)
+        assert last_log(conn) == ("refused", None, None, message)
+    # A day holding fewer bars may grow or be reloaded with as many; --force replaces whatever it holds.
+    assert replace_klines(conn, day_frame(seed=5), SCOPE, source="sample").rows_loaded == 2880
+    forced = replace_klines(conn, day_frame().clear(), SCOPE, source="sample", force=True)
+    assert (forced.rows_deleted, forced.rows_loaded, table_rows(conn)) == (2880, 0, 0)
+
+
+def test_proof_of_absence_lets_a_day_shrink_only_where_proven(conn):
+    """A symbol listed at noon: the source proves there are no bars before it, so the day may hold 720."""
+    replace_klines(conn, day_frame(), SCOPE, source="sample")
+    noon = datetime(2024, 2, 1, 12, tzinfo=UTC)
+    afternoon = day_frame().filter(pl.col("open_time") >= noon)
+    proof = [ProvenAbsent(s, SCOPE.start, noon, f"first bar of {s} opens at noon") for s in SYMBOLS]
+    with pytest.raises(RefusedLoadError, match="BTCUSDT: 1080 bars held, 720 offered"):
+        # A proof covering less than what is missing is not enough (00:00-06:00 proven, 06:00-12:00 not).
+        replace_klines(conn, afternoon, SCOPE, source="binance_rest", absent=[replace_end(p, noon - timedelta(hours=6)) for p in proof])
+    result = replace_klines(conn, afternoon, SCOPE, source="binance_rest", absent=proof)
+    assert (result.rows_deleted, result.rows_loaded, table_rows(conn)) == (2880, 1440, 1440)
+
+
+def replace_end(absent: ProvenAbsent, end: datetime) -> ProvenAbsent:
+    return ProvenAbsent(absent.symbol, absent.start, end, absent.evidence)
+
+
+def test_days_that_have_not_ended_and_bars_that_have_not_closed_are_rejected(conn):
+    future = LoadScope.for_day("spot", "1m", SYMBOLS, "2030-01-01")
+    frame = sample_klines(SYMBOLS, date(2030, 1, 1), date(2030, 1, 2))
+    with pytest.raises(BadInputError, match=r"2030-01-01.*not ended yet \(it ends 2030-01-02T00:00:00\+00:00"):
+        replace_klines(conn, frame, future, source="sample")
+    today = datetime.now(UTC).date()
+    with pytest.raises(BadInputError, match="not ended yet"):
+        replace_klines(conn, sample_klines(SYMBOLS, today, today).clear(), LoadScope.for_day("spot", "1m", SYMBOLS, today.isoformat()), source="sample")
+    # A weekly bar that opened yesterday closes next week: the day has ended, the bar has not.
+    yesterday = today - timedelta(days=1)
+    weekly = sample_day("BTCUSDT", yesterday).head(1).with_columns(
+        interval=pl.lit("1w"), close_time=pl.col("open_time") + timedelta(days=7) - timedelta(milliseconds=1)
+    )
+    with pytest.raises(BadInputError, match=r"row 1: bar has not closed yet \(close_time .* is after now\)"):
+        replace_klines(conn, weekly, LoadScope.for_day("spot", "1w", ["BTCUSDT"], yesterday.isoformat()), source="sample")
+    assert table_rows(conn) == 0
+    assert [r[0] for r in conn.execute("SELECT status FROM raw.ingest_log ORDER BY id").fetchall()] == ["rejected"] * 3
+    # load_day refuses before fetching anything, and logs it too.
+    with pytest.raises(BadInputError, match="not ended yet"):
+        load_day(conn, SampleSource(), "spot", "1m", SYMBOLS, date(2030, 1, 1))
+    assert last_log(conn)[0] == "rejected" and table_rows(conn) == 0
+
+
+@pytest.mark.parametrize("bad", ["BTC'; DROP TABLE raw.binance_klines;--", "btcusdt", "B", "BTC USDT", "A" * 21, "../../etc"])
+def test_symbols_outside_binance_rules_are_rejected_by_the_loader(conn, bad):
+    with pytest.raises(BadInputError, match="invalid symbol"):
+        LoadScope.for_day("spot", "1m", [bad], DAY.isoformat())
+    frame = sample_day("BTCUSDT", DAY).with_columns(symbol=pl.lit(bad))
+    with pytest.raises(BadInputError, match="invalid symbol"):
+        replace_klines(conn, frame, LoadScope.for_day("spot", "1m", ["BTCUSDT"], DAY.isoformat()), source="sample")
+    assert table_rows(conn) == 0

@@ -7,12 +7,14 @@ Retry-After, 500s, slow responses, truncated JSON. The client's clock is fake, s
 from __future__ import annotations
 
 import json
+import logging
 import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from fks_pipelines.lib.errors import BadInputError, SourceUnavailableError
+from fks_pipelines.lib.sources import RestSource
 from fks_pipelines.lib.sources.binance_rest import BinanceRestClient
 from tests.support import FakeClock, Reply, Request, ScriptedServer
 
@@ -32,7 +34,7 @@ def klines_body(request: Request, limit_cap: int = 1000) -> bytes:
     end = int(request.query.get("endTime", start + 10**12))
     limit = min(int(request.query.get("limit", 500)), limit_cap)
     first = -(-start // MINUTE_MS) * MINUTE_MS
-    rows = [kline_row(t) for t in range(first, end + 1, MINUTE_MS)][:limit]
+    rows = [kline_row(t) for t in range(first, min(end + 1, first + limit * MINUTE_MS), MINUTE_MS)]
     return json.dumps(rows).encode()
 
 
@@ -168,3 +170,74 @@ def test_futures_weight_depends_on_limit():
 def test_unknown_market_is_rejected():
     with pytest.raises(BadInputError, match="REST klines are available for"):
         BinanceRestClient(market="options")
+
+
+def test_retry_after_beyond_the_cap_gives_up_at_once_without_sleeping():
+    faults = [Reply(429, b'{"code":-1003,"msg":"Too many requests"}', {"Retry-After": "100000"})]
+    with ScriptedServer(BinanceLike(faults)) as server:
+        clock = FakeClock()
+        with pytest.raises(SourceUnavailableError, match=r"wait 100000s, more than the 900s allowed \(FKS_BINANCE_MAX_RETRY_AFTER\)"):
+            client(server, clock).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
+        assert clock.sleeps == [] and len(server.requests) == 1
+    # The cap is the client's setting: 120 s is fine by default, too long under a 60 s cap.
+    faults = [Reply(418, b'{"code":-1003,"msg":"banned"}', {"Retry-After": "120"})]
+    with ScriptedServer(BinanceLike(faults)) as server:
+        clock = FakeClock()
+        with pytest.raises(SourceUnavailableError, match=r"HTTP 418.*wait 120s, more than the 60s allowed"):
+            client(server, clock, max_retry_after_s=60).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
+        assert clock.sleeps == []
+
+
+def test_every_wait_is_logged_with_the_request_the_duration_and_the_reason(caplog):
+    faults = [Reply(429, b'{"code":-1003,"msg":"Too many requests"}', {"Retry-After": "7"})]
+    with ScriptedServer(BinanceLike(faults)) as server, caplog.at_level(logging.INFO, "fks_pipelines.lib.sources.binance_rest"):
+        client(server, FakeClock()).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("waiting 7.0s before retrying GET http://127.0.0.1")
+    assert "symbol=BTCUSDT" in line and "HTTP 429 (rate limit; Retry-After 7)" in line
+
+
+def test_symbols_are_validated_before_any_request():
+    with ScriptedServer(BinanceLike()) as server:
+        for bad in ("BTC'; DROP TABLE raw.binance_klines;--", "btcusdt", "B", "BTCUSDT/../X"):
+            with pytest.raises(BadInputError, match="invalid symbol"):
+                client(server, FakeClock()).fetch(bad, "1m", DAY, DAY + timedelta(minutes=3))
+        assert server.requests == []
+
+
+class ListedAt(BinanceLike):
+    """A symbol whose first bar is ``listed``: nothing before it, as Binance answers for a new listing."""
+
+    def __init__(self, listed: datetime):
+        super().__init__()
+        self.listed_ms = int(listed.timestamp() * 1000)
+
+    def __call__(self, request: Request) -> Reply:
+        start = max(int(request.query["startTime"]), self.listed_ms)
+        query = dict(request.query, startTime=str(start))
+        return super().__call__(Request(request.path, query))
+
+
+def rest_source(server: ScriptedServer) -> RestSource:
+    return RestSource(lambda market: client(server, FakeClock()))
+
+
+def test_a_symbol_listed_mid_day_is_proven_absent_before_its_first_bar():
+    listed = DAY + timedelta(hours=12)
+    with ScriptedServer(ListedAt(listed)) as server:
+        batch = rest_source(server).fetch_day("spot", ["BTCUSDT"], "1m", DAY.date())
+    assert batch.frame.height == 720
+    (absent,) = batch.absent
+    assert (absent.symbol, absent.start, absent.end) == ("BTCUSDT", DAY, listed)
+    assert "first 1m bar Binance has for BTCUSDT opens at 2024-01-01T12:00:00+00:00" in absent.evidence
+    assert server.requests[-1].query["startTime"] == "0" and server.requests[-1].query["limit"] == "1"
+
+
+def test_an_empty_or_short_answer_proves_nothing():
+    # Binance answering [] (or a complete day) gives no proof: the loader will refuse to shrink a held day.
+    with ScriptedServer(lambda request: Reply(200, b"[]")) as server:
+        batch = rest_source(server).fetch_day("spot", ["BTCUSDT"], "1m", DAY.date())
+    assert batch.frame.height == 0 and batch.absent == ()
+    with ScriptedServer(BinanceLike()) as server:
+        batch = rest_source(server).fetch_day("spot", ["BTCUSDT"], "1m", DAY.date())
+    assert batch.frame.height == 1440 and batch.absent == () and len(server.requests) == 2
