@@ -11,7 +11,7 @@ import os
 
 from dagster import Definitions, EnvVar
 
-from fks_pipelines.defs import automation, backtests, dbt, knowledge, raw, recommendations
+from fks_pipelines.defs import analytics, automation, dbt, knowledge, raw, recommendations
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
@@ -54,7 +54,7 @@ resources = {
 defs = Definitions.merge(
     raw.defs,
     dbt.defs,
-    backtests.defs,
+    analytics.defs,
     knowledge.defs,
     recommendations.defs,
     automation.defs,

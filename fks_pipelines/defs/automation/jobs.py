@@ -9,14 +9,14 @@ from fks_pipelines.defs.shared import PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
 from fks_pipelines.settings import Settings
 
-LAYERS = ("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations")
+LAYERS = ("raw", "staging", "intermediate", "marts", "analytics", "knowledge", "recommendations")
 REOPTIMISATION = AssetKey(["analytics", "strategy_choices"])
 
 main_job = define_asset_job(
     "main_job",
     selection=AssetSelection.groups(*LAYERS),
     partitions_def=daily_partitions,
-    description="Everything, in dependency order: raw market data -> dbt -> backtests -> knowledge -> the daily recommendation.",
+    description="Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation.",
 )
 daily_job = define_asset_job(
     "daily_job",

@@ -80,7 +80,7 @@ def _clean(value: float) -> float | None:
 
 @asset(
     key_prefix="analytics",
-    group_name="backtests",
+    group_name="analytics",
     deps=[HOURLY],
     kinds={"vectorbt", "postgres"},
     description=(
@@ -174,7 +174,7 @@ def strategy_choices(
 
 @asset(
     key_prefix="analytics",
-    group_name="backtests",
+    group_name="analytics",
     deps=[HOURLY, AssetKey(["analytics", "strategy_choices"])],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),  # a range of days is one run (the loop below walks it)
@@ -235,7 +235,7 @@ def signals(context: AssetExecutionContext, database: PostgresResource, market_d
 
 @asset(
     key_prefix="analytics",
-    group_name="backtests",
+    group_name="analytics",
     deps=[DAILY],
     kinds={"numpy", "postgres"},
     description=(
