@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
-from fks_pipelines.defs import automation, backtests, dbt, knowledge, portfolio, raw, recommendations
+from fks_pipelines.defs import analytics, automation, dbt, knowledge, portfolio, raw, recommendations
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
@@ -55,7 +55,7 @@ resources = {
 defs = Definitions.merge(
     raw.defs,
     dbt.defs,
-    backtests.defs,
+    analytics.defs,
     knowledge.defs,
     recommendations.defs,
     portfolio.defs,

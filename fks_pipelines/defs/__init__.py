@@ -1,4 +1,4 @@
-"""Dagster definitions, one folder per layer of the data flow (raw -> marts -> backtests -> ...)."""
+"""Dagster definitions, one folder per layer of the data flow (raw -> marts -> analytics -> ...)."""
 
 import warnings
 

@@ -14,6 +14,12 @@ from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S
 from fks_pipelines.settings import settings
 
+# The layers in data-flow order. Each is one word: its folder under defs/ (dbt's: dbt_project/models/<layer>),
+# its asset group, its asset key prefix and its database schema. raw lands; staging, intermediate and marts are
+# dbt's; analytics, knowledge, recommendations and portfolio are the platform's own.
+DBT_LAYERS = ("staging", "intermediate", "marts")
+LAYERS = ("raw", *DBT_LAYERS, "analytics", "knowledge", "recommendations", "portfolio")
+
 # Daily partitions in UTC from FKS_PARTITIONS_START; the last partition is yesterday (a day is loaded once it is
 # complete).
 daily_partitions = DailyPartitionsDefinition(start_date=settings().partitions_start, timezone="UTC")

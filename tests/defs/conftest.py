@@ -1,4 +1,4 @@
-"""The main job run once over 24 days of sample data, shared by the backtests and knowledge tests."""
+"""The main job run once over 24 days of sample data, shared by the analytics and knowledge tests."""
 
 from __future__ import annotations
 

@@ -5,18 +5,17 @@ every day (everything but the walk-forward re-optimisation, which ``reoptimise_j
 from dagster import AssetKey, AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
 from pydantic import Field
 
-from fks_pipelines.defs.shared import PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import LAYERS, PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
 from fks_pipelines.settings import settings
 
-LAYERS = ("raw", "staging", "intermediate", "marts", "backtests", "knowledge", "recommendations", "portfolio")
 REOPTIMISATION = AssetKey(["analytics", "strategy_choices"])
 
 main_job = define_asset_job(
     "main_job",
     selection=AssetSelection.groups(*LAYERS),
     partitions_def=daily_partitions,
-    description="Everything, in dependency order: raw market data -> dbt -> backtests -> knowledge -> the daily recommendation.",
+    description="Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation.",
 )
 daily_job = define_asset_job(
     "daily_job",

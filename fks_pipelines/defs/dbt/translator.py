@@ -6,7 +6,7 @@ from typing import Any
 from dagster import AssetKey, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
-LAYERS = ("staging", "intermediate", "marts")
+from fks_pipelines.defs.shared import DBT_LAYERS
 
 
 class FksDbtTranslator(DagsterDbtTranslator):
@@ -21,7 +21,7 @@ class FksDbtTranslator(DagsterDbtTranslator):
         props = self.get_resource_props(manifest, unique_id)
         if props["resource_type"] == "source":
             return spec.replace_attributes(key=AssetKey([props["source_name"], props["name"]]))
-        layer = next((part for part in props.get("fqn", []) if part in LAYERS), None)
+        layer = next((part for part in props.get("fqn", []) if part in DBT_LAYERS), None)
         if layer is None:
             return spec
         return spec.replace_attributes(

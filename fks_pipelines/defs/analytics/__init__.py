@@ -2,6 +2,6 @@
 
 from dagster import Definitions
 
-from fks_pipelines.defs.backtests.assets import market_regimes, signals, strategy_choices
+from fks_pipelines.defs.analytics.assets import market_regimes, signals, strategy_choices
 
 defs = Definitions(assets=[strategy_choices, signals, market_regimes])

@@ -1,4 +1,4 @@
-"""The backtests group through Dagster: walk-forward choice, daily signals and regimes land in analytics."""
+"""The analytics group through Dagster: walk-forward choice, daily signals and regimes land in analytics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,20 @@ from fks_pipelines.lib.quant.strategies import STRATEGIES
 from tests.defs.conftest import SYMBOLS
 
 
-def test_the_main_job_runs_the_backtests_group(pipeline):
+def test_one_word_names_the_layer():
+    """Folder defs/analytics, group analytics, key prefix analytics (and the tables in schema analytics)."""
+    from fks_pipelines.defs import analytics
+
+    specs = [spec for a in analytics.defs.assets for spec in a.specs]
+    assert {s.key.to_user_string() for s in specs} == {
+        "analytics/strategy_choices",
+        "analytics/signals",
+        "analytics/market_regimes",
+    }
+    assert {s.group_name for s in specs} == {"analytics"}
+
+
+def test_the_main_job_runs_the_analytics_group(pipeline):
     _, result = pipeline
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -68,7 +81,7 @@ def test_optuna_search_with_shorts_is_a_run_config_option(pipeline):
     with the configuration it used; a bad option fails with the field named."""
     from dagster import materialize
 
-    from fks_pipelines.defs.backtests.assets import strategy_choices
+    from fks_pipelines.defs.analytics.assets import strategy_choices
 
     url, _ = pipeline
     resources = {"database": PostgresResource(url=url), "market_data": MarketDataResource(symbols=SYMBOLS[:1])}

@@ -13,8 +13,9 @@ from pydantic import Field
 
 from fks_pipelines import __version__
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
-from fks_pipelines.lib.db.marts import read_bars
-from fks_pipelines.lib.quant.backtest import METRICS, OBJECTIVES, BacktestConfig, run_sweep
+from fks_pipelines.lib.db import analytics as store
+from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
+from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.selection import choose_strategy, indicator_state, signal_state
 from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
@@ -74,13 +75,9 @@ def _png_markdown(curve: np.ndarray, title: str) -> str:
     return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
-def _clean(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
 @asset(
     key_prefix="analytics",
-    group_name="backtests",
+    group_name="analytics",
     deps=[HOURLY],
     kinds={"vectorbt", "postgres"},
     description=(
@@ -99,7 +96,7 @@ def strategy_choices(
     strategies = [STRATEGIES[name] for name in config.strategies]
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with database.connection() as conn:
-        end = conn.execute("SELECT max(bucket) + interval '1 hour' FROM marts.fct_ohlcv_1h").fetchone()[0]
+        end = bars_end(conn, "fct_ohlcv_1h")
         if end is None:
             raise ValueError("marts.fct_ohlcv_1h is empty: materialize the raw layer and the marts first")
         start = end - timedelta(days=config.history_days)
@@ -119,39 +116,42 @@ def strategy_choices(
             curves[symbol] = winner.curve
             for c in candidates:
                 table_rows.append((symbol, c.strategy, c.params, c.oos, c is winner))
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO analytics.backtest_runs (run_id, code_version, bar_interval, data_start, data_end, objective, config)"
-                " VALUES (%s, %s, '1h', %s, %s, %s, %s)",
-                (run_id, __version__, start, end, config.objective, json.dumps(config.model_dump())),
+        with conn.transaction():  # the run, its choices and their grids land together or not at all
+            store.insert_run(
+                conn,
+                run_id,
+                code_version=__version__,
+                bar_interval="1h",
+                data_start=start,
+                data_end=end,
+                objective=config.objective,
+                config=config.model_dump(),
             )
-            with conn.cursor() as cur:
-                for symbol, winner, bars in choices:
-                    times = bars["bucket"]
-                    decided_at = times[winner.decision_index].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
-                    b_and_h = bars["close"][-1] / bars["close"][int(winner.windows["decision"][0])] - 1
-                    cur.execute(
-                        "INSERT INTO analytics.strategy_choices (run_id, market, symbol, strategy, params, objective,"
-                        " oos_windows, oos_total_return, oos_sharpe, oos_max_drawdown, oos_trades, buy_and_hold_return, decided_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        (run_id, market_data.market, symbol, winner.strategy, json.dumps(winner.params), config.objective,
-                         winner.windows.height, _clean(winner.oos["total_return"]), _clean(winner.oos["sharpe"]),
-                         _clean(winner.oos["max_drawdown"]), winner.oos["trades"], _clean(float(b_and_h)), decided_at),
-                    )  # fmt: skip
-                    # The winner's full-sample grid, for analysts comparing configurations.
-                    strategy = STRATEGIES[winner.strategy]
-                    grid = run_sweep(bars, strategy, strategy.parameter_sets(), backtest)
-                    data_start = times[0].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
-                    cur.executemany(
-                        f"INSERT INTO analytics.backtest_results (run_id, market, symbol, strategy, params, sample,"
-                        f" window_index, data_start, data_end, {', '.join(METRICS)})"
-                        f" VALUES (%s, %s, %s, %s, %s, 'full', NULL, %s, %s, {', '.join(['%s'] * len(METRICS))})",
-                        [
-                            (run_id, market_data.market, symbol, strategy.name, json.dumps(row["params"]), data_start, end,
-                             *[_clean(row[m]) for m in METRICS])
-                            for row in grid.iter_rows(named=True)
-                        ],
-                    )  # fmt: skip
+            for symbol, winner, bars in choices:
+                times = bars["bucket"]
+                decided_at = times[winner.decision_index].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                b_and_h = bars["close"][-1] / bars["close"][int(winner.windows["decision"][0])] - 1
+                choice = store.StrategyChoice(
+                    symbol=symbol,
+                    strategy=winner.strategy,
+                    params=winner.params,
+                    objective=config.objective,
+                    oos_windows=winner.windows.height,
+                    oos_total_return=winner.oos["total_return"],
+                    oos_sharpe=winner.oos["sharpe"],
+                    oos_max_drawdown=winner.oos["max_drawdown"],
+                    oos_trades=winner.oos["trades"],
+                    buy_and_hold_return=float(b_and_h),
+                    decided_at=decided_at,
+                )
+                store.insert_choice(conn, run_id, market_data.market, choice)
+                # The winner's full-sample grid, for analysts comparing configurations.
+                strategy = STRATEGIES[winner.strategy]
+                grid = run_sweep(bars, strategy, strategy.parameter_sets(), backtest)
+                data_start = times[0].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                store.insert_results(
+                    conn, run_id, market_data.market, symbol, strategy.name, data_start, end, grid.iter_rows(named=True)
+                )
     table = ["| symbol | strategy | params | OOS return | OOS Sharpe | OOS max DD | chosen |", "|---|---|---|---|---|---|---|"]
     for symbol, name, params, oos, chosen in sorted(table_rows, key=lambda r: (r[0], -(r[3].get("sharpe") or -1e9))):
         table.append(
@@ -174,7 +174,7 @@ def strategy_choices(
 
 @asset(
     key_prefix="analytics",
-    group_name="backtests",
+    group_name="analytics",
     deps=[HOURLY, AssetKey(["analytics", "strategy_choices"])],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),  # a range of days is one run (the loop below walks it)
@@ -196,37 +196,18 @@ def signals(context: AssetExecutionContext, database: PostgresResource, market_d
             for symbol, bars in bars_by_symbol.items():
                 if len(bars["close"]) == 0:
                     continue
-                chosen = conn.execute(
-                    "SELECT strategy, params FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
-                    " AND decided_at < %s ORDER BY decided_at DESC LIMIT 1",
-                    (market_data.market, symbol, end),
-                ).fetchone()
+                chosen = store.latest_choice(conn, market_data.market, symbol, before=end)
                 params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
                 if chosen:
                     params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
                 state = indicator_state(bars)
                 as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
-                rows.append((day, market_data.market, symbol, as_of, state, signal_state(bars, params)))
+                rows.append(store.Signal(day, symbol, as_of, state, signal_state(bars, params)))
             day = end
-        with conn.transaction():
-            conn.execute(
-                "DELETE FROM analytics.signals WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s",
-                (market_data.market, market_data.symbols, window.start, window.end),
-            )
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO analytics.signals (bucket, market, symbol, as_of, close, rsi_14, macd, macd_signal,"
-                    " macd_hist, bb_lower, bb_middle, bb_upper, sma_20, sma_50, ema_20, atr_14, strategy_signals)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (d, m, s, a, *[_clean(st[k]) for k in ("close", "rsi_14", "macd", "macd_signal", "macd_hist",
-                         "bb_lower", "bb_middle", "bb_upper", "sma_20", "sma_50", "ema_20", "atr_14")], json.dumps(sig))
-                        for d, m, s, a, st, sig in rows
-                    ],
-                )  # fmt: skip
-    latest = [r for r in rows if r[0] == max(x[0] for x in rows)] if rows else []
+        store.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
+    latest = [r for r in rows if r.bucket == max(x.bucket for x in rows)] if rows else []
     preview = ["| symbol | close | RSI 14 | MACD hist | entries | exits |", "|---|---|---|---|---|---|"]
-    for _, _, symbol, _, st, sig in latest:
+    for _, symbol, _, st, sig in latest:
         entries = ", ".join(k for k, v in sig.items() if v["entry"]) or "-"
         exits = ", ".join(k for k, v in sig.items() if v["exit"]) or "-"
         preview.append(f"| {symbol} | {st['close']:.2f} | {st['rsi_14']:.1f} | {st['macd_hist']:.3f} | {entries} | {exits} |")
@@ -235,7 +216,7 @@ def signals(context: AssetExecutionContext, database: PostgresResource, market_d
 
 @asset(
     key_prefix="analytics",
-    group_name="backtests",
+    group_name="analytics",
     deps=[DAILY],
     kinds={"numpy", "postgres"},
     description=(
@@ -248,31 +229,19 @@ def market_regimes(context: AssetExecutionContext, database: PostgresResource, m
     import polars as pl
 
     with database.connection() as conn:
-        rows = conn.execute(
-            "SELECT symbol, bucket, close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = ANY(%s) ORDER BY symbol, bucket",
-            (market_data.market, market_data.symbols),
-        ).fetchall()
-        days = pl.DataFrame(rows, schema=["symbol", "bucket", "close"], orient="row")
+        days = read_daily_closes(conn, market_data.market, market_data.symbols)
         per_day, matrices = regime_report(days, RegimeConfig()) if days.height else (pl.DataFrame(), pl.DataFrame())
-        with conn.transaction():
-            conn.execute("DELETE FROM analytics.market_regimes WHERE market = %s", (market_data.market,))
-            conn.execute("DELETE FROM analytics.regime_transitions WHERE market = %s", (market_data.market,))
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO analytics.market_regimes (market, symbol, bucket, regime, next_day_probabilities) VALUES (%s, %s, %s, %s, %s)",
-                    [
-                        (market_data.market, r["symbol"], r["bucket"], r["regime"], json.dumps({g: r[f"p_next_{g}"] for g in REGIMES}))
-                        for r in per_day.iter_rows(named=True)
-                    ],
-                )
-                cur.executemany(
-                    "INSERT INTO analytics.regime_transitions (market, symbol, from_regime, to_probabilities, stationary_share)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    [
-                        (market_data.market, r["symbol"], r["from_regime"], json.dumps({g: r[f"to_{g}"] for g in REGIMES}), r["stationary_share"])
-                        for r in matrices.iter_rows(named=True)
-                    ],
-                )
+        regimes = [
+            store.RegimeDay(r["symbol"], r["bucket"], r["regime"], {g: r[f"p_next_{g}"] for g in REGIMES})
+            for r in per_day.iter_rows(named=True)
+        ]
+        transitions = [
+            store.RegimeTransition(
+                r["symbol"], r["from_regime"], {g: r[f"to_{g}"] for g in REGIMES}, r["stationary_share"]
+            )
+            for r in matrices.iter_rows(named=True)
+        ]
+        store.replace_regimes(conn, market_data.market, regimes, transitions)
     latest = per_day.group_by("symbol").agg(pl.all().sort_by("bucket").last()) if per_day.height else per_day
     summary = {r["symbol"]: r["regime"] for r in latest.iter_rows(named=True)} if latest.height else {}
     return MaterializeResult(metadata={"dagster/row_count": per_day.height, "latest_regimes": MetadataValue.json(summary)})

@@ -1,0 +1,227 @@
+"""The ``analytics`` schema's store: every statement the analytics layer runs against its tables.
+
+The tables are created by migration ``004_analytics.sql`` (beside this module, in ``migrations/``): walk-forward
+runs (``backtest_runs``), each run's parameter grids (``backtest_results``) and per-symbol choices
+(``strategy_choices``), daily point-in-time indicator and signal state (``signals``), and market regimes
+(``market_regimes``, ``regime_transitions``). Times are UTC. A non-finite number (a Sharpe ratio of a column
+that never trades, say) is stored as NULL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import psycopg
+
+from fks_pipelines.lib.quant.backtest import METRICS
+
+# The indicator columns of analytics.signals, in table order.
+INDICATORS = (
+    "close",
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "bb_lower",
+    "bb_middle",
+    "bb_upper",
+    "sma_20",
+    "sma_50",
+    "ema_20",
+    "atr_14",
+)
+
+
+class StrategyChoice(NamedTuple):
+    """One symbol's walk-forward winner in a run: what to trade next and its out-of-sample record."""
+
+    symbol: str
+    strategy: str
+    params: dict[str, Any]
+    objective: str
+    oos_windows: int
+    oos_total_return: float | None
+    oos_sharpe: float | None
+    oos_max_drawdown: float | None
+    oos_trades: float | None
+    buy_and_hold_return: float | None
+    decided_at: datetime  # the last decision time: nothing after it was used
+
+
+class Signal(NamedTuple):
+    """A symbol's state at the end of UTC day ``bucket``, from bars up to ``as_of`` only."""
+
+    bucket: datetime
+    symbol: str
+    as_of: datetime
+    indicators: Mapping[str, float | None]  # INDICATORS -> value
+    strategy_signals: Mapping[str, Any]  # {strategy: {"params": {...}, "entry": bool, "exit": bool}}
+
+
+class RegimeDay(NamedTuple):
+    symbol: str
+    bucket: datetime
+    regime: str
+    next_day_probabilities: Mapping[str, float]  # regime -> probability of it tomorrow
+
+
+class RegimeTransition(NamedTuple):
+    symbol: str
+    from_regime: str
+    to_probabilities: Mapping[str, float]  # regime -> probability of moving there
+    stationary_share: float
+
+
+def finite(value: float | None) -> float | None:
+    """``value`` as a float, or None (NULL) when it is missing, NaN or infinite."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def insert_run(
+    conn: psycopg.Connection,
+    run_id: str,
+    *,
+    code_version: str,
+    bar_interval: str,
+    data_start: datetime,
+    data_end: datetime,
+    objective: str,
+    config: Mapping[str, Any],
+) -> None:
+    """Record a walk-forward run: the data range [data_start, data_end) and the configuration it used."""
+    conn.execute(
+        "INSERT INTO analytics.backtest_runs (run_id, code_version, bar_interval, data_start, data_end, objective, config)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (run_id, code_version, bar_interval, data_start, data_end, objective, json.dumps(config)),
+    )
+
+
+def insert_choice(conn: psycopg.Connection, run_id: str, market: str, choice: StrategyChoice) -> None:
+    conn.execute(
+        "INSERT INTO analytics.strategy_choices (run_id, market, symbol, strategy, params, objective, oos_windows,"
+        " oos_total_return, oos_sharpe, oos_max_drawdown, oos_trades, buy_and_hold_return, decided_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            run_id,
+            market,
+            choice.symbol,
+            choice.strategy,
+            json.dumps(choice.params),
+            choice.objective,
+            choice.oos_windows,
+            finite(choice.oos_total_return),
+            finite(choice.oos_sharpe),
+            finite(choice.oos_max_drawdown),
+            choice.oos_trades,
+            finite(choice.buy_and_hold_return),
+            choice.decided_at,
+        ),
+    )
+
+
+def insert_results(
+    conn: psycopg.Connection,
+    run_id: str,
+    market: str,
+    symbol: str,
+    strategy: str,
+    data_start: datetime,
+    data_end: datetime,
+    rows: Iterable[Mapping[str, Any]],
+) -> None:
+    """A strategy's full-sample grid for one symbol: each row has ``params`` and every metric in METRICS."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO analytics.backtest_results (run_id, market, symbol, strategy, params, sample, window_index,"
+            f" data_start, data_end, {', '.join(METRICS)})"
+            f" VALUES (%s, %s, %s, %s, %s, 'full', NULL, %s, %s, {', '.join(['%s'] * len(METRICS))})",
+            [
+                (
+                    run_id,
+                    market,
+                    symbol,
+                    strategy,
+                    json.dumps(row["params"]),
+                    data_start,
+                    data_end,
+                    *[finite(row[m]) for m in METRICS],
+                )
+                for row in rows
+            ],
+        )
+
+
+def latest_choice(conn: psycopg.Connection, market: str, symbol: str, before: datetime) -> tuple[str, dict] | None:
+    """(strategy, params) of the symbol's latest choice decided strictly before ``before`` (point-in-time), or None."""
+    row = conn.execute(
+        "SELECT strategy, params FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
+        " AND decided_at < %s ORDER BY decided_at DESC LIMIT 1",
+        (market, symbol, before),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def replace_signals(
+    conn: psycopg.Connection,
+    market: str,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    rows: Iterable[Signal],
+) -> int:
+    """Make the signals of ``symbols`` with start <= bucket < end exactly ``rows``, in one transaction (other
+    symbols and days are left alone). Returns the number of rows written."""
+    batch = list(rows)
+    outside = [(r.symbol, r.bucket) for r in batch if r.symbol not in symbols or not start <= r.bucket < end]
+    if outside:
+        raise ValueError(f"signals outside the window [{start}, {end}) or symbols {list(symbols)}: {outside[:3]}")
+    with conn.transaction():
+        conn.execute(
+            "DELETE FROM analytics.signals WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s",
+            (market, list(symbols), start, end),
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO analytics.signals (bucket, market, symbol, as_of, {', '.join(INDICATORS)}, strategy_signals)"
+                f" VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(INDICATORS))}, %s)",
+                [
+                    (
+                        r.bucket,
+                        market,
+                        r.symbol,
+                        r.as_of,
+                        *[finite(r.indicators[k]) for k in INDICATORS],
+                        json.dumps(r.strategy_signals),
+                    )
+                    for r in batch
+                ],
+            )
+    return len(batch)
+
+
+def replace_regimes(
+    conn: psycopg.Connection, market: str, days: Iterable[RegimeDay], transitions: Iterable[RegimeTransition]
+) -> None:
+    """Make the market's regimes and transition matrices exactly these, in one transaction (the model is
+    re-estimated over all history each time, so every earlier row of the market goes)."""
+    with conn.transaction():
+        conn.execute("DELETE FROM analytics.market_regimes WHERE market = %s", (market,))
+        conn.execute("DELETE FROM analytics.regime_transitions WHERE market = %s", (market,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO analytics.market_regimes (market, symbol, bucket, regime, next_day_probabilities)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [(market, d.symbol, d.bucket, d.regime, json.dumps(d.next_day_probabilities)) for d in days],
+            )
+            cur.executemany(
+                "INSERT INTO analytics.regime_transitions (market, symbol, from_regime, to_probabilities, stationary_share)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [
+                    (market, t.symbol, t.from_regime, json.dumps(t.to_probabilities), t.stationary_share)
+                    for t in transitions
+                ],
+            )
