@@ -25,8 +25,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 from _scratch import create_scratch_database  # noqa: E402
 
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
-from fks_pipelines.lib.db.klines import COPY_SQL, frame_to_csv, replace_klines  # noqa: E402
-from fks_pipelines.lib.sources.klines import LoadScope  # noqa: E402
+from fks_pipelines.lib.db.raw import COPY_SQL, frame_to_csv, replace_klines  # noqa: E402
+from fks_pipelines.lib.sources.frame import LoadScope  # noqa: E402
 from fks_pipelines.lib.sources.sample import sample_klines  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

@@ -68,7 +68,7 @@ class Interval(click.ParamType):
     name = "interval"
 
     def convert(self, value, param, ctx) -> str:
-        from fks_pipelines.lib.sources.klines import interval_timedelta
+        from fks_pipelines.lib.sources.frame import interval_timedelta
 
         try:
             interval_timedelta(value)
@@ -380,8 +380,8 @@ def _load_days(source, market: str, interval: str, symbols: list[str], start: da
     """Load each day [start, end] through the asset's load path, with progress and a final summary. A day that
     has not ended is a user error (exit 2, nothing fetched); a refused replacement stops with exit 1."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.klines import load_day, scope_summary
-    from fks_pipelines.lib.sources.klines import LoadScope, check_closed, empty_klines
+    from fks_pipelines.lib.db.raw import load_day, scope_summary
+    from fks_pipelines.lib.sources.frame import LoadScope, check_closed, empty_klines
 
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if days:  # a day that has not ended: BadInputError before anything is fetched (exit 2)
@@ -482,7 +482,7 @@ def ingest_archive(
     and nothing of it is written; the other files still load.
     """
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.klines import replace_klines, scope_summary
+    from fks_pipelines.lib.db.raw import replace_klines, scope_summary
     from fks_pipelines.lib.sources.files import read_kline_file
 
     files = []

@@ -20,11 +20,11 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
 
     from fks_pipelines.definitions import defs, settings
     from fks_pipelines.lib.db.connect import connect, migrate, redact
-    from fks_pipelines.lib.db.klines import scope_summary
     from fks_pipelines.lib.db.portfolio import import_accounts
+    from fks_pipelines.lib.db.raw import scope_summary
     from fks_pipelines.lib.db.recommendations import latest_rows
     from fks_pipelines.lib.portfolio.ledger import read_ledger
-    from fks_pipelines.lib.sources.klines import LoadScope
+    from fks_pipelines.lib.sources.frame import LoadScope
 
     last = datetime.now(timezone.utc).date() - timedelta(days=1)
     first = last - timedelta(days=days - 1)
@@ -39,7 +39,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
             import_accounts(conn, accounts, settings.market)
             click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 
-    job = defs.resolve_job_def("main_job")
+    job = defs.resolve_job_def("all_assets_job")
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,

@@ -117,7 +117,7 @@ def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server
         home_b.stop()
 
 
-def test_demo_runs_the_main_job_through_dagster(server_home, tmp_path):
+def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
     """`make demo`'s command, end to end, on a fresh FKS_HOME (2 days to keep it short)."""
     env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
     for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
@@ -212,7 +212,7 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
         assert {"raw/binance_klines", "marts/fct_ohlcv_1d", "knowledge/document_embeddings", "recommendations/daily"} <= keys
         (repo,) = ask("{ repositoriesOrError { ... on RepositoryConnection { nodes { name schedules { name } sensors { name } } } } }")[
             "repositoriesOrError"]["nodes"]  # fmt: skip
-        assert {s["name"] for s in repo["schedules"]} == {"daily_schedule", "weekly_reoptimisation"}
+        assert {s["name"] for s in repo["schedules"]} == {"daily_schedule", "weekly_reoptimize_schedule"}
         assert {"gap_sensor", "new_symbol_sensor", "archive_landing_sensor", "run_failure_to_discord"} <= {s["name"] for s in repo["sensors"]}
         launched = ask(
             "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename"

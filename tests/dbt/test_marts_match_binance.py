@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from fks_pipelines.lib.db.connect import connect
-from fks_pipelines.lib.db.klines import replace_klines
+from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.sources.files import read_kline_file
 from tests.support import Dbt
 

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from fks_pipelines.lib.db.connect import connect
-from fks_pipelines.lib.db.klines import replace_klines
+from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.db.timescale import TimescaleOptions, timescaledb_available
 from fks_pipelines.lib.sources.files import read_kline_file
-from fks_pipelines.lib.sources.klines import LoadScope
+from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 from tests.support import Dbt
 

@@ -17,7 +17,7 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 @pytest.fixture(scope="session")
 def pipeline(databases):
     url = databases.create()
-    result = defs.resolve_job_def("main_job").execute_in_process(
+    result = defs.resolve_job_def("all_assets_job").execute_in_process(
         instance=DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: "2024-05-01", ASSET_PARTITION_RANGE_END_TAG: "2024-05-24"},
         run_config={"ops": {"analytics__strategy_choices": {"config": {"strategies": ["ma_cross", "rsi_reversion", "bollinger_breakout"]}}}},

@@ -2,8 +2,8 @@
 
 from dagster import Definitions
 
-from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job, main_job, reoptimise_job
-from fks_pipelines.defs.automation.schedules import daily_schedule, weekly_reoptimisation
+from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job, all_assets_job, reoptimize_job
+from fks_pipelines.defs.automation.schedules import daily_schedule, weekly_reoptimize_schedule
 from fks_pipelines.defs.automation.sensors import (
     archive_landing_sensor,
     gap_sensor,
@@ -12,7 +12,7 @@ from fks_pipelines.defs.automation.sensors import (
 )
 
 defs = Definitions(
-    jobs=[main_job, daily_job, reoptimise_job, archive_import_job],
-    schedules=[daily_schedule, weekly_reoptimisation],
+    jobs=[all_assets_job, daily_job, reoptimize_job, archive_import_job],
+    schedules=[daily_schedule, weekly_reoptimize_schedule],
     sensors=[gap_sensor, new_symbol_sensor, archive_landing_sensor, run_failure_to_discord],
 )

@@ -1,5 +1,5 @@
-"""The platform's jobs. ``main_job`` is everything (the demo and full rebuilds); ``daily_job`` is what runs
-every day (everything but the walk-forward re-optimisation, which ``reoptimise_job`` runs weekly);
+"""The platform's jobs. ``all_assets_job`` is everything (the demo and full rebuilds); ``daily_job`` is what runs
+every day (everything but the walk-forward re-optimization, which ``reoptimize_job`` runs weekly);
 ``archive_import_job`` imports files from the landing folder."""
 
 from dagster import AssetKey, AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
@@ -9,24 +9,24 @@ from fks_pipelines.defs.shared import LAYERS, PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
 from fks_pipelines.settings import settings
 
-REOPTIMISATION = AssetKey(["analytics", "strategy_choices"])
+STRATEGY_CHOICES = AssetKey(["analytics", "strategy_choices"])
 
-main_job = define_asset_job(
-    "main_job",
+all_assets_job = define_asset_job(
+    "all_assets_job",
     selection=AssetSelection.groups(*LAYERS),
     partitions_def=daily_partitions,
     description="Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation.",
 )
 daily_job = define_asset_job(
     "daily_job",
-    selection=AssetSelection.groups(*LAYERS) - AssetSelection.assets(REOPTIMISATION),
+    selection=AssetSelection.groups(*LAYERS) - AssetSelection.assets(STRATEGY_CHOICES),
     partitions_def=daily_partitions,
-    description="The daily run: the previous day end to end with the latest walk-forward choice (re-optimised weekly).",
+    description="The daily run: the previous day end to end with the latest walk-forward choice (re-optimized weekly).",
 )
-reoptimise_job = define_asset_job(
-    "reoptimise_job",
-    selection=AssetSelection.assets(REOPTIMISATION),
-    description="Walk-forward re-optimisation of every strategy per symbol (weekly).",
+reoptimize_job = define_asset_job(
+    "reoptimize_job",
+    selection=AssetSelection.assets(STRATEGY_CHOICES),
+    description="Walk-forward re-optimization of every strategy per symbol (weekly).",
 )
 
 

@@ -28,9 +28,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
-from fks_pipelines.lib.db.klines import incomplete_days, symbols_with_data
+from fks_pipelines.lib.db.raw import incomplete_days, symbols_with_data
 from fks_pipelines.lib.notify import post_to_discord
-from fks_pipelines.lib.sources.klines import bars_per_day
+from fks_pipelines.lib.sources.frame import bars_per_day
 from fks_pipelines.lib.sources.landing import landed_files
 from fks_pipelines.settings import settings
 

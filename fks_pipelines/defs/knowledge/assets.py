@@ -8,7 +8,7 @@ from fks_pipelines.defs.shared import GPU_POOL, GPU_TAGS, MarketDataResource, Po
 from fks_pipelines.lib.db import rag as store
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
-from fks_pipelines.lib.sources.klines import bars_per_day
+from fks_pipelines.lib.sources.frame import bars_per_day
 
 # What a day's state of the market is read from (documents and recommendations both build on it).
 MARKET_STATE = [

@@ -1,4 +1,4 @@
-"""Raw market data: the klines asset, its quality checks, its resources."""
+"""The raw layer (group, key prefix and schema `raw`): the klines asset and its quality checks."""
 
 from dagster import Definitions
 

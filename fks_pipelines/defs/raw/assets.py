@@ -15,7 +15,7 @@ from dagster import (
 from pydantic import Field
 
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
-from fks_pipelines.lib.db.klines import load_day, scope_summary
+from fks_pipelines.lib.db.raw import load_day, scope_summary
 from fks_pipelines.lib.symbols import check_symbol
 
 

@@ -5,9 +5,9 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 
 from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
-from fks_pipelines.lib.db.klines import read_klines, scope_summary
-from fks_pipelines.lib.quality.klines import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
-from fks_pipelines.lib.sources.klines import LoadScope
+from fks_pipelines.lib.db.raw import read_klines, scope_summary
+from fks_pipelines.lib.quality.rules import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
+from fks_pipelines.lib.sources.frame import LoadScope
 
 
 def _scope(context: AssetCheckExecutionContext, market_data: MarketDataResource) -> LoadScope:

@@ -20,7 +20,7 @@ import polars as pl
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.sources.binance_archive import DEFAULT_ARCHIVE_URL, BinanceArchiveClient
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S, BinanceRestClient
-from fks_pipelines.lib.sources.klines import ProvenAbsent, check_market, empty_klines
+from fks_pipelines.lib.sources.frame import ProvenAbsent, check_market, empty_klines
 from fks_pipelines.lib.sources.sample import check_gap_rate, sample_day
 
 SOURCE_KINDS = ("sample", "binance_rest", "binance_archive")

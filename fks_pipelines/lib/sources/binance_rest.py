@@ -28,7 +28,7 @@ import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError, SourceUnavailableError
 from fks_pipelines.lib.sources.files import rest_rows_to_strings
-from fks_pipelines.lib.sources.klines import (
+from fks_pipelines.lib.sources.frame import (
     empty_klines,
     interval_timedelta,
     klines_from_binance_strings,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from fks_pipelines.lib.db.klines import replace_klines
+from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.errors import FksError
 from fks_pipelines.lib.sources.files import read_kline_file
 

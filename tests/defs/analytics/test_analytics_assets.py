@@ -24,7 +24,7 @@ def test_one_word_names_the_layer():
     assert {s.group_name for s in specs} == {"analytics"}
 
 
-def test_the_main_job_runs_the_analytics_group(pipeline):
+def test_the_all_assets_job_runs_the_analytics_group(pipeline):
     _, result = pipeline
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

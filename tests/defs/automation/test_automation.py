@@ -21,7 +21,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.automation.jobs import archive_import_job
-from fks_pipelines.defs.automation.schedules import daily_schedule, weekly_reoptimisation
+from fks_pipelines.defs.automation.schedules import daily_schedule, weekly_reoptimize_schedule
 from fks_pipelines.defs.automation.sensors import (
     archive_landing_sensor,
     gap_sensor,
@@ -29,8 +29,8 @@ from fks_pipelines.defs.automation.sensors import (
     run_failure_to_discord,
 )
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
-from fks_pipelines.lib.db.klines import replace_klines
-from fks_pipelines.lib.sources.klines import LoadScope
+from fks_pipelines.lib.db.raw import replace_klines
+from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 from tests.support import Reply, ScriptedServer
 
@@ -128,12 +128,12 @@ def test_failed_runs_are_posted_to_discord():
 def test_the_daily_schedule_runs_the_day_that_just_ended():
     (request,) = daily_schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=datetime(2024, 5, 25, 0, 30, tzinfo=timezone.utc))).run_requests
     assert request.partition_key == "2024-05-24"
-    assert weekly_reoptimisation.cron_schedule == "30 22 * * 6"  # Saturday 22:30, two hours before Sunday 00:30 and weekly_reoptimisation.job_name == "reoptimise_job"
+    assert weekly_reoptimize_schedule.cron_schedule == "30 22 * * 6"  # Saturday 22:30, two hours before Sunday 00:30 and weekly_reoptimize_schedule.job_name == "reoptimize_job"
 
 
-@pytest.mark.parametrize("name", ["daily_job", "main_job"])
-def test_only_main_job_reoptimises(name):
+@pytest.mark.parametrize("name", ["daily_job", "all_assets_job"])
+def test_only_all_assets_job_reoptimizes(name):
     from fks_pipelines.definitions import defs
 
     keys = {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}
-    assert "recommendations/daily" in keys and ("analytics/strategy_choices" in keys) == (name == "main_job")
+    assert "recommendations/daily" in keys and ("analytics/strategy_choices" in keys) == (name == "all_assets_job")

@@ -23,8 +23,8 @@ def test_dbt_source_is_the_raw_asset_and_groups_follow_layers():
     assert "unique_combination_fct_ohlcv_1h_market__symbol__bucket" in check_names
 
 
-def test_main_job_over_a_partition_range_builds_the_marts(db_url):
-    job = defs.resolve_job_def("main_job")
+def test_all_assets_job_over_a_partition_range_builds_the_marts(db_url):
+    job = defs.resolve_job_def("all_assets_job")
     result = job.execute_in_process(
         instance=DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: "2024-05-01", ASSET_PARTITION_RANGE_END_TAG: "2024-05-02"},

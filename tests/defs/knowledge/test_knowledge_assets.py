@@ -17,7 +17,7 @@ from tests.defs.conftest import SYMBOLS
 START, END = datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 25, tzinfo=timezone.utc)
 
 
-def test_the_main_job_builds_and_embeds_documents(pipeline):
+def test_the_all_assets_job_builds_and_embeds_documents(pipeline):
     url, result = pipeline
     events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
     embedded = events["knowledge/document_embeddings"].materialization.metadata

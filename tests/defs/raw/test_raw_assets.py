@@ -15,8 +15,8 @@ from dagster._core.storage.tags import (
 from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.raw.checks import raw_checks
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
-from fks_pipelines.lib.db.klines import read_klines
-from fks_pipelines.lib.sources.klines import LoadScope
+from fks_pipelines.lib.db.raw import read_klines
+from fks_pipelines.lib.sources.frame import LoadScope
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 

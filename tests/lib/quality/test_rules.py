@@ -8,7 +8,7 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from fks_pipelines.lib.quality.klines import validate_bar_rules
+from fks_pipelines.lib.quality.rules import validate_bar_rules
 from fks_pipelines.lib.sources.sample import sample_klines
 
 

@@ -30,7 +30,7 @@ from psycopg.copy import QueuedLibpqWriter
 from fks_pipelines.lib.db.connect import advisory_xact_lock
 from fks_pipelines.lib.errors import BadInputError, DatabaseError, FksError, RefusedLoadError
 from fks_pipelines.lib.sources import DayBatch, KlineSource
-from fks_pipelines.lib.sources.klines import (
+from fks_pipelines.lib.sources.frame import (
     KLINE_COLUMNS,
     LoadScope,
     ProvenAbsent,
@@ -303,7 +303,7 @@ def _pg_interval(interval: str) -> str:
 
 def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
     """The rows of ``scope`` as a kline frame (exact decimals), ordered by the natural key."""
-    from fks_pipelines.lib.sources.klines import KLINE_SCHEMA
+    from fks_pipelines.lib.sources.frame import KLINE_SCHEMA
 
     query = (
         f"COPY (SELECT {', '.join(KLINE_COLUMNS)} FROM {TABLE}"
@@ -322,7 +322,7 @@ def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
         for block in copy:
             buf.write(block)
     if buf.tell() == 0:
-        from fks_pipelines.lib.sources.klines import empty_klines
+        from fks_pipelines.lib.sources.frame import empty_klines
 
         return empty_klines()
     buf.seek(0)

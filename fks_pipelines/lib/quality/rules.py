@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from fks_pipelines.lib.sources.klines import DECIMAL_COLUMNS, interval_timedelta
+from fks_pipelines.lib.sources.frame import DECIMAL_COLUMNS, interval_timedelta
 
 KEY = ["market", "symbol", "interval", "open_time"]
 DEFAULT_PRICE_JUMP_THRESHOLD = 0.10  # a 10% move within one bar is worth a look
