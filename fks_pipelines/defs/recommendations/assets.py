@@ -87,7 +87,7 @@ def daily_recommendations(
             context.log.warning("no accounts in portfolio.accounts: import one with `fks portfolio import FILE`")
         retrieve = retriever(conn, embedding_model)
         for day in days:
-            account_contexts, _ = store.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
+            account_contexts = store.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
             day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
             store.store_day(conn, day, day_generations)  # every account of the day, or none
             for generation, _ in day_generations:

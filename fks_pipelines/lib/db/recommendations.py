@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db.portfolio import AccountState, account_states, equity
+from fks_pipelines.lib.db.portfolio import account_states, equity
 from fks_pipelines.lib.recommend.generate import Generation
 from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
 
@@ -67,14 +67,16 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
 
 def contexts(
     conn: psycopg.Connection, day: date, symbols: list[str], market: str, retrieve: Retriever
-) -> tuple[list[AccountContext], list[AccountState]]:
+) -> list[AccountContext]:
+    """Each account's decision context for ``day``: its state, the market inputs and the retrieved documents,
+    all as of the decision time."""
     at = decision_time(day)
     accounts = [s for s in account_states(conn, at) if s.market == market]
     if not accounts:
-        return [], []
+        return []
     inputs = market_inputs(conn, market, symbols, day)
     documents = {s: retrieve(s, at) for s in inputs}  # once per symbol, shared by every account
-    out, states = [], []
+    out = []
     for state in accounts:
         value = {s: q * inputs[s]["price"] for s, q in state.positions.items() if s in inputs}
         equity = state.cash + sum(value.values())
@@ -85,8 +87,7 @@ def contexts(
             if s in inputs
         ]
         out.append(AccountContext(state.account, state.kind, at, equity, state.cash, symbol_contexts))
-        states.append(state)
-    return out, states
+    return out
 
 
 def store_generation(conn: psycopg.Connection, day: date, generation: Generation, decided_at: datetime) -> None:
