@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Materialize
 
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.shared import GPU_POOL, GPU_TAGS, MarketDataResource, PostgresResource, daily_partitions
-from fks_pipelines.lib.db import rag as store
+from fks_pipelines.lib.db import knowledge as store
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
 from fks_pipelines.lib.sources.klines import bars_per_day
@@ -80,7 +80,7 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
     description=(
         "The day's knowledge as text: a market summary per symbol (move, range, volatility, regime, indicators, "
         "jumps and gaps), the strategy signals that fired, and walk-forward choices whose data ended that day. "
-        "Each document's id is its content hash; as_of is when the information existed. Writes rag.documents."
+        "Each document's id is its content hash; as_of is when the information existed. Writes knowledge.documents."
     ),
 )
 def documents(context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> MaterializeResult:
@@ -119,8 +119,8 @@ def documents(context: AssetExecutionContext, database: PostgresResource, market
     kinds={"pytorch", "pgvector"},
     description=(
         "Embeddings of every document not yet embedded by the current model version (sentence-transformers, "
-        "token-aware chunks; a model change re-embeds what it must). Writes rag.chunks (HNSW cosine index); "
-        "search with rag.search(...)."
+        "token-aware chunks; a model change re-embeds what it must). Writes knowledge.chunks (HNSW cosine index); "
+        "search with knowledge.search(...)."
     ),
 )
 def document_embeddings(
@@ -137,7 +137,7 @@ def document_embeddings(
 
     with database.connection() as conn:
         stats = embed_pending(conn, embedder, progress=progress)
-        totals = conn.execute("SELECT count(DISTINCT document_id), count(*) FROM rag.chunks").fetchone()
+        totals = conn.execute("SELECT count(DISTINCT document_id), count(*) FROM knowledge.chunks").fetchone()
     return MaterializeResult(
         metadata={
             "model": embedder.model,

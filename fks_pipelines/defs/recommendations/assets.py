@@ -29,8 +29,8 @@ from fks_pipelines.defs.shared import (
     daily_partitions,
 )
 from fks_pipelines.lib.db import recommendations as store
+from fks_pipelines.lib.db.knowledge import search
 from fks_pipelines.lib.db.portfolio import account_states, equity
-from fks_pipelines.lib.db.rag import search
 from fks_pipelines.lib.llm.generate import generate
 from fks_pipelines.lib.llm.schema import RetrievedDocument
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
@@ -41,7 +41,7 @@ DAILY_KEY = AssetKey(["recommendations", "daily"])
 
 def retriever(conn, embedding_model: EmbeddingModelResource, k: int = 4):
     """Top-k documents per symbol known at the decision time (none before anything is embedded)."""
-    if conn.execute("SELECT to_regclass('rag.chunks')").fetchone()[0] is None:
+    if conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is None:
         return lambda symbol, at: []
     embedder = embedding_model.get()
 

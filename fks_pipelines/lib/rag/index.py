@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from fks_pipelines.lib.db import rag as store
+from fks_pipelines.lib.db import knowledge as store
 from fks_pipelines.lib.rag.embedder import Embedder
 
 

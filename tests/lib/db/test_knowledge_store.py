@@ -1,4 +1,4 @@
-"""rag.documents / rag.chunks on the real server: idempotent upserts, re-embedding only what changed,
+"""knowledge.documents / knowledge.chunks on the real server: idempotent upserts, re-embedding only what changed,
 HNSW recall against exact search, selective filters, and the point-in-time guarantee."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from fks_pipelines.lib.db import rag as store
+from fks_pipelines.lib.db import knowledge as store
 from fks_pipelines.lib.db.roles import ANALYST, enable_analyst_login, url_for_role
 from fks_pipelines.lib.rag.documents import Document
 from fks_pipelines.lib.rag.embedder import Embedder
@@ -29,7 +29,7 @@ def summaries(n: int, changed: dict[int, str] | None = None) -> list[Document]:
 
 
 def embedded_at(conn) -> dict[str, datetime]:
-    return dict(conn.execute("SELECT document_id, embedded_at FROM rag.chunks").fetchall())
+    return dict(conn.execute("SELECT document_id, embedded_at FROM knowledge.chunks").fetchall())
 
 
 def test_reruns_are_idempotent_and_only_changed_documents_are_re_embedded(conn, embedder):
@@ -42,7 +42,7 @@ def test_reruns_are_idempotent_and_only_changed_documents_are_re_embedded(conn, 
     again = store.replace_documents(conn, summaries(20), **SCOPE)
     assert (again.inserted, again.replaced, again.unchanged, again.deleted) == (0, 0, 20, 0)
     assert embed_pending(conn, embedder).documents == 0
-    assert conn.execute("SELECT count(*) FROM rag.documents").fetchone()[0] == 20
+    assert conn.execute("SELECT count(*) FROM knowledge.documents").fetchone()[0] == 20
 
     # Day 3's text changes, day 19 is no longer produced: one replacement, one deletion, one new embedding.
     edited = summaries(19, changed={3: "BTCUSDT day 3: restated after a data fix"})
@@ -64,11 +64,11 @@ def test_a_model_change_re_embeds_everything_on_the_old_model(conn, embedder, tm
     retrained = Embedder(model="all-MiniLM-L6-v2-ft", model_path=str(copy), device="cpu")
     stats = embed_pending(conn, retrained)
     assert (stats.documents, stats.remaining_old_model) == (5, 0)
-    models = conn.execute("SELECT DISTINCT model, model_version FROM rag.chunks").fetchall()
+    models = conn.execute("SELECT DISTINCT model, model_version FROM knowledge.chunks").fetchall()
     assert models == [("all-MiniLM-L6-v2-ft", retrained.version)]
     # Another dimension: the column is retyped and emptied, so the next run embeds everything again.
     assert store.ensure_chunk_table(conn, 8) == "retyped" and store.chunk_dimension(conn) == 8
-    assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM knowledge.chunks").fetchone()[0] == 0
 
 
 @pytest.fixture
@@ -139,10 +139,10 @@ def test_analysts_can_search_but_not_write(conn, db_url, synthetic):
     with psycopg.connect(url_for_role(db_url, ANALYST, "analyst-pw")) as analyst:
         literal = "[" + ",".join(f"{x:.7f}" for x in vectors[42]) + "]"
         rows = analyst.execute(
-            "SELECT document_id, document_as_of FROM rag.search(%s::vector, 5, %s)", (literal, docs[-1].as_of)
+            "SELECT document_id, document_as_of FROM knowledge.search(%s::vector, 5, %s)", (literal, docs[-1].as_of)
         ).fetchall()
         assert rows[0][0] == docs[42].id and len(rows) == 5
-        like = analyst.execute("SELECT document_id FROM rag.similar_to('doc/42', 3, %s)", (docs[-1].as_of,)).fetchall()
+        like = analyst.execute("SELECT document_id FROM knowledge.similar_to('doc/42', 3, %s)", (docs[-1].as_of,)).fetchall()
         assert len(like) == 3 and docs[42].id not in {r[0] for r in like}
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            analyst.execute("DELETE FROM rag.documents")
+            analyst.execute("DELETE FROM knowledge.documents")

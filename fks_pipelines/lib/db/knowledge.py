@@ -1,5 +1,5 @@
-"""rag.documents and rag.chunks in PostgreSQL + pgvector: upserts by content hash, embeddings by model
-version, and the point-in-time search (the SQL function ``rag.search``, which Python calls too).
+"""knowledge.documents and knowledge.chunks in PostgreSQL + pgvector: upserts by content hash, embeddings by model
+version, and the point-in-time search (the SQL function ``knowledge.search``, which Python calls too).
 
 The chunk table's ``vector(n)`` takes its dimension from the embedding model. Switching to a model of
 another dimension empties the chunk table (every embedding belongs to the old model) and retypes the column
@@ -24,7 +24,7 @@ HNSW_EF_CONSTRUCTION = 200  # 64 leaves some clusters unreachable on clustered d
 DEFAULT_EF_SEARCH = 200  # recall@10 0.99 unfiltered, 1.0 with a 10% filter, on 200k clustered vectors (benchmarks)
 
 _SEARCH_FUNCTION = """
-CREATE OR REPLACE FUNCTION rag.search(
+CREATE OR REPLACE FUNCTION knowledge.search(
     query vector,
     k int DEFAULT 10,
     as_of timestamptz DEFAULT now(),
@@ -42,13 +42,13 @@ AS $fn$
 #variable_conflict use_column
 BEGIN
     IF query IS NULL OR k IS NULL OR k < 1 THEN
-        RAISE EXCEPTION 'rag.search needs a query vector and k >= 1';
+        RAISE EXCEPTION 'knowledge.search needs a query vector and k >= 1';
     END IF;
     PERFORM set_config('hnsw.ef_search', greatest(search.ef_search, search.k)::text, true);
     RETURN QUERY
     WITH nearest AS MATERIALIZED (
         SELECT c.document_id, c.chunk_index, c.embedding <=> search.query AS distance
-        FROM rag.chunks c
+        FROM knowledge.chunks c
         WHERE c.as_of <= coalesce(search.as_of, now())
           AND (search.symbols IS NULL OR c.symbol = ANY (search.symbols))
           AND (search.kinds IS NULL OR c.kind = ANY (search.kinds))
@@ -60,35 +60,35 @@ BEGIN
     )
     SELECT d.id, d.kind, d.market, d.symbol, d.as_of, b.distance, b.chunk_index, c.text, d.text, d.metadata
     FROM best b
-    JOIN rag.documents d ON d.id = b.document_id
-    JOIN rag.chunks c ON c.document_id = b.document_id AND c.chunk_index = b.chunk_index
+    JOIN knowledge.documents d ON d.id = b.document_id
+    JOIN knowledge.chunks c ON c.document_id = b.document_id AND c.chunk_index = b.chunk_index
     ORDER BY b.distance, d.id
     LIMIT search.k;
 END
 $fn$;
-COMMENT ON FUNCTION rag.search(vector, int, timestamptz, text[], text[], int) IS
+COMMENT ON FUNCTION knowledge.search(vector, int, timestamptz, text[], text[], int) IS
   'Nearest documents to a query embedding (cosine) among those whose as_of <= the given time; optional symbol and kind filters.';
 
-CREATE OR REPLACE FUNCTION rag.similar_to(
+CREATE OR REPLACE FUNCTION knowledge.similar_to(
     document_key text, k int DEFAULT 10, as_of timestamptz DEFAULT now(), symbols text[] DEFAULT NULL, kinds text[] DEFAULT NULL
 ) RETURNS TABLE (
     document_id text, kind text, market text, symbol text, document_as_of timestamptz, distance double precision,
     chunk_index int, chunk text, text text, metadata jsonb
 )
 LANGUAGE sql STABLE AS $fn$
-    SELECT s.* FROM rag.documents d
-    JOIN rag.chunks c ON c.document_id = d.id AND c.chunk_index = 0
-    CROSS JOIN LATERAL rag.search(c.embedding, similar_to.k + 1, similar_to.as_of, similar_to.symbols, similar_to.kinds) s
+    SELECT s.* FROM knowledge.documents d
+    JOIN knowledge.chunks c ON c.document_id = d.id AND c.chunk_index = 0
+    CROSS JOIN LATERAL knowledge.search(c.embedding, similar_to.k + 1, similar_to.as_of, similar_to.symbols, similar_to.kinds) s
     WHERE d.key = similar_to.document_key AND s.document_id <> d.id
     ORDER BY s.distance
     LIMIT similar_to.k
 $fn$;
-COMMENT ON FUNCTION rag.similar_to(text, int, timestamptz, text[], text[]) IS
-  'Documents like the one with this key (its first chunk''s embedding as the query), point-in-time like rag.search.';
+COMMENT ON FUNCTION knowledge.similar_to(text, int, timestamptz, text[], text[]) IS
+  'Documents like the one with this key (its first chunk''s embedding as the query), point-in-time like knowledge.search.';
 
-GRANT EXECUTE ON FUNCTION rag.search(vector, int, timestamptz, text[], text[], int) TO analyst;
-GRANT EXECUTE ON FUNCTION rag.similar_to(text, int, timestamptz, text[], text[]) TO analyst;
-GRANT SELECT ON ALL TABLES IN SCHEMA rag TO analyst;
+GRANT EXECUTE ON FUNCTION knowledge.search(vector, int, timestamptz, text[], text[], int) TO analyst;
+GRANT EXECUTE ON FUNCTION knowledge.similar_to(text, int, timestamptz, text[], text[]) TO analyst;
+GRANT SELECT ON ALL TABLES IN SCHEMA knowledge TO analyst;
 """
 
 
@@ -101,26 +101,26 @@ def require_pgvector(conn: psycopg.Connection) -> None:
 
 
 def chunk_dimension(conn: psycopg.Connection) -> int | None:
-    """The vector dimension of rag.chunks.embedding, or None when the table does not exist yet."""
+    """The vector dimension of knowledge.chunks.embedding, or None when the table does not exist yet."""
     row = conn.execute(
-        "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass('rag.chunks') AND a.attname = 'embedding'"
+        "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass('knowledge.chunks') AND a.attname = 'embedding'"
     ).fetchone()
     return None if row is None else int(row[0])
 
 
 def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int = DEFAULT_EF_SEARCH) -> str:
-    """Create rag.chunks for ``dimension``-d embeddings (or retype it for a new dimension, emptying it), its
+    """Create knowledge.chunks for ``dimension``-d embeddings (or retype it for a new dimension, emptying it), its
     HNSW index and the search functions. Returns what it did: 'created', 'retyped' or 'unchanged'."""
     require_pgvector(conn)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('fks.rag.chunks'))")
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('fks.knowledge.chunks'))")
         current = chunk_dimension(conn)
         if current == dimension:
             return "unchanged"
         if current is None:
             conn.execute(
-                f"""CREATE TABLE rag.chunks (
-                    document_id   text        NOT NULL REFERENCES rag.documents (id) ON DELETE CASCADE,
+                f"""CREATE TABLE knowledge.chunks (
+                    document_id   text        NOT NULL REFERENCES knowledge.documents (id) ON DELETE CASCADE,
                     chunk_index   int         NOT NULL,
                     kind          text        NOT NULL,   -- the document's, repeated so filters and the index
                     symbol        text,                   -- scan read one table
@@ -135,17 +135,17 @@ def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int 
                     PRIMARY KEY (document_id, chunk_index)
                 )"""
             )
-            conn.execute("COMMENT ON TABLE rag.chunks IS 'Token-aware chunks of rag.documents with their embeddings (one model at a time).'")
-            conn.execute("CREATE INDEX chunks_model ON rag.chunks (model, model_version)")
-            conn.execute("CREATE INDEX chunks_as_of ON rag.chunks (as_of)")
+            conn.execute("COMMENT ON TABLE knowledge.chunks IS 'Token-aware chunks of knowledge.documents with their embeddings (one model at a time).'")
+            conn.execute("CREATE INDEX chunks_model ON knowledge.chunks (model, model_version)")
+            conn.execute("CREATE INDEX chunks_as_of ON knowledge.chunks (as_of)")
             action = "created"
         else:
-            conn.execute("DROP INDEX IF EXISTS rag.chunks_embedding_hnsw")
-            conn.execute("TRUNCATE rag.chunks")
-            conn.execute(f"ALTER TABLE rag.chunks ALTER COLUMN embedding TYPE vector({int(dimension)})")
+            conn.execute("DROP INDEX IF EXISTS knowledge.chunks_embedding_hnsw")
+            conn.execute("TRUNCATE knowledge.chunks")
+            conn.execute(f"ALTER TABLE knowledge.chunks ALTER COLUMN embedding TYPE vector({int(dimension)})")
             action = "retyped"
         conn.execute(
-            f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON rag.chunks USING hnsw (embedding vector_cosine_ops)"
+            f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON knowledge.chunks USING hnsw (embedding vector_cosine_ops)"
             f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
         )
         conn.execute(_SEARCH_FUNCTION.format(ef_search=int(ef_search)))
@@ -166,22 +166,22 @@ def replace_documents(
     """Make the documents in a scope exactly ``documents``, in one transaction: new keys are inserted, keys
     whose content changed are replaced (their chunks go with them), unchanged ones are left alone (and keep
     their embeddings), and documents in the scope that are no longer produced are deleted. ``scope_sql`` is a
-    WHERE clause over rag.documents naming what the caller rebuilds (e.g. kinds, symbols and an as_of range)."""
+    WHERE clause over knowledge.documents naming what the caller rebuilds (e.g. kinds, symbols and an as_of range)."""
     wanted = {d.key: d for d in documents}
     if len(wanted) != len(documents):
         raise ValueError("duplicate document keys")
     with conn.transaction():
-        existing = dict(conn.execute(f"SELECT key, id FROM rag.documents WHERE {scope_sql}", scope_params).fetchall())
+        existing = dict(conn.execute(f"SELECT key, id FROM knowledge.documents WHERE {scope_sql}", scope_params).fetchall())
         outside = [k for k in wanted if k not in existing]
         if outside:  # keys that exist outside the scope would collide on the unique key: replace them too
-            existing |= dict(conn.execute("SELECT key, id FROM rag.documents WHERE key = ANY(%s)", (outside,)).fetchall())
+            existing |= dict(conn.execute("SELECT key, id FROM knowledge.documents WHERE key = ANY(%s)", (outside,)).fetchall())
         stale = [i for k, i in existing.items() if k not in wanted or wanted[k].id != i]
         if stale:
-            conn.execute("DELETE FROM rag.documents WHERE id = ANY(%s)", (stale,))
+            conn.execute("DELETE FROM knowledge.documents WHERE id = ANY(%s)", (stale,))
         new = [d for k, d in wanted.items() if existing.get(k) != d.id]
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO rag.documents (id, key, kind, market, symbol, as_of, text, metadata)"
+                "INSERT INTO knowledge.documents (id, key, kind, market, symbol, as_of, text, metadata)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [(d.id, d.key, d.kind, d.market, d.symbol, d.as_of, d.text, Jsonb(d.metadata)) for d in new],
             )
@@ -194,8 +194,8 @@ def replace_documents(
 def documents_to_embed(conn: psycopg.Connection, model: str, version: str, limit: int | None = None) -> list[tuple]:
     """(id, kind, symbol, as_of, text) of documents with no chunks from this model version, oldest first."""
     return conn.execute(
-        "SELECT d.id, d.kind, d.symbol, d.as_of, d.text FROM rag.documents d"
-        " WHERE NOT EXISTS (SELECT 1 FROM rag.chunks c WHERE c.document_id = d.id AND c.model = %s AND c.model_version = %s)"
+        "SELECT d.id, d.kind, d.symbol, d.as_of, d.text FROM knowledge.documents d"
+        " WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id AND c.model = %s AND c.model_version = %s)"
         " ORDER BY d.as_of, d.id" + (" LIMIT %s" if limit else ""),
         (model, version, limit) if limit else (model, version),
     ).fetchall()
@@ -209,9 +209,9 @@ def write_chunks(conn: psycopg.Connection, rows: Iterable[tuple], document_ids: 
     register_vector(conn)
     n = 0
     with conn.transaction():
-        conn.execute("DELETE FROM rag.chunks WHERE document_id = ANY(%s)", (list(document_ids),))
+        conn.execute("DELETE FROM knowledge.chunks WHERE document_id = ANY(%s)", (list(document_ids),))
         with conn.cursor() as cur, cur.copy(
-            "COPY rag.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
+            "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
             " model_version, embedding) FROM STDIN"
         ) as copy:
             for row in rows:
@@ -223,7 +223,7 @@ def write_chunks(conn: psycopg.Connection, rows: Iterable[tuple], document_ids: 
 def stale_model_chunks(conn: psycopg.Connection, model: str, version: str) -> int:
     """Chunks embedded by another model or version (what a model change has left to re-embed)."""
     return conn.execute(
-        "SELECT count(*) FROM rag.chunks WHERE (model, model_version) <> (%s, %s)", (model, version)
+        "SELECT count(*) FROM knowledge.chunks WHERE (model, model_version) <> (%s, %s)", (model, version)
     ).fetchone()[0]
 
 
@@ -251,14 +251,14 @@ def search(
     kinds: Sequence[str] | None = None,
     ef_search: int = DEFAULT_EF_SEARCH,
 ) -> list[SearchHit]:
-    """The k nearest documents to ``query`` whose as_of is at or before ``as_of`` (rag.search)."""
+    """The k nearest documents to ``query`` whose as_of is at or before ``as_of`` (knowledge.search)."""
     from pgvector.psycopg import register_vector
 
     if as_of is None or as_of.tzinfo is None:
         raise ValueError("as_of must be a timezone-aware time (point-in-time search needs one)")
     register_vector(conn)
     rows = conn.execute(
-        "SELECT * FROM rag.search(%s, %s, %s, %s, %s, %s)",
+        "SELECT * FROM knowledge.search(%s, %s, %s, %s, %s, %s)",
         (np.asarray(query, dtype=np.float32), k, as_of, list(symbols) if symbols else None,
          list(kinds) if kinds else None, ef_search),
     ).fetchall()  # fmt: skip
