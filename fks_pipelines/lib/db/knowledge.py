@@ -1,5 +1,6 @@
-"""knowledge.documents and knowledge.chunks in PostgreSQL + pgvector: upserts by content hash, embeddings by model
-version, and the point-in-time search (the SQL function ``knowledge.search``, which Python calls too).
+"""The knowledge schema: knowledge.documents and knowledge.chunks in PostgreSQL + pgvector, upserts by content
+hash, embeddings by model version, and the point-in-time search (the SQL function ``knowledge.search``, which
+Python calls too), with the reads of the marts and analytics that documents are built from.
 
 The chunk table's ``vector(n)`` takes its dimension from the embedding model. Switching to a model of
 another dimension empties the chunk table (every embedding belongs to the old model) and retypes the column
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.errors import DatabaseError
@@ -160,18 +163,43 @@ class UpsertResult:
     deleted: int
 
 
-def replace_documents(
-    conn: psycopg.Connection, documents: Sequence[Document], *, scope_sql: str, scope_params: Sequence
-) -> UpsertResult:
-    """Make the documents in a scope exactly ``documents``, in one transaction: new keys are inserted, keys
+@dataclass(frozen=True)
+class DocumentScope:
+    """The documents a rebuild owns: those matching every field given (None matches anything); ``after`` and
+    ``until`` bound ``as_of`` as after < as_of <= until."""
+
+    kinds: Sequence[str] | None = None
+    market: str | None = None
+    symbols: Sequence[str] | None = None
+    after: datetime | None = None
+    until: datetime | None = None
+
+
+def replace_documents(conn: psycopg.Connection, documents: Sequence[Document], scope: DocumentScope) -> UpsertResult:
+    """Make the documents in ``scope`` exactly ``documents``, in one transaction: new keys are inserted, keys
     whose content changed are replaced (their chunks go with them), unchanged ones are left alone (and keep
-    their embeddings), and documents in the scope that are no longer produced are deleted. ``scope_sql`` is a
-    WHERE clause over knowledge.documents naming what the caller rebuilds (e.g. kinds, symbols and an as_of range)."""
+    their embeddings), and documents in the scope that are no longer produced are deleted."""
     wanted = {d.key: d for d in documents}
     if len(wanted) != len(documents):
         raise ValueError("duplicate document keys")
     with conn.transaction():
-        existing = dict(conn.execute(f"SELECT key, id FROM knowledge.documents WHERE {scope_sql}", scope_params).fetchall())
+        existing: dict[str, str] = dict(
+            conn.execute(
+                "SELECT key, id FROM knowledge.documents"
+                " WHERE (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s))"
+                " AND (%(market)s::text IS NULL OR market = %(market)s)"
+                " AND (%(symbols)s::text[] IS NULL OR symbol = ANY(%(symbols)s))"
+                " AND (%(after)s::timestamptz IS NULL OR as_of > %(after)s)"
+                " AND (%(until)s::timestamptz IS NULL OR as_of <= %(until)s)",
+                {
+                    "kinds": list(scope.kinds) if scope.kinds is not None else None,
+                    "market": scope.market,
+                    "symbols": list(scope.symbols) if scope.symbols is not None else None,
+                    "after": scope.after,
+                    "until": scope.until,
+                },
+            ).fetchall()
+        )
         outside = [k for k in wanted if k not in existing]
         if outside:  # keys that exist outside the scope would collide on the unique key: replace them too
             existing |= dict(conn.execute("SELECT key, id FROM knowledge.documents WHERE key = ANY(%s)", (outside,)).fetchall())
@@ -220,6 +248,12 @@ def write_chunks(conn: psycopg.Connection, rows: Iterable[tuple], document_ids: 
     return n
 
 
+def indexed_totals(conn: psycopg.Connection) -> tuple[int, int]:
+    """(documents with at least one chunk, chunks) in knowledge.chunks, over every model."""
+    row = conn.execute("SELECT count(DISTINCT document_id), count(*) FROM knowledge.chunks").fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 def stale_model_chunks(conn: psycopg.Connection, model: str, version: str) -> int:
     """Chunks embedded by another model or version (what a model change has left to re-embed)."""
     return conn.execute(
@@ -263,3 +297,68 @@ def search(
          list(kinds) if kinds else None, ef_search),
     ).fetchall()  # fmt: skip
     return [SearchHit(*r) for r in rows]
+
+
+# What documents are built from: the marts and the analytics layer, read for a window of UTC days. Dict rows
+# keep the columns' names and order, which the documents' metadata (and so their content ids) follow.
+
+
+def daily_bars_with_returns(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """One row per symbol and UTC day with start <= bucket < end, by symbol then day: the day's OHLCV (float)
+    and bar count from marts.fct_ohlcv_1d, with its simple return and 7-/30-day volatility from
+    marts.fct_returns (None where the returns mart has no row)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT d.market, d.symbol, d.bucket, d.open::float8 AS open, d.high::float8 AS high, d.low::float8 AS low,"
+            " d.close::float8 AS close, d.volume::float8 AS volume, d.bar_count, r.simple_return, r.volatility_7d,"
+            " r.volatility_30d"
+            " FROM marts.fct_ohlcv_1d d LEFT JOIN marts.fct_returns r USING (market, symbol, bucket)"
+            " WHERE d.market = %s AND d.symbol = ANY(%s) AND d.bucket >= %s AND d.bucket < %s"
+            " ORDER BY d.symbol, d.bucket",
+            (market, list(symbols), start, end),
+        ).fetchall()
+
+
+def regimes_by_day(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
+) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """{(symbol, bucket): {"regime", "next_day_probabilities"}} from analytics.market_regimes, start <= bucket < end."""
+    rows = conn.execute(
+        "SELECT symbol, bucket, regime, next_day_probabilities FROM analytics.market_regimes"
+        " WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s",
+        (market, list(symbols), start, end),
+    ).fetchall()
+    return {(s, b): {"regime": r, "next_day_probabilities": p} for s, b, r, p in rows}
+
+
+def signals_by_day(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
+) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """{(symbol, bucket): row} of analytics.signals with start <= bucket < end, in symbol and day order: the
+    day's close, indicators and the strategy signals that fired, as of the row's ``as_of``."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT market, symbol, bucket, as_of, close, rsi_14, macd, macd_signal, macd_hist, bb_lower, bb_middle,"
+            " bb_upper, sma_20, sma_50, ema_20, atr_14, strategy_signals FROM analytics.signals"
+            " WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s ORDER BY symbol, bucket",
+            (market, list(symbols), start, end),
+        ).fetchall()
+    return {(r["symbol"], r["bucket"]): r for r in rows}
+
+
+def strategy_choices_with_data_ending(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], after: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """The walk-forward choices (analytics.strategy_choices) of backtest runs whose data ended in
+    (after, until], with the run's data_start and data_end, by run and symbol."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT c.run_id, c.market, c.symbol, c.strategy, c.params, c.objective, c.oos_windows, c.oos_total_return,"
+            " c.oos_sharpe, c.oos_max_drawdown, c.oos_trades, c.buy_and_hold_return, c.decided_at, r.data_start,"
+            " r.data_end FROM analytics.strategy_choices c JOIN analytics.backtest_runs r USING (run_id)"
+            " WHERE c.market = %s AND c.symbol = ANY(%s) AND r.data_end > %s AND r.data_end <= %s"
+            " ORDER BY c.run_id, c.symbol",
+            (market, list(symbols), after, until),
+        ).fetchall()

@@ -18,7 +18,7 @@ from fks_pipelines.lib.rag.index import embed_pending
 from fks_pipelines.lib.rag.synthetic import clustered_vectors, queries_near
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-SCOPE = {"scope_sql": "kind = %s", "scope_params": ["market_summary"]}
+SCOPE = store.DocumentScope(kinds=["market_summary"])
 
 
 def summaries(n: int, changed: dict[int, str] | None = None) -> list[Document]:
@@ -33,20 +33,20 @@ def embedded_at(conn) -> dict[str, datetime]:
 
 
 def test_reruns_are_idempotent_and_only_changed_documents_are_re_embedded(conn, embedder):
-    first = store.replace_documents(conn, summaries(20), **SCOPE)
+    first = store.replace_documents(conn, summaries(20), SCOPE)
     assert (first.inserted, first.unchanged) == (20, 0)
     stats = embed_pending(conn, embedder)
     assert (stats.documents, stats.chunks, stats.table) == (20, 20, "created")
     before = embedded_at(conn)
 
-    again = store.replace_documents(conn, summaries(20), **SCOPE)
+    again = store.replace_documents(conn, summaries(20), SCOPE)
     assert (again.inserted, again.replaced, again.unchanged, again.deleted) == (0, 0, 20, 0)
     assert embed_pending(conn, embedder).documents == 0
     assert conn.execute("SELECT count(*) FROM knowledge.documents").fetchone()[0] == 20
 
     # Day 3's text changes, day 19 is no longer produced: one replacement, one deletion, one new embedding.
     edited = summaries(19, changed={3: "BTCUSDT day 3: restated after a data fix"})
-    result = store.replace_documents(conn, edited, **SCOPE)
+    result = store.replace_documents(conn, edited, SCOPE)
     assert (result.inserted, result.replaced, result.unchanged, result.deleted) == (0, 1, 18, 1)
     assert embed_pending(conn, embedder).documents == 1
     after = embedded_at(conn)
@@ -56,7 +56,7 @@ def test_reruns_are_idempotent_and_only_changed_documents_are_re_embedded(conn, 
 
 
 def test_a_model_change_re_embeds_everything_on_the_old_model(conn, embedder, tmp_path):
-    store.replace_documents(conn, summaries(5), **SCOPE)
+    store.replace_documents(conn, summaries(5), SCOPE)
     embed_pending(conn, embedder)
     copy = tmp_path / "model"
     shutil.copytree(embedder.directory, copy)
@@ -80,7 +80,7 @@ def synthetic(conn):
     symbols = np.where(np.arange(n) % 100 == 0, "RARE", np.where(np.arange(n) % 2 == 0, "BTCUSDT", "ETHUSDT"))
     docs = [Document(key=f"doc/{i}", kind="signal_event" if i % 3 else "market_summary", as_of=T0 + timedelta(hours=i),
                      text=f"document {i}", symbol=str(symbols[i])) for i in range(n)]  # fmt: skip
-    store.replace_documents(conn, docs, scope_sql="true", scope_params=[])
+    store.replace_documents(conn, docs, store.DocumentScope())
     store.ensure_chunk_table(conn, 384)
     rows = ((d.id, 0, d.kind, d.symbol, d.as_of, 0, len(d.text), d.text, "synthetic", "1", v) for d, v in zip(docs, vectors, strict=True))
     store.write_chunks(conn, rows, [d.id for d in docs])
