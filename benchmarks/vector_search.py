@@ -1,4 +1,4 @@
-"""pgvector search through the project's path (rag.search: HNSW cosine, iterative scans, point-in-time and
+"""pgvector search through the project's path (knowledge.search: HNSW cosine, iterative scans, point-in-time and
 symbol filters) on N synthetic 384-d vectors clustered like real embeddings (lib/rag/synthetic.py).
 
 Loads N single-chunk documents into a scratch database, builds the HNSW index (timed), then for each
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 
 from benchmarks._scratch import create_scratch_database, drop_scratch_database  # noqa: E402
-from fks_pipelines.lib.db import rag as store  # noqa: E402
+from fks_pipelines.lib.db import knowledge  # noqa: E402
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.rag.synthetic import clustered_vectors, queries_near  # noqa: E402
 
@@ -34,12 +34,12 @@ T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
 def load(conn, vectors: np.ndarray, symbols: np.ndarray) -> None:
     n = len(vectors)
-    with conn.cursor() as cur, cur.copy("COPY rag.documents (id, key, kind, symbol, as_of, text) FROM STDIN") as copy:
+    with conn.cursor() as cur, cur.copy("COPY knowledge.documents (id, key, kind, symbol, as_of, text) FROM STDIN") as copy:
         for i in range(n):
             copy.write_row((f"d{i}", f"bench/{i}", "market_summary", symbols[i], T0 + timedelta(minutes=i), f"document {i}"))
     register_vector(conn)
     with conn.cursor() as cur, cur.copy(
-        "COPY rag.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model, model_version,"
+        "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model, model_version,"
         " embedding) FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.set_types(["text", "int4", "text", "text", "timestamptz", "int4", "int4", "text", "text", "text", "vector"])
@@ -59,8 +59,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ef", default="100,200,400", help="ef_search values to try, comma-separated")
-    parser.add_argument("--m", type=int, default=store.HNSW_M, help="HNSW m (default: the project's)")
-    parser.add_argument("--ef-construction", type=int, default=store.HNSW_EF_CONSTRUCTION, help="(default: the project's)")
+    parser.add_argument("--m", type=int, default=knowledge.HNSW_M, help="HNSW m (default: the project's)")
+    parser.add_argument("--ef-construction", type=int, default=knowledge.HNSW_EF_CONSTRUCTION, help="(default: the project's)")
     args = parser.parse_args()
     efs = [int(x) for x in args.ef.split(",")]
 
@@ -71,8 +71,8 @@ def main() -> None:
     url = create_scratch_database("fks_bench_vectors")
     try:
         with connect(url) as conn:
-            store.ensure_chunk_table(conn, DIM)
-            conn.execute("DROP INDEX rag.chunks_embedding_hnsw")  # build once, after loading (as a backfill would)
+            knowledge.ensure_chunk_table(conn, DIM)
+            conn.execute("DROP INDEX knowledge.chunks_embedding_hnsw")  # build once, after loading (as a backfill would)
             t = time.perf_counter()
             load(conn, vectors, symbols)
             load_s = time.perf_counter() - t
@@ -80,11 +80,11 @@ def main() -> None:
             conn.execute("SET maintenance_work_mem = '2GB'")
             t = time.perf_counter()
             conn.execute(
-                f"CREATE INDEX chunks_embedding_hnsw ON rag.chunks USING hnsw (embedding vector_cosine_ops)"
+                f"CREATE INDEX chunks_embedding_hnsw ON knowledge.chunks USING hnsw (embedding vector_cosine_ops)"
                 f" WITH (m = {args.m}, ef_construction = {args.ef_construction})"
             )
             build_s = time.perf_counter() - t
-            conn.execute("ANALYZE rag.chunks")
+            conn.execute("ANALYZE knowledge.chunks")
             print(f"HNSW build (m={args.m}, ef_construction={args.ef_construction}): {build_s:.1f}s", file=sys.stderr)
             as_of = T0 + timedelta(minutes=args.n)
             filters = {"none": (None, None), "symbol_10pct": (["S3"], symbols == "S3")}
@@ -93,11 +93,11 @@ def main() -> None:
             for name, (symbol_filter, _) in filters.items():
                 per_ef = {}
                 for ef in efs:
-                    store.search(conn, queries[0], K, as_of=as_of, symbols=symbol_filter, ef_search=ef)  # warm
+                    knowledge.search(conn, queries[0], K, as_of=as_of, symbols=symbol_filter, ef_search=ef)  # warm
                     latencies, recalls = [], []
                     for q, expected in zip(queries, truth[name], strict=True):
                         t = time.perf_counter()
-                        hits = store.search(conn, q, K, as_of=as_of, symbols=symbol_filter, ef_search=ef)
+                        hits = knowledge.search(conn, q, K, as_of=as_of, symbols=symbol_filter, ef_search=ef)
                         latencies.append((time.perf_counter() - t) * 1000)
                         recalls.append(len(expected & {h.document_id for h in hits}) / K)
                     per_ef[ef] = {"p50_ms": round(float(np.percentile(latencies, 50)), 2),

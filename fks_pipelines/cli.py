@@ -22,8 +22,8 @@ from pathlib import Path
 
 import click
 
+from fks_pipelines.lib.db.knowledge import MAX_K
 from fks_pipelines.lib.db.platform import database_urls, embedded_server, platform_env
-from fks_pipelines.lib.db.rag import MAX_K
 from fks_pipelines.lib.errors import BadInputError, FksError
 from fks_pipelines.lib.rag.documents import KINDS
 from fks_pipelines.settings import PROJECT_ROOT, Settings
@@ -290,9 +290,9 @@ def portfolio_import(file: Path) -> None:
 @click.option("--kinds", type=CommaChoice(KINDS), help=f"Comma-separated document kinds ({', '.join(KINDS)}).")
 def search(question: str, k: int, as_of: datetime | None, symbols: str | None, kinds: list[str] | None) -> None:
     """Semantic search over the knowledge layer, point-in-time: embeds QUESTION with the configured model and
-    prints the nearest documents known by --as-of (the same rag.search analysts call in SQL)."""
+    prints the nearest documents known by --as-of (the same knowledge.search analysts call in SQL)."""
     from fks_pipelines.lib.db.connect import connect
-    from fks_pipelines.lib.db.rag import search as rag_search
+    from fks_pipelines.lib.db.knowledge import search as rag_search
     from fks_pipelines.lib.rag.embedder import Embedder
 
     settings = Settings.from_env()
@@ -301,7 +301,7 @@ def search(question: str, k: int, as_of: datetime | None, symbols: str | None, k
     data_url, _ = database_urls(settings)
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     with connect(data_url) as conn:
-        if conn.execute("SELECT to_regclass('rag.chunks')").fetchone()[0] is None:
+        if conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is None:
             raise click.ClickException("nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings")
         hits = rag_search(conn, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=kinds)
     click.echo(f'{len(hits)} documents known by {when:%Y-%m-%d %H:%M %Z} nearest to "{question}":')

@@ -105,11 +105,11 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
             f"{symbol:<10}{strategy:<22}{params_text:<36}{_pct(ret):>11}{sharpe_text:>8}{_pct(dd):>9}{_pct(bh):>9}"
             f"  {regimes.get(symbol, '-')}"
         )
-    click.echo("\nrag.documents (embedded into rag.chunks)")
+    click.echo("\nknowledge.documents (embedded into knowledge.chunks)")
     click.echo(f"{'kind':<20}{'documents':>10}{'embedded':>10}")
     for kind, count, embedded in knowledge:
         click.echo(f"{kind:<20}{count:>10}{embedded:>10}")
-    click.echo(f'\nrag.search: "{DEMO_QUESTION}" as of {as_of:%Y-%m-%d %H:%M} UTC')
+    click.echo(f'\nknowledge.search: "{DEMO_QUESTION}" as of {as_of:%Y-%m-%d %H:%M} UTC')
     for hit in hits:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
     print_recommendation(last, recommendation, generations)
@@ -156,8 +156,8 @@ REGIMES_SQL = """
 
 
 KNOWLEDGE_SQL = """
-    SELECT d.kind, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM rag.chunks c WHERE c.document_id = d.id))
-    FROM rag.documents d GROUP BY d.kind ORDER BY d.kind
+    SELECT d.kind, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id))
+    FROM knowledge.documents d GROUP BY d.kind ORDER BY d.kind
 """
 DEMO_QUESTION = "a sharp drop in price with high volatility"
 DEMO_PORTFOLIO = PROJECT_ROOT / "examples" / "demo_portfolio.yaml"
@@ -166,7 +166,7 @@ DEMO_PORTFOLIO = PROJECT_ROOT / "examples" / "demo_portfolio.yaml"
 def search_knowledge(conn, question: str, *, as_of: datetime, k: int):
     """Embed the question with the configured model (the one the run loaded) and search point-in-time."""
     from fks_pipelines.definitions import resources
-    from fks_pipelines.lib.db.rag import search
+    from fks_pipelines.lib.db.knowledge import search
 
     embedder = resources["embedding_model"].get()
     return search(conn, embedder.encode([question])[0], k, as_of=as_of)

@@ -138,9 +138,9 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         # Two days of bars are too few for a walk-forward window: the section is there, and empty.
         assert "analytics.strategy_choices" in out
         # The knowledge layer: 2 days x 3 symbols of market summaries, all embedded, and a point-in-time search.
-        knowledge = out.split("rag.documents", 1)[1]
+        knowledge = out.split("knowledge.documents", 1)[1]
         assert re.search(r"market_summary\s+6\s+6", knowledge), knowledge
-        assert len(re.findall(r"^  0\.\d{3}  market_summary", knowledge.split("rag.search:", 1)[1], flags=re.M)) == 3
+        assert len(re.findall(r"^  0\.\d{3}  market_summary", knowledge.split("knowledge.search:", 1)[1], flags=re.M)) == 3
         found = subprocess.run([*FKS, "search", "a calm day for ETHUSDT", "-k", "2", "--symbols", "ETHUSDT"],
                                env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
         assert found.returncode == 0, found.stderr

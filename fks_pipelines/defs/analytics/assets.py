@@ -13,7 +13,7 @@ from pydantic import Field
 
 from fks_pipelines import __version__
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
-from fks_pipelines.lib.db import analytics as store
+from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
@@ -117,7 +117,7 @@ def strategy_choices(
             for c in candidates:
                 table_rows.append((symbol, c.strategy, c.params, c.oos, c is winner))
         with conn.transaction():  # the run, its choices and their grids land together or not at all
-            store.insert_run(
+            analytics.insert_run(
                 conn,
                 run_id,
                 code_version=__version__,
@@ -131,7 +131,7 @@ def strategy_choices(
                 times = bars["bucket"]
                 decided_at = times[winner.decision_index].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
                 b_and_h = bars["close"][-1] / bars["close"][int(winner.windows["decision"][0])] - 1
-                choice = store.StrategyChoice(
+                choice = analytics.StrategyChoice(
                     symbol=symbol,
                     strategy=winner.strategy,
                     params=winner.params,
@@ -144,12 +144,12 @@ def strategy_choices(
                     buy_and_hold_return=float(b_and_h),
                     decided_at=decided_at,
                 )
-                store.insert_choice(conn, run_id, market_data.market, choice)
+                analytics.insert_choice(conn, run_id, market_data.market, choice)
                 # The winner's full-sample grid, for analysts comparing configurations.
                 strategy = STRATEGIES[winner.strategy]
                 grid = run_sweep(bars, strategy, strategy.parameter_sets(), backtest)
                 data_start = times[0].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
-                store.insert_results(
+                analytics.insert_results(
                     conn, run_id, market_data.market, symbol, strategy.name, data_start, end, grid.iter_rows(named=True)
                 )
     table = ["| symbol | strategy | params | OOS return | OOS Sharpe | OOS max DD | chosen |", "|---|---|---|---|---|---|---|"]
@@ -196,15 +196,15 @@ def signals(context: AssetExecutionContext, database: PostgresResource, market_d
             for symbol, bars in bars_by_symbol.items():
                 if len(bars["close"]) == 0:
                     continue
-                chosen = store.latest_choice(conn, market_data.market, symbol, before=end)
+                chosen = analytics.latest_choice(conn, market_data.market, symbol, before=end)
                 params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
                 if chosen:
                     params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
                 state = indicator_state(bars)
                 as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
-                rows.append(store.Signal(day, symbol, as_of, state, signal_state(bars, params)))
+                rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params)))
             day = end
-        store.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
+        analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
     latest = [r for r in rows if r.bucket == max(x.bucket for x in rows)] if rows else []
     preview = ["| symbol | close | RSI 14 | MACD hist | entries | exits |", "|---|---|---|---|---|---|"]
     for _, symbol, _, st, sig in latest:
@@ -232,16 +232,16 @@ def market_regimes(context: AssetExecutionContext, database: PostgresResource, m
         days = read_daily_closes(conn, market_data.market, market_data.symbols)
         per_day, matrices = regime_report(days, RegimeConfig()) if days.height else (pl.DataFrame(), pl.DataFrame())
         regimes = [
-            store.RegimeDay(r["symbol"], r["bucket"], r["regime"], {g: r[f"p_next_{g}"] for g in REGIMES})
+            analytics.RegimeDay(r["symbol"], r["bucket"], r["regime"], {g: r[f"p_next_{g}"] for g in REGIMES})
             for r in per_day.iter_rows(named=True)
         ]
         transitions = [
-            store.RegimeTransition(
+            analytics.RegimeTransition(
                 r["symbol"], r["from_regime"], {g: r[f"to_{g}"] for g in REGIMES}, r["stationary_share"]
             )
             for r in matrices.iter_rows(named=True)
         ]
-        store.replace_regimes(conn, market_data.market, regimes, transitions)
+        analytics.replace_regimes(conn, market_data.market, regimes, transitions)
     latest = per_day.group_by("symbol").agg(pl.all().sort_by("bucket").last()) if per_day.height else per_day
     summary = {r["symbol"]: r["regime"] for r in latest.iter_rows(named=True)} if latest.height else {}
     return MaterializeResult(metadata={"dagster/row_count": per_day.height, "latest_regimes": MetadataValue.json(summary)})

@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job, all_assets_job, reoptimize_job
+from fks_pipelines.defs.automation.jobs import all_assets_job, archive_import_job, daily_job, reoptimize_job
 from fks_pipelines.defs.automation.schedules import daily_schedule, weekly_reoptimize_schedule
 from fks_pipelines.defs.automation.sensors import (
     archive_landing_sensor,

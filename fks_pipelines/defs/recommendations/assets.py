@@ -28,27 +28,13 @@ from fks_pipelines.defs.shared import (
     PostgresResource,
     daily_partitions,
 )
-from fks_pipelines.lib.db import recommendations as store
+from fks_pipelines.lib.db import recommendations
 from fks_pipelines.lib.db.portfolio import account_states
-from fks_pipelines.lib.db.rag import search
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
 from fks_pipelines.lib.recommend.generate import generate
-from fks_pipelines.lib.recommend.schema import RetrievedDocument
+from fks_pipelines.lib.recommend.retrieval import retriever
 
 DAILY_KEY = AssetKey(["recommendations", "daily"])
-
-
-def retriever(conn, embedding_model: EmbeddingModelResource, k: int = 4):
-    """Top-k documents per symbol known at the decision time (none before anything is embedded)."""
-    if conn.execute("SELECT to_regclass('rag.chunks')").fetchone()[0] is None:
-        return lambda symbol, at: []
-    embedder = embedding_model.get()
-
-    def retrieve(symbol: str, at: datetime) -> list[RetrievedDocument]:
-        query = embedder.encode([f"{symbol}: latest market summary, strategy signals and walk-forward results"])[0]
-        return [RetrievedDocument(h.document_id, h.kind, h.symbol, h.as_of, h.text) for h in search(conn, query, k, as_of=at, symbols=[symbol])]
-
-    return retrieve
 
 
 @asset(
@@ -85,17 +71,17 @@ def daily_recommendations(
     with database.connection() as conn:
         if not account_states(conn, datetime.now(timezone.utc)):
             context.log.warning("no accounts in portfolio.accounts: import one with `fks portfolio import FILE`")
-        retrieve = retriever(conn, embedding_model)
+        retrieve = retriever(conn, embedding_model.get)
         for day in days:
-            account_contexts = store.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
+            account_contexts = recommendations.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
             day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
-            store.store_day(conn, day, day_generations)  # every account of the day, or none
+            recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
             for generation, _ in day_generations:
                 generations.append((day, generation))
                 if generation.llm_error:
                     failures.append(f"{day} {generation.account}: {generation.llm_error}")
                     context.log.warning(f"LLM failed for {generation.account} on {day}; the rules engine answered: {generation.llm_error}")
-        last_rows = store.latest_rows(conn, days[-1]) if days else []
+        last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
     if last_rows and discord.webhook_url:
         problem = post_to_discord(discord.webhook_url, recommendation_message(str(days[-1]), last_rows))
         context.log.info("posted to Discord" if problem is None else f"Discord post failed (the recommendation stands): {problem}")
@@ -140,8 +126,8 @@ def daily_recommendations(
 )
 def track_record(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     with database.connection() as conn:
-        scored = store.score_track_record(conn)
-        summary = store.track_record_summary(conn)
+        scored = recommendations.score_track_record(conn)
+        summary = recommendations.track_record_summary(conn)
     fmt = lambda v, pattern: "-" if v is None else format(v, pattern)  # noqa: E731
     table = ["| account | generator | scored | hit rate 1d | hit rate 7d | paper P&L 1d | paper P&L 7d |", "|---|---|---|---|---|---|---|"]
     table += [f"| {a} | {g} | {n} | {fmt(h1, '.0%')} | {fmt(h7, '.0%')} | {fmt(p1, ',.2f')} | {fmt(p7, ',.2f')} |" for a, g, n, h1, h7, p1, p7 in summary]

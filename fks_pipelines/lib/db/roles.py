@@ -43,8 +43,8 @@ ANALYST_GRANTS: tuple[TableGrant, ...] = (
             "regime_transitions",
         )
     ),
-    TableGrant("rag", "documents"),
-    TableGrant("rag", "chunks"),
+    TableGrant("knowledge", "documents"),
+    TableGrant("knowledge", "chunks"),
     TableGrant("recommendations", "daily"),
     TableGrant("recommendations", "track_record"),
     TableGrant(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from fks_pipelines.lib.db import rag as store
+from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.rag.embedder import Embedder
 
 
@@ -35,8 +35,8 @@ def embed_pending(
     progress: Callable[[int, int], None] | None = None,
 ) -> EmbedStats:
     started = time.perf_counter()
-    table = store.ensure_chunk_table(conn, embedder.dimension)
-    pending = store.documents_to_embed(conn, embedder.model, embedder.version)
+    table = knowledge.ensure_chunk_table(conn, embedder.dimension)
+    pending = knowledge.documents_to_embed(conn, embedder.model, embedder.version)
     documents = chunks = 0
     for i in range(0, len(pending), batch_documents):
         batch = pending[i : i + batch_documents]
@@ -47,7 +47,7 @@ def embed_pending(
              embedder.version, vector)
             for ((doc_id, kind, symbol, as_of, _), chunk), vector in zip(pieces, vectors, strict=True)
         )  # fmt: skip
-        chunks += store.write_chunks(conn, rows, [doc[0] for doc in batch])
+        chunks += knowledge.write_chunks(conn, rows, [doc[0] for doc in batch])
         documents += len(batch)
         if progress:
             progress(documents, len(pending))
@@ -56,5 +56,5 @@ def embed_pending(
         chunks=chunks,
         seconds=time.perf_counter() - started,
         table=table,
-        remaining_old_model=store.stale_model_chunks(conn, embedder.model, embedder.version),
+        remaining_old_model=knowledge.stale_model_chunks(conn, embedder.model, embedder.version),
     )

@@ -11,7 +11,7 @@ from fks_pipelines.definitions import defs
 from fks_pipelines.defs.knowledge.assets import document_embeddings, documents
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.shared import GPU_POOL, GPU_TAG_KEY, MarketDataResource, PostgresResource
-from fks_pipelines.lib.db.rag import search
+from fks_pipelines.lib.db.knowledge import search
 from tests.defs.conftest import SYMBOLS
 
 START, END = datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 25, tzinfo=timezone.utc)
@@ -24,12 +24,12 @@ def test_the_all_assets_job_builds_and_embeds_documents(pipeline):
     assert embedded["model"].value == "all-MiniLM-L6-v2" and embedded["dimension"].value == 384
     assert embedded["device"].value == "cpu" and embedded["documents_embedded"].value > 48
     with psycopg.connect(url) as conn:
-        kinds = dict(conn.execute("SELECT kind, count(*) FROM rag.documents GROUP BY kind").fetchall())
+        kinds = dict(conn.execute("SELECT kind, count(*) FROM knowledge.documents GROUP BY kind").fetchall())
         assert kinds["market_summary"] == 24 * len(SYMBOLS) and kinds["strategy_summary"] >= len(SYMBOLS)
-        first, last = conn.execute("SELECT min(as_of), max(as_of) FROM rag.documents").fetchone()
+        first, last = conn.execute("SELECT min(as_of), max(as_of) FROM knowledge.documents").fetchone()
         assert START < first and last <= END
         missing = conn.execute(
-            "SELECT count(*) FROM rag.documents d WHERE NOT EXISTS (SELECT 1 FROM rag.chunks c WHERE c.document_id = d.id)"
+            "SELECT count(*) FROM knowledge.documents d WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id)"
         ).fetchone()[0]
         assert missing == 0
 
@@ -48,7 +48,7 @@ def test_rerunning_a_day_changes_nothing_and_embeds_nothing(pipeline):
         "embedding_model": EmbeddingModelResource(device="cpu"),
     }
     with psycopg.connect(url) as conn:
-        before = conn.execute("SELECT id, embedded_at FROM rag.documents JOIN rag.chunks ON document_id = id ORDER BY id").fetchall()
+        before = conn.execute("SELECT id, embedded_at FROM knowledge.documents JOIN knowledge.chunks ON document_id = id ORDER BY id").fetchall()
     result = materialize([documents, document_embeddings], partition_key="2024-05-10", resources=resources)
     docs = result.asset_materializations_for_node("knowledge__documents")[0].metadata
     assert docs["documents"].value >= len(SYMBOLS)
@@ -56,7 +56,7 @@ def test_rerunning_a_day_changes_nothing_and_embeds_nothing(pipeline):
     assert docs["unchanged"].value == docs["documents"].value
     assert result.asset_materializations_for_node("knowledge__document_embeddings")[0].metadata["documents_embedded"].value == 0
     with psycopg.connect(url) as conn:
-        after = conn.execute("SELECT id, embedded_at FROM rag.documents JOIN rag.chunks ON document_id = id ORDER BY id").fetchall()
+        after = conn.execute("SELECT id, embedded_at FROM knowledge.documents JOIN knowledge.chunks ON document_id = id ORDER BY id").fetchall()
     assert after == before
 
 

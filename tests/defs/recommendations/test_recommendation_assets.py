@@ -16,8 +16,8 @@ from fks_pipelines.defs.portfolio.assets import profit_splits
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, track_record
 from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.lib.db.knowledge import ensure_chunk_table, write_chunks
 from fks_pipelines.lib.db.portfolio import import_accounts
-from fks_pipelines.lib.db.rag import ensure_chunk_table, write_chunks
 from fks_pipelines.lib.portfolio.ledger import Account, Trade
 from fks_pipelines.lib.rag.documents import Document
 from tests.defs.conftest import SYMBOLS
@@ -59,7 +59,7 @@ def account_db(pipeline, embedder):
         # A document from the future, worded to be retrieved for BTCUSDT: it must never reach an earlier prompt.
         leak = Document(key="test/leak", kind="market_summary", as_of=datetime(2024, 5, 15, tzinfo=timezone.utc),
                         text="FUTURE-LEAK: BTCUSDT latest market summary, strategy signals and walk-forward results.", symbol="BTCUSDT", market="spot")  # fmt: skip
-        conn.execute("INSERT INTO rag.documents (id, key, kind, market, symbol, as_of, text) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        conn.execute("INSERT INTO knowledge.documents (id, key, kind, market, symbol, as_of, text) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                      (leak.id, leak.key, leak.kind, leak.market, leak.symbol, leak.as_of, leak.text))  # fmt: skip
         ensure_chunk_table(conn, embedder.dimension)
         write_chunks(conn, [(leak.id, 0, leak.kind, leak.symbol, leak.as_of, 0, len(leak.text), leak.text, embedder.model,

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
-from fks_pipelines.lib.db.rag import ensure_chunk_table
+from fks_pipelines.lib.db.knowledge import ensure_chunk_table
 from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.db.roles import ANALYST, ANALYST_GRANTS, analyst_gaps, enable_analyst_login, url_for_role
 from fks_pipelines.lib.sources.frame import LoadScope
@@ -189,7 +189,7 @@ def _actual_grants(conn: psycopg.Connection) -> set[tuple[str, str, tuple[str, .
 def test_analyst_privileges_are_exactly_the_documented_grants(analyst):
     url, _ = analyst
     with psycopg.connect(url, autocommit=True) as conn:
-        ensure_chunk_table(conn, 4)  # rag.chunks exists once embeddings are built
+        ensure_chunk_table(conn, 4)  # knowledge.chunks exists once embeddings are built
         expected = set()
         for grant in ANALYST_GRANTS:
             if grant.table == "*":

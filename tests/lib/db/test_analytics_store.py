@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fks_pipelines.lib.db import analytics as store
+from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.quant.backtest import METRICS
 
 D0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -18,10 +18,10 @@ def day(i: int) -> datetime:
     return D0 + timedelta(days=i)
 
 
-def signal(symbol: str, i: int, close: float = 100.0) -> store.Signal:
-    indicators = {k: float(i) for k in store.INDICATORS} | {"close": close, "rsi_14": math.nan}
+def signal(symbol: str, i: int, close: float = 100.0) -> analytics.Signal:
+    indicators = {k: float(i) for k in analytics.INDICATORS} | {"close": close, "rsi_14": math.nan}
     signals = {"ma_cross": {"params": {"fast": 10, "slow": 30}, "entry": i % 2 == 0, "exit": False}}
-    return store.Signal(day(i), symbol, day(i + 1) - timedelta(hours=1), indicators, signals)
+    return analytics.Signal(day(i), symbol, day(i + 1) - timedelta(hours=1), indicators, signals)
 
 
 def signals_table(conn) -> dict[tuple, tuple]:
@@ -33,8 +33,8 @@ def signals_table(conn) -> dict[tuple, tuple]:
 
 def test_replace_signals_is_idempotent_and_touches_only_its_window_and_symbols(conn):
     everything = [signal(s, i) for s in ("BTCUSDT", "ETHUSDT") for i in range(5)]
-    assert store.replace_signals(conn, "spot", ["BTCUSDT", "ETHUSDT"], day(0), day(5), everything) == 10
-    store.replace_signals(conn, "um", ["BTCUSDT"], day(0), day(5), [signal("BTCUSDT", i) for i in range(5)])
+    assert analytics.replace_signals(conn, "spot", ["BTCUSDT", "ETHUSDT"], day(0), day(5), everything) == 10
+    analytics.replace_signals(conn, "um", ["BTCUSDT"], day(0), day(5), [signal("BTCUSDT", i) for i in range(5)])
     before = signals_table(conn)
     assert len(before) == 15
     assert before[("spot", "BTCUSDT", day(0))][1] is None  # NaN stored as NULL
@@ -42,7 +42,7 @@ def test_replace_signals_is_idempotent_and_touches_only_its_window_and_symbols(c
 
     # BTCUSDT on days 1 and 2 again, day 2 no longer produced: day 1 replaced, day 2 gone, nothing else moves.
     for _ in range(2):
-        store.replace_signals(conn, "spot", ["BTCUSDT"], day(1), day(3), [signal("BTCUSDT", 1, close=7.0)])
+        analytics.replace_signals(conn, "spot", ["BTCUSDT"], day(1), day(3), [signal("BTCUSDT", 1, close=7.0)])
         after = signals_table(conn)
         assert after[("spot", "BTCUSDT", day(1))][0] == 7.0
         assert ("spot", "BTCUSDT", day(2)) not in after
@@ -54,17 +54,17 @@ def test_replace_signals_is_idempotent_and_touches_only_its_window_and_symbols(c
 
 
 def test_replace_signals_refuses_rows_outside_its_scope_and_writes_nothing(conn):
-    store.replace_signals(conn, "spot", ["BTCUSDT"], day(0), day(2), [signal("BTCUSDT", 0), signal("BTCUSDT", 1)])
+    analytics.replace_signals(conn, "spot", ["BTCUSDT"], day(0), day(2), [signal("BTCUSDT", 0), signal("BTCUSDT", 1)])
     before = signals_table(conn)
     for stray in (signal("BTCUSDT", 2), signal("ETHUSDT", 0)):
         with pytest.raises(ValueError, match="outside the window"):
-            store.replace_signals(conn, "spot", ["BTCUSDT"], day(0), day(2), [signal("BTCUSDT", 0, close=1.0), stray])
+            analytics.replace_signals(conn, "spot", ["BTCUSDT"], day(0), day(2), [signal("BTCUSDT", 0, close=1.0), stray])
     assert signals_table(conn) == before
 
 
 def record(conn, run_id: str, symbol: str, decided_at: datetime, strategy: str, market: str = "spot") -> None:
     with conn.transaction():
-        store.insert_run(
+        analytics.insert_run(
             conn,
             run_id,
             code_version="test",
@@ -74,7 +74,7 @@ def record(conn, run_id: str, symbol: str, decided_at: datetime, strategy: str, 
             objective="sharpe",
             config={"objective": "sharpe", "seed": 1},
         )
-        choice = store.StrategyChoice(
+        choice = analytics.StrategyChoice(
             symbol=symbol,
             strategy=strategy,
             params={"window": 14},
@@ -87,7 +87,7 @@ def record(conn, run_id: str, symbol: str, decided_at: datetime, strategy: str, 
             buy_and_hold_return=math.nan,
             decided_at=decided_at,
         )
-        store.insert_choice(conn, run_id, market, choice)
+        analytics.insert_choice(conn, run_id, market, choice)
 
 
 def test_latest_choice_is_the_last_one_decided_strictly_before(conn):
@@ -97,15 +97,15 @@ def test_latest_choice_is_the_last_one_decided_strictly_before(conn):
     record(conn, "run-3", "ETHUSDT", day(1), "macd_cross")
     record(conn, "run-4", "BTCUSDT", day(1), "bollinger_breakout", market="um")
 
-    assert store.latest_choice(conn, "spot", "BTCUSDT", before=t1) is None
-    assert store.latest_choice(conn, "spot", "BTCUSDT", before=t1 + timedelta(seconds=1)) == (
+    assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=t1) is None
+    assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=t1 + timedelta(seconds=1)) == (
         "rsi_reversion",
         {"window": 14},
     )
-    assert store.latest_choice(conn, "spot", "BTCUSDT", before=t2) == ("rsi_reversion", {"window": 14})
-    assert store.latest_choice(conn, "spot", "BTCUSDT", before=day(40))[0] == "ma_cross"
-    assert store.latest_choice(conn, "um", "BTCUSDT", before=day(40))[0] == "bollinger_breakout"
-    assert store.latest_choice(conn, "spot", "SOLUSDT", before=day(40)) is None
+    assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=t2) == ("rsi_reversion", {"window": 14})
+    assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=day(40))[0] == "ma_cross"
+    assert analytics.latest_choice(conn, "um", "BTCUSDT", before=day(40))[0] == "bollinger_breakout"
+    assert analytics.latest_choice(conn, "spot", "SOLUSDT", before=day(40)) is None
 
     sharpe, bh, config = conn.execute(
         "SELECT c.oos_sharpe, c.buy_and_hold_return, r.config FROM analytics.strategy_choices c"
@@ -122,7 +122,7 @@ def test_results_store_every_metric_with_non_finite_values_as_null(conn):
         | {"sharpe": math.nan if f == 5 else 1.5}
         for f in (5, 10)
     ]
-    store.insert_results(conn, "run-1", "spot", "BTCUSDT", "ma_cross", day(0), day(30), grid)
+    analytics.insert_results(conn, "run-1", "spot", "BTCUSDT", "ma_cross", day(0), day(30), grid)
     rows = conn.execute(
         "SELECT params, sample, window_index, sharpe, max_drawdown FROM analytics.backtest_results"
         " WHERE run_id = 'run-1' ORDER BY params->>'fast'"
@@ -137,16 +137,16 @@ def test_results_store_every_metric_with_non_finite_values_as_null(conn):
     assert conn.execute("SELECT count(*) FROM analytics.backtest_results").fetchone()[0] == 0
 
 
-def regimes(symbol: str, n: int, regime: str) -> tuple[list[store.RegimeDay], list[store.RegimeTransition]]:
-    days = [store.RegimeDay(symbol, day(i), regime, {regime: 1.0}) for i in range(n)]
-    return days, [store.RegimeTransition(symbol, regime, {regime: 0.7, "other": 0.3}, 1.0)]
+def regimes(symbol: str, n: int, regime: str) -> tuple[list[analytics.RegimeDay], list[analytics.RegimeTransition]]:
+    days = [analytics.RegimeDay(symbol, day(i), regime, {regime: 1.0}) for i in range(n)]
+    return days, [analytics.RegimeTransition(symbol, regime, {regime: 0.7, "other": 0.3}, 1.0)]
 
 
 def test_replace_regimes_replaces_the_whole_market_and_only_it(conn):
-    store.replace_regimes(conn, "um", *regimes("BTCUSDT", 3, "down_low_vol"))
-    store.replace_regimes(conn, "spot", *regimes("ETHUSDT", 5, "up_high_vol"))
+    analytics.replace_regimes(conn, "um", *regimes("BTCUSDT", 3, "down_low_vol"))
+    analytics.replace_regimes(conn, "spot", *regimes("ETHUSDT", 5, "up_high_vol"))
     for _ in range(2):
-        store.replace_regimes(conn, "spot", *regimes("BTCUSDT", 4, "sideways_low_vol"))
+        analytics.replace_regimes(conn, "spot", *regimes("BTCUSDT", 4, "sideways_low_vol"))
         counts = conn.execute(
             "SELECT market, symbol, regime, count(*) FROM analytics.market_regimes GROUP BY 1, 2, 3 ORDER BY 1, 2"
         ).fetchall()

@@ -1,6 +1,6 @@
 -- The knowledge layer's documents (what the recommendation retrieves from, what analysts search). The chunk
--- table holding the embeddings is created by fks_pipelines.lib.db.rag.ensure_chunk_table, because its
--- vector dimension comes from the embedding model, not from this file.
+-- table holding the embeddings is created by fks_pipelines.lib.db.knowledge.ensure_chunk_table, because its
+-- vector dimension comes from the embedding model, not from this file. 010 renames the schema to knowledge.
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_available_extensions WHERE name = 'vector') THEN

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS recommendations.daily (
     horizon_days   int         NOT NULL,
     confidence     double precision NOT NULL,
     rationale      text        NOT NULL,
-    evidence       jsonb       NOT NULL DEFAULT '[]',  -- rag.documents ids the rationale relies on
+    evidence       jsonb       NOT NULL DEFAULT '[]',  -- knowledge.documents ids the rationale relies on
     clamps         jsonb       NOT NULL DEFAULT '[]',  -- each sizing rule that changed the proposal
     reference_price double precision NOT NULL,         -- the close at decision time
     PRIMARY KEY (decision_date, account, symbol),

@@ -1,4 +1,4 @@
-"""rag.documents / rag.chunks on the real server: idempotent upserts, re-embedding only what changed,
+"""knowledge.documents / knowledge.chunks on the real server: idempotent upserts, re-embedding only what changed,
 HNSW recall against exact search, selective filters, and the point-in-time guarantee."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from fks_pipelines.lib.db import rag as store
+from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.db.roles import ANALYST, enable_analyst_login, url_for_role
 from fks_pipelines.lib.rag.documents import Document
 from fks_pipelines.lib.rag.embedder import Embedder
@@ -18,7 +18,7 @@ from fks_pipelines.lib.rag.index import embed_pending
 from fks_pipelines.lib.rag.synthetic import clustered_vectors, queries_near
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-SCOPE = {"scope_sql": "kind = %s", "scope_params": ["market_summary"]}
+SCOPE = knowledge.DocumentScope(kinds=["market_summary"])
 
 
 def summaries(n: int, changed: dict[int, str] | None = None) -> list[Document]:
@@ -29,24 +29,24 @@ def summaries(n: int, changed: dict[int, str] | None = None) -> list[Document]:
 
 
 def embedded_at(conn) -> dict[str, datetime]:
-    return dict(conn.execute("SELECT document_id, embedded_at FROM rag.chunks").fetchall())
+    return dict(conn.execute("SELECT document_id, embedded_at FROM knowledge.chunks").fetchall())
 
 
 def test_reruns_are_idempotent_and_only_changed_documents_are_re_embedded(conn, embedder):
-    first = store.replace_documents(conn, summaries(20), **SCOPE)
+    first = knowledge.replace_documents(conn, summaries(20), SCOPE)
     assert (first.inserted, first.unchanged) == (20, 0)
     stats = embed_pending(conn, embedder)
     assert (stats.documents, stats.chunks, stats.table) == (20, 20, "created")
     before = embedded_at(conn)
 
-    again = store.replace_documents(conn, summaries(20), **SCOPE)
+    again = knowledge.replace_documents(conn, summaries(20), SCOPE)
     assert (again.inserted, again.replaced, again.unchanged, again.deleted) == (0, 0, 20, 0)
     assert embed_pending(conn, embedder).documents == 0
-    assert conn.execute("SELECT count(*) FROM rag.documents").fetchone()[0] == 20
+    assert conn.execute("SELECT count(*) FROM knowledge.documents").fetchone()[0] == 20
 
     # Day 3's text changes, day 19 is no longer produced: one replacement, one deletion, one new embedding.
     edited = summaries(19, changed={3: "BTCUSDT day 3: restated after a data fix"})
-    result = store.replace_documents(conn, edited, **SCOPE)
+    result = knowledge.replace_documents(conn, edited, SCOPE)
     assert (result.inserted, result.replaced, result.unchanged, result.deleted) == (0, 1, 18, 1)
     assert embed_pending(conn, embedder).documents == 1
     after = embedded_at(conn)
@@ -56,7 +56,7 @@ def test_reruns_are_idempotent_and_only_changed_documents_are_re_embedded(conn, 
 
 
 def test_a_model_change_re_embeds_everything_on_the_old_model(conn, embedder, tmp_path):
-    store.replace_documents(conn, summaries(5), **SCOPE)
+    knowledge.replace_documents(conn, summaries(5), SCOPE)
     embed_pending(conn, embedder)
     copy = tmp_path / "model"
     shutil.copytree(embedder.directory, copy)
@@ -64,11 +64,11 @@ def test_a_model_change_re_embeds_everything_on_the_old_model(conn, embedder, tm
     retrained = Embedder(model="all-MiniLM-L6-v2-ft", model_path=str(copy), device="cpu")
     stats = embed_pending(conn, retrained)
     assert (stats.documents, stats.remaining_old_model) == (5, 0)
-    models = conn.execute("SELECT DISTINCT model, model_version FROM rag.chunks").fetchall()
+    models = conn.execute("SELECT DISTINCT model, model_version FROM knowledge.chunks").fetchall()
     assert models == [("all-MiniLM-L6-v2-ft", retrained.version)]
     # Another dimension: the column is retyped and emptied, so the next run embeds everything again.
-    assert store.ensure_chunk_table(conn, 8) == "retyped" and store.chunk_dimension(conn) == 8
-    assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 0
+    assert knowledge.ensure_chunk_table(conn, 8) == "retyped" and knowledge.chunk_dimension(conn) == 8
+    assert conn.execute("SELECT count(*) FROM knowledge.chunks").fetchone()[0] == 0
 
 
 @pytest.fixture
@@ -80,10 +80,10 @@ def synthetic(conn):
     symbols = np.where(np.arange(n) % 100 == 0, "RARE", np.where(np.arange(n) % 2 == 0, "BTCUSDT", "ETHUSDT"))
     docs = [Document(key=f"doc/{i}", kind="signal_event" if i % 3 else "market_summary", as_of=T0 + timedelta(hours=i),
                      text=f"document {i}", symbol=str(symbols[i])) for i in range(n)]  # fmt: skip
-    store.replace_documents(conn, docs, scope_sql="true", scope_params=[])
-    store.ensure_chunk_table(conn, 384)
+    knowledge.replace_documents(conn, docs, knowledge.DocumentScope())
+    knowledge.ensure_chunk_table(conn, 384)
     rows = ((d.id, 0, d.kind, d.symbol, d.as_of, 0, len(d.text), d.text, "synthetic", "1", v) for d, v in zip(docs, vectors, strict=True))
-    store.write_chunks(conn, rows, [d.id for d in docs])
+    knowledge.write_chunks(conn, rows, [d.id for d in docs])
     return docs, vectors, rng
 
 
@@ -97,9 +97,9 @@ def test_hnsw_search_matches_exact_search(conn, synthetic):
     docs, vectors, rng = synthetic
     queries = queries_near(vectors, 40, rng)
     end = T0 + timedelta(hours=len(docs))
-    recall = [len(set(exact(docs, vectors, q, 10, end)) & {h.document_id for h in store.search(conn, q, 10, as_of=end)}) / 10 for q in queries]
+    recall = [len(set(exact(docs, vectors, q, 10, end)) & {h.document_id for h in knowledge.search(conn, q, 10, as_of=end)}) / 10 for q in queries]
     assert np.mean(recall) >= 0.99, np.mean(recall)
-    hits = store.search(conn, queries[0], 10, as_of=end)
+    hits = knowledge.search(conn, queries[0], 10, as_of=end)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
     nearest = next(i for i, d in enumerate(docs) if d.id == hits[0].document_id)
     assert hits[0].distance == pytest.approx(float(1 - vectors[nearest] @ queries[0]), abs=1e-5)  # cosine distance
@@ -109,10 +109,10 @@ def test_selective_filters_still_return_k_results(conn, synthetic):
     docs, vectors, rng = synthetic
     end = T0 + timedelta(hours=len(docs))
     for q in queries_near(vectors, 10, rng):
-        hits = store.search(conn, q, 10, as_of=end, symbols=["RARE"])  # 30 of 3,000 rows match
+        hits = knowledge.search(conn, q, 10, as_of=end, symbols=["RARE"])  # 30 of 3,000 rows match
         assert len(hits) == 10 and {h.symbol for h in hits} == {"RARE"}
         assert [h.document_id for h in hits] == exact(docs, vectors, q, 10, end, symbols={"RARE"})
-        kinds = store.search(conn, q, 10, as_of=end, kinds=["market_summary"], symbols=["ETHUSDT"])
+        kinds = knowledge.search(conn, q, 10, as_of=end, kinds=["market_summary"], symbols=["ETHUSDT"])
         assert len(kinds) == 10 and {(h.kind, h.symbol) for h in kinds} == {("market_summary", "ETHUSDT")}
 
 
@@ -121,16 +121,16 @@ def test_search_never_returns_a_document_from_after_as_of(conn, synthetic):
     for _ in range(25):
         cut = T0 + timedelta(hours=int(rng.integers(5, len(docs))))
         q = vectors[int(rng.integers(0, len(docs)))]  # often a document from after the cut: distance 0
-        hits = store.search(conn, q, 10, as_of=cut)
+        hits = knowledge.search(conn, q, 10, as_of=cut)
         assert hits and all(h.as_of <= cut for h in hits)
         assert {h.document_id for h in hits} == set(exact(docs, vectors, q, 10, cut)) or len(hits) == 10
     # The query's own document is found exactly when the search is as of its time or later.
     target = docs[2500]
     q = vectors[2500]
-    assert store.search(conn, q, 1, as_of=target.as_of)[0].document_id == target.id
-    assert store.search(conn, q, 1, as_of=target.as_of - timedelta(microseconds=1))[0].document_id != target.id
+    assert knowledge.search(conn, q, 1, as_of=target.as_of)[0].document_id == target.id
+    assert knowledge.search(conn, q, 1, as_of=target.as_of - timedelta(microseconds=1))[0].document_id != target.id
     with pytest.raises(ValueError, match="timezone-aware"):
-        store.search(conn, q, 1, as_of=datetime(2024, 1, 1))
+        knowledge.search(conn, q, 1, as_of=datetime(2024, 1, 1))
 
 
 def test_analysts_can_search_but_not_write(conn, db_url, synthetic):
@@ -139,10 +139,10 @@ def test_analysts_can_search_but_not_write(conn, db_url, synthetic):
     with psycopg.connect(url_for_role(db_url, ANALYST, "analyst-pw")) as analyst:
         literal = "[" + ",".join(f"{x:.7f}" for x in vectors[42]) + "]"
         rows = analyst.execute(
-            "SELECT document_id, document_as_of FROM rag.search(%s::vector, 5, %s)", (literal, docs[-1].as_of)
+            "SELECT document_id, document_as_of FROM knowledge.search(%s::vector, 5, %s)", (literal, docs[-1].as_of)
         ).fetchall()
         assert rows[0][0] == docs[42].id and len(rows) == 5
-        like = analyst.execute("SELECT document_id FROM rag.similar_to('doc/42', 3, %s)", (docs[-1].as_of,)).fetchall()
+        like = analyst.execute("SELECT document_id FROM knowledge.similar_to('doc/42', 3, %s)", (docs[-1].as_of,)).fetchall()
         assert len(like) == 3 and docs[42].id not in {r[0] for r in like}
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            analyst.execute("DELETE FROM rag.documents")
+            analyst.execute("DELETE FROM knowledge.documents")
