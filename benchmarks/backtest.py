@@ -94,7 +94,10 @@ def main() -> None:
     start = date(2024, 1, 1)
     minute = sample_klines(symbols, start, start + timedelta(days=args.days))
     bars_by_symbol = {
-        s: {c: minute.filter(pl.col("symbol") == s)[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}
+        s: {
+            c: minute.filter(pl.col("symbol") == s)[c].cast(pl.Float64).to_numpy()
+            for c in ("open", "high", "low", "close")
+        }
         for s in symbols
     }
     strategy = STRATEGIES["ma_cross"]

@@ -73,8 +73,17 @@ def main() -> None:
     args = parser.parse_args()
     small = measure(args.small, args.repeat)
     large = measure(args.large, args.repeat)
-    print(json.dumps({"days_small": args.small, "days_large": args.large, "seconds_small": round(small, 3),
-                      "seconds_large": round(large, 3), "ratio": round(large / small, 3)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "days_small": args.small,
+                "days_large": args.large,
+                "seconds_small": round(small, 3),
+                "seconds_large": round(large, 3),
+                "ratio": round(large / small, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import json
 import statistics
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
@@ -44,8 +44,11 @@ def main() -> None:
     start = date(2023, 1, 1)
     t0 = time.perf_counter()
     frame = sample_klines(SYMBOLS, start, start + timedelta(days=days)).head(args.rows)
-    print(f"generated {frame.height:,} rows ({days} days x {len(SYMBOLS)} symbols) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-    first = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    print(
+        f"generated {frame.height:,} rows ({days} days x {len(SYMBOLS)} symbols) in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    first = datetime(start.year, start.month, start.day, tzinfo=UTC)
     scope = LoadScope("spot", "1m", SYMBOLS, first, first + timedelta(days=days))
     csv_bytes = frame_to_csv(frame, "sample")
 

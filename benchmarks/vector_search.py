@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
@@ -29,22 +29,46 @@ from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.rag.synthetic import clustered_vectors, queries_near  # noqa: E402
 
 DIM, K, SYMBOLS = 384, 10, 10
-T0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def load(conn, vectors: np.ndarray, symbols: np.ndarray) -> None:
     n = len(vectors)
-    with conn.cursor() as cur, cur.copy("COPY knowledge.documents (id, key, kind, symbol, as_of, text) FROM STDIN") as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY knowledge.documents (id, key, kind, symbol, as_of, text) FROM STDIN") as copy,
+    ):
         for i in range(n):
-            copy.write_row((f"d{i}", f"bench/{i}", "market_summary", symbols[i], T0 + timedelta(minutes=i), f"document {i}"))
+            copy.write_row(
+                (f"d{i}", f"bench/{i}", "market_summary", symbols[i], T0 + timedelta(minutes=i), f"document {i}")
+            )
     register_vector(conn)
-    with conn.cursor() as cur, cur.copy(
-        "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model, model_version,"
-        " embedding) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(["text", "int4", "text", "text", "timestamptz", "int4", "int4", "text", "text", "text", "vector"])
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model, model_version,"
+            " embedding) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(
+            ["text", "int4", "text", "text", "timestamptz", "int4", "int4", "text", "text", "text", "vector"]
+        )
         for i in range(n):
-            copy.write_row((f"d{i}", 0, "market_summary", symbols[i], T0 + timedelta(minutes=i), 0, 1, "x", "synthetic", "1", vectors[i]))
+            copy.write_row(
+                (
+                    f"d{i}",
+                    0,
+                    "market_summary",
+                    symbols[i],
+                    T0 + timedelta(minutes=i),
+                    0,
+                    1,
+                    "x",
+                    "synthetic",
+                    "1",
+                    vectors[i],
+                )
+            )
 
 
 def exact_top(vectors: np.ndarray, mask: np.ndarray | None, query: np.ndarray) -> set[str]:
@@ -60,7 +84,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ef", default="100,200,400", help="ef_search values to try, comma-separated")
     parser.add_argument("--m", type=int, default=knowledge.HNSW_M, help="HNSW m (default: the project's)")
-    parser.add_argument("--ef-construction", type=int, default=knowledge.HNSW_EF_CONSTRUCTION, help="(default: the project's)")
+    parser.add_argument(
+        "--ef-construction", type=int, default=knowledge.HNSW_EF_CONSTRUCTION, help="(default: the project's)"
+    )
     args = parser.parse_args()
     efs = [int(x) for x in args.ef.split(",")]
 
@@ -72,7 +98,9 @@ def main() -> None:
     try:
         with connect(url) as conn:
             knowledge.ensure_chunk_table(conn, DIM)
-            conn.execute("DROP INDEX knowledge.chunks_embedding_hnsw")  # build once, after loading (as a backfill would)
+            conn.execute(
+                "DROP INDEX knowledge.chunks_embedding_hnsw"
+            )  # build once, after loading (as a backfill would)
             t = time.perf_counter()
             load(conn, vectors, symbols)
             load_s = time.perf_counter() - t
@@ -100,18 +128,31 @@ def main() -> None:
                         hits = knowledge.search(conn, q, K, as_of=as_of, symbols=symbol_filter, ef_search=ef)
                         latencies.append((time.perf_counter() - t) * 1000)
                         recalls.append(len(expected & {h.document_id for h in hits}) / K)
-                    per_ef[ef] = {"p50_ms": round(float(np.percentile(latencies, 50)), 2),
-                                  "p95_ms": round(float(np.percentile(latencies, 95)), 2),
-                                  "recall_at_10": round(float(np.mean(recalls)), 4)}  # fmt: skip
+                    per_ef[ef] = {
+                        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+                        "p95_ms": round(float(np.percentile(latencies, 95)), 2),
+                        "recall_at_10": round(float(np.mean(recalls)), 4),
+                    }
                     print(f"  filter={name:<13} ef_search={ef:<4} {per_ef[ef]}", file=sys.stderr)
                 chosen = next((ef for ef in efs if per_ef[ef]["recall_at_10"] >= 0.99), efs[-1])
                 results[name] = {"ef_search": chosen, **per_ef[chosen], "all": per_ef}
     finally:
         drop_scratch_database(url)
-    print(json.dumps({"n": args.n, "dim": DIM, "queries": args.queries, "load_s": round(load_s, 1),
-                      "hnsw_build_s": round(build_s, 1), "m": args.m, "ef_construction": args.ef_construction,
-                      **{f"{name}": {k: v for k, v in r.items() if k != "all"} for name, r in results.items()},
-                      "all": {name: r["all"] for name, r in results.items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "n": args.n,
+                "dim": DIM,
+                "queries": args.queries,
+                "load_s": round(load_s, 1),
+                "hnsw_build_s": round(build_s, 1),
+                "m": args.m,
+                "ef_construction": args.ef_construction,
+                **{f"{name}": {k: v for k, v in r.items() if k != "all"} for name, r in results.items()},
+                "all": {name: r["all"] for name, r in results.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

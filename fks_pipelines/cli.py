@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -59,7 +59,7 @@ class Moment(click.ParamType):
             when = datetime.fromisoformat(value)
         except ValueError:
             self.fail(f"{value!r} is not an ISO time like 2024-01-31 or 2024-01-31T12:00+00:00", param, ctx)
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class Interval(click.ParamType):
@@ -275,7 +275,7 @@ def portfolio_import(file: Path) -> None:
                 click.echo(f"added {trades} trade(s) to {len(ledger)} account(s) from {file}")
         except BadInputError as e:
             raise UserError(f"{e} (nothing was written)") from None
-        for state in account_states(conn, datetime.now(timezone.utc)):
+        for state in account_states(conn, datetime.now(UTC)):
             held = ", ".join(f"{q:g} {s}" for s, q in state.positions.items()) or "no positions"
             click.echo(f"  {state.account:<20} {state.kind:<10} cash {state.cash:,.2f} USDT, {held}")
 
@@ -296,13 +296,15 @@ def search(question: str, k: int, as_of: datetime | None, symbols: str | None, k
     from fks_pipelines.lib.rag.embedder import Embedder
 
     settings = Settings.from_env()
-    when = as_of or datetime.now(timezone.utc)
+    when = as_of or datetime.now(UTC)
     embedder = Embedder(settings.embedding_model, settings.embedding_model_path, settings.embedding_device)
     data_url, _ = database_urls(settings)
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     with connect(data_url) as conn:
         if conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is None:
-            raise click.ClickException("nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings")
+            raise click.ClickException(
+                "nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings"
+            )
         hits = rag_search(conn, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=kinds)
     click.echo(f'{len(hits)} documents known by {when:%Y-%m-%d %H:%M %Z} nearest to "{question}":')
     for hit in hits:
@@ -355,7 +357,7 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
 # -- fks ingest ----------------------------------------------------------------------------------------------
 def _check_day_range(start: date, end: date) -> None:
     """--start .. --end: at least one day, none of them still to come (UTC)."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     if end < start:
         raise click.BadParameter(f"{end} is before --start {start}", param_hint="'--end'")
     if end > today:
@@ -376,7 +378,9 @@ FORCE_OPTION = click.option(
 )
 
 
-def _load_days(source, market: str, interval: str, symbols: list[str], start: date, end: date, force: bool = False) -> None:
+def _load_days(
+    source, market: str, interval: str, symbols: list[str], start: date, end: date, force: bool = False
+) -> None:
     """Load each day [start, end] through the asset's load path, with progress and a final summary. A day that
     has not ended is a user error (exit 2, nothing fetched); a refused replacement stops with exit 1."""
     from fks_pipelines.lib.db.connect import connect, migrate
@@ -385,7 +389,11 @@ def _load_days(source, market: str, interval: str, symbols: list[str], start: da
 
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if days:  # a day that has not ended: BadInputError before anything is fetched (exit 2)
-        check_closed(empty_klines(), LoadScope.for_day(market, interval, symbols, days[-1].isoformat()), now=datetime.now(timezone.utc))
+        check_closed(
+            empty_klines(),
+            LoadScope.for_day(market, interval, symbols, days[-1].isoformat()),
+            now=datetime.now(UTC),
+        )
     settings = Settings.from_env()
     data_url, _ = database_urls(settings)
     summaries = {}
@@ -428,14 +436,16 @@ def ingest() -> None:
 @click.option("--days", type=DAYS, default=30, show_default=True, help="How many complete UTC days, ending yesterday.")
 @click.option("--symbols", help="Comma-separated (default: FKS_SYMBOLS / the configured universe).")
 @click.option("--seed", default=None, type=int, help="Generator seed (default FKS_SAMPLE_SEED or 42).")
-@click.option("--gap-rate", type=GapRate(), default=0.0, show_default=True, help="Share of minutes to leave out, in short runs.")
+@click.option(
+    "--gap-rate", type=GapRate(), default=0.0, show_default=True, help="Share of minutes to leave out, in short runs."
+)
 @FORCE_OPTION
 def ingest_sample(days: int, symbols: str | None, seed: int | None, gap_rate: float, force: bool) -> None:
     """Generate the deterministic offline sample (no network) and load it."""
     from fks_pipelines.lib.sources import SampleSource
 
     settings = Settings.from_env()
-    end = datetime.now(timezone.utc).date() - timedelta(days=1)
+    end = datetime.now(UTC).date() - timedelta(days=1)
     start = end - timedelta(days=days - 1)
     source = SampleSource(seed=settings.sample_seed if seed is None else seed, gap_rate=gap_rate)
     _load_days(source, "spot", "1m", _symbols_option(symbols, settings), start, end, force)
@@ -461,9 +471,11 @@ def ingest_binance(symbols: str | None, interval: str, market: str, start_: date
         click.echo(f"    {symbol}: page {pages['n']} ({rows} bars)", err=True)
 
     source = build_source(
-        "binance_rest", rest_base_url=settings.rest_base_url, on_page=on_page,
+        "binance_rest",
+        rest_base_url=settings.rest_base_url,
+        on_page=on_page,
         rest_max_retry_after_s=settings.binance_max_retry_after_s,
-    )  # fmt: skip
+    )
     _load_days(source, market, interval, _symbols_option(symbols, settings), start_, end, force)
 
 
@@ -500,28 +512,42 @@ def ingest_archive(
         for i, path in enumerate(files, start=1):
             try:
                 parsed = read_kline_file(path, market=market, symbol=symbol, interval=interval)
-                result = replace_klines(conn, parsed.frame, parsed.scope, source="file", detail=str(path), checksum=parsed.sha256, force=force)
+                result = replace_klines(
+                    conn,
+                    parsed.frame,
+                    parsed.scope,
+                    source="file",
+                    detail=str(path),
+                    checksum=parsed.sha256,
+                    force=force,
+                )
             except FksError as exc:
                 failures += 1
                 click.echo(f"  [{i}/{len(files)}] REJECTED {exc}", err=True)
                 continue
-            click.echo(f"  [{i}/{len(files)}] {path.name}: {result.rows_loaded} rows ({parsed.scope.describe()})", err=True)
+            click.echo(
+                f"  [{i}/{len(files)}] {path.name}: {result.rows_loaded} rows ({parsed.scope.describe()})", err=True
+            )
             for s in scope_summary(conn, parsed.scope, max_ranges=5):
                 summaries.setdefault(f"{parsed.scope.market}:{s.symbol}:{parsed.scope.interval}", []).append(s)
     _print_summary(summaries, time.perf_counter() - began)
     if failures:
-        raise click.ClickException(f"{failures} of {len(files)} file(s) rejected (see above); nothing of them was written")
+        raise click.ClickException(
+            f"{failures} of {len(files)} file(s) rejected (see above); nothing of them was written"
+        )
 
 
 # -- fks demo / fks dev --------------------------------------------------------------------------------------
 @main.command()
-@click.option("--days", type=DAYS, default=30, show_default=True, help="Complete UTC days to materialize, ending yesterday.")
+@click.option(
+    "--days", type=DAYS, default=30, show_default=True, help="Complete UTC days to materialize, ending yesterday."
+)
 def demo(days: int) -> None:
     """Run the main job on the embedded default (offline sample data) through Dagster, and print the result."""
     from fks_pipelines.demo import run_demo
 
     settings = Settings.from_env()
-    first = datetime.now(timezone.utc).date() - timedelta(days=days)
+    first = datetime.now(UTC).date() - timedelta(days=days)
     if first < date.fromisoformat(settings.partitions_start):
         raise click.BadParameter(
             f"{days} reaches back to {first}, before the first partition"
@@ -537,7 +563,18 @@ def demo(days: int) -> None:
 def dev(port: int) -> None:
     """Start the database and `dagster dev` (UI on 127.0.0.1); Ctrl-C stops Dagster and all its children."""
     env = dict(os.environ, **_apply_env(Settings.from_env()))
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     # Its own process group, so one signal reaches the webserver, the daemon and the code server: `dagster dev`
     # started without job control ignores SIGINT/SIGTERM sent to it alone.
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, start_new_session=True)

@@ -7,7 +7,7 @@ in the UI afterwards (``fks dev``).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -26,9 +26,11 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.sources.frame import LoadScope
 
-    last = datetime.now(timezone.utc).date() - timedelta(days=1)
+    last = datetime.now(UTC).date() - timedelta(days=1)
     first = last - timedelta(days=days - 1)
-    click.echo(f"fks demo: {days} days ({first} .. {last}) of {', '.join(settings.symbols)} from the {settings.source} source")
+    click.echo(
+        f"fks demo: {days} days ({first} .. {last}) of {', '.join(settings.symbols)} from the {settings.source} source"
+    )
     click.echo(f"  database: {redact(env['FKS_DATABASE_URL'])}")
     click.echo(f"  dagster:  {redact(env['FKS_DAGSTER_DATABASE_URL'])} (DAGSTER_HOME={env['DAGSTER_HOME']})")
 
@@ -52,19 +54,23 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                click.echo(f"  step {event.step_key} failed: {event.event_specific_data.error.message.strip()}", err=True)
+                click.echo(
+                    f"  step {event.step_key} failed: {event.event_specific_data.error.message.strip()}", err=True
+                )
         raise click.ClickException("the main job failed (see above); the database keeps the last good state")
     failed = [e for e in checks if not e.passed]
     click.echo(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
     for evaluation in failed:
-        click.echo(f"    {evaluation.check_name} on {evaluation.asset_key.to_user_string()}: FAILED ({evaluation.severity.value})")
+        click.echo(
+            f"    {evaluation.check_name} on {evaluation.asset_key.to_user_string()}: FAILED ({evaluation.severity.value})"
+        )
 
     scope = LoadScope(
         settings.market,
         settings.interval,
         settings.symbols,
-        datetime(first.year, first.month, first.day, tzinfo=timezone.utc),
-        datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1),
+        datetime(first.year, first.month, first.day, tzinfo=UTC),
+        datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1),
     )
     with connect(env["FKS_DATABASE_URL"]) as conn:
         summaries = scope_summary(conn, scope, max_ranges=5)
@@ -73,7 +79,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         chosen = conn.execute(CHOSEN_SQL).fetchall()
         regimes = dict(conn.execute(REGIMES_SQL).fetchall())
         knowledge = conn.execute(KNOWLEDGE_SQL).fetchall()
-        as_of = datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)
+        as_of = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
         recommendation = latest_rows(conn, last)
         generations = conn.execute(
@@ -97,7 +103,9 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     for symbol, r, v7, v30 in returns:
         click.echo(f"{symbol:<10}{_pct(r):>12}{_pct(v7):>10}{_pct(v30):>10}")
     click.echo("\nanalytics.strategy_choices (walk-forward, out-of-sample)")
-    click.echo(f"{'symbol':<10}{'strategy':<22}{'params':<36}{'OOS return':>11}{'Sharpe':>8}{'max DD':>9}{'B&H':>9}  regime")
+    click.echo(
+        f"{'symbol':<10}{'strategy':<22}{'params':<36}{'OOS return':>11}{'Sharpe':>8}{'max DD':>9}{'B&H':>9}  regime"
+    )
     for symbol, strategy, params, ret, sharpe, dd, bh in chosen:
         params_text = ", ".join(f"{k}={v}" for k, v in params.items())
         sharpe_text = "-" if sharpe is None else f"{sharpe:.2f}"
@@ -123,7 +131,9 @@ def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> Non
     for account, generator, model, error in generations:
         used = f"{generator}" + (f" ({model})" if generator == "llm" else "")
         click.echo(f"  {account}: generator {used}" + (f"; the LLM failed: {error}" if error else ""))
-    click.echo(f"{'account':<16}{'symbol':<9}{'action':<7}{'target':>8}{'now':>8}{'price':>12}{'stop':>12}{'take':>12}{'conf':>6}  clamps")
+    click.echo(
+        f"{'account':<16}{'symbol':<9}{'action':<7}{'target':>8}{'now':>8}{'price':>12}{'stop':>12}{'take':>12}{'conf':>6}  clamps"
+    )
     for r in rows:
         stop = f"{r['stop_loss']:,.2f}" if r["stop_loss"] else "-"
         take = f"{r['take_profit']:,.2f}" if r["take_profit"] else "-"

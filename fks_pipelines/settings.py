@@ -58,35 +58,62 @@ class Settings(BaseSettings):
 
     # -- the embedded server and where things live ---------------------------------------------------------------
     home: Path = _env(
-        "FKS_HOME", "Where the embedded server keeps data (`pgdata/`), socket (`run/`), passwords (`secrets/`, 0600), logs, archive cache and `DAGSTER_HOME`.", Path(".fks")
+        "FKS_HOME",
+        "Where the embedded server keeps data (`pgdata/`), socket (`run/`), passwords (`secrets/`, 0600), logs, archive cache and `DAGSTER_HOME`.",
+        Path(".fks"),
     )
     pg_port: int = _env("FKS_PG_PORT", "TCP port of the embedded server (127.0.0.1 only).", 54329, ge=1, le=65535)
     pg_os_user: str = _env(
-        "FKS_PG_OS_USER", "When run as root: the unprivileged system user the embedded server runs as.", "fks-postgres", min_length=1
+        "FKS_PG_OS_USER",
+        "When run as root: the unprivileged system user the embedded server runs as.",
+        "fks-postgres",
+        min_length=1,
     )
     pg_bin_dir: Path | None = _env(
-        "FKS_PG_BIN_DIR", "Another PostgreSQL 18 `bin/` for the embedded server (e.g. a build with TimescaleDB); default: the wheel's.", None
+        "FKS_PG_BIN_DIR",
+        "Another PostgreSQL 18 `bin/` for the embedded server (e.g. a build with TimescaleDB); default: the wheel's.",
+        None,
     )
-    timescaledb: bool = _env("FKS_TIMESCALEDB", "`auto`: use TimescaleDB when the server offers it; `off`: never.", True)
-    ts_chunk_interval: str = _env("FKS_TS_CHUNK_INTERVAL", "Hypertable chunk interval of `raw.binance_klines`.", "7 days")
+    timescaledb: bool = _env(
+        "FKS_TIMESCALEDB", "`auto`: use TimescaleDB when the server offers it; `off`: never.", True
+    )
+    ts_chunk_interval: str = _env(
+        "FKS_TS_CHUNK_INTERVAL", "Hypertable chunk interval of `raw.binance_klines`.", "7 days"
+    )
     ts_compress_after: str = _env("FKS_TS_COMPRESS_AFTER", "Compress raw chunks older than this.", "30 days")
     database_url: str | None = _env(
-        "FKS_DATABASE_URL", "libpq URL of an external PostgreSQL/TimescaleDB; when set, nothing embedded is started.", None, secret=True
+        "FKS_DATABASE_URL",
+        "libpq URL of an external PostgreSQL/TimescaleDB; when set, nothing embedded is started.",
+        None,
+        secret=True,
     )
     dagster_database_url: str | None = _env(
-        "FKS_DAGSTER_DATABASE_URL", "Dagster's storage URL; default: same server, database `dagster`, `postgresql+psycopg2://`.", None, secret=True
+        "FKS_DAGSTER_DATABASE_URL",
+        "Dagster's storage URL; default: same server, database `dagster`, `postgresql+psycopg2://`.",
+        None,
+        secret=True,
     )
     lock_timeout_s: Seconds = _env(
-        "FKS_LOCK_TIMEOUT", "Seconds loaders and migrations wait for a lock before failing with the blocking session named.", 30.0
+        "FKS_LOCK_TIMEOUT",
+        "Seconds loaders and migrations wait for a lock before failing with the blocking session named.",
+        30.0,
     )
     analyst_statement_timeout_s: Seconds = _env(
-        "FKS_ANALYST_STATEMENT_TIMEOUT", "The `analyst` role's statement (and idle-in-transaction) timeout, seconds.", AnalystLimits.statement_timeout_s
+        "FKS_ANALYST_STATEMENT_TIMEOUT",
+        "The `analyst` role's statement (and idle-in-transaction) timeout, seconds.",
+        AnalystLimits.statement_timeout_s,
     )
     analyst_connection_limit: int = _env(
-        "FKS_ANALYST_CONNECTION_LIMIT", "Concurrent sessions of the `analyst` role.", AnalystLimits.connection_limit, ge=1, le=10_000
+        "FKS_ANALYST_CONNECTION_LIMIT",
+        "Concurrent sessions of the `analyst` role.",
+        AnalystLimits.connection_limit,
+        ge=1,
+        le=10_000,
     )
     analyst_work_mem: str = _env(
-        "FKS_ANALYST_WORK_MEM", "The `analyst` role's `work_mem`, 64kB to 64GB (units kB, MB, GB).", AnalystLimits.work_mem
+        "FKS_ANALYST_WORK_MEM",
+        "The `analyst` role's `work_mem`, 64kB to 64GB (units kB, MB, GB).",
+        AnalystLimits.work_mem,
     )
 
     # -- market data -----------------------------------------------------------------------------------------------
@@ -99,12 +126,16 @@ class Settings(BaseSettings):
     partitions_start: str = _env("FKS_PARTITIONS_START", "First daily partition (YYYY-MM-DD).", "2020-01-01")
     sample_seed: int = _env("FKS_SAMPLE_SEED", "Seed of the offline sample.", 42)
     rest_base_url: str | None = _env(
-        "FKS_BINANCE_REST_URL", "Binance REST base URL (spot; USD-M uses the futures host); default: Binance's keyless market-data host.", None
+        "FKS_BINANCE_REST_URL",
+        "Binance REST base URL (spot; USD-M uses the futures host); default: Binance's keyless market-data host.",
+        None,
     )
     binance_max_retry_after_s: float = _env(
         "FKS_BINANCE_MAX_RETRY_AFTER",
         "Longest `Retry-After` (seconds) a Binance answer may ask for; a longer one fails the load at once instead of sleeping.",
-        900.0, ge=0, allow_inf_nan=False,
+        900.0,
+        ge=0,
+        allow_inf_nan=False,
     )
     archive_base_url: str | None = _env(
         "FKS_BINANCE_ARCHIVE_URL", "data.binance.vision base URL; default: `https://data.binance.vision`.", None
@@ -121,12 +152,17 @@ class Settings(BaseSettings):
         "FKS_EMBEDDING_MODEL_PATH", "A local sentence-transformers directory for any other model.", None
     )
     embedding_device: str = _env(
-        "FKS_EMBEDDING_DEVICE", "`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.", "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$"
+        "FKS_EMBEDDING_DEVICE",
+        "`auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.",
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
     )
 
     # -- recommendations ---------------------------------------------------------------------------------------------
     llm_base_url: str | None = _env(
-        "FKS_LLM_BASE_URL", "vLLM's OpenAI-compatible endpoint, e.g. `http://vllm:8000/v1`; unset: the rules engine decides.", None
+        "FKS_LLM_BASE_URL",
+        "vLLM's OpenAI-compatible endpoint, e.g. `http://vllm:8000/v1`; unset: the rules engine decides.",
+        None,
     )
     llm_model: str | None = _env("FKS_LLM_MODEL", "The served model's name.", None)
     llm_api_key: str | None = _env("FKS_LLM_API_KEY", "Bearer token for the LLM server.", None, secret=True)
@@ -137,13 +173,24 @@ class Settings(BaseSettings):
         "FKS_LLM_TIMEOUT", "Seconds per LLM request.", 60.0, ge=0.1, le=3600, allow_inf_nan=False
     )
     llm_max_attempts: int = _env(
-        "FKS_LLM_MAX_ATTEMPTS", "HTTP tries per LLM request (timeouts, connection errors, 429 and 5xx are retried).", 3, ge=1, le=10
+        "FKS_LLM_MAX_ATTEMPTS",
+        "HTTP tries per LLM request (timeouts, connection errors, 429 and 5xx are retried).",
+        3,
+        ge=1,
+        le=10,
     )
     portfolio_max_bytes: int = _env(
-        "FKS_PORTFOLIO_MAX_BYTES", "Larger portfolio files are refused before they are parsed.", 10_000_000, ge=1, le=1_000_000_000
+        "FKS_PORTFOLIO_MAX_BYTES",
+        "Larger portfolio files are refused before they are parsed.",
+        10_000_000,
+        ge=1,
+        le=1_000_000_000,
     )
     discord_webhook_url: str | None = _env(
-        "DISCORD_WEBHOOK_URL", "Where the day's recommendation and alerts are posted; unset: no post.", None, secret=True
+        "DISCORD_WEBHOOK_URL",
+        "Where the day's recommendation and alerts are posted; unset: no post.",
+        None,
+        secret=True,
     )
 
     # -- automation and the GPU launcher -----------------------------------------------------------------------------
@@ -159,7 +206,9 @@ class Settings(BaseSettings):
         "FKS_AUTOMATION", "`on`: schedules and sensors run by default (production); `off`: they start stopped.", False
     )
     gpus: Symbols = _env(
-        "FKS_GPUS", "GPU ids the run launcher hands out (`CUDA_VISIBLE_DEVICES` values), comma-separated; unset: no GPU routing.", ()
+        "FKS_GPUS",
+        "GPU ids the run launcher hands out (`CUDA_VISIBLE_DEVICES` values), comma-separated; unset: no GPU routing.",
+        (),
     )
 
     # -- validation: each message names the expected form; from_env() adds the variable ---------------------------

@@ -132,7 +132,9 @@ def sample_hourly_bars(symbol: str, start, end) -> dict:
 
     from fks_pipelines.lib.sources.sample import sample_klines
 
-    hourly = sample_klines([symbol], start, end).group_by_dynamic("open_time", every="1h").agg(
-        pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last()
+    hourly = (
+        sample_klines([symbol], start, end)
+        .group_by_dynamic("open_time", every="1h")
+        .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last())
     )
     return {c: hourly[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC
 
 import psycopg
 import pytest
@@ -30,23 +31,40 @@ def test_ingest_archive_loads_real_files_and_rejects_a_bad_one(db_url, shared_da
     lines = (shared_data / "futures-um" / "ETHUSDT-1m-2022-08-25.csv").read_text().splitlines()
     (bad_dir / "ETHUSDT-1m-2022-08-25.csv").write_text("\n".join(lines[:300] + [lines[300][:20]] + lines[301:]))
     result = invoke(
-        ["ingest", "archive", str(shared_data / "spot"), str(shared_data / "futures-um" / "ETHUSDT-1m-2022-08-24.csv"), str(bad_dir)],
+        [
+            "ingest",
+            "archive",
+            str(shared_data / "spot"),
+            str(shared_data / "futures-um" / "ETHUSDT-1m-2022-08-24.csv"),
+            str(bad_dir),
+        ],
         {"FKS_DATABASE_URL": db_url},
     )
     assert result.exit_code == 1
     assert "REJECTED" in result.output and "row 300" in result.output
     assert "1 of 10 file(s) rejected" in result.output
     with psycopg.connect(db_url) as conn:
-        rows = dict(conn.execute("SELECT market || ':' || symbol || ':' || interval, count(*) FROM raw.binance_klines GROUP BY 1").fetchall())
+        rows = dict(
+            conn.execute(
+                "SELECT market || ':' || symbol || ':' || interval, count(*) FROM raw.binance_klines GROUP BY 1"
+            ).fetchall()
+        )
         statuses = dict(conn.execute("SELECT status, count(*) FROM raw.ingest_log GROUP BY 1").fetchall())
-    assert rows == {"spot:BTCUSDT:1m": 3 * 1440, "spot:ETHUSDT:1m": 2 * 1440, "spot:BTCUSDT:1h": 3 * 24, "usdm:ETHUSDT:1m": 1440}
+    assert rows == {
+        "spot:BTCUSDT:1m": 3 * 1440,
+        "spot:ETHUSDT:1m": 2 * 1440,
+        "spot:BTCUSDT:1h": 3 * 24,
+        "usdm:ETHUSDT:1m": 1440,
+    }
     assert statuses == {"loaded": 9}  # the bad file never reached the database
 
 
 def test_ingest_sample_prints_a_summary(db_url):
     result = invoke(["ingest", "sample", "--days", "2", "--symbols", "BTCUSDT,SOLUSDT"], {"FKS_DATABASE_URL": db_url})
     assert result.exit_code == 0, result.output
-    lines = {line.split()[0]: line.split() for line in result.output.splitlines() if line.startswith(("BTCUSDT", "SOLUSDT"))}
+    lines = {
+        line.split()[0]: line.split() for line in result.output.splitlines() if line.startswith(("BTCUSDT", "SOLUSDT"))
+    }
     assert lines["BTCUSDT"][1] == "2880" and lines["SOLUSDT"][-1] == "0"
 
 
@@ -54,8 +72,10 @@ def test_ingest_binance_pages_through_the_rest_api(db_url):
     def handler(request: Request) -> Reply:
         start, end = int(request.query["startTime"]), int(request.query["endTime"])
         limit = int(request.query["limit"])
-        rows = [[t, "100.0", "101.0", "99.0", "100.5", "2.0", t + 59_999, "200.0", 5, "1.0", "100.0", "0"]
-                for t in range(start, end + 1, 60_000)][:limit]  # fmt: skip
+        rows = [
+            [t, "100.0", "101.0", "99.0", "100.5", "2.0", t + 59_999, "200.0", 5, "1.0", "100.0", "0"]
+            for t in range(start, end + 1, 60_000)
+        ][:limit]
         return Reply(200, json.dumps(rows).encode(), {"X-MBX-USED-WEIGHT-1M": "2"})
 
     with ScriptedServer(handler) as server:
@@ -66,7 +86,10 @@ def test_ingest_binance_pages_through_the_rest_api(db_url):
     assert result.exit_code == 0, result.output
     assert len(server.requests) == 4  # two days, two pages each (1000 + 440)
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT count(*), count(DISTINCT open_time) FROM raw.binance_klines").fetchone() == (2880, 2880)
+        assert conn.execute("SELECT count(*), count(DISTINCT open_time) FROM raw.binance_klines").fetchone() == (
+            2880,
+            2880,
+        )
 
 
 def test_embedded_database_lifecycle_through_the_cli(server_home):
@@ -82,8 +105,13 @@ def test_embedded_database_lifecycle_through_the_cli(server_home):
         assert f"127.0.0.1:{env['FKS_PG_PORT']}" in status.stdout and "vector" in status.stdout
         url = subprocess.run([*FKS, "db", "url"], env=env, capture_output=True, text=True, timeout=60).stdout.strip()
         with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT current_database(), to_regclass('raw.binance_klines')::text").fetchone() == ("fks", "raw.binance_klines")
-        psql = subprocess.run([*FKS, "db", "psql", "-At", "-c", "select 40 + 2"], env=env, capture_output=True, text=True, timeout=60)
+            assert conn.execute("SELECT current_database(), to_regclass('raw.binance_klines')::text").fetchone() == (
+                "fks",
+                "raw.binance_klines",
+            )
+        psql = subprocess.run(
+            [*FKS, "db", "psql", "-At", "-c", "select 40 + 2"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert psql.stdout.strip() == "42", psql.stderr
     finally:
         stop = subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, text=True, timeout=120)
@@ -98,17 +126,24 @@ def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server
     env.pop("FKS_DATABASE_URL", None)
 
     def db_url(port: int) -> subprocess.CompletedProcess:
-        return subprocess.run([*FKS, "db", "url"], env=dict(env, FKS_PG_PORT=str(port)), capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [*FKS, "db", "url"], env=dict(env, FKS_PG_PORT=str(port)), capture_output=True, text=True, timeout=60
+        )
 
     stopped = db_url(pg_server.port)
     assert stopped.returncode != 0 and stopped.stdout == ""
-    assert stopped.stderr.strip().splitlines() == [f"error: the embedded server of {server_home} is not running; start it with: fks db start"]
+    assert stopped.stderr.strip().splitlines() == [
+        f"error: the embedded server of {server_home} is not running; start it with: fks db start"
+    ]
     home_b = EmbeddedPostgres(server_home, port=free_port())
     home_b.start()
     try:
         elsewhere = db_url(pg_server.port)
         assert elsewhere.returncode != 0 and elsewhere.stdout == ""
-        assert f"runs on port {home_b.port}, not {pg_server.port}" in elsewhere.stderr and len(elsewhere.stderr.splitlines()) == 1
+        assert (
+            f"runs on port {home_b.port}, not {pg_server.port}" in elsewhere.stderr
+            and len(elsewhere.stderr.splitlines()) == 1
+        )
         own = db_url(home_b.port)
         assert own.returncode == 0, own.stderr
         with psycopg.connect(own.stdout.strip()) as conn:
@@ -123,48 +158,73 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
     for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
         env.pop(key, None)
     try:
-        demo = subprocess.run([*FKS, "demo", "--days", "2"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        demo = subprocess.run(
+            [*FKS, "demo", "--days", "2"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+        )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         out = demo.stdout
         assert "SUCCESS" in out
         passed, total = re.search(r"checks: (\d+) of (\d+) passed", out).groups()
         assert passed == total and int(total) > 20
         raw_part, marts_part = out.split("raw.binance_klines", 1)[1].split("marts.fct_ohlcv_1d", 1)
-        table = {line.split()[0]: line.split() for line in raw_part.splitlines() if line.startswith(("BTCUSDT", "ETHUSDT", "SOLUSDT"))}
+        table = {
+            line.split()[0]: line.split()
+            for line in raw_part.splitlines()
+            if line.startswith(("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+        }
         assert set(table) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
         assert all(row[1] == "2880" and row[-1] == "0" for row in table.values())
-        daily = [line.split() for line in marts_part.split("marts.fct_returns")[0].splitlines() if line.startswith(("BTC", "ETH", "SOL"))]
+        daily = [
+            line.split()
+            for line in marts_part.split("marts.fct_returns")[0].splitlines()
+            if line.startswith(("BTC", "ETH", "SOL"))
+        ]
         assert len(daily) == 3 and all(row[-1] == "1440" for row in daily)
         # Two days of bars are too few for a walk-forward window: the section is there, and empty.
         assert "analytics.strategy_choices" in out
         # The knowledge layer: 2 days x 3 symbols of market summaries, all embedded, and a point-in-time search.
         knowledge = out.split("knowledge.documents", 1)[1]
         assert re.search(r"market_summary\s+6\s+6", knowledge), knowledge
-        assert len(re.findall(r"^  0\.\d{3}  market_summary", knowledge.split("knowledge.search:", 1)[1], flags=re.M)) == 3
-        found = subprocess.run([*FKS, "search", "a calm day for ETHUSDT", "-k", "2", "--symbols", "ETHUSDT"],
-                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert (
+            len(re.findall(r"^  0\.\d{3}  market_summary", knowledge.split("knowledge.search:", 1)[1], flags=re.M)) == 3
+        )
+        found = subprocess.run(
+            [*FKS, "search", "a calm day for ETHUSDT", "-k", "2", "--symbols", "ETHUSDT"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert found.returncode == 0, found.stderr
         assert found.stdout.startswith("2 documents known by") and found.stdout.count("market_summary ETHUSDT") == 2
-        before = subprocess.run([*FKS, "search", "anything", "--as-of", "2020-01-01"], env=env, capture_output=True, text=True)
+        before = subprocess.run(
+            [*FKS, "search", "anything", "--as-of", "2020-01-01"], env=env, capture_output=True, text=True
+        )
         assert before.stdout.startswith("0 documents known by 2020-01-01")
         # It ends with the day's recommendation for the example account: a table, then the same as JSON.
         assert "imported the example account" in out
         recommendation = out.split("recommendations.daily:", 1)[1]
         assert "demo-personal: generator rules" in recommendation
-        rows = json.loads(recommendation[recommendation.index("{"):])
+        rows = json.loads(recommendation[recommendation.index("{") :])
         assert {r["symbol"] for r in rows["recommendations"]} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
         assert all(r["generator"] == "rules" and r["account"] == "demo-personal" for r in rows["recommendations"])
         # fks portfolio import: a bad file changes nothing; a good one replaces the account.
         bad = tmp_path / "bad.yaml"
         bad.write_text("accounts:\n  - {name: demo-personal, cash: -1}\n")
-        rejected = subprocess.run([*FKS, "portfolio", "import", str(bad)], env=env, capture_output=True, text=True, timeout=120)
+        rejected = subprocess.run(
+            [*FKS, "portfolio", "import", str(bad)], env=env, capture_output=True, text=True, timeout=120
+        )
         assert rejected.returncode == 2 and "negative cash -1 (nothing was written)" in rejected.stderr
         good = tmp_path / "good.yaml"
         good.write_text("accounts:\n  - {name: demo-personal, kind: personal, cash: 2500}\n")
-        imported = subprocess.run([*FKS, "portfolio", "import", str(good)], env=env, capture_output=True, text=True, timeout=120)
+        imported = subprocess.run(
+            [*FKS, "portfolio", "import", str(good)], env=env, capture_output=True, text=True, timeout=120
+        )
         assert imported.returncode == 0 and "demo-personal        personal   cash 2,500.00 USDT" in imported.stdout
         # The run is recorded in Dagster's PostgreSQL storage, not in a local SQLite file.
-        url = subprocess.run([*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True).stdout.strip()
+        url = subprocess.run(
+            [*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True
+        ).stdout.strip()
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0] == 1
         assert not list((server_home / "dagster_home").glob("**/*.db"))
@@ -185,7 +245,9 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
     env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
     for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
         env.pop(key, None)
-    proc = subprocess.Popen([*FKS, "dev", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*FKS, "dev", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 240
@@ -209,24 +271,42 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
 
         graph = ask("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
         keys = {"/".join(n["assetKey"]["path"]) for n in graph}
-        assert {"raw/binance_klines", "marts/fct_ohlcv_1d", "knowledge/document_embeddings", "recommendations/daily"} <= keys
-        (repo,) = ask("{ repositoriesOrError { ... on RepositoryConnection { nodes { name schedules { name } sensors { name } } } } }")[
-            "repositoriesOrError"]["nodes"]  # fmt: skip
+        assert {
+            "raw/binance_klines",
+            "marts/fct_ohlcv_1d",
+            "knowledge/document_embeddings",
+            "recommendations/daily",
+        } <= keys
+        (repo,) = ask(
+            "{ repositoriesOrError { ... on RepositoryConnection { nodes { name schedules { name } sensors { name } } } } }"
+        )["repositoriesOrError"]["nodes"]
         assert {s["name"] for s in repo["schedules"]} == {"daily_schedule", "weekly_reoptimize_schedule"}
-        assert {"gap_sensor", "new_symbol_sensor", "archive_landing_sensor", "run_failure_to_discord"} <= {s["name"] for s in repo["sensors"]}
+        assert {"gap_sensor", "new_symbol_sensor", "archive_landing_sensor", "run_failure_to_discord"} <= {
+            s["name"] for s in repo["sensors"]
+        }
         launched = ask(
             "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename"
             " ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
-            {"p": {"selector": {"repositoryLocationName": "fks_pipelines", "repositoryName": repo["name"], "jobName": "__ASSET_JOB",
-                                "assetSelection": [{"path": ["raw", "binance_klines"]}]},
-                   "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2024-05-01"}]}}},
-        )["launchRun"]  # fmt: skip
+            {
+                "p": {
+                    "selector": {
+                        "repositoryLocationName": "fks_pipelines",
+                        "repositoryName": repo["name"],
+                        "jobName": "__ASSET_JOB",
+                        "assetSelection": [{"path": ["raw", "binance_klines"]}],
+                    },
+                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2024-05-01"}]},
+                }
+            },
+        )["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id, status = launched["run"]["runId"], None
         deadline = time.monotonic() + 300  # queued, dequeued by the daemon, launched, run
         while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
             time.sleep(2)
-            status = ask("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]["status"]
+            status = ask("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})[
+                "runOrError"
+            ]["status"]
         assert status == "SUCCESS", status
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("dagster" in " ".join(c.cmdline()) for c in children)
@@ -248,7 +328,8 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
 BAD_INVOCATIONS = {
     "absurd interval": (
         ["ingest", "binance", "--interval", "99999999999999999999m", "--start", "2024-01-01", "--end", "2024-01-01"],
-        "--interval", "99999999999999999999m",
+        "--interval",
+        "99999999999999999999m",
     ),
     "zero interval": (["ingest", "archive", "{shared}/spot", "--interval", "0m"], "--interval", "0m"),
     "as-of not a time": (["search", "q", "--as-of", "yesterday"], "--as-of", "yesterday"),
@@ -294,8 +375,18 @@ def test_bad_values_write_nothing_to_the_database(db_url):
         env = dict(os.environ, FKS_DATABASE_URL=db_url, FKS_BINANCE_REST_URL=binance.url)
         for args in (
             ["ingest", "sample", "--days", "1", "--symbols", "BTCUSDT", "--gap-rate", "2"],
-            ["ingest", "binance", "--symbols", "BTCUSDT", "--interval", "0m",
-             "--start", "2024-01-01", "--end", "2024-01-01"],
+            [
+                "ingest",
+                "binance",
+                "--symbols",
+                "BTCUSDT",
+                "--interval",
+                "0m",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-01",
+            ],
             ["ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-02", "--end", "2024-01-01"],
         ):
             done = subprocess.run([*FKS, *args], env=env, capture_output=True, text=True, timeout=120)
@@ -331,26 +422,48 @@ TRADE = "{id: t1, symbol: BTCUSDT, side: buy, quantity: 0.01, price: 60000, at: 
     [
         ("accounts:\n  - {name: a, cash: 1.0e+308}\n", "cash 1e+308 is too large"),
         ("accounts:\n  - {name: a, cash: 1e308}\n", "cash '1e308' is too large"),
-        (f"accounts:\n  - {{name: a, cash: 1000, trades: [{TRADE.replace('0.01', '1e308')}]}}\n", "trade 1: quantity '1e308' is too large"),
+        (
+            f"accounts:\n  - {{name: a, cash: 1000, trades: [{TRADE.replace('0.01', '1e308')}]}}\n",
+            "trade 1: quantity '1e308' is too large",
+        ),
         ("accounts:\n  - {name: [a, b], cash: 10}\n", "account 1: name ['a', 'b'] must be text"),
         ("accounts:\n  - {name: a, cash: 10, trades: 'buy BTC'}\n", "account 1 (a): trades must be a list, not str"),
-        ("accounts:\n  - {name: a, cash: 10, trades: ['buy BTC']}\n", "account 1 (a) trade 1: a trade must be a mapping"),
-        ("accounts:\n  - {name: '@everyone', cash: 10}\n", "account 1: name '@everyone' must be text of 1 to 64 characters"),
+        (
+            "accounts:\n  - {name: a, cash: 10, trades: ['buy BTC']}\n",
+            "account 1 (a) trade 1: a trade must be a mapping",
+        ),
+        (
+            "accounts:\n  - {name: '@everyone', cash: 10}\n",
+            "account 1: name '@everyone' must be text of 1 to 64 characters",
+        ),
         ('accounts:\n  - {name: "ok\\n**pwned**", cash: 10}\n', "account 1: name 'ok\\n**pwned**' must be text"),
-        (f"accounts:\n  - {{name: a, cash: 1000, trades: [{TRADE.replace('2024-05-01', '2999-01-01')}]}}\n", "trade 1: time 2999-01-01T00:00:00+00:00 is in the future"),
-        ("accounts:\n  - {name: a, cash: 10, cash_at: 2999-01-01T00:00:00Z}\n", "account 1 (a): cash_at 2999-01-01T00:00:00+00:00 is in the future"),
+        (
+            f"accounts:\n  - {{name: a, cash: 1000, trades: [{TRADE.replace('2024-05-01', '2999-01-01')}]}}\n",
+            "trade 1: time 2999-01-01T00:00:00+00:00 is in the future",
+        ),
+        (
+            "accounts:\n  - {name: a, cash: 10, cash_at: 2999-01-01T00:00:00Z}\n",
+            "account 1 (a): cash_at 2999-01-01T00:00:00+00:00 is in the future",
+        ),
         ("accounts:\n  - {name: a, cash: 0.000000001}\n", "cash 1e-09 has more than 8 decimal places"),
     ],
 )
 def test_a_bad_portfolio_file_is_one_line_exit_2_and_nothing_written(db_url, tmp_path, body, field):
     path = tmp_path / "ledger.yaml"
     path.write_text(body)
-    result = CliRunner().invoke(main, ["portfolio", "import", str(path)], env={"FKS_DATABASE_URL": db_url}, catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["portfolio", "import", str(path)], env={"FKS_DATABASE_URL": db_url}, catch_exceptions=False
+    )
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output
     assert f"{path}: " in lines[0] and field in lines[0] and lines[0].endswith("(nothing was written)")
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT (SELECT count(*) FROM portfolio.accounts) + (SELECT count(*) FROM portfolio.trades)").fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT (SELECT count(*) FROM portfolio.accounts) + (SELECT count(*) FROM portfolio.trades)"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_a_portfolio_file_above_the_size_limit_is_refused_before_it_is_parsed(db_url, tmp_path):
@@ -361,7 +474,9 @@ def test_a_portfolio_file_above_the_size_limit_is_refused_before_it_is_parsed(db
     assert result.exit_code == 2 and result.stderr.strip() == (
         f"Error: {path}: the file has {path.stat().st_size:,} bytes: at most 100 (FKS_PORTFOLIO_MAX_BYTES) (nothing was written)"
     )  # not "not valid YAML": it was never read
-    bad = CliRunner().invoke(main, ["portfolio", "import", str(path)], env=env | {"FKS_PORTFOLIO_MAX_BYTES": "ten"}, catch_exceptions=False)
+    bad = CliRunner().invoke(
+        main, ["portfolio", "import", str(path)], env=env | {"FKS_PORTFOLIO_MAX_BYTES": "ten"}, catch_exceptions=False
+    )
     assert bad.exit_code == 2 and bad.stderr.strip() == (
         "Error: environment: FKS_PORTFOLIO_MAX_BYTES='ten' must be a whole number between 1 and 1000000000"
     )
@@ -376,8 +491,10 @@ def binance_day(rows_per_answer: int | None):
         start, limit = int(request.query["startTime"]), int(request.query["limit"])
         end = int(request.query.get("endTime", start + limit * 60_000 - 1))
         limit = limit if rows_per_answer is None else min(limit, rows_per_answer)
-        rows = [[t, "100.0", "101.0", "99.0", "100.5", "2.0", t + 59_999, "200.0", 5, "1.0", "100.0", "0"]
-                for t in range(start, min(end + 1, start + limit * 60_000), 60_000)]  # fmt: skip
+        rows = [
+            [t, "100.0", "101.0", "99.0", "100.5", "2.0", t + 59_999, "200.0", 5, "1.0", "100.0", "0"]
+            for t in range(start, min(end + 1, start + limit * 60_000), 60_000)
+        ]
         return Reply(200, json.dumps(rows).encode(), {"X-MBX-USED-WEIGHT-1M": "2"})
 
     return handler
@@ -410,9 +527,9 @@ def test_ingest_binance_refuses_to_shrink_a_complete_day_unless_forced(db_url):
 
 
 def test_ingest_refuses_days_that_have_not_ended_before_fetching(db_url):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     for start, end in (("2030-01-01", "2030-01-01"), ("2024-01-01", today)):
         with ScriptedServer(binance_day(None)) as server:
             result = invoke(
@@ -463,10 +580,17 @@ def test_failed_rest_fetches_are_logged_and_a_huge_retry_after_gives_up_fast(db_
     }
     for status, reply in replies.items():
         with ScriptedServer(lambda request, reply=reply: reply) as server:
-            env = dict(os.environ, FKS_DATABASE_URL=db_url, FKS_BINANCE_REST_URL=server.url, FKS_BINANCE_MAX_RETRY_AFTER="60")
+            env = dict(
+                os.environ, FKS_DATABASE_URL=db_url, FKS_BINANCE_REST_URL=server.url, FKS_BINANCE_MAX_RETRY_AFTER="60"
+            )
             began = time.monotonic()
-            proc = subprocess.run([*FKS, "ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01"],
-                                  env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+            proc = subprocess.run(
+                [*FKS, "ingest", "binance", "--symbols", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
         assert proc.returncode == 1, proc.stderr
         assert "Traceback" not in proc.stderr and len(server.requests) == 1
         with psycopg.connect(db_url) as conn:

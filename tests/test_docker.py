@@ -24,8 +24,12 @@ def compose() -> dict:
 
 
 def variables_the_code_reads() -> set[str]:
+    """The settings model's variables, and the few others read directly (Dagster's own, such as DAGSTER_HOME)."""
+    from fks_pipelines.settings import Settings
+
     pattern = re.compile(r"""(?:env\.get|environ\.get|EnvVar|env\[|environ\[)\(?\s*["']([A-Z][A-Z0-9_]+)["']""")
-    return {m for path in (PROJECT_ROOT / "fks_pipelines").rglob("*.py") for m in pattern.findall(path.read_text())}
+    direct = {m for path in (PROJECT_ROOT / "fks_pipelines").rglob("*.py") for m in pattern.findall(path.read_text())}
+    return direct | {field.validation_alias.choices[0] for field in Settings.model_fields.values()}
 
 
 def test_compose_wires_every_service_with_healthchecks_and_volumes(compose):
@@ -46,9 +50,15 @@ def test_every_variable_passed_is_read_by_the_code_and_defined_in_env_example(co
     for name in ("code", "webserver", "daemon"):
         env = compose["services"][name]["environment"]
         assert set(env) <= read, set(env) - read
-        assert env["FKS_DATABASE_URL"].endswith("@db:5432/fks") and env["FKS_DAGSTER_DATABASE_URL"].startswith("postgresql+psycopg2://")
+        assert env["FKS_DATABASE_URL"].endswith("@db:5432/fks") and env["FKS_DAGSTER_DATABASE_URL"].startswith(
+            "postgresql+psycopg2://"
+        )
     text = (DOCKER / "compose.yaml").read_text()
-    example = {line.split("=", 1)[0] for line in (DOCKER / ".env.example").read_text().splitlines() if "=" in line and not line.startswith("#")}
+    example = {
+        line.split("=", 1)[0]
+        for line in (DOCKER / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     assert set(re.findall(r"\$\{([A-Z0-9_]+)\}", text)) <= example
 
 
@@ -59,15 +69,24 @@ def test_entrypoints_and_copied_paths_exist(compose):
         assert (BIN / command[0]).exists(), command[0]
         check = compose["services"][name]["healthcheck"]["test"][1:]
         if check[0] != "python":
-            help_run = subprocess.run([str(BIN / check[0]), *[a for a in check[1:] if not a.startswith("-") and not a.isdigit()], "--help"],
-                                      capture_output=True, text=True, timeout=120)  # fmt: skip
+            help_run = subprocess.run(
+                [str(BIN / check[0]), *[a for a in check[1:] if not a.startswith("-") and not a.isdigit()], "--help"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert help_run.returncode == 0, help_run.stderr
     for source in re.findall(r"^COPY (\S+)", (DOCKER / "Dockerfile").read_text(), flags=re.M):
         assert (PROJECT_ROOT / source).exists(), source
     code = compose["services"]["code"]["command"]
     module, attribute = code[code.index("-m") + 1], code[code.index("-a") + 1]
-    loaded = subprocess.run([sys.executable, "-c", f"import {module} as m; print(type(m.{attribute}).__name__)"],
-                            capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)  # fmt: skip
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import {module} as m; print(type(m.{attribute}).__name__)"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
     assert loaded.stdout.strip() == "Definitions", loaded.stderr
     workspace = yaml.safe_load((DOCKER / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["grpc_server"]["host"] == "code"

@@ -76,7 +76,9 @@ def test_settings_are_read_nowhere_else():
 
 def test_a_bad_setting_stops_the_cli_in_one_line_with_exit_2(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "FKS_HOME": str(tmp_path / "home"), "FKS_PG_PORT": "not-a-port"}
-    done = subprocess.run([sys.executable, "-m", "fks_pipelines.cli", "db", "url"], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "fks_pipelines.cli", "db", "url"], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "FKS_PG_PORT" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "home").exists()

@@ -50,7 +50,9 @@ def docker_launcher_config(base: Mapping[str, Any] | None, gpus_per_run: int = 1
     return config
 
 
-def k8s_launcher_config(base: Mapping[str, Any] | None, gpus_per_run: int = 1, node_selector: Mapping[str, str] | None = None) -> dict:
+def k8s_launcher_config(
+    base: Mapping[str, Any] | None, gpus_per_run: int = 1, node_selector: Mapping[str, str] | None = None
+) -> dict:
     """K8sRunLauncher config: ``nvidia.com/gpu`` limits, a GPU node selector and the GPU taint's toleration."""
     config = dict(base or {})
     run_config = dict(config.get("run_k8s_config") or {})
@@ -76,14 +78,20 @@ class LocalGpuLauncher(RunLauncher):
         run = context.dagster_run
         slot = self.slots.acquire(self.wait_seconds)
         if slot is None:
-            raise DagsterLaunchFailedError(f"all {len(self.slots.gpus)} GPU slot(s) stayed busy for {self.wait_seconds:g}s")
+            raise DagsterLaunchFailedError(
+                f"all {len(self.slots.gpus)} GPU slot(s) stayed busy for {self.wait_seconds:g}s"
+            )
         try:
-            args = ExecuteRunArgs(job_origin=context.job_code_origin, run_id=run.run_id, instance_ref=self._instance.get_ref())
+            args = ExecuteRunArgs(
+                job_origin=context.job_code_origin, run_id=run.run_id, instance_ref=self._instance.get_ref()
+            )
             env = dict(os.environ, CUDA_VISIBLE_DEVICES=slot.gpu)
             process = subprocess.Popen(
                 [sys.executable, "-m", "dagster", "api", "execute_run", serialize_value(args)],
-                env=env, pass_fds=[slot.fd], start_new_session=True,
-            )  # fmt: skip
+                env=env,
+                pass_fds=[slot.fd],
+                start_new_session=True,
+            )
         finally:
             slot.close()  # the run's process holds the lock now: released whenever it exits
         self._instance.add_run_tags(run.run_id, {SLOT_TAG: slot.gpu, PID_TAG: str(process.pid)})
@@ -102,9 +110,19 @@ class LocalGpuLauncher(RunLauncher):
 
 
 class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
-    def __init__(self, inst_data: ConfigurableClassData | None = None, *, gpus: str = "", mode: str = "local",
-                 slot_dir: str | None = None, wait_seconds: float = 600.0, gpus_per_run: int = 1,
-                 docker: Mapping | None = None, k8s: Mapping | None = None, default_launcher: Mapping | None = None):  # fmt: skip
+    def __init__(
+        self,
+        inst_data: ConfigurableClassData | None = None,
+        *,
+        gpus: str = "",
+        mode: str = "local",
+        slot_dir: str | None = None,
+        wait_seconds: float = 600.0,
+        gpus_per_run: int = 1,
+        docker: Mapping | None = None,
+        k8s: Mapping | None = None,
+        default_launcher: Mapping | None = None,
+    ):
         self._inst_data = inst_data
         self.gpus = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else list(Settings.from_env().gpus)
         if mode not in ("local", "docker", "k8s"):
@@ -126,15 +144,34 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
     @classmethod
     def config_type(cls):
         return {
-            "gpus": Field(StringSource, is_required=False, default_value="", description="GPU ids for CUDA_VISIBLE_DEVICES, comma-separated (default: FKS_GPUS); none: no GPU routing."),
+            "gpus": Field(
+                StringSource,
+                is_required=False,
+                default_value="",
+                description="GPU ids for CUDA_VISIBLE_DEVICES, comma-separated (default: FKS_GPUS); none: no GPU routing.",
+            ),
             "mode": Field(str, is_required=False, default_value="local", description="local | docker | k8s"),
-            "slot_dir": Field(StringSource, is_required=False, description="Where local mode keeps its slot locks (default $DAGSTER_HOME/gpu_slots)."),
+            "slot_dir": Field(
+                StringSource,
+                is_required=False,
+                description="Where local mode keeps its slot locks (default $DAGSTER_HOME/gpu_slots).",
+            ),
             "wait_seconds": Field(float, is_required=False, default_value=600.0),
             "gpus_per_run": Field(int, is_required=False, default_value=1),
-            "docker": Field(Permissive(), is_required=False, description="DockerRunLauncher config (GPU device requests are added)."),
-            "k8s": Field(Permissive(), is_required=False, description="K8sRunLauncher config (GPU limits, node selector, tolerations added)."),
-            "default_launcher": Field(Permissive(), is_required=False, description="{module, class, config} for non-GPU runs (default: DefaultRunLauncher)."),
-        }  # fmt: skip
+            "docker": Field(
+                Permissive(), is_required=False, description="DockerRunLauncher config (GPU device requests are added)."
+            ),
+            "k8s": Field(
+                Permissive(),
+                is_required=False,
+                description="K8sRunLauncher config (GPU limits, node selector, tolerations added).",
+            ),
+            "default_launcher": Field(
+                Permissive(),
+                is_required=False,
+                description="{module, class, config} for non-GPU runs (default: DefaultRunLauncher).",
+            ),
+        }
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
@@ -150,9 +187,12 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
             if self._default is None:
                 spec = self.default_launcher_config
                 self._default = (
-                    class_from_code_pointer(spec["module"], spec["class"]).from_config_value(None, spec.get("config") or {})
-                    if spec else DefaultRunLauncher()
-                )  # fmt: skip
+                    class_from_code_pointer(spec["module"], spec["class"]).from_config_value(
+                        None, spec.get("config") or {}
+                    )
+                    if spec
+                    else DefaultRunLauncher()
+                )
                 self._default.register_instance(self._instance)
             return self._default
         if self._gpu is None:
@@ -161,7 +201,9 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
             elif self.mode == "docker":
                 from dagster_docker import DockerRunLauncher
 
-                self._gpu = DockerRunLauncher.from_config_value(None, docker_launcher_config(self.docker, self.gpus_per_run))
+                self._gpu = DockerRunLauncher.from_config_value(
+                    None, docker_launcher_config(self.docker, self.gpus_per_run)
+                )
             else:
                 from dagster_k8s import K8sRunLauncher
 
@@ -175,7 +217,8 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
         self._instance.add_run_tags(run.run_id, {LAUNCHER_TAG: route if route == "default" else f"gpu-{self.mode}"})
         if route == "gpu":
             self._instance.report_engine_event(
-                f"GPU steps {', '.join(gpu_steps(self._instance, run)) or '(tagged run)'}: launching on a GPU ({self.mode})", run
+                f"GPU steps {', '.join(gpu_steps(self._instance, run)) or '(tagged run)'}: launching on a GPU ({self.mode})",
+                run,
             )
         self._launcher(route).launch_run(context)
 

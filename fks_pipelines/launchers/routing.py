@@ -17,9 +17,10 @@ def gpu_steps(instance: DagsterInstance, run: DagsterRun) -> list[str]:
     plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
     selected = set(run.step_keys_to_execute or plan.step_keys_to_execute or [s.key for s in plan.steps])
     return sorted(
-        s.key for s in plan.steps
+        s.key
+        for s in plan.steps
         if s.key in selected and ((s.tags or {}).get(GPU_TAG_KEY) == GPU_TAGS[GPU_TAG_KEY] or s.pool == GPU_POOL)
-    )  # fmt: skip
+    )
 
 
 def run_needs_gpu(instance: DagsterInstance, run: DagsterRun) -> bool:

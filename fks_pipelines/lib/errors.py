@@ -49,7 +49,6 @@ class DatabaseError(FksError):
     """The database could not be started, reached, or set up."""
 
 
-
 class RefusedLoadError(FksError):
     """A load that would replace bars already held with fewer bars, without proof they do not exist or --force.
     Nothing is written; the refusal is logged in raw.ingest_log with status ``refused``."""

@@ -7,7 +7,7 @@ and Binance's spot 1h/1d bars as downloaded by freqtrade (open, high, low, close
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -54,7 +54,7 @@ def mart(dbt, table: str, market: str, symbol: str) -> dict[datetime, tuple]:
 def freqtrade_bars(shared_data, name: str, start: datetime, end: datetime) -> dict[datetime, tuple]:
     bars = {}
     for t, o, h, low, c, v in json.loads((shared_data / "freqtrade" / name).read_text()):
-        ts = datetime.fromtimestamp(t / 1000, tz=timezone.utc)
+        ts = datetime.fromtimestamp(t / 1000, tz=UTC)
         if start <= ts < end:
             # JSON floats print back as the decimal strings Binance sent (shortest round-trip repr).
             bars[ts] = tuple(Decimal(repr(x)) for x in (o, h, low, c, v))
@@ -64,8 +64,8 @@ def freqtrade_bars(shared_data, name: str, start: datetime, end: datetime) -> di
 @pytest.mark.parametrize(
     ("symbol", "start", "end"),
     [
-        ("BTCUSDT", datetime(2020, 1, 1, tzinfo=timezone.utc), datetime(2020, 1, 4, tzinfo=timezone.utc)),
-        ("ETHUSDT", datetime(2022, 8, 14, tzinfo=timezone.utc), datetime(2022, 8, 16, tzinfo=timezone.utc)),
+        ("BTCUSDT", datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 4, tzinfo=UTC)),
+        ("ETHUSDT", datetime(2022, 8, 14, tzinfo=UTC), datetime(2022, 8, 16, tzinfo=UTC)),
     ],
 )
 def test_spot_1h_and_1d_equal_binance(marts, shared_data, symbol, start, end):
@@ -81,13 +81,17 @@ def test_spot_1h_and_1d_equal_binance(marts, shared_data, symbol, start, end):
 
 
 def test_spot_btc_day_sums_from_sources_md(marts):
-    day = mart(marts, "fct_ohlcv_1d", "spot", "BTCUSDT")[datetime(2020, 1, 1, tzinfo=timezone.utc)]
+    day = mart(marts, "fct_ohlcv_1d", "spot", "BTCUSDT")[datetime(2020, 1, 1, tzinfo=UTC)]
     o, h, low, c, v, qv, trades, tbb, tbq, bars = day
     assert (o, h, low, c) == (Decimal("7195.24"), Decimal("7255.00"), Decimal("7175.15"), Decimal("7200.85"))
     assert (v, qv, trades, tbb, tbq, bars) == (
-        Decimal("16792.388165"), Decimal("121214452.11606228"), 194010,
-        Decimal("8946.955535"), Decimal("64597785.21233434"), 1440,
-    )  # fmt: skip
+        Decimal("16792.388165"),
+        Decimal("121214452.11606228"),
+        194010,
+        Decimal("8946.955535"),
+        Decimal("64597785.21233434"),
+        1440,
+    )
 
 
 def test_usdm_1h_equals_binance_native_1h_on_every_field(marts, shared_data):
@@ -101,14 +105,22 @@ def test_usdm_1h_equals_binance_native_1h_on_every_field(marts, shared_data):
     for bucket, row in native.items():
         o, h, low, c, v, qv, trades, tbb, tbq, bars = ours[bucket]
         assert (o, h, low, c, trades, bars) == (row["open"], row["high"], row["low"], row["close"], row["trades"], 60)
-        for mine, theirs in ((v, row["volume"]), (qv, row["quote_volume"]), (tbb, row["taker_buy_base"]), (tbq, row["taker_buy_quote"])):
+        for mine, theirs in (
+            (v, row["volume"]),
+            (qv, row["quote_volume"]),
+            (tbb, row["taker_buy_base"]),
+            (tbq, row["taker_buy_quote"]),
+        ):
             assert abs(mine - theirs) <= VOLUME_TOLERANCE, bucket
 
 
 def test_dim_symbols_describes_what_is_held(marts):
-    rows = {(r[0], r[1]): r[2:] for r in marts.rows(
-        "SELECT market, symbol, base_asset, quote_asset, minute_bars, days_with_data FROM marts.dim_symbols"
-    )}  # fmt: skip
+    rows = {
+        (r[0], r[1]): r[2:]
+        for r in marts.rows(
+            "SELECT market, symbol, base_asset, quote_asset, minute_bars, days_with_data FROM marts.dim_symbols"
+        )
+    }
     assert rows == {
         ("spot", "BTCUSDT"): ("BTC", "USDT", 3 * 1440, 3),
         ("spot", "ETHUSDT"): ("ETH", "USDT", 2 * 1440, 2),

@@ -23,7 +23,11 @@ from tests.support import Dbt
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 MARTS = ("fct_ohlcv_1h", "fct_ohlcv_1d", "fct_returns", "dim_symbols")
-REAL_FILES = ["spot/BTCUSDT-1m-2020-01-01.zip", "spot/BTCUSDT-1m-2020-01-02.zip", "futures-um/ETHUSDT-1m-2022-08-24.csv"]
+REAL_FILES = [
+    "spot/BTCUSDT-1m-2020-01-01.zip",
+    "spot/BTCUSDT-1m-2020-01-02.zip",
+    "futures-um/ETHUSDT-1m-2022-08-24.csv",
+]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,13 @@ def pipeline(databases):
     result = defs.resolve_job_def("all_assets_job").execute_in_process(
         instance=DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: "2024-05-01", ASSET_PARTITION_RANGE_END_TAG: "2024-05-24"},
-        run_config={"ops": {"analytics__strategy_choices": {"config": {"strategies": ["ma_cross", "rsi_reversion", "bollinger_breakout"]}}}},
+        run_config={
+            "ops": {
+                "analytics__strategy_choices": {
+                    "config": {"strategies": ["ma_cross", "rsi_reversion", "bollinger_breakout"]}
+                }
+            }
+        },
         resources={
             "database": PostgresResource(url=url),
             "market_data": MarketDataResource(symbols=SYMBOLS),
@@ -30,5 +36,3 @@ def pipeline(databases):
     )
     yield url, result
     databases.drop(url)
-
-

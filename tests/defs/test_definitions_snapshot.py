@@ -29,7 +29,9 @@ def definitions_shape() -> dict:
         "assets": assets,
         "checks": checks,
         "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
-        "schedules": {s.name: f"{s.cron_schedule} -> {s.job_name}" for s in sorted(defs.schedules or [], key=lambda s: s.name)},
+        "schedules": {
+            s.name: f"{s.cron_schedule} -> {s.job_name}" for s in sorted(defs.schedules or [], key=lambda s: s.name)
+        },
         "sensors": sorted(s.name for s in defs.sensors or []),
     }
 
@@ -54,7 +56,9 @@ def test_every_group_has_its_folder():
     groups = set(definitions_shape()["assets"].values())
     assert groups == set(LAYERS)
     for layer in LAYERS:
-        folder = root / "dbt_project" / "models" / layer if layer in DBT_LAYERS else root / "fks_pipelines" / "defs" / layer
+        folder = (
+            root / "dbt_project" / "models" / layer if layer in DBT_LAYERS else root / "fks_pipelines" / "defs" / layer
+        )
         assert folder.is_dir(), folder
 
 

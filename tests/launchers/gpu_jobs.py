@@ -21,7 +21,9 @@ def prices() -> int:
     return 1
 
 
-defs = Definitions(assets=[embeddings, prices], jobs=[define_asset_job("everything", [embeddings, prices], tags={"team": "quant"})])
+defs = Definitions(
+    assets=[embeddings, prices], jobs=[define_asset_job("everything", [embeddings, prices], tags={"team": "quant"})]
+)
 
 
 def everything():

@@ -41,9 +41,15 @@ def create_run(instance, assets: set[str] | None, tags: dict[str, str] | None = 
     job = gpu_jobs.everything()
     selection = frozenset(AssetKey(a) for a in assets) if assets else None
     subset = job.get_subset(asset_selection=selection) if selection else job
-    plan = create_execution_plan(gpu_jobs.RECONSTRUCTABLE.get_subset(asset_selection=selection) if selection else gpu_jobs.RECONSTRUCTABLE)
+    plan = create_execution_plan(
+        gpu_jobs.RECONSTRUCTABLE.get_subset(asset_selection=selection) if selection else gpu_jobs.RECONSTRUCTABLE
+    )
     return instance.create_run_for_job(
-        subset, execution_plan=plan, asset_selection=selection, tags=tags or {}, job_code_origin=gpu_jobs.RECONSTRUCTABLE.get_python_origin()
+        subset,
+        execution_plan=plan,
+        asset_selection=selection,
+        tags=tags or {},
+        job_code_origin=gpu_jobs.RECONSTRUCTABLE.get_python_origin(),
     )
 
 
@@ -56,11 +62,11 @@ def launcher(instance, tmp_path, gpus="7,9") -> GpuRoutingRunLauncher:
 @pytest.mark.parametrize(
     ("assets", "tags", "route"),
     [
-        (None, {"team": "quant"}, "gpu"),                       # a job launch: the whole job, job tags
-        ({"embeddings"}, {"dagster/backfill": "abc"}, "gpu"),   # a backfill of the GPU asset: no job tags
+        (None, {"team": "quant"}, "gpu"),  # a job launch: the whole job, job tags
+        ({"embeddings"}, {"dagster/backfill": "abc"}, "gpu"),  # a backfill of the GPU asset: no job tags
         ({"embeddings"}, {"dagster/sensor_name": "s"}, "gpu"),  # a sensor / automation run: no job tags
-        ({"prices"}, {"dagster/backfill": "abc"}, "default"),   # nothing GPU in it
-        ({"prices"}, {GPU_TAG_KEY: "true"}, "gpu"),             # explicitly tagged
+        ({"prices"}, {"dagster/backfill": "abc"}, "default"),  # nothing GPU in it
+        ({"prices"}, {GPU_TAG_KEY: "true"}, "gpu"),  # explicitly tagged
     ],
 )
 def test_runs_are_routed_by_what_they_execute(instance, tmp_path, assets, tags, route):
@@ -83,7 +89,9 @@ def test_slots_are_held_by_the_runs_processes_and_released_when_they_end(tmp_pat
     assert (first.gpu, second.gpu) == ("0", "1") and slots.try_acquire() is None
     a, b = hold(first), hold(second)
     try:
-        assert slots.busy() == ["0", "1"] and slots.acquire(wait_s=0.3, poll_s=0.05) is None  # all busy: the launch waits
+        assert (
+            slots.busy() == ["0", "1"] and slots.acquire(wait_s=0.3, poll_s=0.05) is None
+        )  # all busy: the launch waits
         a.send_signal(signal.SIGKILL)  # a run killed mid-way...
         a.wait()
         third = slots.acquire(wait_s=5, poll_s=0.05)  # ...gives its GPU back
@@ -124,12 +132,18 @@ def test_generated_docker_and_k8s_configs_are_valid_for_those_launchers():
 
     docker = docker_launcher_config({"image": "fks-pipelines:latest", "env_vars": ["FKS_DATABASE_URL"]}, gpus_per_run=2)
     assert process_config(DockerRunLauncher.config_type(), docker).success
-    assert docker["container_kwargs"]["device_requests"] == [{"Driver": "nvidia", "Count": 2, "Capabilities": [["gpu"]]}]
-    k8s = k8s_launcher_config({"service_account_name": "dagster", "job_namespace": "fks", "instance_config_map": "dagster-instance"})
+    assert docker["container_kwargs"]["device_requests"] == [
+        {"Driver": "nvidia", "Count": 2, "Capabilities": [["gpu"]]}
+    ]
+    k8s = k8s_launcher_config(
+        {"service_account_name": "dagster", "job_namespace": "fks", "instance_config_map": "dagster-instance"}
+    )
     assert process_config(K8sRunLauncher.config_type(), k8s).success
     assert k8s["run_k8s_config"]["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert k8s["run_k8s_config"]["pod_spec_config"]["tolerations"][0]["key"] == "nvidia.com/gpu"
-    assert not process_config(DockerRunLauncher.config_type(), {**docker, "container_kwargs": "not a mapping"}).success  # the check bites
+    assert not process_config(
+        DockerRunLauncher.config_type(), {**docker, "container_kwargs": "not a mapping"}
+    ).success  # the check bites
 
 
 def test_the_launcher_and_coordinator_load_from_dagster_yaml(tmp_path, monkeypatch):
@@ -142,7 +156,7 @@ def test_the_launcher_and_coordinator_load_from_dagster_yaml(tmp_path, monkeypat
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     text = (home / "dagster.yaml").read_text()
-    text = text[: text.index("storage:")] + text[text.index("run_coordinator:"):]  # sqlite storage for this test
+    text = text[: text.index("storage:")] + text[text.index("run_coordinator:") :]  # sqlite storage for this test
     (home / "dagster.yaml").write_text(text)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("FKS_GPUS", "0,1")

@@ -7,9 +7,18 @@ from tests.support import Reply, ScriptedServer
 
 
 def test_mentions_and_markdown_from_the_data_are_neutralised():
-    row = {"account": "@everyone\n**free money** <@&123>", "symbol": "BTCUSDT", "generator": "llm", "action": "buy",
-           "target_allocation": 0.1, "current_allocation": 0.0, "reference_price": 60_000.0, "stop_loss": 58_000.0,
-           "confidence": 0.6, "clamps": [{"rule": "tier medium: at most 20% per position"}]}  # fmt: skip
+    row = {
+        "account": "@everyone\n**free money** <@&123>",
+        "symbol": "BTCUSDT",
+        "generator": "llm",
+        "action": "buy",
+        "target_allocation": 0.1,
+        "current_allocation": 0.0,
+        "reference_price": 60_000.0,
+        "stop_loss": 58_000.0,
+        "confidence": 0.6,
+        "clamps": [{"rule": "tier medium: at most 20% per position"}],
+    }
     with ScriptedServer(lambda request: Reply(204)) as hook:
         assert post_to_discord(hook.url + "/webhook", recommendation_message("2024-05-20", [row])) is None
         assert post_to_discord(hook.url + "/webhook", "run failed for @here") is None  # every post, not only ours

@@ -5,7 +5,7 @@ import base64
 import io
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
@@ -34,9 +34,15 @@ class StrategySelectionConfig(Config):
     fees: float = Field(default=0.001, description="Per fill (Binance spot taker: 0.1%).")
     slippage: float = 0.0005
     init_cash: float = 10_000.0
-    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES), description=f"Any of {', '.join(STRATEGIES)}.")
-    allow_shorts: bool = Field(default=False, description="Trade both directions (exit signals open shorts); long-only spot otherwise.")
-    search: str = Field(default="grid", description="'grid' (every parameter set) or 'optuna' (seeded TPE over the same grid values).")
+    strategies: list[str] = Field(
+        default_factory=lambda: list(STRATEGIES), description=f"Any of {', '.join(STRATEGIES)}."
+    )
+    allow_shorts: bool = Field(
+        default=False, description="Trade both directions (exit signals open shorts); long-only spot otherwise."
+    )
+    search: str = Field(
+        default="grid", description="'grid' (every parameter set) or 'optuna' (seeded TPE over the same grid values)."
+    )
     optuna_trials: int = Field(default=30, description="Trials per walk-forward window when search is 'optuna'.")
     seed: int = Field(default=42, description="Optuna's sampler seed: the same seed gives the same choices.")
 
@@ -94,7 +100,7 @@ def strategy_choices(
 ) -> MaterializeResult:
     backtest, search = config.validated()
     strategies = [STRATEGIES[name] for name in config.strategies]
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with database.connection() as conn:
         end = bars_end(conn, "fct_ohlcv_1h")
         if end is None:
@@ -103,12 +109,19 @@ def strategy_choices(
         bars_by_symbol = read_bars(conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, start, end)
         choices, table_rows, curves = [], [], {}
         for symbol, bars in bars_by_symbol.items():
-            context.log.info(f"{symbol}: walking {len(strategies)} strategies forward over {len(bars['close'])} hourly bars")
+            context.log.info(
+                f"{symbol}: walking {len(strategies)} strategies forward over {len(bars['close'])} hourly bars"
+            )
             winner, candidates = choose_strategy(
-                bars, strategies, objective=config.objective, in_sample=config.in_sample_days * 24,
-                out_of_sample=config.out_of_sample_days * 24, bars_per_year=HOURS_PER_YEAR, config=backtest,
+                bars,
+                strategies,
+                objective=config.objective,
+                in_sample=config.in_sample_days * 24,
+                out_of_sample=config.out_of_sample_days * 24,
+                bars_per_year=HOURS_PER_YEAR,
+                config=backtest,
                 search=search,
-            )  # fmt: skip
+            )
             if winner is None:
                 context.log.warning(f"{symbol}: {len(bars['close'])} bars are too few for one walk-forward window")
                 continue
@@ -129,7 +142,7 @@ def strategy_choices(
             )
             for symbol, winner, bars in choices:
                 times = bars["bucket"]
-                decided_at = times[winner.decision_index].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                decided_at = times[winner.decision_index].astype("datetime64[us]").item().replace(tzinfo=UTC)
                 b_and_h = bars["close"][-1] / bars["close"][int(winner.windows["decision"][0])] - 1
                 choice = analytics.StrategyChoice(
                     symbol=symbol,
@@ -148,11 +161,14 @@ def strategy_choices(
                 # The winner's full-sample grid, for analysts comparing configurations.
                 strategy = STRATEGIES[winner.strategy]
                 grid = run_sweep(bars, strategy, strategy.parameter_sets(), backtest)
-                data_start = times[0].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                data_start = times[0].astype("datetime64[us]").item().replace(tzinfo=UTC)
                 analytics.insert_results(
                     conn, run_id, market_data.market, symbol, strategy.name, data_start, end, grid.iter_rows(named=True)
                 )
-    table = ["| symbol | strategy | params | OOS return | OOS Sharpe | OOS max DD | chosen |", "|---|---|---|---|---|---|---|"]
+    table = [
+        "| symbol | strategy | params | OOS return | OOS Sharpe | OOS max DD | chosen |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for symbol, name, params, oos, chosen in sorted(table_rows, key=lambda r: (r[0], -(r[3].get("sharpe") or -1e9))):
         table.append(
             f"| {symbol} | {name} | `{json.dumps(params)}` | {oos['total_return']:.2%} | {oos['sharpe']:.2f} |"
@@ -161,7 +177,9 @@ def strategy_choices(
     metadata = {
         "run_id": run_id,
         "objective": config.objective,
-        "search": search.method if search.method == "grid" else f"optuna ({search.trials} trials/window, seed {search.seed})",
+        "search": search.method
+        if search.method == "grid"
+        else f"optuna ({search.trials} trials/window, seed {search.seed})",
         "direction": "long and short" if config.allow_shorts else "long only",
         "data_range": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
         "chosen": MetadataValue.json({s: {"strategy": w.strategy, "params": w.params} for s, w, _ in choices}),
@@ -185,14 +203,18 @@ def strategy_choices(
         "decided before that moment (textbook defaults otherwise). Writes analytics.signals."
     ),
 )
-def signals(context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> MaterializeResult:
+def signals(
+    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> MaterializeResult:
     window = context.partition_time_window
     rows = []
     with database.connection() as conn:
         day = window.start
         while day < window.end:
             end = day + timedelta(days=1)
-            bars_by_symbol = read_bars(conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, end - timedelta(days=60), end)
+            bars_by_symbol = read_bars(
+                conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, end - timedelta(days=60), end
+            )
             for symbol, bars in bars_by_symbol.items():
                 if len(bars["close"]) == 0:
                     continue
@@ -201,7 +223,7 @@ def signals(context: AssetExecutionContext, database: PostgresResource, market_d
                 if chosen:
                     params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
                 state = indicator_state(bars)
-                as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
+                as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=UTC)
                 rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params)))
             day = end
         analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
@@ -210,7 +232,9 @@ def signals(context: AssetExecutionContext, database: PostgresResource, market_d
     for _, symbol, _, st, sig in latest:
         entries = ", ".join(k for k, v in sig.items() if v["entry"]) or "-"
         exits = ", ".join(k for k, v in sig.items() if v["exit"]) or "-"
-        preview.append(f"| {symbol} | {st['close']:.2f} | {st['rsi_14']:.1f} | {st['macd_hist']:.3f} | {entries} | {exits} |")
+        preview.append(
+            f"| {symbol} | {st['close']:.2f} | {st['rsi_14']:.1f} | {st['macd_hist']:.3f} | {entries} | {exits} |"
+        )
     return MaterializeResult(metadata={"dagster/row_count": len(rows), "latest": MetadataValue.md("\n".join(preview))})
 
 
@@ -225,7 +249,9 @@ def signals(context: AssetExecutionContext, database: PostgresResource, market_d
         "Writes analytics.market_regimes and analytics.regime_transitions."
     ),
 )
-def market_regimes(context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> MaterializeResult:
+def market_regimes(
+    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> MaterializeResult:
     import polars as pl
 
     with database.connection() as conn:
@@ -244,4 +270,6 @@ def market_regimes(context: AssetExecutionContext, database: PostgresResource, m
         analytics.replace_regimes(conn, market_data.market, regimes, transitions)
     latest = per_day.group_by("symbol").agg(pl.all().sort_by("bucket").last()) if per_day.height else per_day
     summary = {r["symbol"]: r["regime"] for r in latest.iter_rows(named=True)} if latest.height else {}
-    return MaterializeResult(metadata={"dagster/row_count": per_day.height, "latest_regimes": MetadataValue.json(summary)})
+    return MaterializeResult(
+        metadata={"dagster/row_count": per_day.height, "latest_regimes": MetadataValue.json(summary)}
+    )

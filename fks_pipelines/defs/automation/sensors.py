@@ -13,7 +13,7 @@ and the range is bounded by the sensor's window.
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     DefaultSensorStatus,
@@ -44,17 +44,24 @@ def range_request(run_key: str, first, last, symbols: list[str], trigger: str) -
     return RunRequest(
         run_key=run_key,
         run_config={"ops": {RAW_OP: {"config": {"symbols": symbols}}}},
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-              "fks/trigger": trigger},  # fmt: skip
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+            "fks/trigger": trigger,
+        },
     )
 
 
 def _yesterday():
-    return datetime.now(timezone.utc).date() - timedelta(days=1)
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
-@sensor(job=daily_job, minimum_interval_seconds=3600, default_status=DEFAULT_STATUS,
-        description="Missing or incomplete days per symbol in the last FKS_GAP_WINDOW_DAYS: one range run heals them.")  # fmt: skip
+@sensor(
+    job=daily_job,
+    minimum_interval_seconds=3600,
+    default_status=DEFAULT_STATUS,
+    description="Missing or incomplete days per symbol in the last FKS_GAP_WINDOW_DAYS: one range run heals them.",
+)
 def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
     window_days = settings().gap_window_days
     bars = bars_per_day(market_data.interval)
@@ -64,8 +71,14 @@ def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, mar
     first = last - timedelta(days=window_days - 1)
     with database.connection() as conn:
         known = symbols_with_data(conn, market_data.market, market_data.interval)
-        followed = [s for s in market_data.symbols if s in known]  # symbols with no data at all: the new-symbol sensor's
-        gaps = incomplete_days(conn, market_data.market, market_data.interval, followed, first, last, bars) if followed else []
+        followed = [
+            s for s in market_data.symbols if s in known
+        ]  # symbols with no data at all: the new-symbol sensor's
+        gaps = (
+            incomplete_days(conn, market_data.market, market_data.interval, followed, first, last, bars)
+            if followed
+            else []
+        )
     if not gaps:
         return SkipReason(f"no missing or incomplete day for {len(followed)} symbol(s) in {first} .. {last}")
     days = sorted({d for _, d, _ in gaps})
@@ -75,8 +88,12 @@ def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, mar
     return range_request(f"gaps:{fingerprint}", days[0], days[-1], symbols, "gap_sensor")
 
 
-@sensor(job=daily_job, minimum_interval_seconds=600, default_status=DEFAULT_STATUS,
-        description="A symbol added to the universe (FKS_SYMBOLS) gets FKS_NEW_SYMBOL_HISTORY_DAYS of history.")  # fmt: skip
+@sensor(
+    job=daily_job,
+    minimum_interval_seconds=600,
+    default_status=DEFAULT_STATUS,
+    description="A symbol added to the universe (FKS_SYMBOLS) gets FKS_NEW_SYMBOL_HISTORY_DAYS of history.",
+)
 def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResource, market_data: MarketDataResource):
     depth = settings().new_symbol_history_days
     with database.connection() as conn:
@@ -86,11 +103,18 @@ def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResour
         return SkipReason("every configured symbol has data")
     last = _yesterday()
     first = last - timedelta(days=depth - 1)
-    return [range_request(f"new-symbol:{market_data.market}:{s}:{depth}", first, last, [s], "new_symbol_sensor") for s in new]
+    return [
+        range_request(f"new-symbol:{market_data.market}:{s}:{depth}", first, last, [s], "new_symbol_sensor")
+        for s in new
+    ]
 
 
-@sensor(job=archive_import_job, minimum_interval_seconds=60, default_status=DEFAULT_STATUS,
-        description="Archive files dropped into FKS_LANDING_DIR are imported, then moved to imported/ or quarantine/.")  # fmt: skip
+@sensor(
+    job=archive_import_job,
+    minimum_interval_seconds=60,
+    default_status=DEFAULT_STATUS,
+    description="Archive files dropped into FKS_LANDING_DIR are imported, then moved to imported/ or quarantine/.",
+)
 def archive_landing_sensor(context: SensorEvaluationContext):
     landing = settings().landing_dir
     files = landed_files(landing)
@@ -104,8 +128,11 @@ def archive_landing_sensor(context: SensorEvaluationContext):
     )
 
 
-@run_failure_sensor(name="run_failure_to_discord", default_status=DEFAULT_STATUS,
-                    description="Posts every failed run to DISCORD_WEBHOOK_URL (skipped, with a log line, when unset).")  # fmt: skip
+@run_failure_sensor(
+    name="run_failure_to_discord",
+    default_status=DEFAULT_STATUS,
+    description="Posts every failed run to DISCORD_WEBHOOK_URL (skipped, with a log line, when unset).",
+)
 def run_failure_to_discord(context: RunFailureSensorContext, discord: DiscordResource):
     run = context.dagster_run
     if not discord.webhook_url:

@@ -18,7 +18,6 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 
-
 @cache
 def dbt_project() -> DbtProject:
     """The dbt project with an up-to-date manifest, prepared on first use and cached for the process (importing
@@ -43,11 +42,20 @@ def ensure_manifest(project: DbtProject) -> Path:
     so a fresh checkout, `dagster dev` and the tests need no manual step (parse never connects)."""
     if _manifest_is_stale(project):
         subprocess.run(
-            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(Path(project.manifest_path).parent)],
+            [
+                DBT_EXECUTABLE,
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(Path(project.manifest_path).parent),
+            ],
             check=True,
             env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-        )  # fmt: skip
+        )
     return Path(project.manifest_path)
 
 

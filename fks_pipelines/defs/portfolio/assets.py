@@ -1,7 +1,7 @@
 """The portfolio layer: what the accounts hold and what moves between them. Its tables (``portfolio.*``: accounts,
 deposits, trades, profit splits) are the platform's own and never readable by the analyst role."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
@@ -22,12 +22,14 @@ from fks_pipelines.lib.portfolio.sizing import profit_split
         "the transfer to make (it does not move money)."
     ),
 )
-def profit_splits(context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> MaterializeResult:
+def profit_splits(
+    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> MaterializeResult:
     with database.connection() as conn:
         latest = latest_day(conn, market_data.market)
         if latest is None:
             return MaterializeResult(metadata={"transfers": 0, "note": "no market data yet"})
-        month_end = datetime(latest.year, latest.month, 1, tzinfo=timezone.utc)  # the last complete month ends here
+        month_end = datetime(latest.year, latest.month, 1, tzinfo=UTC)  # the last complete month ends here
         month_start = (month_end - timedelta(days=1)).replace(day=1)
         if (latest + timedelta(days=1)).month != latest.month:  # the latest day closes its month
             month_start, month_end = month_end, (latest + timedelta(days=1))
@@ -48,7 +50,8 @@ def profit_splits(context: AssetExecutionContext, database: PostgresResource, ma
     return MaterializeResult(
         metadata={
             "month": f"{month_start:%Y-%m}",
-            "transfers": MetadataValue.json({r[1]: {"profit": round(r[6], 2), "transfer_to_long_term": round(r[7], 2), "to": r[2]} for r in rows}),
+            "transfers": MetadataValue.json(
+                {r[1]: {"profit": round(r[6], 2), "transfer_to_long_term": round(r[7], 2), "to": r[2]} for r in rows}
+            ),
         }
     )
-

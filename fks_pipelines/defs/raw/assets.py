@@ -1,6 +1,5 @@
 """The raw layer: Binance klines landed in ``raw.binance_klines``, one UTC day per partition."""
 
-
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -88,9 +87,16 @@ def binance_klines(
     with database.connection() as conn:
         for i, day in enumerate(days, start=1):
             result, batch = load_day(
-                conn, source, market_data.market, market_data.interval, symbols, day, force=config.force,
-                partition_key=day.isoformat(), run_id=context.run.run_id,
-            )  # fmt: skip
+                conn,
+                source,
+                market_data.market,
+                market_data.interval,
+                symbols,
+                day,
+                force=config.force,
+                partition_key=day.isoformat(),
+                run_id=context.run.run_id,
+            )
             scope = result.scope
             loaded += result.rows_loaded
             deleted += result.rows_deleted

@@ -1,6 +1,5 @@
 """Data-quality checks on the raw klines of the materialized days (Great Expectations does the row rules)."""
 
-
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, Field, MetadataValue, asset_check
 
 from fks_pipelines.defs.raw.assets import binance_klines
@@ -15,7 +14,14 @@ def _scope(context: AssetCheckExecutionContext, market_data: MarketDataResource)
     return LoadScope(market_data.market, market_data.interval, tuple(market_data.symbols), window.start, window.end)
 
 
-def _rules_result(context, database, market_data, rules: list[str], threshold: float = DEFAULT_PRICE_JUMP_THRESHOLD, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
+def _rules_result(
+    context,
+    database,
+    market_data,
+    rules: list[str],
+    threshold: float = DEFAULT_PRICE_JUMP_THRESHOLD,
+    severity=AssetCheckSeverity.ERROR,
+) -> AssetCheckResult:
     scope = _scope(context, market_data)
     with database.connection() as conn:
         frame = read_klines(conn, scope)
@@ -35,8 +41,14 @@ def _rules_result(context, database, market_data, rules: list[str], threshold: f
     )
 
 
-@asset_check(asset=binance_klines, partitions_def=daily_partitions, description="No two rows share (market, symbol, interval, open_time).")
-def unique_natural_key(context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> AssetCheckResult:
+@asset_check(
+    asset=binance_klines,
+    partitions_def=daily_partitions,
+    description="No two rows share (market, symbol, interval, open_time).",
+)
+def unique_natural_key(
+    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> AssetCheckResult:
     return _rules_result(context, database, market_data, ["unique_natural_key"])
 
 
@@ -45,7 +57,9 @@ def unique_natural_key(context: AssetCheckExecutionContext, database: PostgresRe
     partitions_def=daily_partitions,
     description="Every day has every bar (1440 one-minute bars per symbol); missing bars are listed.",
 )
-def complete_days(context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> AssetCheckResult:
+def complete_days(
+    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> AssetCheckResult:
     scope = _scope(context, market_data)
     with database.connection() as conn:
         summaries = scope_summary(conn, scope)
@@ -66,7 +80,9 @@ def complete_days(context: AssetCheckExecutionContext, database: PostgresResourc
     partitions_def=daily_partitions,
     description="high >= max(open, close) and low <= min(open, close) on every bar.",
 )
-def ohlc_consistent(context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> AssetCheckResult:
+def ohlc_consistent(
+    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> AssetCheckResult:
     return _rules_result(context, database, market_data, ["high_not_below_open_close", "low_not_above_open_close"])
 
 
@@ -75,12 +91,21 @@ def ohlc_consistent(context: AssetCheckExecutionContext, database: PostgresResou
     partitions_def=daily_partitions,
     description="Volumes, taker volumes and trade counts are never negative.",
 )
-def volumes_non_negative(context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> AssetCheckResult:
+def volumes_non_negative(
+    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> AssetCheckResult:
     return _rules_result(
-        context, database, market_data,
-        ["volume_non_negative", "quote_volume_non_negative", "taker_buy_base_non_negative",
-         "taker_buy_quote_non_negative", "trades_non_negative"],
-    )  # fmt: skip
+        context,
+        database,
+        market_data,
+        [
+            "volume_non_negative",
+            "quote_volume_non_negative",
+            "taker_buy_base_non_negative",
+            "taker_buy_quote_non_negative",
+            "trades_non_negative",
+        ],
+    )
 
 
 @asset_check(
@@ -88,7 +113,9 @@ def volumes_non_negative(context: AssetCheckExecutionContext, database: Postgres
     partitions_def=daily_partitions,
     description="close_time = open_time + interval - 1 ms on every bar (Binance's convention).",
 )
-def close_time_consistent(context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> AssetCheckResult:
+def close_time_consistent(
+    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> AssetCheckResult:
     return _rules_result(context, database, market_data, ["close_time_is_open_plus_interval_minus_1ms"])
 
 
@@ -96,13 +123,31 @@ def close_time_consistent(context: AssetCheckExecutionContext, database: Postgre
     asset=binance_klines,
     partitions_def=daily_partitions,
     description="Bar-to-bar close moves above the threshold are flagged (a warning: real markets do jump).",
-    config_schema={"price_jump_threshold": Field(float, default_value=DEFAULT_PRICE_JUMP_THRESHOLD, description="Relative move, e.g. 0.1 = 10%.")},
+    config_schema={
+        "price_jump_threshold": Field(
+            float, default_value=DEFAULT_PRICE_JUMP_THRESHOLD, description="Relative move, e.g. 0.1 = 10%."
+        )
+    },
 )
-def price_jumps(context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource) -> AssetCheckResult:
+def price_jumps(
+    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> AssetCheckResult:
     threshold = context.op_execution_context.op_config["price_jump_threshold"]
     return _rules_result(
-        context, database, market_data, ["price_jump_within_threshold"], threshold=threshold, severity=AssetCheckSeverity.WARN
+        context,
+        database,
+        market_data,
+        ["price_jump_within_threshold"],
+        threshold=threshold,
+        severity=AssetCheckSeverity.WARN,
     )
 
 
-raw_checks = [unique_natural_key, complete_days, ohlc_consistent, volumes_non_negative, close_time_consistent, price_jumps]
+raw_checks = [
+    unique_natural_key,
+    complete_days,
+    ohlc_consistent,
+    volumes_non_negative,
+    close_time_consistent,
+    price_jumps,
+]

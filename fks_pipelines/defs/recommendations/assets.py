@@ -1,9 +1,8 @@
 """The daily recommendation per account (LLM or rules, sized deterministically), its track record, and the
 Discord post."""
 
-
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -47,7 +46,11 @@ DAILY_KEY = AssetKey(["recommendations", "daily"])
     pool=GPU_POOL,
     kinds={"openai", "postgres"},
     check_specs=[
-        AssetCheckSpec("llm_answered", asset=DAILY_KEY, description="Warns when a configured LLM failed and the rules engine answered instead.")
+        AssetCheckSpec(
+            "llm_answered",
+            asset=DAILY_KEY,
+            description="Warns when a configured LLM failed and the rules engine answered instead.",
+        )
     ],
     description=(
         "Per account and symbol, what to do at the end of each day and why: the LLM (vLLM, structured output) or, "
@@ -69,7 +72,7 @@ def daily_recommendations(
     days = [(window.start + timedelta(days=i)).date() for i in range((window.end - window.start).days)]
     failures, generations, last_rows = [], [], []
     with database.connection() as conn:
-        if not account_states(conn, datetime.now(timezone.utc)):
+        if not account_states(conn, datetime.now(UTC)):
             context.log.warning("no accounts in portfolio.accounts: import one with `fks portfolio import FILE`")
         retrieve = retriever(conn, embedding_model.get)
         for day in days:
@@ -80,17 +83,26 @@ def daily_recommendations(
                 generations.append((day, generation))
                 if generation.llm_error:
                     failures.append(f"{day} {generation.account}: {generation.llm_error}")
-                    context.log.warning(f"LLM failed for {generation.account} on {day}; the rules engine answered: {generation.llm_error}")
+                    context.log.warning(
+                        f"LLM failed for {generation.account} on {day}; the rules engine answered: {generation.llm_error}"
+                    )
         last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
     if last_rows and discord.webhook_url:
         problem = post_to_discord(discord.webhook_url, recommendation_message(str(days[-1]), last_rows))
-        context.log.info("posted to Discord" if problem is None else f"Discord post failed (the recommendation stands): {problem}")
+        context.log.info(
+            "posted to Discord" if problem is None else f"Discord post failed (the recommendation stands): {problem}"
+        )
     elif last_rows:
         context.log.info("DISCORD_WEBHOOK_URL not set: no notification")
-    table = ["| account | symbol | action | target | now | price | confidence | generator | clamps |", "|---|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| account | symbol | action | target | now | price | confidence | generator | clamps |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in last_rows:
-        table.append(f"| {r['account']} | {r['symbol']} | {r['action']} | {r['target_allocation']:.1%} | {r['current_allocation']:.1%} |"
-                     f" {r['reference_price']:,.2f} | {r['confidence']:.0%} | {r['generator']} | {len(r['clamps'])} |")  # fmt: skip
+        table.append(
+            f"| {r['account']} | {r['symbol']} | {r['action']} | {r['target_allocation']:.1%} | {r['current_allocation']:.1%} |"
+            f" {r['reference_price']:,.2f} | {r['confidence']:.0%} | {r['generator']} | {len(r['clamps'])} |"
+        )
     generators = sorted({g.generator for _, g in generations})
     return MaterializeResult(
         metadata={
@@ -129,6 +141,14 @@ def track_record(context: AssetExecutionContext, database: PostgresResource) -> 
         scored = recommendations.score_track_record(conn)
         summary = recommendations.track_record_summary(conn)
     fmt = lambda v, pattern: "-" if v is None else format(v, pattern)  # noqa: E731
-    table = ["| account | generator | scored | hit rate 1d | hit rate 7d | paper P&L 1d | paper P&L 7d |", "|---|---|---|---|---|---|---|"]
-    table += [f"| {a} | {g} | {n} | {fmt(h1, '.0%')} | {fmt(h7, '.0%')} | {fmt(p1, ',.2f')} | {fmt(p7, ',.2f')} |" for a, g, n, h1, h7, p1, p7 in summary]
-    return MaterializeResult(metadata={"scored": scored, "by_account_and_generator": MetadataValue.md("\n".join(table))})
+    table = [
+        "| account | generator | scored | hit rate 1d | hit rate 7d | paper P&L 1d | paper P&L 7d |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {a} | {g} | {n} | {fmt(h1, '.0%')} | {fmt(h7, '.0%')} | {fmt(p1, ',.2f')} | {fmt(p7, ',.2f')} |"
+        for a, g, n, h1, h7, p1, p7 in summary
+    ]
+    return MaterializeResult(
+        metadata={"scored": scored, "by_account_and_generator": MetadataValue.md("\n".join(table))}
+    )

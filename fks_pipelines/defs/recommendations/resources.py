@@ -14,7 +14,9 @@ class LLMResource(ConfigurableResource):
     api_key: str | None = Field(default=None, description="Bearer token, if the server wants one (FKS_LLM_API_KEY).")
     timeout_s: float = Field(default=60.0, description="Per request.")
     retries: int = Field(default=2, description="Retries on timeouts, connection errors and 5xx.")
-    engine: str = Field(default="http", description="http (a vLLM server) or in_process (vllm.LLM in this run; the gpu extra).")
+    engine: str = Field(
+        default="http", description="http (a vLLM server) or in_process (vllm.LLM in this run; the gpu extra)."
+    )
 
     def client(self) -> OpenAICompatibleClient | InProcessVLLM | None:
         if self.engine == "in_process":
@@ -23,4 +25,6 @@ class LLMResource(ConfigurableResource):
             return InProcessVLLM(self.model)
         if not self.base_url:
             return None
-        return OpenAICompatibleClient(self.base_url, self.model or "default", self.api_key, self.timeout_s, self.retries)
+        return OpenAICompatibleClient(
+            self.base_url, self.model or "default", self.api_key, self.timeout_s, self.retries
+        )

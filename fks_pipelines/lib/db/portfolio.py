@@ -16,9 +16,12 @@ def import_accounts(conn: psycopg.Connection, accounts: list[Account], market: s
     with conn.transaction():
         for a in accounts:
             conn.execute("DELETE FROM portfolio.accounts WHERE account = %s", (a.name,))
-            conn.execute("INSERT INTO portfolio.accounts (account, kind, market) VALUES (%s, %s, %s)", (a.name, a.kind, market))
             conn.execute(
-                "INSERT INTO portfolio.deposits (account, at, amount, note) VALUES (%s, %s, %s, 'opening cash')", (a.name, a.cash_at, a.cash)
+                "INSERT INTO portfolio.accounts (account, kind, market) VALUES (%s, %s, %s)", (a.name, a.kind, market)
+            )
+            conn.execute(
+                "INSERT INTO portfolio.deposits (account, at, amount, note) VALUES (%s, %s, %s, 'opening cash')",
+                (a.name, a.cash_at, a.cash),
             )
             n += _insert_trades(conn, a.name, a.trades)
     return n
@@ -33,9 +36,13 @@ def import_trades(conn: psycopg.Connection, trades: dict[str, list[Trade]], wher
                 " LEFT JOIN portfolio.deposits d USING (account) WHERE a.account = %s GROUP BY a.kind",
                 (account,),
             ).fetchone()
-            existing = [Trade(*row) for row in conn.execute(
-                "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades WHERE account = %s", (account,)
-            ).fetchall()]  # fmt: skip
+            existing = [
+                Trade(*row)
+                for row in conn.execute(
+                    "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades WHERE account = %s",
+                    (account,),
+                ).fetchall()
+            ]
             check_account(Account(account, kind, cash, cash_at, existing + new), f"{where}: account {account}")
         return sum(_insert_trades(conn, account, new) for account, new in trades.items())
 
@@ -63,10 +70,14 @@ class AccountState:
 def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]:
     """Every account as of ``at``: deposits and trades up to then, nothing later."""
     out = []
-    for account, kind, market in conn.execute("SELECT account, kind, market FROM portfolio.accounts ORDER BY account").fetchall():
-        deposits = float(conn.execute(
-            "SELECT coalesce(sum(amount), 0) FROM portfolio.deposits WHERE account = %s AND at <= %s", (account, at)
-        ).fetchone()[0])  # fmt: skip
+    for account, kind, market in conn.execute(
+        "SELECT account, kind, market FROM portfolio.accounts ORDER BY account"
+    ).fetchall():
+        deposits = float(
+            conn.execute(
+                "SELECT coalesce(sum(amount), 0) FROM portfolio.deposits WHERE account = %s AND at <= %s", (account, at)
+            ).fetchone()[0]
+        )
         cash, positions = deposits, {}
         for symbol, side, quantity, price, fee in conn.execute(
             "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM portfolio.trades"
@@ -102,4 +113,3 @@ def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tupl
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
-

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import psycopg
@@ -102,11 +102,23 @@ def _log(
         RETURNING id
         """,
         (
-            status, partition_key, scope.market, scope.interval, list(scope.symbols), scope.start, scope.end,
-            source, detail, rows_deleted, rows_loaded, checksum,
-            None if duration_s is None else duration_s * 1000, error, run_id,
+            status,
+            partition_key,
+            scope.market,
+            scope.interval,
+            list(scope.symbols),
+            scope.start,
+            scope.end,
+            source,
+            detail,
+            rows_deleted,
+            rows_loaded,
+            checksum,
+            None if duration_s is None else duration_s * 1000,
+            error,
+            run_id,
         ),
-    ).fetchone()  # fmt: skip
+    ).fetchone()
     return int(row[0])
 
 
@@ -133,15 +145,26 @@ def replace_klines(
     try:
         validate_klines(frame, where=where)
         check_within_scope(frame, scope, where=where)
-        check_closed(frame, scope, now=datetime.now(timezone.utc))
+        check_closed(frame, scope, now=datetime.now(UTC))
     except BadInputError as exc:
         with conn.transaction():
-            _log(conn, status="rejected", scope=scope, source=source, detail=detail, partition_key=partition_key,
-                 run_id=run_id, checksum=checksum, error=str(exc))  # fmt: skip
+            _log(
+                conn,
+                status="rejected",
+                scope=scope,
+                source=source,
+                detail=detail,
+                partition_key=partition_key,
+                run_id=run_id,
+                checksum=checksum,
+                error=str(exc),
+            )
         raise
     try:
         with conn.transaction():
-            advisory_xact_lock(conn, TABLE, f"{scope.market}/{scope.interval}", what=f"{scope.market}/{scope.interval} load")
+            advisory_xact_lock(
+                conn, TABLE, f"{scope.market}/{scope.interval}", what=f"{scope.market}/{scope.interval} load"
+            )
             shrinking = [] if force else _shrinking(conn, frame, scope, absent)
             if shrinking:
                 raise RefusedLoadError(
@@ -160,19 +183,47 @@ def replace_klines(
                     if on_progress:
                         on_progress(done, total)
             duration = time.perf_counter() - started
-            log_id = _log(conn, status="loaded", scope=scope, source=source, detail=detail,
-                          partition_key=partition_key, run_id=run_id, rows_deleted=deleted, rows_loaded=total,
-                          checksum=checksum, duration_s=duration)  # fmt: skip
+            log_id = _log(
+                conn,
+                status="loaded",
+                scope=scope,
+                source=source,
+                detail=detail,
+                partition_key=partition_key,
+                run_id=run_id,
+                rows_deleted=deleted,
+                rows_loaded=total,
+                checksum=checksum,
+                duration_s=duration,
+            )
     except RefusedLoadError as exc:
         with conn.transaction():
-            _log(conn, status="refused", scope=scope, source=source, detail=detail, partition_key=partition_key,
-                 run_id=run_id, checksum=checksum, error=str(exc))  # fmt: skip
+            _log(
+                conn,
+                status="refused",
+                scope=scope,
+                source=source,
+                detail=detail,
+                partition_key=partition_key,
+                run_id=run_id,
+                checksum=checksum,
+                error=str(exc),
+            )
         raise
     except (psycopg.Error, DatabaseError) as exc:  # DatabaseError: the scope's lock was not free in time
         if not conn.closed and not conn.broken:
             with conn.transaction():
-                _log(conn, status="failed", scope=scope, source=source, detail=detail, partition_key=partition_key,
-                     run_id=run_id, checksum=checksum, error=str(exc).strip()[:2000])  # fmt: skip
+                _log(
+                    conn,
+                    status="failed",
+                    scope=scope,
+                    source=source,
+                    detail=detail,
+                    partition_key=partition_key,
+                    run_id=run_id,
+                    checksum=checksum,
+                    error=str(exc).strip()[:2000],
+                )
         raise
     return LoadResult(scope=scope, rows_deleted=deleted, rows_loaded=total, duration_s=duration, log_id=log_id)
 
@@ -183,7 +234,9 @@ def _span(scope: LoadScope) -> str:
     return f"[{scope.start.isoformat()} .. {scope.end.isoformat()})"
 
 
-def _shrinking(conn: psycopg.Connection, frame: pl.DataFrame, scope: LoadScope, absent: Sequence[ProvenAbsent]) -> list[str]:
+def _shrinking(
+    conn: psycopg.Connection, frame: pl.DataFrame, scope: LoadScope, absent: Sequence[ProvenAbsent]
+) -> list[str]:
     """Each symbol that ``frame`` offers fewer bars than the table holds for it in ``scope`` (held bars inside
     a range the source proved empty not counted), as ``SYMBOL: N bars held, M offered``."""
     proven = [a for a in absent if a.symbol in scope.symbols]
@@ -197,10 +250,18 @@ def _shrinking(conn: psycopg.Connection, frame: pl.DataFrame, scope: LoadScope, 
                   WHERE a.symbol = k.symbol AND k.open_time >= a.range_start AND k.open_time < a.range_end)
             GROUP BY k.symbol
             """,
-            (scope.market, scope.interval, list(scope.symbols), scope.start, scope.end,
-             [a.symbol for a in proven], [a.start for a in proven], [a.end for a in proven]),
+            (
+                scope.market,
+                scope.interval,
+                list(scope.symbols),
+                scope.start,
+                scope.end,
+                [a.symbol for a in proven],
+                [a.start for a in proven],
+                [a.end for a in proven],
+            ),
         ).fetchall()
-    )  # fmt: skip
+    )
     offered = dict(frame.group_by("symbol").len().iter_rows()) if frame.height else {}
     return [
         f"{symbol}: {held[symbol]} bars held, {offered.get(symbol, 0)} offered"
@@ -226,17 +287,33 @@ def load_day(
     for an unavailable source) before the error goes on, so every attempt is in ``raw.ingest_log``."""
     scope = LoadScope.for_day(market, interval, symbols, day.isoformat())
     try:
-        check_closed(empty_klines(), scope, now=datetime.now(timezone.utc))
+        check_closed(empty_klines(), scope, now=datetime.now(UTC))
         batch = source.fetch_day(market, symbols, interval, day)
     except FksError as exc:
         with conn.transaction():
-            _log(conn, status="rejected" if isinstance(exc, BadInputError) else "failed", scope=scope, source=source.name,
-                 detail=None, partition_key=partition_key, run_id=run_id, error=str(exc))  # fmt: skip
+            _log(
+                conn,
+                status="rejected" if isinstance(exc, BadInputError) else "failed",
+                scope=scope,
+                source=source.name,
+                detail=None,
+                partition_key=partition_key,
+                run_id=run_id,
+                error=str(exc),
+            )
         raise
     result = replace_klines(
-        conn, batch.frame, scope, source=source.name, detail=batch.detail, checksum=batch.checksum,
-        partition_key=partition_key, run_id=run_id, absent=batch.absent, force=force,
-    )  # fmt: skip
+        conn,
+        batch.frame,
+        scope,
+        source=source.name,
+        detail=batch.detail,
+        checksum=batch.checksum,
+        partition_key=partition_key,
+        run_id=run_id,
+        absent=batch.absent,
+        force=force,
+    )
     return result, batch
 
 
@@ -279,10 +356,14 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
             SELECT min(open_time), max(open_time), count(*) FROM runs GROUP BY island ORDER BY 1
             """,
             {
-                "start": scope.start, "end": scope.end, "step": _pg_interval(scope.interval),
-                "market": scope.market, "interval": scope.interval, "symbol": symbol,
+                "start": scope.start,
+                "end": scope.end,
+                "step": _pg_interval(scope.interval),
+                "market": scope.market,
+                "interval": scope.interval,
+                "symbol": symbol,
             },
-        ).fetchall()  # fmt: skip
+        ).fetchall()
         summaries.append(
             SymbolSummary(
                 symbol=symbol,
@@ -326,7 +407,9 @@ def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
 
         return empty_klines()
     buf.seek(0)
-    text_schema = {c: (pl.String if KLINE_SCHEMA[c] == KLINE_SCHEMA["open_time"] else KLINE_SCHEMA[c]) for c in KLINE_COLUMNS}
+    text_schema = {
+        c: (pl.String if KLINE_SCHEMA[c] == KLINE_SCHEMA["open_time"] else KLINE_SCHEMA[c]) for c in KLINE_COLUMNS
+    }
     frame = pl.read_csv(buf, has_header=False, new_columns=list(KLINE_COLUMNS), schema_overrides=text_schema)
     return frame.with_columns(
         pl.col(c).str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", time_unit="us").dt.convert_time_zone("UTC")
@@ -358,4 +441,9 @@ def incomplete_days(
 
 
 def symbols_with_data(conn: psycopg.Connection, market: str, interval: str) -> set[str]:
-    return {s for (s,) in conn.execute(f"SELECT DISTINCT symbol FROM {TABLE} WHERE market = %s AND interval = %s", (market, interval)).fetchall()}
+    return {
+        s
+        for (s,) in conn.execute(
+            f"SELECT DISTINCT symbol FROM {TABLE} WHERE market = %s AND interval = %s", (market, interval)
+        ).fetchall()
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -22,7 +22,7 @@ Retriever = Callable[[str, datetime], list[RetrievedDocument]]
 
 
 def decision_time(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=timezone.utc)
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day: date) -> dict[str, dict]:
@@ -36,8 +36,15 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
         " WHERE d.market = %s AND d.symbol = ANY(%s) AND d.bucket = %s",
         (market, symbols, start),
     ).fetchall():
-        out[symbol] = {"price": close, "return_1d": r, "daily_volatility": vol / math.sqrt(365) if vol else None,
-                       "indicators": {}, "signals": {}, "strategy": None, "regime": None}  # fmt: skip
+        out[symbol] = {
+            "price": close,
+            "return_1d": r,
+            "daily_volatility": vol / math.sqrt(365) if vol else None,
+            "indicators": {},
+            "signals": {},
+            "strategy": None,
+            "regime": None,
+        }
     columns = ("close", "rsi_14", "macd_hist", "bb_lower", "bb_upper", "sma_20", "sma_50", "atr_14")
     for row in conn.execute(
         f"SELECT symbol, {', '.join(columns)}, strategy_signals FROM analytics.signals"
@@ -46,7 +53,9 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
     ).fetchall():
         if row[0] in out:
             out[row[0]]["indicators"] = dict(zip(columns, row[1:-1], strict=True))
-            out[row[0]]["signals"] = {k: {"entry": v["entry"], "exit": v["exit"], "params": v["params"]} for k, v in row[-1].items()}
+            out[row[0]]["signals"] = {
+                k: {"entry": v["entry"], "exit": v["exit"], "params": v["params"]} for k, v in row[-1].items()
+            }
     for symbol, regime, probabilities in conn.execute(
         "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
         (market, symbols, start),
@@ -60,8 +69,15 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
         (market, symbols, at),
     ).fetchall():
         if symbol in out:
-            out[symbol]["strategy"] = {"strategy": strategy, "params": params, "oos_sharpe": sharpe, "oos_total_return": ret,
-                                       "oos_max_drawdown": dd, "buy_and_hold_return": bh, "decided_at": decided.isoformat()}  # fmt: skip
+            out[symbol]["strategy"] = {
+                "strategy": strategy,
+                "params": params,
+                "oos_sharpe": sharpe,
+                "oos_total_return": ret,
+                "oos_max_drawdown": dd,
+                "buy_and_hold_return": bh,
+                "decided_at": decided.isoformat(),
+            }
     return out
 
 
@@ -81,8 +97,12 @@ def contexts(
         value = {s: q * inputs[s]["price"] for s, q in state.positions.items() if s in inputs}
         equity = state.cash + sum(value.values())
         symbol_contexts = [
-            SymbolContext(symbol=s, current_allocation=value.get(s, 0.0) / equity if equity > 0 else 0.0,
-                          documents=documents[s], **inputs[s])  # fmt: skip
+            SymbolContext(
+                symbol=s,
+                current_allocation=value.get(s, 0.0) / equity if equity > 0 else 0.0,
+                documents=documents[s],
+                **inputs[s],
+            )
             for s in symbols
             if s in inputs
         ]
@@ -93,25 +113,59 @@ def contexts(
 def store_generation(conn: psycopg.Connection, day: date, generation: Generation, decided_at: datetime) -> None:
     """Replace the account's recommendation for ``day`` (audit row and one row per symbol) in one transaction."""
     with conn.transaction():
-        conn.execute("DELETE FROM recommendations.generations WHERE decision_date = %s AND account = %s", (day, generation.account))
+        conn.execute(
+            "DELETE FROM recommendations.generations WHERE decision_date = %s AND account = %s",
+            (day, generation.account),
+        )
         conn.execute(
             "INSERT INTO recommendations.generations (decision_date, account, generator, model, decided_at, prompt,"
             " raw_response, llm_error, latency_ms, prompt_tokens, completion_tokens, attempts, retrieved_ids)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (day, generation.account, generation.generator, generation.model, decided_at, Jsonb(generation.messages),
-             generation.raw_response, generation.llm_error, generation.latency_ms, generation.prompt_tokens,
-             generation.completion_tokens, generation.attempts, Jsonb(generation.retrieved_ids)),
-        )  # fmt: skip
+            (
+                day,
+                generation.account,
+                generation.generator,
+                generation.model,
+                decided_at,
+                Jsonb(generation.messages),
+                generation.raw_response,
+                generation.llm_error,
+                generation.latency_ms,
+                generation.prompt_tokens,
+                generation.completion_tokens,
+                generation.attempts,
+                Jsonb(generation.retrieved_ids),
+            ),
+        )
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO recommendations.daily (decision_date, account, symbol, generator, action, target_allocation,"
                 " proposed_allocation, current_allocation, entry, stop_loss, take_profit, horizon_days, confidence,"
                 " rationale, evidence, clamps, reference_price)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [(day, generation.account, r.symbol, generation.generator, r.action, r.target_allocation, r.proposed_allocation,
-                  r.current_allocation, r.entry, r.stop_loss, r.take_profit, r.horizon_days, r.confidence, r.rationale,
-                  Jsonb(r.evidence), Jsonb(r.clamps), r.reference_price) for r in generation.recommendations],
-            )  # fmt: skip
+                [
+                    (
+                        day,
+                        generation.account,
+                        r.symbol,
+                        generation.generator,
+                        r.action,
+                        r.target_allocation,
+                        r.proposed_allocation,
+                        r.current_allocation,
+                        r.entry,
+                        r.stop_loss,
+                        r.take_profit,
+                        r.horizon_days,
+                        r.confidence,
+                        r.rationale,
+                        Jsonb(r.evidence),
+                        Jsonb(r.clamps),
+                        r.reference_price,
+                    )
+                    for r in generation.recommendations
+                ],
+            )
 
 
 def store_day(conn: psycopg.Connection, day: date, generations: list[tuple[Generation, datetime]]) -> None:
@@ -161,11 +215,15 @@ def score_track_record(conn: psycopg.Connection) -> int:
     """Score every stored recommendation against the closes 1 and 7 days after its decision (unknown ones
     stay NULL until the data exists); paper P&L = target allocation x equity at decision x return."""
     with conn.transaction():
-        conn.execute("DELETE FROM recommendations.track_record t WHERE NOT EXISTS (SELECT 1 FROM recommendations.daily r"
-                     " WHERE (r.decision_date, r.account, r.symbol) = (t.decision_date, t.account, t.symbol))")  # fmt: skip
+        conn.execute(
+            "DELETE FROM recommendations.track_record t WHERE NOT EXISTS (SELECT 1 FROM recommendations.daily r"
+            " WHERE (r.decision_date, r.account, r.symbol) = (t.decision_date, t.account, t.symbol))"
+        )
         n = conn.execute(TRACK_RECORD_SQL).rowcount
         equities, states_at = {}, {}
-        for day, account, decided_at in conn.execute("SELECT decision_date, account, decided_at FROM recommendations.generations").fetchall():
+        for day, account, decided_at in conn.execute(
+            "SELECT decision_date, account, decided_at FROM recommendations.generations"
+        ).fetchall():
             if decided_at not in states_at:  # every account's state once per decision time
                 states_at[decided_at] = {s.account: s for s in account_states(conn, decided_at)}
             state = states_at[decided_at].get(account)
@@ -197,4 +255,3 @@ def track_record_summary(conn: psycopg.Connection) -> list[tuple]:
         "SELECT account, generator, count(*), avg(hit_1d::int), avg(hit_7d::int), sum(paper_pnl_1d), sum(paper_pnl_7d)"
         " FROM recommendations.track_record GROUP BY account, generator ORDER BY account, generator"
     ).fetchall()
-

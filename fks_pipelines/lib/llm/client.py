@@ -42,7 +42,10 @@ class OpenAICompatibleClient:
             "messages": messages,
             "temperature": 0.0,
             "max_tokens": self.max_tokens,
-            "response_format": {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": True}},
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+            },
         }
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = self.base_url.rstrip("/") + "/chat/completions"
@@ -74,7 +77,13 @@ class OpenAICompatibleClient:
         if not isinstance(text, str):
             raise LLMError("the completion has no text content")
         usage = data.get("usage") or {}
-        return LLMReply(text, usage.get("prompt_tokens"), usage.get("completion_tokens"), (time.perf_counter() - started) * 1000, attempt)
+        return LLMReply(
+            text,
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            (time.perf_counter() - started) * 1000,
+            attempt,
+        )
 
 
 @dataclass
@@ -93,12 +102,19 @@ class InProcessVLLM:
 
         if self._engine is None:
             self._engine = LLM(model=self.model)
-        params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, structured_outputs=StructuredOutputsParams(json=schema))
+        params = SamplingParams(
+            temperature=0.0, max_tokens=self.max_tokens, structured_outputs=StructuredOutputsParams(json=schema)
+        )
         started = time.perf_counter()
         try:
             (output,) = self._engine.chat(messages, params, use_tqdm=False)
         except Exception as e:  # the engine's own errors become the same fallback path as the HTTP client's
             raise LLMError(f"in-process vLLM: {type(e).__name__}: {e}") from e
         completion = output.outputs[0]
-        return LLMReply(completion.text, len(output.prompt_token_ids or []), len(completion.token_ids or []),
-                        (time.perf_counter() - started) * 1000, 1)  # fmt: skip
+        return LLMReply(
+            completion.text,
+            len(output.prompt_token_ids or []),
+            len(completion.token_ids or []),
+            (time.perf_counter() - started) * 1000,
+            1,
+        )

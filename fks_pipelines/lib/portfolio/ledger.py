@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -35,7 +35,7 @@ import yaml
 from fks_pipelines.lib.errors import BadInputError
 
 KINDS = ("personal", "prop_firm", "long_term")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_BYTES = 10_000_000  # the default of FKS_PORTFOLIO_MAX_BYTES
 MAX_ACCOUNTS = 1_000
 MAX_TRADES = 100_000
@@ -84,7 +84,9 @@ def _decimal(value, what: str, where: str) -> Decimal:
     if abs(out) > MAX_AMOUNT:
         raise BadInputError(f"{what} {_show(value)} is too large (at most {MAX_AMOUNT:,.0f})", where=where)
     if out != out.quantize(PLACES):
-        raise BadInputError(f"{what} {_show(value)} has more than 8 decimal places (the ledger's precision)", where=where)
+        raise BadInputError(
+            f"{what} {_show(value)} has more than 8 decimal places (the ledger's precision)", where=where
+        )
     return out
 
 
@@ -97,8 +99,8 @@ def _time(value, what: str, where: str) -> datetime:
             out = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             raise BadInputError(f"{what} {_show(value)} is not an ISO time", where=where) from None
-    out = out if out.tzinfo else out.replace(tzinfo=timezone.utc)
-    if out > datetime.now(timezone.utc):
+    out = out if out.tzinfo else out.replace(tzinfo=UTC)
+    if out > datetime.now(UTC):
         raise BadInputError(f"{what} {out.isoformat()} is in the future", where=where)
     return out
 
@@ -118,7 +120,9 @@ def _trade(raw: dict, where: str, symbols: set[str]) -> Trade:
         raise BadInputError(f"trade is missing {', '.join(missing)}", where=where)
     symbol = str(raw["symbol"]).upper()
     if symbol not in symbols:
-        raise BadInputError(f"unknown symbol {_show(symbol)} (the platform follows {', '.join(sorted(symbols))})", where=where)
+        raise BadInputError(
+            f"unknown symbol {_show(symbol)} (the platform follows {', '.join(sorted(symbols))})", where=where
+        )
     side = str(raw["side"]).lower()
     if side not in ("buy", "sell"):
         raise BadInputError(f"side must be buy or sell, not {_show(raw['side'])}", where=where)
@@ -139,14 +143,22 @@ def check_account(account: Account, where: str) -> None:
             raise BadInputError(f"duplicate trade id {trade.trade_id!r}", where=where)
         seen.add(trade.trade_id)
         if trade.executed_at < account.cash_at:
-            raise BadInputError(f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} precedes the account's cash ({account.cash_at:%Y-%m-%d})", where=where)
+            raise BadInputError(
+                f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} precedes the account's cash ({account.cash_at:%Y-%m-%d})",
+                where=where,
+            )
         sign = 1 if trade.side == "buy" else -1
         held[trade.symbol] = held.get(trade.symbol, Decimal(0)) + sign * trade.quantity
         cash -= sign * trade.quantity * trade.price + trade.fee
         if held[trade.symbol] < 0:
-            raise BadInputError(f"trade {trade.trade_id} sells more {trade.symbol} than the account holds (spot: no shorts)", where=where)
+            raise BadInputError(
+                f"trade {trade.trade_id} sells more {trade.symbol} than the account holds (spot: no shorts)",
+                where=where,
+            )
         if cash < 0:
-            raise BadInputError(f"trade {trade.trade_id} spends more cash than the account has ({cash:.2f} after it)", where=where)
+            raise BadInputError(
+                f"trade {trade.trade_id} spends more cash than the account has ({cash:.2f} after it)", where=where
+            )
 
 
 def _account(raw, here: str, symbols: set[str]) -> Account:
@@ -178,7 +190,9 @@ def _read_yaml(path: Path, where: str, symbols: set[str]) -> list[Account]:
         raise BadInputError("expected a mapping with a non-empty 'accounts' list", where=where)
     if len(data["accounts"]) > MAX_ACCOUNTS:
         raise BadInputError(f"{len(data['accounts'])} accounts: at most {MAX_ACCOUNTS:,} per file", where=where)
-    trades = sum(len(a["trades"]) for a in data["accounts"] if isinstance(a, dict) and isinstance(a.get("trades"), list))
+    trades = sum(
+        len(a["trades"]) for a in data["accounts"] if isinstance(a, dict) and isinstance(a.get("trades"), list)
+    )
     if trades > MAX_TRADES:
         raise BadInputError(f"{trades:,} trades: at most {MAX_TRADES:,} per file", where=where)
     accounts, names = [], set()
@@ -203,9 +217,24 @@ def _read_csv(path: Path, where: str, symbols: set[str], existing: set[str]) -> 
                 if row_number > MAX_TRADES:
                     raise BadInputError(f"more than {MAX_TRADES:,} trades per file", where=where, row=row_number)
                 if row["account"] not in existing:
-                    raise BadInputError(f"unknown account {_show(row['account'])} (import it from YAML first)", where=where, row=row_number)
-                trade = _trade({"id": row["trade_id"], "symbol": row["symbol"], "side": row["side"], "quantity": row["quantity"],
-                                "price": row["price"], "fee": row["fee"], "at": row["executed_at"]}, f"{where}, row {row_number}", symbols)  # fmt: skip
+                    raise BadInputError(
+                        f"unknown account {_show(row['account'])} (import it from YAML first)",
+                        where=where,
+                        row=row_number,
+                    )
+                trade = _trade(
+                    {
+                        "id": row["trade_id"],
+                        "symbol": row["symbol"],
+                        "side": row["side"],
+                        "quantity": row["quantity"],
+                        "price": row["price"],
+                        "fee": row["fee"],
+                        "at": row["executed_at"],
+                    },
+                    f"{where}, row {row_number}",
+                    symbols,
+                )
                 out.setdefault(row["account"], []).append(trade)
     except (csv.Error, UnicodeDecodeError) as e:
         raise BadInputError(f"not valid CSV: {' '.join(str(e).split())}", where=where) from None
@@ -223,7 +252,9 @@ def read_ledger(
         raise BadInputError("expected a .yaml, .yml or .csv file", where=where)
     size = path.stat().st_size
     if size > max_bytes:
-        raise BadInputError(f"the file has {size:,} bytes: at most {max_bytes:,} (FKS_PORTFOLIO_MAX_BYTES)", where=where)
+        raise BadInputError(
+            f"the file has {size:,} bytes: at most {max_bytes:,} (FKS_PORTFOLIO_MAX_BYTES)", where=where
+        )
     if suffix == ".csv":
         return _read_csv(path, where, symbols, existing or set())
     return _read_yaml(path, where, symbols)

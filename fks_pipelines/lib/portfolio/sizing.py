@@ -107,17 +107,34 @@ def size(
     if p.stop_loss is None and p.action == "buy":
         clamp("stop_loss", default_stop(entry, sigma), "a buy needs a stop below the entry: 2 daily sigmas")
     elif p.stop_loss is not None and not STOP_FLOOR * entry <= p.stop_loss < entry:
-        clamp("stop_loss", default_stop(entry, sigma), f"a stop lies below the entry, at most {1 - STOP_FLOOR:.0%} below: 2 daily sigmas")
+        clamp(
+            "stop_loss",
+            default_stop(entry, sigma),
+            f"a stop lies below the entry, at most {1 - STOP_FLOOR:.0%} below: 2 daily sigmas",
+        )
     if p.take_profit is None and p.action == "buy":
-        clamp("take_profit", default_take_profit(entry, sigma), "a buy needs a take-profit above the entry: 3 daily sigmas")
+        clamp(
+            "take_profit",
+            default_take_profit(entry, sigma),
+            "a buy needs a take-profit above the entry: 3 daily sigmas",
+        )
     elif p.take_profit is not None and not entry < p.take_profit <= TAKE_PROFIT_CEILING * entry:
-        clamp("take_profit", default_take_profit(entry, sigma),
-              f"a take-profit lies above the entry, at most {TAKE_PROFIT_CEILING:g}x it: 3 daily sigmas")  # fmt: skip
+        clamp(
+            "take_profit",
+            default_take_profit(entry, sigma),
+            f"a take-profit lies above the entry, at most {TAKE_PROFIT_CEILING:g}x it: 3 daily sigmas",
+        )
     if p.action == "buy":
         caps = [
             (lim.max_allocation, f"tier {lim.tier.name}: at most {lim.max_allocation:.0%} per position"),
-            (lim.risk_per_trade * p.entry / (p.entry - p.stop_loss), f"risk per trade {lim.risk_per_trade:.2%} of equity to the stop"),
-            (2 * lim.risk_per_trade / (Z_99 * sigma), "volatility cap: one-day 99% loss within twice the risk per trade"),
+            (
+                lim.risk_per_trade * p.entry / (p.entry - p.stop_loss),
+                f"risk per trade {lim.risk_per_trade:.2%} of equity to the stop",
+            ),
+            (
+                2 * lim.risk_per_trade / (Z_99 * sigma),
+                "volatility cap: one-day 99% loss within twice the risk per trade",
+            ),
             (current_allocation + max(cash_share, 0.0), "available cash"),
         ]
         for cap, rule in caps:
@@ -130,7 +147,9 @@ def size(
     return p, clamps
 
 
-def profit_split(equity_start: float, equity_end: float, net_deposits: float, share: float = 0.5) -> tuple[float, float]:
+def profit_split(
+    equity_start: float, equity_end: float, net_deposits: float, share: float = 0.5
+) -> tuple[float, float]:
     """(profit, transfer): the month's profit net of deposits and withdrawals; ``share`` of a profit moves to
     the long-term account, a loss moves nothing (and is not carried)."""
     profit = equity_end - equity_start - net_deposits

@@ -52,7 +52,9 @@ def _prepared(frame: pl.DataFrame) -> pl.DataFrame:
     expected_close = pl.lit(None, dtype=frame.schema["open_time"])
     for interval in frame["interval"].unique().to_list():
         offset = interval_timedelta(interval) - timedelta(milliseconds=1)
-        expected_close = pl.when(pl.col("interval") == interval).then(pl.col("open_time") + offset).otherwise(expected_close)
+        expected_close = (
+            pl.when(pl.col("interval") == interval).then(pl.col("open_time") + offset).otherwise(expected_close)
+        )
     return (
         frame.sort(KEY)
         .with_columns([pl.col(c).cast(pl.Float64) for c in DECIMAL_COLUMNS])
@@ -60,12 +62,16 @@ def _prepared(frame: pl.DataFrame) -> pl.DataFrame:
             max_open_close=pl.max_horizontal("open", "close"),
             min_open_close=pl.min_horizontal("open", "close"),
             expected_close_time=expected_close,
-            bar_return=(pl.col("close") / pl.col("close").shift(1).over(["market", "symbol", "interval"]) - 1).abs().fill_null(0.0),
+            bar_return=(pl.col("close") / pl.col("close").shift(1).over(["market", "symbol", "interval"]) - 1)
+            .abs()
+            .fill_null(0.0),
         )
     )
 
 
-def validate_bar_rules(frame: pl.DataFrame, *, price_jump_threshold: float = DEFAULT_PRICE_JUMP_THRESHOLD) -> dict[str, RuleResult]:
+def validate_bar_rules(
+    frame: pl.DataFrame, *, price_jump_threshold: float = DEFAULT_PRICE_JUMP_THRESHOLD
+) -> dict[str, RuleResult]:
     """Evaluate every row rule on ``frame`` (a kline frame); keys are the rule names used as check names."""
     import great_expectations.expectations as gxe
     from great_expectations import ExpectationSuite
@@ -85,7 +91,9 @@ def validate_bar_rules(frame: pl.DataFrame, *, price_jump_threshold: float = DEF
         "close_time_is_open_plus_interval_minus_1ms": gxe.ExpectColumnPairValuesToBeEqual(
             column_A="close_time", column_B="expected_close_time"
         ),
-        "price_jump_within_threshold": gxe.ExpectColumnValuesToBeBetween(column="bar_return", max_value=price_jump_threshold),
+        "price_jump_within_threshold": gxe.ExpectColumnValuesToBeBetween(
+            column="bar_return", max_value=price_jump_threshold
+        ),
     }
     if frame.height == 0:
         return {name: RuleResult(name, True, 0) for name in names}
@@ -105,17 +113,30 @@ def validate_bar_rules(frame: pl.DataFrame, *, price_jump_threshold: float = DEF
         result = _match(by_type[expectation.expectation_type], expectation)
         indexes = list(result.result.get("unexpected_index_list") or [])[:5]
         examples = [
-            {k: str(v) for k, v in pandas_frame.iloc[i][["symbol", "open_time", "open", "high", "low", "close"]].items()}
-            | ({"bar_return": round(float(pandas_frame.iloc[i]["bar_return"]), 6)} if name.startswith("price_jump") else {})
+            {
+                k: str(v)
+                for k, v in pandas_frame.iloc[i][["symbol", "open_time", "open", "high", "low", "close"]].items()
+            }
+            | (
+                {"bar_return": round(float(pandas_frame.iloc[i]["bar_return"]), 6)}
+                if name.startswith("price_jump")
+                else {}
+            )
             for i in indexes
         ]
-        results[name] = RuleResult(name, bool(result.success), int(result.result.get("unexpected_count") or 0), examples)
+        results[name] = RuleResult(
+            name, bool(result.success), int(result.result.get("unexpected_count") or 0), examples
+        )
     return results
 
 
 def _match(candidates: list, expectation) -> object:
     """The validation result belonging to ``expectation`` (several share a type; their kwargs differ)."""
-    wanted = {k: v for k, v in expectation.configuration.kwargs.items() if k in ("column", "column_A", "column_B", "column_list")}
+    wanted = {
+        k: v
+        for k, v in expectation.configuration.kwargs.items()
+        if k in ("column", "column_A", "column_B", "column_list")
+    }
     for candidate in candidates:
         kwargs = candidate.expectation_config.kwargs
         if all(kwargs.get(k) == v for k, v in wanted.items()):

@@ -19,10 +19,22 @@ from numba import njit
 from fks_pipelines.lib.quant.strategies import Bars, Strategy, SweepBars, chunks, signal_matrix
 
 METRICS = (
-    "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration_bars",
-    "win_rate", "profit_factor", "expectancy", "trades", "avg_trade_duration_bars", "exposure", "fees_paid",
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_bars",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "trades",
+    "avg_trade_duration_bars",
+    "exposure",
+    "fees_paid",
     "buy_and_hold_return",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -160,9 +172,16 @@ def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
     orders = orders[np.lexsort((orders["idx"], orders["col"]))]
     col_start = np.searchsorted(orders["col"], np.arange(k + 1))
     final, mean, std, downside, max_drawdown, longest, exposed = _bar_metrics_nb(
-        orders["idx"], orders["col"], orders["side"], orders["size"], orders["price"], orders["fees"],
-        col_start, close, init,
-    )  # fmt: skip
+        orders["idx"],
+        orders["col"],
+        orders["side"],
+        orders["size"],
+        orders["price"],
+        orders["fees"],
+        col_start,
+        close,
+        init,
+    )
     growth = final / init
     with np.errstate(divide="ignore", invalid="ignore"):
         sharpe = mean / std * np.sqrt(ann_factor)

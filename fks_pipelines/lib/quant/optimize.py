@@ -41,10 +41,7 @@ def optimize_with_optuna(
 
     study.optimize(score, n_trials=n_trials)
     trials = pl.DataFrame(
-        [
-            {"trial": t.number, "state": t.state.name, "score": t.value, **t.params}
-            for t in study.trials
-        ]
+        [{"trial": t.number, "state": t.state.name, "score": t.value, **t.params} for t in study.trials]
     )
     winner = evaluated[tuple(sorted(study.best_trial.params.items()))]
     return winner, trials

@@ -17,7 +17,13 @@ from fks_pipelines.lib.quant.walk_forward import Search, walk_forward
 def curve_metrics(curve: np.ndarray, bars_per_year: float) -> dict[str, float]:
     """Return, Sharpe, Sortino, max drawdown and Calmar of an equity curve."""
     if len(curve) < 2:
-        return {"total_return": 0.0, "sharpe": float("nan"), "sortino": float("nan"), "max_drawdown": 0.0, "calmar": float("nan")}
+        return {
+            "total_return": 0.0,
+            "sharpe": float("nan"),
+            "sortino": float("nan"),
+            "max_drawdown": 0.0,
+            "calmar": float("nan"),
+        }
     returns = np.diff(curve) / curve[:-1]
     total = curve[-1] / curve[0] - 1
     sd = returns.std(ddof=1)
@@ -63,14 +69,22 @@ def choose_strategy(
     candidates = []
     for strategy in strategies:
         windows, curve = walk_forward(
-            bars, strategy, strategy.parameter_sets(), in_sample=in_sample, out_of_sample=out_of_sample,
-            objective=objective, config=config, search=search,
-        )  # fmt: skip
+            bars,
+            strategy,
+            strategy.parameter_sets(),
+            in_sample=in_sample,
+            out_of_sample=out_of_sample,
+            objective=objective,
+            config=config,
+            search=search,
+        )
         if windows.height == 0:
             continue
         oos = curve_metrics(curve, bars_per_year) | {"trades": float(windows["oos_trades"].sum())}
         candidates.append(
-            StrategyChoice(strategy.name, windows["params"][-1], objective, oos, windows, curve, int(windows["decision"][-1]))
+            StrategyChoice(
+                strategy.name, windows["params"][-1], objective, oos, windows, curve, int(windows["decision"][-1])
+            )
         )
     if not candidates:
         return None, []
@@ -84,11 +98,19 @@ def indicator_state(bars: Bars) -> dict[str, float]:
     macd_line, macd_signal, macd_hist = ind.macd(close)
     lower, middle, upper = ind.bollinger(close, 20, 2.0)
     values = {
-        "close": close, "rsi_14": ind.rsi(close, 14), "macd": macd_line, "macd_signal": macd_signal,
-        "macd_hist": macd_hist, "bb_lower": lower, "bb_middle": middle, "bb_upper": upper,
-        "sma_20": ind.sma(close, 20), "sma_50": ind.sma(close, 50), "ema_20": ind.ema(close, 20),
+        "close": close,
+        "rsi_14": ind.rsi(close, 14),
+        "macd": macd_line,
+        "macd_signal": macd_signal,
+        "macd_hist": macd_hist,
+        "bb_lower": lower,
+        "bb_middle": middle,
+        "bb_upper": upper,
+        "sma_20": ind.sma(close, 20),
+        "sma_50": ind.sma(close, 50),
+        "ema_20": ind.ema(close, 20),
         "atr_14": ind.atr(high, low, close, 14),
-    }  # fmt: skip
+    }
     return {k: (float(v[-1]) if len(v) else float("nan")) for k, v in values.items()}
 
 
@@ -97,6 +119,9 @@ def signal_state(bars: Bars, strategies: dict[str, tuple[Strategy, dict]]) -> di
     out = {}
     for name, (strategy, params) in strategies.items():
         entries, exits = strategy.signals(bars, **params)
-        out[name] = {"params": params, "entry": bool(entries[-1]) if len(entries) else False,
-                     "exit": bool(exits[-1]) if len(exits) else False}  # fmt: skip
+        out[name] = {
+            "params": params,
+            "entry": bool(entries[-1]) if len(entries) else False,
+            "exit": bool(exits[-1]) if len(exits) else False,
+        }
     return out

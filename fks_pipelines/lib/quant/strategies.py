@@ -115,7 +115,11 @@ STRATEGIES: dict[str, Strategy] = {
             {"fast": (5, 10, 15, 20, 25, 30, 40, 50, 60, 80), "slow": tuple(range(20, 440, 10))},  # 397 pairs
             lambda p: p["fast"] < p["slow"],
         ),
-        Strategy("rsi_reversion", rsi_reversion, {"window": (7, 14, 21), "lower": (20, 25, 30, 35), "upper": (65, 70, 75, 80)}),
+        Strategy(
+            "rsi_reversion",
+            rsi_reversion,
+            {"window": (7, 14, 21), "lower": (20, 25, 30, 35), "upper": (65, 70, 75, 80)},
+        ),
         Strategy(
             "macd_cross",
             macd_cross,

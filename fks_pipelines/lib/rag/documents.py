@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fks_pipelines.lib.errors import BadInputError
 
@@ -31,15 +31,21 @@ def clean_text(text: str | bytes, where: str) -> str:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise BadInputError(f"text is not UTF-8 (byte {e.start}: {text[e.start : e.start + 4]!r})", where=where) from None
+            raise BadInputError(
+                f"text is not UTF-8 (byte {e.start}: {text[e.start : e.start + 4]!r})", where=where
+            ) from None
     if not isinstance(text, str):
         raise BadInputError(f"text must be a string, not {type(text).__name__}", where=where)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise BadInputError(f"text has an unpaired surrogate at character {e.start} (decoded from bad bytes?)", where=where) from None
+        raise BadInputError(
+            f"text has an unpaired surrogate at character {e.start} (decoded from bad bytes?)", where=where
+        ) from None
     if "\x00" in text:
-        raise BadInputError(f"text contains a NUL character at {text.index(chr(0))} (PostgreSQL text cannot hold it)", where=where)
+        raise BadInputError(
+            f"text contains a NUL character at {text.index(chr(0))} (PostgreSQL text cannot hold it)", where=where
+        )
     if not text.strip():
         raise BadInputError("text is empty", where=where)
     if len(text) > MAX_TEXT_CHARS:
@@ -67,10 +73,19 @@ class Document:
     def id(self) -> str:
         """sha256 of everything the document says: equal content, equal id."""
         payload = json.dumps(
-            [self.kind, self.key, self.market, self.symbol, self.as_of.astimezone(timezone.utc).isoformat(), self.text,
-             self.metadata],
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-        )  # fmt: skip
+            [
+                self.kind,
+                self.key,
+                self.market,
+                self.symbol,
+                self.as_of.astimezone(UTC).isoformat(),
+                self.text,
+                self.metadata,
+            ],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -119,17 +134,26 @@ def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump
     events = []
     sigma = vol30 / math.sqrt(365) if vol30 and math.isfinite(vol30) else None
     if ret is not None and sigma and abs(math.log1p(ret)) > jump_sigmas * sigma:
-        events.append(f"a {'jump up' if ret > 0 else 'drop'} of {_pct(ret)}, {abs(math.log1p(ret)) / sigma:.1f} standard deviations of the last 30 days")
+        events.append(
+            f"a {'jump up' if ret > 0 else 'drop'} of {_pct(ret)}, {abs(math.log1p(ret)) / sigma:.1f} standard deviations of the last 30 days"
+        )
     expected = day.get("expected_bars")
     if expected and day.get("bar_count") is not None and day["bar_count"] < expected:
         events.append(f"a data gap: {day['bar_count']:,} of {expected:,} one-minute bars")
     if regime:
-        probabilities = ", ".join(f"{k} {v:.0%}" for k, v in sorted(regime["next_day_probabilities"].items(), key=lambda kv: -kv[1])[:3])
-        lines.append(f"Market regime: {regime['regime'].replace('_', ' ')}; next-day regime probabilities: {probabilities}.")
+        probabilities = ", ".join(
+            f"{k} {v:.0%}" for k, v in sorted(regime["next_day_probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        )
+        lines.append(
+            f"Market regime: {regime['regime'].replace('_', ' ')}; next-day regime probabilities: {probabilities}."
+        )
     if indicators:
         rsi, hist = indicators.get("rsi_14"), indicators.get("macd_hist")
         close, sma50, lower, upper = (indicators.get(k) for k in ("close", "sma_50", "bb_lower", "bb_upper"))
-        state = [f"RSI(14) {_num(rsi, 1)}" + (" (overbought)" if rsi and rsi > 70 else " (oversold)" if rsi and rsi < 30 else "")]
+        state = [
+            f"RSI(14) {_num(rsi, 1)}"
+            + (" (overbought)" if rsi and rsi > 70 else " (oversold)" if rsi and rsi < 30 else "")
+        ]
         if hist is not None and math.isfinite(hist):
             state.append(f"MACD histogram {'positive' if hist > 0 else 'negative'} ({_num(hist)})")
         if close and sma50:
@@ -147,9 +171,14 @@ def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump
         text="\n".join(lines),
         market=market,
         symbol=symbol,
-        metadata={"day": bucket.date().isoformat(), "events": events, **{k: v for k, v in day.items() if k not in ("market", "symbol", "bucket")},
-                  "regime": regime["regime"] if regime else None, "indicators": indicators or {}},
-    )  # fmt: skip
+        metadata={
+            "day": bucket.date().isoformat(),
+            "events": events,
+            **{k: v for k, v in day.items() if k not in ("market", "symbol", "bucket")},
+            "regime": regime["regime"] if regime else None,
+            "indicators": indicators or {},
+        },
+    )
 
 
 def signal_events(signals: dict) -> list[Document]:
@@ -164,8 +193,12 @@ def signal_events(signals: dict) -> list[Document]:
             text = (
                 f"{strategy} ({params}) signalled {side.upper()} for {symbol} ({market}) on the hourly bar of "
                 f"{signals['as_of']:%Y-%m-%d %H:%M} UTC, close {_num(signals.get('close'))}: "
-                + ("a long position would be opened at the next open." if side == "entry" else "a long position would be closed at the next open.")
-            )  # fmt: skip
+                + (
+                    "a long position would be opened at the next open."
+                    if side == "entry"
+                    else "a long position would be closed at the next open."
+                )
+            )
             out.append(
                 Document(
                     key=f"signal_event/{market}/{symbol}/{bucket:%Y-%m-%d}/{strategy}/{side}",
@@ -174,7 +207,12 @@ def signal_events(signals: dict) -> list[Document]:
                     text=text,
                     market=market,
                     symbol=symbol,
-                    metadata={"strategy": strategy, "side": side, "params": state.get("params", {}), "bar": signals["as_of"]},
+                    metadata={
+                        "strategy": strategy,
+                        "side": side,
+                        "params": state.get("params", {}),
+                        "bar": signals["as_of"],
+                    },
                 )
             )
     return out

@@ -34,7 +34,9 @@ def model_directory(model: str, model_path: str | None) -> Path:
     if model_path:
         path = Path(model_path).expanduser()
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
-            raise FileNotFoundError(f"{path} is not a sentence-transformers model directory (no modules.json or config.json)")
+            raise FileNotFoundError(
+                f"{path} is not a sentence-transformers model directory (no modules.json or config.json)"
+            )
         return path
     if model != DEFAULT_MODEL:
         raise ValueError(f"model {model!r} needs a model_path (only {DEFAULT_MODEL} ships with the platform)")
@@ -100,5 +102,9 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self.encoder.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         ).astype(np.float32, copy=False)

@@ -43,10 +43,21 @@ def embed_pending(
         pieces = [(doc, chunk) for doc in batch for chunk in embedder.chunks(doc[4])]
         vectors = embedder.encode([chunk.text for _, chunk in pieces])
         rows = (
-            (doc_id, chunk.index, kind, symbol, as_of, chunk.start, chunk.end, chunk.text, embedder.model,
-             embedder.version, vector)
+            (
+                doc_id,
+                chunk.index,
+                kind,
+                symbol,
+                as_of,
+                chunk.start,
+                chunk.end,
+                chunk.text,
+                embedder.model,
+                embedder.version,
+                vector,
+            )
             for ((doc_id, kind, symbol, as_of, _), chunk), vector in zip(pieces, vectors, strict=True)
-        )  # fmt: skip
+        )
         chunks += knowledge.write_chunks(conn, rows, [doc[0] for doc in batch])
         documents += len(batch)
         if progress:

@@ -31,5 +31,8 @@ def clustered_vectors(
 
 def queries_near(vectors: np.ndarray, count: int, rng: np.random.Generator, jitter: float = 0.05) -> np.ndarray:
     """Queries like real ones: near the data (a stored vector moved a little), not the data itself."""
-    picked = vectors[rng.integers(0, len(vectors), count)] + jitter * rng.normal(size=(count, vectors.shape[1])) / np.sqrt(vectors.shape[1]) * 10
+    picked = (
+        vectors[rng.integers(0, len(vectors), count)]
+        + jitter * rng.normal(size=(count, vectors.shape[1])) / np.sqrt(vectors.shape[1]) * 10
+    )
     return (picked / np.linalg.norm(picked, axis=1, keepdims=True)).astype(np.float32)

@@ -89,13 +89,30 @@ def _sized(rec: AccountRecommendation, context: AccountContext) -> list[SizedRec
         s = by_symbol[r.symbol]
         proposal = Proposal(r.action, r.target_allocation, r.entry, r.stop_loss, r.take_profit)
         sized, clamps = size(
-            proposal, price=s.price, daily_volatility=s.daily_volatility, current_allocation=s.current_allocation,
-            cash_share=context.cash / context.equity if context.equity > 0 else 0.0, lim=lim,
-        )  # fmt: skip
+            proposal,
+            price=s.price,
+            daily_volatility=s.daily_volatility,
+            current_allocation=s.current_allocation,
+            cash_share=context.cash / context.equity if context.equity > 0 else 0.0,
+            lim=lim,
+        )
         out.append(
-            SizedRecommendation(r.symbol, sized.action, sized.target_allocation, r.target_allocation, s.current_allocation,
-                                sized.entry, sized.stop_loss, sized.take_profit, r.horizon_days, r.confidence, r.rationale,
-                                list(r.evidence), clamps, s.price)  # fmt: skip
+            SizedRecommendation(
+                r.symbol,
+                sized.action,
+                sized.target_allocation,
+                r.target_allocation,
+                s.current_allocation,
+                sized.entry,
+                sized.stop_loss,
+                sized.take_profit,
+                r.horizon_days,
+                r.confidence,
+                r.rationale,
+                list(r.evidence),
+                clamps,
+                s.price,
+            )
         )
     return out
 
@@ -119,17 +136,25 @@ def generate(context: AccountContext, client: OpenAICompatibleClient | InProcess
                 # One repair attempt: the model sees its answer and what was wrong with it.
                 conversation += [
                     {"role": "assistant", "content": reply.text},
-                    {"role": "user", "content": f"That answer is invalid: {first_problem}. Reply again with JSON only, matching the schema."},
+                    {
+                        "role": "user",
+                        "content": f"That answer is invalid: {first_problem}. Reply again with JSON only, matching the schema.",
+                    },
                 ]
                 reply = client.chat(conversation, response_schema())
                 generation.attempts = 2
                 total_latency += reply.latency_ms
                 raw.append(reply.text)
-                tokens = [(a or 0) + (b or 0) for a, b in zip(tokens, [reply.prompt_tokens, reply.completion_tokens], strict=True)]
+                tokens = [
+                    (a or 0) + (b or 0)
+                    for a, b in zip(tokens, [reply.prompt_tokens, reply.completion_tokens], strict=True)
+                ]
                 try:
                     rec = parse_reply(reply.text, context)
                 except InvalidRecommendation as second_problem:
-                    raise InvalidRecommendation(f"{first_problem}; after one repair attempt: {second_problem}") from None
+                    raise InvalidRecommendation(
+                        f"{first_problem}; after one repair attempt: {second_problem}"
+                    ) from None
             generation.generator = "llm"
             generation.messages = conversation
             generation.raw_response = raw[-1]

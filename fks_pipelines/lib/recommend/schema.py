@@ -16,8 +16,12 @@ class SymbolRecommendation(BaseModel):
 
     symbol: str
     action: Literal["buy", "sell", "hold"]
-    target_allocation: float = Field(ge=0, le=1, description="Share of the account's equity to hold in this symbol after acting.")
-    entry: float | None = Field(default=None, gt=0, description="Entry price (the current close unless a limit is intended).")
+    target_allocation: float = Field(
+        ge=0, le=1, description="Share of the account's equity to hold in this symbol after acting."
+    )
+    entry: float | None = Field(
+        default=None, gt=0, description="Entry price (the current close unless a limit is intended)."
+    )
     stop_loss: float | None = Field(default=None, gt=0)
     take_profit: float | None = Field(default=None, gt=0)
     horizon_days: int = Field(ge=1, le=90)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -44,7 +44,7 @@ class KlineSource(Protocol):
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return start, start + timedelta(days=1)
 
 
@@ -87,7 +87,9 @@ class RestSource:
         return DayBatch(frame, detail, absent=tuple(absent))
 
 
-def _listed_later(client: BinanceRestClient, symbol: str, interval: str, start: datetime, end: datetime) -> list[ProvenAbsent]:
+def _listed_later(
+    client: BinanceRestClient, symbol: str, interval: str, start: datetime, end: datetime
+) -> list[ProvenAbsent]:
     """Binance's proof that a day's first bars do not exist: the first bar it has for the symbol opens after
     ``start`` (listed that day or later). An empty answer proves nothing."""
     first = client.first_open_time(symbol, interval)
@@ -130,7 +132,10 @@ def build_source(
     if kind == "binance_rest":
         return RestSource(
             lambda market: BinanceRestClient(
-                market=check_market(market), base_url=rest_base_url, on_page=on_page, max_retry_after_s=rest_max_retry_after_s
+                market=check_market(market),
+                base_url=rest_base_url,
+                on_page=on_page,
+                max_retry_after_s=rest_max_retry_after_s,
             )
         )
     if kind == "binance_archive":

@@ -59,7 +59,9 @@ class BinanceArchiveClient:
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(f"GET {url} failed: {exc}") from None
         if response.status_code == 404:
-            raise BadInputError("not published (HTTP 404): no archive for that symbol, interval and day", where=f"GET {url}")
+            raise BadInputError(
+                "not published (HTTP 404): no archive for that symbol, interval and day", where=f"GET {url}"
+            )
         if response.status_code != 200:
             raise SourceUnavailableError(f"GET {url} answered HTTP {response.status_code}")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
@@ -151,7 +151,12 @@ class BinanceRestClient:
             self._weight_minute, self.used_weight = self._minute(), 0
         if self.used_weight + weight > self.weight_budget:
             wait = 60 - (self.clock.now() % 60) + 0.05
-            log.info("waiting %.1fs for the next minute: used weight %d of a %d budget", wait, self.used_weight, self.weight_budget)
+            log.info(
+                "waiting %.1fs for the next minute: used weight %d of a %d budget",
+                wait,
+                self.used_weight,
+                self.weight_budget,
+            )
             self.clock.sleep(wait)
             self._weight_minute, self.used_weight = self._minute(), 0
 
@@ -216,7 +221,14 @@ class BinanceRestClient:
                     cap = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
                     wait = self.rng.uniform(cap / 2, cap)  # "equal jitter": never zero, never above the cap
                 if attempt < self.max_attempts:
-                    log.warning("waiting %.1fs before retrying %s (attempt %d of %d): %s", wait, where, attempt, self.max_attempts, last)
+                    log.warning(
+                        "waiting %.1fs before retrying %s (attempt %d of %d): %s",
+                        wait,
+                        where,
+                        attempt,
+                        self.max_attempts,
+                        last,
+                    )
                     self.clock.sleep(wait)
                 continue
             self._consecutive_failures = 0
@@ -247,7 +259,11 @@ class BinanceRestClient:
             if not rows:
                 break
             frame = klines_from_binance_strings(
-                rest_rows_to_strings(rows, where=where), market=self.market, symbol=symbol, interval=interval, where=where
+                rest_rows_to_strings(rows, where=where),
+                market=self.market,
+                symbol=symbol,
+                interval=interval,
+                where=where,
             )
             opens = [int(r[0]) for r in rows]
             if opens[0] < cursor or opens[-1] >= end_ms:
@@ -275,9 +291,8 @@ class BinanceRestClient:
         if rows.height == 0:
             return None
         first = klines_from_binance_strings(rows, market=self.market, symbol=symbol, interval=interval, where=where)
-        return first["open_time"][0].astimezone(timezone.utc)
+        return first["open_time"][0].astimezone(UTC)
 
     def fetch(self, symbol: str, interval: str, start: datetime, end: datetime) -> pl.DataFrame:
         pages = list(self.iter_pages(symbol, interval, start, end))
         return pl.concat(pages) if pages else empty_klines()
-

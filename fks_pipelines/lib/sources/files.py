@@ -14,7 +14,7 @@ import re
 import zipfile
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -85,7 +85,9 @@ def market_from_path(path: Path) -> str | None:
     return None
 
 
-def _scope_from_name(stem: str, market: str, symbol: str | None, interval: str | None) -> tuple[str, str, LoadScope | None]:
+def _scope_from_name(
+    stem: str, market: str, symbol: str | None, interval: str | None
+) -> tuple[str, str, LoadScope | None]:
     if symbol is not None:
         check_symbol(symbol, where=stem)
     match = _NAME.match(stem)
@@ -100,10 +102,10 @@ def _scope_from_name(stem: str, market: str, symbol: str | None, interval: str |
     interval = interval or match["interval"]
     year, month = int(match["year"]), int(match["month"])
     if match["day"]:
-        start = datetime(year, month, int(match["day"]), tzinfo=timezone.utc)
+        start = datetime(year, month, int(match["day"]), tzinfo=UTC)
         end = start + timedelta(days=1)
     else:
-        start = datetime(year, month, 1, tzinfo=timezone.utc)
+        start = datetime(year, month, 1, tzinfo=UTC)
         end = start + timedelta(days=monthrange(year, month)[1])
     return symbol, interval, LoadScope(market, interval, (symbol,), start, end)
 
@@ -163,12 +165,18 @@ def rest_rows_to_strings(rows: object, *, where: str) -> pl.DataFrame:
     columns: list[list[str]] = [[] for _ in BINANCE_COLUMNS]
     for i, row in enumerate(rows, start=1):
         if not isinstance(row, list) or len(row) != len(BINANCE_COLUMNS):
-            raise BadInputError(f"expected a {len(BINANCE_COLUMNS)}-element array, got {json.dumps(row)[:80]}", where=where, row=i)
+            raise BadInputError(
+                f"expected a {len(BINANCE_COLUMNS)}-element array, got {json.dumps(row)[:80]}", where=where, row=i
+            )
         for j, value in enumerate(row):
             if isinstance(value, bool) or not isinstance(value, int | str | float):
-                raise BadInputError(f"field {BINANCE_COLUMNS[j]} is {json.dumps(value)[:40]}, not a number", where=where, row=i)
+                raise BadInputError(
+                    f"field {BINANCE_COLUMNS[j]} is {json.dumps(value)[:40]}, not a number", where=where, row=i
+                )
             columns[j].append(str(value))
-    return pl.DataFrame({name: pl.Series(name, col, dtype=pl.String) for name, col in zip(BINANCE_COLUMNS, columns, strict=True)})
+    return pl.DataFrame(
+        {name: pl.Series(name, col, dtype=pl.String) for name, col in zip(BINANCE_COLUMNS, columns, strict=True)}
+    )
 
 
 def read_kline_file(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -130,7 +130,7 @@ class LoadScope:
 
     @classmethod
     def for_day(cls, market: str, interval: str, symbols: Sequence[str], day: str | datetime) -> LoadScope:
-        start = day if isinstance(day, datetime) else datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        start = day if isinstance(day, datetime) else datetime.fromisoformat(day).replace(tzinfo=UTC)
         return cls(market, interval, tuple(symbols), start, start + timedelta(days=1))
 
     def describe(self) -> str:
@@ -170,7 +170,9 @@ def klines_from_binance_strings(
     check_market(market)
     step = interval_timedelta(interval)
     if raw.width != len(BINANCE_COLUMNS):
-        raise BadInputError(f"expected {len(BINANCE_COLUMNS)} columns in Binance's kline layout, found {raw.width}", where=where)
+        raise BadInputError(
+            f"expected {len(BINANCE_COLUMNS)} columns in Binance's kline layout, found {raw.width}", where=where
+        )
     raw = raw.rename(dict(zip(raw.columns, BINANCE_COLUMNS, strict=True))).drop("ignore")
     if raw.height == 0:
         return empty_klines()
@@ -181,7 +183,9 @@ def klines_from_binance_strings(
         _fail_rows("empty field in a kline row", missing_mask, where, first_row)
 
     casts = {c: pl.col(c).str.strip_chars().cast(PRICE, strict=False) for c in DECIMAL_COLUMNS}
-    casts |= {c: pl.col(c).str.strip_chars().cast(pl.Int64, strict=False) for c in ("open_time", "close_time", "trades")}
+    casts |= {
+        c: pl.col(c).str.strip_chars().cast(pl.Int64, strict=False) for c in ("open_time", "close_time", "trades")
+    }
     typed = raw.with_columns(**casts)
     for column in raw.columns:
         bad = typed[column].is_null()
@@ -192,7 +196,12 @@ def klines_from_binance_strings(
     open_ms = typed["open_time"]
     micros = open_ms >= _MICROS_THRESHOLD
     if micros.any() and not micros.all():
-        _fail_rows("timestamps mix milliseconds and microseconds", ~micros if micros.sum() > raw.height / 2 else micros, where, first_row)
+        _fail_rows(
+            "timestamps mix milliseconds and microseconds",
+            ~micros if micros.sum() > raw.height / 2 else micros,
+            where,
+            first_row,
+        )
     unit = "us" if micros.all() else "ms"
     step_in_unit = int(step.total_seconds() * (1_000_000 if unit == "us" else 1_000))
     # Binance marks a bar's end as the last tick before the next bar: open + interval - 1 (ms or µs).
@@ -213,7 +222,20 @@ def klines_from_binance_strings(
         .dt.replace_time_zone("UTC")
         .cast(TIME)
         .alias("close_time"),
-        *[pl.col(c) for c in ("open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")],
+        *[
+            pl.col(c)
+            for c in (
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "quote_volume",
+                "trades",
+                "taker_buy_base",
+                "taker_buy_quote",
+            )
+        ],
     ).select(KLINE_COLUMNS)
     validate_klines(frame, where=where, first_row=first_row)
     return frame
@@ -291,4 +313,6 @@ def check_closed(frame: pl.DataFrame, scope: LoadScope, *, now: datetime) -> Non
         open_bars = frame["close_time"] > now
         if open_bars.any():
             first = frame["close_time"][int(open_bars.arg_true()[0])]
-            _fail_rows(f"bar has not closed yet (close_time {first.isoformat()} is after now)", open_bars, scope.describe(), 1)
+            _fail_rows(
+                f"bar has not closed yet (close_time {first.isoformat()} is after now)", open_bars, scope.describe(), 1
+            )

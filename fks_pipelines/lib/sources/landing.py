@@ -43,7 +43,9 @@ def _move(path: Path, folder: Path) -> Path:
 def import_landed_file(conn: psycopg.Connection, path: Path, landing: Path) -> LandingResult:
     try:
         parsed = read_kline_file(path)
-        result = replace_klines(conn, parsed.frame, parsed.scope, source="landing", detail=str(path.name), checksum=parsed.sha256)
+        result = replace_klines(
+            conn, parsed.frame, parsed.scope, source="landing", detail=str(path.name), checksum=parsed.sha256
+        )
     except FksError as e:
         moved = _move(path, landing / "quarantine")
         moved.with_name(moved.name + ".reason.txt").write_text(f"{e}\n")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -154,9 +154,14 @@ def sample_day(symbol: str, day: date, *, seed: int = 42, gap_rate: float = 0.0)
     taker_buy_base = np.minimum(taker_buy_base, volume)
     taker_buy_quote = np.round(taker_buy_base * typical, 8)
 
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     open_time = pl.datetime_range(
-        start, start + timedelta(minutes=MINUTES_PER_DAY - 1), interval="1m", eager=True, time_unit="us", time_zone="UTC"
+        start,
+        start + timedelta(minutes=MINUTES_PER_DAY - 1),
+        interval="1m",
+        eager=True,
+        time_unit="us",
+        time_zone="UTC",
     )
     frame = pl.DataFrame(
         {

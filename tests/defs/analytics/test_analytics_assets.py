@@ -35,7 +35,9 @@ def test_strategy_choice_is_recorded_with_its_grid_and_plot(pipeline):
     url, result = pipeline
     (choice,) = [m for m in result.asset_materializations_for_node("analytics__strategy_choices")]
     assert "| symbol | strategy |" in choice.metadata["candidates"].value
-    assert choice.metadata["oos_equity_BTCUSDT"].value.startswith("![BTCUSDT: out-of-sample equity](data:image/png;base64,")
+    assert choice.metadata["oos_equity_BTCUSDT"].value.startswith(
+        "![BTCUSDT: out-of-sample equity](data:image/png;base64,"
+    )
     with psycopg.connect(url) as conn:
         run_id, start, end = conn.execute("SELECT run_id, data_start, data_end FROM analytics.backtest_runs").fetchone()
         choices = conn.execute(
@@ -56,7 +58,9 @@ def test_strategy_choice_is_recorded_with_its_grid_and_plot(pipeline):
 def test_signals_are_point_in_time_for_each_day(pipeline):
     url, _ = pipeline
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT bucket, symbol, as_of, rsi_14, strategy_signals FROM analytics.signals ORDER BY bucket").fetchall()
+        rows = conn.execute(
+            "SELECT bucket, symbol, as_of, rsi_14, strategy_signals FROM analytics.signals ORDER BY bucket"
+        ).fetchall()
     assert len(rows) == 24 * len(SYMBOLS)
     for bucket, _symbol, as_of, rsi, strategy_signals in rows:
         assert bucket <= as_of < bucket + timedelta(days=1)  # the day's last bar, nothing later
@@ -69,7 +73,9 @@ def test_regimes_and_analyst_access(pipeline):
     url, _ = pipeline
     with psycopg.connect(url) as conn:
         regimes = conn.execute("SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes").fetchall()
-        transitions = conn.execute("SELECT symbol, sum(stationary_share) FROM analytics.regime_transitions GROUP BY symbol").fetchall()
+        transitions = conn.execute(
+            "SELECT symbol, sum(stationary_share) FROM analytics.regime_transitions GROUP BY symbol"
+        ).fetchall()
         conn.execute("SET ROLE analyst")
         assert conn.execute("SELECT count(*) FROM analytics.strategy_choices").fetchone()[0] == len(SYMBOLS)
     assert regimes and all(abs(sum(p.values()) - 1) < 1e-9 for _, _, p in regimes)
@@ -86,8 +92,9 @@ def test_optuna_search_with_shorts_is_a_run_config_option(pipeline):
     url, _ = pipeline
     resources = {"database": PostgresResource(url=url), "market_data": MarketDataResource(symbols=SYMBOLS[:1])}
     config = {"strategies": ["macd_cross"], "search": "optuna", "optuna_trials": 6, "seed": 5, "allow_shorts": True}
-    result = materialize([strategy_choices], resources=resources,
-                         run_config={"ops": {"analytics__strategy_choices": {"config": config}}})  # fmt: skip
+    result = materialize(
+        [strategy_choices], resources=resources, run_config={"ops": {"analytics__strategy_choices": {"config": config}}}
+    )
     assert result.success
     (event,) = result.asset_materializations_for_node("analytics__strategy_choices")
     assert event.metadata["search"].value == "optuna (6 trials/window, seed 5)"
@@ -101,9 +108,17 @@ def test_optuna_search_with_shorts_is_a_run_config_option(pipeline):
     assert stored["search"] == "optuna" and stored["allow_shorts"] is True
     assert strategy == "macd_cross" and STRATEGIES["macd_cross"].valid(params)
 
-    for bad, field in (({"search": "annealing"}, "search"), ({"objective": "alpha"}, "objective"), ({"strategies": ["x"]}, "strategies")):
-        failed = materialize([strategy_choices], resources=resources, raise_on_error=False,
-                             run_config={"ops": {"analytics__strategy_choices": {"config": bad}}})  # fmt: skip
+    for bad, field in (
+        ({"search": "annealing"}, "search"),
+        ({"objective": "alpha"}, "objective"),
+        ({"strategies": ["x"]}, "strategies"),
+    ):
+        failed = materialize(
+            [strategy_choices],
+            resources=resources,
+            raise_on_error=False,
+            run_config={"ops": {"analytics__strategy_choices": {"config": bad}}},
+        )
         assert not failed.success
         (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
         assert failure.step_failure_data.error.cause.message.startswith(f"ValueError: {field}")

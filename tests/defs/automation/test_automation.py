@@ -4,7 +4,7 @@ database: what they request, that the same gap is never requested twice, and wha
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -34,20 +34,26 @@ from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 from tests.support import Reply, ScriptedServer
 
-YESTERDAY = datetime.now(timezone.utc).date() - timedelta(days=1)
+YESTERDAY = datetime.now(UTC).date() - timedelta(days=1)
 
 
 def load(url: str, symbols: tuple[str, ...], days: list) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for day in days:
-            replace_klines(conn, sample_klines(symbols, day, day + timedelta(days=1)), LoadScope.for_day("spot", "1m", symbols, day.isoformat()), source="sample")
+            replace_klines(
+                conn,
+                sample_klines(symbols, day, day + timedelta(days=1)),
+                LoadScope.for_day("spot", "1m", symbols, day.isoformat()),
+                source="sample",
+            )
 
 
 def evaluate(sensor, url: str, symbols: list[str], cursor: str | None = None):
     context = build_sensor_context(
-        instance=DagsterInstance.ephemeral(), cursor=cursor,
+        instance=DagsterInstance.ephemeral(),
+        cursor=cursor,
         resources={"database": PostgresResource(url=url), "market_data": MarketDataResource(symbols=symbols)},
-    )  # fmt: skip
+    )
     return sensor(context)
 
 
@@ -56,13 +62,18 @@ def test_gap_sensor_requests_one_bounded_range_run_once_per_gap(db_url, monkeypa
     days = [YESTERDAY - timedelta(days=i) for i in range(5)]
     load(db_url, ("BTCUSDT", "ETHUSDT"), [d for d in days if d != days[3]])  # days[3] missing for both...
     with psycopg.connect(db_url, autocommit=True) as conn:  # ...and BTC's yesterday incomplete
-        conn.execute("DELETE FROM raw.binance_klines WHERE symbol = 'BTCUSDT' AND open_time >= %s::date::timestamptz + interval '20 hours'", (days[0],))
+        conn.execute(
+            "DELETE FROM raw.binance_klines WHERE symbol = 'BTCUSDT' AND open_time >= %s::date::timestamptz + interval '20 hours'",
+            (days[0],),
+        )
     request = evaluate(gap_sensor, db_url, ["BTCUSDT", "ETHUSDT"])
     assert isinstance(request, RunRequest)
     assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == days[3].isoformat()
     assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == days[0].isoformat()
     assert request.run_config["ops"]["raw__binance_klines"]["config"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
-    assert evaluate(gap_sensor, db_url, ["BTCUSDT", "ETHUSDT"]).run_key == request.run_key  # same gap, same key: never twice
+    assert (
+        evaluate(gap_sensor, db_url, ["BTCUSDT", "ETHUSDT"]).run_key == request.run_key
+    )  # same gap, same key: never twice
     load(db_url, ("BTCUSDT", "ETHUSDT"), [days[3], days[0]])
     healed = evaluate(gap_sensor, db_url, ["BTCUSDT", "ETHUSDT"])
     assert isinstance(healed, SkipReason) and "no missing or incomplete day" in healed.skip_message
@@ -77,7 +88,9 @@ def test_new_symbols_get_their_history_and_are_not_gaps(db_url, monkeypatch):
     assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == (YESTERDAY - timedelta(days=59)).isoformat()
     assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == YESTERDAY.isoformat()
     assert request.run_config["ops"]["raw__binance_klines"]["config"]["symbols"] == ["SOLUSDT"]
-    assert isinstance(evaluate(gap_sensor, db_url, ["BTCUSDT", "SOLUSDT"]), SkipReason)  # SOL is the new-symbol sensor's
+    assert isinstance(
+        evaluate(gap_sensor, db_url, ["BTCUSDT", "SOLUSDT"]), SkipReason
+    )  # SOL is the new-symbol sensor's
     assert isinstance(evaluate(new_symbol_sensor, db_url, ["BTCUSDT"]), SkipReason)
 
 
@@ -90,10 +103,18 @@ def test_landed_archives_are_imported_or_quarantined(db_url, shared_data, tmp_pa
         shutil.copy(shared_data / "spot" / name, landing / name)
     (landing / "ETHUSDT-1m-2020-01-01.zip").write_bytes(b"not a zip at all")
     request = archive_landing_sensor(build_sensor_context())
-    assert request.run_config["ops"]["import_landed_files"]["config"]["files"] == ["BTCUSDT-1m-2020-01-01.zip", "ETHUSDT-1m-2020-01-01.zip"]
-    result = archive_import_job.execute_in_process(run_config=request.run_config, resources={"database": PostgresResource(url=db_url)})
+    assert request.run_config["ops"]["import_landed_files"]["config"]["files"] == [
+        "BTCUSDT-1m-2020-01-01.zip",
+        "ETHUSDT-1m-2020-01-01.zip",
+    ]
+    result = archive_import_job.execute_in_process(
+        run_config=request.run_config, resources={"database": PostgresResource(url=db_url)}
+    )
     assert result.success
-    assert sorted(p.name for p in (landing / "imported").iterdir()) == ["BTCUSDT-1m-2020-01-01.zip", "BTCUSDT-1m-2020-01-01.zip.CHECKSUM"]
+    assert sorted(p.name for p in (landing / "imported").iterdir()) == [
+        "BTCUSDT-1m-2020-01-01.zip",
+        "BTCUSDT-1m-2020-01-01.zip.CHECKSUM",
+    ]
     reason = (landing / "quarantine" / "ETHUSDT-1m-2020-01-01.zip.reason.txt").read_text()
     assert "ETHUSDT-1m-2020-01-01.zip" in reason and "zip" in reason.lower()
     with psycopg.connect(db_url) as conn:
@@ -117,18 +138,25 @@ def test_failed_runs_are_posted_to_discord():
     hook = ScriptedServer(lambda request: Reply(204))
     with hook:
         context = build_run_status_sensor_context(
-            sensor_name="run_failure_to_discord", dagster_instance=instance, dagster_run=result.dagster_run, dagster_event=failure,
+            sensor_name="run_failure_to_discord",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=failure,
             resources={"discord": DiscordResource(webhook_url=hook.url)},
-        ).for_run_failure()  # fmt: skip
+        ).for_run_failure()
         run_failure_to_discord(context)
     (posted,) = hook.requests
     assert "**fks run failed**: `fragile`" in posted.json()["content"] and result.run_id[:8] in posted.json()["content"]
 
 
 def test_the_daily_schedule_runs_the_day_that_just_ended():
-    (request,) = daily_schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=datetime(2024, 5, 25, 0, 30, tzinfo=timezone.utc))).run_requests
+    (request,) = daily_schedule.evaluate_tick(
+        build_schedule_context(scheduled_execution_time=datetime(2024, 5, 25, 0, 30, tzinfo=UTC))
+    ).run_requests
     assert request.partition_key == "2024-05-24"
-    assert weekly_reoptimize_schedule.cron_schedule == "30 22 * * 6"  # Saturday 22:30, two hours before Sunday 00:30 and weekly_reoptimize_schedule.job_name == "reoptimize_job"
+    assert (
+        weekly_reoptimize_schedule.cron_schedule == "30 22 * * 6"
+    )  # Saturday 22:30, two hours before Sunday 00:30 and weekly_reoptimize_schedule.job_name == "reoptimize_job"
 
 
 @pytest.mark.parametrize("name", ["daily_job", "all_assets_job"])

@@ -36,7 +36,13 @@ def test_all_assets_job_over_a_partition_range_builds_the_marts(db_url):
     )
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"raw/binance_klines", "marts/fct_ohlcv_1h", "marts/fct_ohlcv_1d", "marts/fct_returns", "marts/dim_symbols"} <= materialized
+    assert {
+        "raw/binance_klines",
+        "marts/fct_ohlcv_1h",
+        "marts/fct_ohlcv_1d",
+        "marts/fct_returns",
+        "marts/dim_symbols",
+    } <= materialized
     checks = result.get_asset_check_evaluations()
     assert len(checks) > 20 and all(c.passed for c in checks)
     with psycopg.connect(db_url) as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from dagster import AssetKey, materialize
@@ -14,7 +14,7 @@ from fks_pipelines.defs.shared import GPU_POOL, GPU_TAG_KEY, MarketDataResource,
 from fks_pipelines.lib.db.knowledge import search
 from tests.defs.conftest import SYMBOLS
 
-START, END = datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 25, tzinfo=timezone.utc)
+START, END = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 25, tzinfo=UTC)
 
 
 def test_the_all_assets_job_builds_and_embeds_documents(pipeline):
@@ -27,7 +27,7 @@ def test_the_all_assets_job_builds_and_embeds_documents(pipeline):
         kinds = dict(conn.execute("SELECT kind, count(*) FROM knowledge.documents GROUP BY kind").fetchall())
         assert kinds["market_summary"] == 24 * len(SYMBOLS) and kinds["strategy_summary"] >= len(SYMBOLS)
         first, last = conn.execute("SELECT min(as_of), max(as_of) FROM knowledge.documents").fetchone()
-        assert START < first and last <= END
+        assert first > START and last <= END
         missing = conn.execute(
             "SELECT count(*) FROM knowledge.documents d WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id)"
         ).fetchone()[0]
@@ -48,24 +48,37 @@ def test_rerunning_a_day_changes_nothing_and_embeds_nothing(pipeline):
         "embedding_model": EmbeddingModelResource(device="cpu"),
     }
     with psycopg.connect(url) as conn:
-        before = conn.execute("SELECT id, embedded_at FROM knowledge.documents JOIN knowledge.chunks ON document_id = id ORDER BY id").fetchall()
+        before = conn.execute(
+            "SELECT id, embedded_at FROM knowledge.documents JOIN knowledge.chunks ON document_id = id ORDER BY id"
+        ).fetchall()
     result = materialize([documents, document_embeddings], partition_key="2024-05-10", resources=resources)
     docs = result.asset_materializations_for_node("knowledge__documents")[0].metadata
     assert docs["documents"].value >= len(SYMBOLS)
     assert (docs["inserted"].value, docs["replaced"].value, docs["deleted"].value) == (0, 0, 0)
     assert docs["unchanged"].value == docs["documents"].value
-    assert result.asset_materializations_for_node("knowledge__document_embeddings")[0].metadata["documents_embedded"].value == 0
+    assert (
+        result.asset_materializations_for_node("knowledge__document_embeddings")[0].metadata["documents_embedded"].value
+        == 0
+    )
     with psycopg.connect(url) as conn:
-        after = conn.execute("SELECT id, embedded_at FROM knowledge.documents JOIN knowledge.chunks ON document_id = id ORDER BY id").fetchall()
+        after = conn.execute(
+            "SELECT id, embedded_at FROM knowledge.documents JOIN knowledge.chunks ON document_id = id ORDER BY id"
+        ).fetchall()
     assert after == before
 
 
 def test_point_in_time_search_over_the_pipelines_documents(pipeline, embedder):
     url, _ = pipeline
-    as_of = datetime(2024, 5, 10, tzinfo=timezone.utc)
+    as_of = datetime(2024, 5, 10, tzinfo=UTC)
     with psycopg.connect(url) as conn:
         hits = search(conn, embedder.encode(["ETHUSDT daily summary: volatility and regime"])[0], 8, as_of=as_of)
-        rare = search(conn, embedder.encode(["walk-forward validation chose a strategy"])[0], 3, as_of=END, kinds=["strategy_summary"])
+        rare = search(
+            conn,
+            embedder.encode(["walk-forward validation chose a strategy"])[0],
+            3,
+            as_of=END,
+            kinds=["strategy_summary"],
+        )
     assert len(hits) == 8 and all(h.as_of <= as_of for h in hits)
     assert sum(h.symbol == "ETHUSDT" for h in hits) >= 4  # the symbol in the question matters
     assert rare and all(h.kind == "strategy_summary" for h in rare)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from dagster import AssetSelection, DagsterInstance, materialize
@@ -58,12 +58,18 @@ def test_partition_materializes_with_metadata_and_passing_checks(db_url):
     assert set(checks) == {spec.name for check in raw_checks for spec in check.check_specs}
     assert all(e.passed for e in checks.values())
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT partition_key, rows_loaded FROM raw.ingest_log").fetchall() == [("2024-03-01", 4320)]
+        assert conn.execute("SELECT partition_key, rows_loaded FROM raw.ingest_log").fetchall() == [
+            ("2024-03-01", 4320)
+        ]
 
 
 def test_rematerializing_a_partition_gives_the_same_rows(db_url):
     scope = LoadScope(
-        "spot", "1m", tuple(SYMBOLS), datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 2, tzinfo=timezone.utc)
+        "spot",
+        "1m",
+        tuple(SYMBOLS),
+        datetime(2024, 3, 1, tzinfo=UTC),
+        datetime(2024, 3, 2, tzinfo=UTC),
     )
     assert run(db_url, partition_key="2024-03-01").success
     with psycopg.connect(db_url) as conn:
@@ -75,7 +81,9 @@ def test_rematerializing_a_partition_gives_the_same_rows(db_url):
 
 
 def test_partition_range_is_one_run(db_url):
-    result = run(db_url, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: "2024-03-03"})
+    result = run(
+        db_url, tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: "2024-03-03"}
+    )
     assert result.success
     materializations = result.asset_materializations_for_node("raw__binance_klines")
     assert sorted(m.partition for m in materializations) == ["2024-03-01", "2024-03-02", "2024-03-03"]
@@ -86,13 +94,21 @@ def test_partition_range_is_one_run(db_url):
 
 
 def test_run_config_narrows_symbols_and_rejects_unknown_ones(db_url):
-    result = run(db_url, partition_key="2024-03-01", run_config={"ops": {"raw__binance_klines": {"config": {"symbols": ["ETHUSDT"]}}}})
+    result = run(
+        db_url,
+        partition_key="2024-03-01",
+        run_config={"ops": {"raw__binance_klines": {"config": {"symbols": ["ETHUSDT"]}}}},
+    )
     assert result.success
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT DISTINCT symbol FROM raw.binance_klines").fetchall() == [("ETHUSDT",)]
     # The other symbols are missing for that day: the completeness check says so.
     assert not checks_by_name(result)["complete_days"].passed
-    bad = run(db_url, partition_key="2024-03-01", run_config={"ops": {"raw__binance_klines": {"config": {"symbols": ["DOGEUSDT"]}}}})
+    bad = run(
+        db_url,
+        partition_key="2024-03-01",
+        run_config={"ops": {"raw__binance_klines": {"config": {"symbols": ["DOGEUSDT"]}}}},
+    )
     assert not bad.success
 
 
@@ -102,7 +118,9 @@ def test_checks_fail_on_planted_bad_data(db_url):
         conn.execute(
             "UPDATE raw.binance_klines SET high = low - 1 WHERE symbol = 'BTCUSDT' AND open_time = '2024-03-01 10:00+00'"
         )
-        conn.execute("UPDATE raw.binance_klines SET volume = -5 WHERE symbol = 'ETHUSDT' AND open_time = '2024-03-01 11:00+00'")
+        conn.execute(
+            "UPDATE raw.binance_klines SET volume = -5 WHERE symbol = 'ETHUSDT' AND open_time = '2024-03-01 11:00+00'"
+        )
         conn.execute(
             "UPDATE raw.binance_klines SET close_time = close_time + interval '1 minute'"
             " WHERE symbol = 'SOLUSDT' AND open_time = '2024-03-01 12:00+00'"
@@ -111,7 +129,9 @@ def test_checks_fail_on_planted_bad_data(db_url):
             "UPDATE raw.binance_klines SET close = close * 3, high = close * 3"
             " WHERE symbol = 'SOLUSDT' AND open_time = '2024-03-01 13:00+00'"
         )
-        conn.execute("DELETE FROM raw.binance_klines WHERE symbol = 'BTCUSDT' AND open_time >= '2024-03-01 20:00+00' AND open_time < '2024-03-01 20:05+00'")
+        conn.execute(
+            "DELETE FROM raw.binance_klines WHERE symbol = 'BTCUSDT' AND open_time >= '2024-03-01 20:00+00' AND open_time < '2024-03-01 20:05+00'"
+        )
     by_name = checks_by_name(run_checks_only(db_url))
     assert not by_name["ohlc_consistent"].passed
     assert not by_name["volumes_non_negative"].passed
@@ -171,7 +191,10 @@ def test_a_shorter_reload_fails_the_step_unless_forced(db_url):
         status, error = conn.execute("SELECT status, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone()
     assert status == "refused" and "bars held" in error
     forced = run(
-        db_url, partition_key="2024-03-01", sample_gap_rate=0.02, run_config={"ops": {"raw__binance_klines": {"config": {"force": True}}}}
+        db_url,
+        partition_key="2024-03-01",
+        sample_gap_rate=0.02,
+        run_config={"ops": {"raw__binance_klines": {"config": {"force": True}}}},
     )
     assert forced.success
     with psycopg.connect(db_url) as conn:

@@ -104,9 +104,8 @@ def test_the_guide_has_five_queries_that_run_as_the_analyst(analyst):
 )
 def test_analyst_cannot_write_or_read_beyond_marts(analyst, statement):
     _, analyst_url = analyst
-    with psycopg.connect(analyst_url) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(statement)
+    with psycopg.connect(analyst_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement)
 
 
 def test_analyst_reads_every_mart(analyst):
@@ -221,9 +220,12 @@ def test_analyst_url_applies_the_limits_from_settings(db_url, tmp_path, cli_logi
     from fks_pipelines.cli import main
 
     env = {
-        "FKS_DATABASE_URL": db_url, "FKS_HOME": str(tmp_path / "home"), "FKS_ANALYST_STATEMENT_TIMEOUT": "0.5",
-        "FKS_ANALYST_CONNECTION_LIMIT": "2", "FKS_ANALYST_WORK_MEM": "8MB",
-    }  # fmt: skip
+        "FKS_DATABASE_URL": db_url,
+        "FKS_HOME": str(tmp_path / "home"),
+        "FKS_ANALYST_STATEMENT_TIMEOUT": "0.5",
+        "FKS_ANALYST_CONNECTION_LIMIT": "2",
+        "FKS_ANALYST_WORK_MEM": "8MB",
+    }
     result = CliRunner().invoke(main, ["db", "analyst-url"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     url = result.stdout.strip()
@@ -249,8 +251,15 @@ def test_analyst_url_applies_the_limits_from_settings(db_url, tmp_path, cli_logi
 def test_a_bad_limit_is_refused_in_one_line_before_anything_is_written(db_url, tmp_path, name, value):
     home = tmp_path / "home"
     env = {**os.environ, "FKS_DATABASE_URL": db_url, "FKS_HOME": str(home), name: value}
-    done = subprocess.run([sys.executable, "-m", "fks_pipelines.cli", "db", "analyst-url"], env=env,
-                          capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "fks_pipelines.cli", "db", "analyst-url"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"error: environment: {name}={value!r} is not ")

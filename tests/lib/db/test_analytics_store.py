@@ -58,7 +58,9 @@ def test_replace_signals_refuses_rows_outside_its_scope_and_writes_nothing(conn)
     before = signals_table(conn)
     for stray in (signal("BTCUSDT", 2), signal("ETHUSDT", 0)):
         with pytest.raises(ValueError, match="outside the window"):
-            analytics.replace_signals(conn, "spot", ["BTCUSDT"], day(0), day(2), [signal("BTCUSDT", 0, close=1.0), stray])
+            analytics.replace_signals(
+                conn, "spot", ["BTCUSDT"], day(0), day(2), [signal("BTCUSDT", 0, close=1.0), stray]
+            )
     assert signals_table(conn) == before
 
 

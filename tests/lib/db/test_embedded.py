@@ -74,19 +74,36 @@ def test_port_taken_by_someone_else_is_a_clear_error(server_home, pg_server):
 
 
 # -- who may reach the server: only its owner through the socket, the password over TCP --------------------
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="running a process as another OS user needs root (as CI runs)")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="running a process as another OS user needs root (as CI runs)"
+)
 
 
 def _as_nobody(*cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), user="nobody", group="nogroup", extra_groups=[], cwd="/", capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        list(cmd), user="nobody", group="nogroup", extra_groups=[], cwd="/", capture_output=True, text=True, timeout=60
+    )
 
 
 def _nobody_runs_a_program_through_the_socket(server: EmbeddedPostgres) -> subprocess.CompletedProcess:
     """What an attacker with a local account would try: the superuser over the socket, then a shell as the server."""
     return _as_nobody(
-        str(server.bin_path / "psql"), "-h", str(server.socket_dir), "-p", str(server.port), "-U", "fks", "-d", "fks",
-        "-X", "-A", "-t", "-w", "-c", "COPY (SELECT 1) TO PROGRAM 'id'",
-    )  # fmt: skip
+        str(server.bin_path / "psql"),
+        "-h",
+        str(server.socket_dir),
+        "-p",
+        str(server.port),
+        "-U",
+        "fks",
+        "-d",
+        "fks",
+        "-X",
+        "-A",
+        "-t",
+        "-w",
+        "-c",
+        "COPY (SELECT 1) TO PROGRAM 'id'",
+    )
 
 
 def _local_rules(server: EmbeddedPostgres) -> list[list[str]]:

@@ -4,7 +4,7 @@ HNSW recall against exact search, selective filters, and the point-in-time guara
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
@@ -17,15 +17,26 @@ from fks_pipelines.lib.rag.embedder import Embedder
 from fks_pipelines.lib.rag.index import embed_pending
 from fks_pipelines.lib.rag.synthetic import clustered_vectors, queries_near
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SCOPE = knowledge.DocumentScope(kinds=["market_summary"])
 
 
 def summaries(n: int, changed: dict[int, str] | None = None) -> list[Document]:
-    texts = {i: f"BTCUSDT day {i}: the price {'rose' if i % 2 else 'fell'} {i % 9}% with volume {i * 100}" for i in range(n)}
+    texts = {
+        i: f"BTCUSDT day {i}: the price {'rose' if i % 2 else 'fell'} {i % 9}% with volume {i * 100}" for i in range(n)
+    }
     texts |= changed or {}
-    return [Document(key=f"market_summary/spot/BTCUSDT/{i}", kind="market_summary", as_of=T0 + timedelta(days=i),
-                     text=texts[i], market="spot", symbol="BTCUSDT") for i in range(n)]  # fmt: skip
+    return [
+        Document(
+            key=f"market_summary/spot/BTCUSDT/{i}",
+            kind="market_summary",
+            as_of=T0 + timedelta(days=i),
+            text=texts[i],
+            market="spot",
+            symbol="BTCUSDT",
+        )
+        for i in range(n)
+    ]
 
 
 def embedded_at(conn) -> dict[str, datetime]:
@@ -78,17 +89,33 @@ def synthetic(conn):
     n = 3000
     vectors, _ = clustered_vectors(n, 384, rng, clusters=20)
     symbols = np.where(np.arange(n) % 100 == 0, "RARE", np.where(np.arange(n) % 2 == 0, "BTCUSDT", "ETHUSDT"))
-    docs = [Document(key=f"doc/{i}", kind="signal_event" if i % 3 else "market_summary", as_of=T0 + timedelta(hours=i),
-                     text=f"document {i}", symbol=str(symbols[i])) for i in range(n)]  # fmt: skip
+    docs = [
+        Document(
+            key=f"doc/{i}",
+            kind="signal_event" if i % 3 else "market_summary",
+            as_of=T0 + timedelta(hours=i),
+            text=f"document {i}",
+            symbol=str(symbols[i]),
+        )
+        for i in range(n)
+    ]
     knowledge.replace_documents(conn, docs, knowledge.DocumentScope())
     knowledge.ensure_chunk_table(conn, 384)
-    rows = ((d.id, 0, d.kind, d.symbol, d.as_of, 0, len(d.text), d.text, "synthetic", "1", v) for d, v in zip(docs, vectors, strict=True))
+    rows = (
+        (d.id, 0, d.kind, d.symbol, d.as_of, 0, len(d.text), d.text, "synthetic", "1", v)
+        for d, v in zip(docs, vectors, strict=True)
+    )
     knowledge.write_chunks(conn, rows, [d.id for d in docs])
     return docs, vectors, rng
 
 
 def exact(docs, vectors, query, k, as_of, symbols=None, kinds=None) -> list[str]:
-    ok = np.array([d.as_of <= as_of and (symbols is None or d.symbol in symbols) and (kinds is None or d.kind in kinds) for d in docs])
+    ok = np.array(
+        [
+            d.as_of <= as_of and (symbols is None or d.symbol in symbols) and (kinds is None or d.kind in kinds)
+            for d in docs
+        ]
+    )
     distance = np.where(ok, 1 - vectors @ query, np.inf)
     return [docs[i].id for i in np.argsort(distance, kind="stable")[:k] if np.isfinite(distance[i])]
 
@@ -97,7 +124,11 @@ def test_hnsw_search_matches_exact_search(conn, synthetic):
     docs, vectors, rng = synthetic
     queries = queries_near(vectors, 40, rng)
     end = T0 + timedelta(hours=len(docs))
-    recall = [len(set(exact(docs, vectors, q, 10, end)) & {h.document_id for h in knowledge.search(conn, q, 10, as_of=end)}) / 10 for q in queries]
+    recall = [
+        len(set(exact(docs, vectors, q, 10, end)) & {h.document_id for h in knowledge.search(conn, q, 10, as_of=end)})
+        / 10
+        for q in queries
+    ]
     assert np.mean(recall) >= 0.99, np.mean(recall)
     hits = knowledge.search(conn, queries[0], 10, as_of=end)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
@@ -142,7 +173,9 @@ def test_analysts_can_search_but_not_write(conn, db_url, synthetic):
             "SELECT document_id, document_as_of FROM knowledge.search(%s::vector, 5, %s)", (literal, docs[-1].as_of)
         ).fetchall()
         assert rows[0][0] == docs[42].id and len(rows) == 5
-        like = analyst.execute("SELECT document_id FROM knowledge.similar_to('doc/42', 3, %s)", (docs[-1].as_of,)).fetchall()
+        like = analyst.execute(
+            "SELECT document_id FROM knowledge.similar_to('doc/42', 3, %s)", (docs[-1].as_of,)
+        ).fetchall()
         assert len(like) == 3 and docs[42].id not in {r[0] for r in like}
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             analyst.execute("DELETE FROM knowledge.documents")

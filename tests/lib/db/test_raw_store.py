@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import psycopg
@@ -20,7 +20,7 @@ from fks_pipelines.lib.sources.files import read_kline_file
 from fks_pipelines.lib.sources.frame import LoadScope, ProvenAbsent
 from fks_pipelines.lib.sources.sample import sample_day, sample_klines
 
-UTC = timezone.utc
+UTC = UTC
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DAY = date(2024, 2, 1)
 SCOPE = LoadScope.for_day("spot", "1m", SYMBOLS, DAY.isoformat())
@@ -58,7 +58,9 @@ def test_forced_reload_with_fewer_rows_removes_what_is_gone(conn):
 
 def test_other_days_and_symbols_are_untouched(conn):
     next_day = LoadScope.for_day("spot", "1m", SYMBOLS, (DAY + timedelta(days=1)).isoformat())
-    replace_klines(conn, sample_klines(SYMBOLS, DAY + timedelta(days=1), DAY + timedelta(days=2)), next_day, source="sample")
+    replace_klines(
+        conn, sample_klines(SYMBOLS, DAY + timedelta(days=1), DAY + timedelta(days=2)), next_day, source="sample"
+    )
     replace_klines(conn, day_frame(), SCOPE, source="sample")
     only_btc = LoadScope.for_day("spot", "1m", ("BTCUSDT",), DAY.isoformat())
     replace_klines(conn, day_frame().filter(pl.col("symbol") == "BTCUSDT"), only_btc, source="sample")
@@ -150,7 +152,9 @@ def test_real_archive_day_loads_exactly(conn, shared_data):
 
 
 def last_log(conn) -> tuple:
-    return conn.execute("SELECT status, rows_deleted, rows_loaded, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1").fetchone()
+    return conn.execute(
+        "SELECT status, rows_deleted, rows_loaded, error FROM raw.ingest_log ORDER BY id DESC LIMIT 1"
+    ).fetchone()
 
 
 def test_a_shorter_answer_never_replaces_a_held_day(conn):
@@ -179,7 +183,13 @@ def test_proof_of_absence_lets_a_day_shrink_only_where_proven(conn):
     proof = [ProvenAbsent(s, SCOPE.start, noon, f"first bar of {s} opens at noon") for s in SYMBOLS]
     with pytest.raises(RefusedLoadError, match="BTCUSDT: 1080 bars held, 720 offered"):
         # A proof covering less than what is missing is not enough (00:00-06:00 proven, 06:00-12:00 not).
-        replace_klines(conn, afternoon, SCOPE, source="binance_rest", absent=[replace_end(p, noon - timedelta(hours=6)) for p in proof])
+        replace_klines(
+            conn,
+            afternoon,
+            SCOPE,
+            source="binance_rest",
+            absent=[replace_end(p, noon - timedelta(hours=6)) for p in proof],
+        )
     result = replace_klines(conn, afternoon, SCOPE, source="binance_rest", absent=proof)
     assert (result.rows_deleted, result.rows_loaded, table_rows(conn)) == (2880, 1440, 1440)
 
@@ -195,14 +205,25 @@ def test_days_that_have_not_ended_and_bars_that_have_not_closed_are_rejected(con
         replace_klines(conn, frame, future, source="sample")
     today = datetime.now(UTC).date()
     with pytest.raises(BadInputError, match="not ended yet"):
-        replace_klines(conn, sample_klines(SYMBOLS, today, today).clear(), LoadScope.for_day("spot", "1m", SYMBOLS, today.isoformat()), source="sample")
+        replace_klines(
+            conn,
+            sample_klines(SYMBOLS, today, today).clear(),
+            LoadScope.for_day("spot", "1m", SYMBOLS, today.isoformat()),
+            source="sample",
+        )
     # A weekly bar that opened yesterday closes next week: the day has ended, the bar has not.
     yesterday = today - timedelta(days=1)
-    weekly = sample_day("BTCUSDT", yesterday).head(1).with_columns(
-        interval=pl.lit("1w"), close_time=pl.col("open_time") + timedelta(days=7) - timedelta(milliseconds=1)
+    weekly = (
+        sample_day("BTCUSDT", yesterday)
+        .head(1)
+        .with_columns(
+            interval=pl.lit("1w"), close_time=pl.col("open_time") + timedelta(days=7) - timedelta(milliseconds=1)
+        )
     )
     with pytest.raises(BadInputError, match=r"row 1: bar has not closed yet \(close_time .* is after now\)"):
-        replace_klines(conn, weekly, LoadScope.for_day("spot", "1w", ["BTCUSDT"], yesterday.isoformat()), source="sample")
+        replace_klines(
+            conn, weekly, LoadScope.for_day("spot", "1w", ["BTCUSDT"], yesterday.isoformat()), source="sample"
+        )
     assert table_rows(conn) == 0
     assert [r[0] for r in conn.execute("SELECT status FROM raw.ingest_log ORDER BY id").fetchall()] == ["rejected"] * 3
     # load_day refuses before fetching anything, and logs it too.
@@ -211,7 +232,9 @@ def test_days_that_have_not_ended_and_bars_that_have_not_closed_are_rejected(con
     assert last_log(conn)[0] == "rejected" and table_rows(conn) == 0
 
 
-@pytest.mark.parametrize("bad", ["BTC'; DROP TABLE raw.binance_klines;--", "btcusdt", "B", "BTC USDT", "A" * 21, "../../etc"])
+@pytest.mark.parametrize(
+    "bad", ["BTC'; DROP TABLE raw.binance_klines;--", "btcusdt", "B", "BTC USDT", "A" * 21, "../../etc"]
+)
 def test_symbols_outside_binance_rules_are_rejected_by_the_loader(conn, bad):
     with pytest.raises(BadInputError, match="invalid symbol"):
         LoadScope.for_day("spot", "1m", [bad], DAY.isoformat())

@@ -21,7 +21,9 @@ def ledger(tmp_path, body: str, name: str = "p.yaml"):
 
 
 def test_a_valid_yaml_ledger(tmp_path):
-    (account,) = ledger(tmp_path, """
+    (account,) = ledger(
+        tmp_path,
+        """
         accounts:
           - name: acct
             kind: prop_firm
@@ -30,7 +32,8 @@ def test_a_valid_yaml_ledger(tmp_path):
             trades:
               - {id: t1, symbol: btcusdt, side: buy, quantity: 0.01, price: 50000, fee: 0.5, at: 2024-01-02T00:00:00Z}
               - {id: t2, symbol: BTCUSDT, side: sell, quantity: 0.01, price: 51000, at: "2024-01-03"}
-    """)
+    """,
+    )
     assert account.kind == "prop_firm" and [t.trade_id for t in account.trades] == ["t1", "t2"]
     assert account.trades[0].symbol == "BTCUSDT" and str(account.trades[0].quantity) == "0.01"
 
@@ -41,11 +44,26 @@ def test_a_valid_yaml_ledger(tmp_path):
         ("accounts: []", "non-empty 'accounts' list"),
         ("accounts:\n  - {name: a, cash: -5}", "negative cash -5"),
         ("accounts:\n  - {name: a, kind: hedge}", "kind must be one of"),
-        ("accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: DOGEUSDT, side: buy, quantity: 1, price: 1, at: 2024-01-01}]}", "unknown symbol 'DOGEUSDT'"),
-        ("accounts:\n  - {name: a, cash: 10000, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-01}, {id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-02}]}", "duplicate trade id 't'"),
-        ("accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: sell, quantity: 1, price: 1, at: 2024-01-01}]}", "sells more BTCUSDT than the account holds"),
-        ("accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 1, price: 500, at: 2024-01-01}]}", "spends more cash than the account has"),
-        ("accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 0, price: 5, at: 2024-01-01}]}", "must be positive"),
+        (
+            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: DOGEUSDT, side: buy, quantity: 1, price: 1, at: 2024-01-01}]}",
+            "unknown symbol 'DOGEUSDT'",
+        ),
+        (
+            "accounts:\n  - {name: a, cash: 10000, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-01}, {id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-02}]}",
+            "duplicate trade id 't'",
+        ),
+        (
+            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: sell, quantity: 1, price: 1, at: 2024-01-01}]}",
+            "sells more BTCUSDT than the account holds",
+        ),
+        (
+            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 1, price: 500, at: 2024-01-01}]}",
+            "spends more cash than the account has",
+        ),
+        (
+            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 0, price: 5, at: 2024-01-01}]}",
+            "must be positive",
+        ),
         ("accounts:\n  - {name: a}\n  - {name: a}", "duplicate account 'a'"),
         ("accounts: [unclosed", "not valid YAML"),
     ],
@@ -57,10 +75,18 @@ def test_bad_ledgers_are_rejected_with_where(tmp_path, body, message):
 
 
 def test_csv_trades_need_known_accounts(tmp_path):
-    good = ledger(tmp_path, "account,trade_id,symbol,side,quantity,price,fee,executed_at\nacct,x1,ETHUSDT,buy,1,3000,3,2024-02-01T00:00:00Z\n", "t.csv")
+    good = ledger(
+        tmp_path,
+        "account,trade_id,symbol,side,quantity,price,fee,executed_at\nacct,x1,ETHUSDT,buy,1,3000,3,2024-02-01T00:00:00Z\n",
+        "t.csv",
+    )
     assert list(good) == ["acct"] and good["acct"][0].price == 3000
     with pytest.raises(BadInputError, match="row 1: unknown account 'nobody'"):
-        ledger(tmp_path, "account,trade_id,symbol,side,quantity,price,fee,executed_at\nnobody,x1,ETHUSDT,buy,1,3000,3,2024-02-01\n", "t.csv")
+        ledger(
+            tmp_path,
+            "account,trade_id,symbol,side,quantity,price,fee,executed_at\nnobody,x1,ETHUSDT,buy,1,3000,3,2024-02-01\n",
+            "t.csv",
+        )
 
 
 def test_tiers_go_from_conservative_to_aggressive():
@@ -73,7 +99,14 @@ LIM = Limits(tier_for(50_000), 0.01, 0.20)
 
 
 def sized(action="buy", target=0.5, entry=100.0, stop=95.0, take=110.0, current=0.0, cash=1.0, vol=0.01):
-    return size(Proposal(action, target, entry, stop, take), price=100.0, daily_volatility=vol, current_allocation=current, cash_share=cash, lim=LIM)
+    return size(
+        Proposal(action, target, entry, stop, take),
+        price=100.0,
+        daily_volatility=vol,
+        current_allocation=current,
+        cash_share=cash,
+        lim=LIM,
+    )
 
 
 def test_sizing_caps_and_records_each_rule():
@@ -106,11 +139,16 @@ def test_non_finite_or_absurd_stops_and_take_profits_are_clamped_and_recorded_as
     for action in ("buy", "hold", "sell"):
         p, clamps = sized(action=action, target=0.1, current=0.1, take=float("inf"), stop=1e308)
         assert p.stop_loss == pytest.approx(98.0) and p.take_profit == pytest.approx(103.0), action
-        assert {c["field"]: c["from"] for c in clamps if c["field"] != "target_allocation"} == {"stop_loss": 1e308, "take_profit": "inf"}
+        assert {c["field"]: c["from"] for c in clamps if c["field"] != "target_allocation"} == {
+            "stop_loss": 1e308,
+            "take_profit": "inf",
+        }
         json.dumps(clamps, allow_nan=False)  # PostgreSQL's jsonb has no Infinity
     p, clamps = sized(stop=0.001, take=1_000.0)  # 99.999% below, 10x above: outside the bounds
     assert (p.stop_loss, p.take_profit) == (pytest.approx(98.0), pytest.approx(103.0)) and len(clamps) == 3
-    p, _ = sized(target=float("nan"), entry=float("inf"), stop=None, take=None, vol=0.9)  # huge sigma: defaults stay in bounds
+    p, _ = sized(
+        target=float("nan"), entry=float("inf"), stop=None, take=None, vol=0.9
+    )  # huge sigma: defaults stay in bounds
     assert p.entry == 100.0 and p.stop_loss == pytest.approx(10.0) and p.take_profit == pytest.approx(300.0)
 
 

@@ -19,9 +19,7 @@ def clean() -> pl.DataFrame:
 
 def plant(frame: pl.DataFrame, row: int, **values) -> pl.DataFrame:
     index = pl.int_range(pl.len())
-    return frame.with_columns(
-        **{c: pl.when(index == row).then(v).otherwise(pl.col(c)) for c, v in values.items()}
-    )
+    return frame.with_columns(**{c: pl.when(index == row).then(v).otherwise(pl.col(c)) for c, v in values.items()})
 
 
 def test_clean_sample_passes_every_rule(clean):

@@ -60,7 +60,9 @@ def test_sweep_is_chunked_and_complete(hourly):
     params = strategy.parameter_sets()
     assert len(params) == 397  # the ~400-combination grid of the benchmark
     seen = []
-    results = run_sweep(hourly, strategy, params[:120], BacktestConfig(chunk_size=50), on_chunk=lambda d, t: seen.append((d, t)))
+    results = run_sweep(
+        hourly, strategy, params[:120], BacktestConfig(chunk_size=50), on_chunk=lambda d, t: seen.append((d, t))
+    )
     assert seen == [(50, 120), (100, 120), (120, 120)]
     assert results.height == 120
     assert [dict(p) for p in results["params"]] == params[:120]
@@ -136,6 +138,10 @@ def test_metrics_equal_vectorbts_own_accessors(hourly, allow_shorts):
             assert expected[never_col] == np.inf and np.isnan(mine[name][never_col])
             expected[never_col] = np.nan
         np.testing.assert_allclose(mine[name], expected, rtol=1e-9, atol=1e-12, err_msg=name)
-    assert mine["trades"][never_col] == 0 and np.isnan(mine["win_rate"][never_col]) and mine["total_return"][never_col] == 0
+    assert (
+        mine["trades"][never_col] == 0
+        and np.isnan(mine["win_rate"][never_col])
+        and mine["total_return"][never_col] == 0
+    )
     assert trades.values["status"][trades.values["col"] == len(params) + 1].tolist() == [0]  # really open
     np.testing.assert_allclose(mine["buy_and_hold_return"], hourly["close"][-1] / hourly["close"][0] - 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -39,6 +39,7 @@ def test_labels_follow_trend_and_volatility():
     wild_down = calm_up[-1] + np.cumsum(rng.normal(-0.02, 0.04, 80))
     labels = label_regimes(np.exp(np.concatenate([calm_up, wild_down])))
     assert labels[:20].tolist() == [None] * 20
+
     def most_common(part):
         values = [v for v in part if v is not None]
         return max(set(values), key=values.count)
@@ -57,7 +58,7 @@ def test_labels_and_probabilities_are_point_in_time():
     changed = close.copy()
     changed[200:] *= np.exp(rng.normal(0, 0.2, 100))
     assert label_regimes(close)[:200].tolist() == label_regimes(changed)[:200].tolist()
-    days = [datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(days=i) for i in range(300)]
+    days = [datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=i) for i in range(300)]
     a, _ = regime_report(pl.DataFrame({"symbol": "X", "bucket": days, "close": close}))
     b, _ = regime_report(pl.DataFrame({"symbol": "X", "bucket": days, "close": changed}))
     cut = days[199]
@@ -66,7 +67,7 @@ def test_labels_and_probabilities_are_point_in_time():
 
 def test_report_rows_are_probability_distributions():
     rng = np.random.default_rng(2)
-    days = [datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(days=i) for i in range(200)]
+    days = [datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=i) for i in range(200)]
     frame = pl.DataFrame(
         {"symbol": ["A"] * 200 + ["B"] * 200, "bucket": days * 2, "close": np.exp(np.cumsum(rng.normal(0, 0.03, 400)))}
     )

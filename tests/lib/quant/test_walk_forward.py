@@ -75,8 +75,12 @@ def test_optuna_search_is_point_in_time_and_reproducible(hourly):
         v[window.decision :] *= 1.5
     again = choose_parameters(future_changed, strategy, [], window, "sortino", config, search)
     assert again["params"] == chosen["params"] and again["score"] == chosen["score"]
-    frame, curve = walk_forward(hourly, strategy, [], in_sample=720, out_of_sample=240, objective="sortino", search=search)
-    frame2, curve2 = walk_forward(hourly, strategy, [], in_sample=720, out_of_sample=240, objective="sortino", search=search)
+    frame, curve = walk_forward(
+        hourly, strategy, [], in_sample=720, out_of_sample=240, objective="sortino", search=search
+    )
+    frame2, curve2 = walk_forward(
+        hourly, strategy, [], in_sample=720, out_of_sample=240, objective="sortino", search=search
+    )
     assert frame.height > 3 and frame["params"].to_list() == frame2["params"].to_list()
     np.testing.assert_array_equal(curve, curve2)
     with pytest.raises(ValueError, match="grid' or 'optuna"):

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.rag.documents import MAX_TEXT_CHARS, Document, market_summary, signal_events, strategy_summary
 
-T = datetime(2024, 5, 2, tzinfo=timezone.utc)
+T = datetime(2024, 5, 2, tzinfo=UTC)
 
 
 def doc(text="BTC rose", **kw) -> Document:
-    return Document(key=kw.pop("key", "k/1"), kind=kw.pop("kind", "market_summary"), as_of=kw.pop("as_of", T), text=text, **kw)
+    return Document(
+        key=kw.pop("key", "k/1"), kind=kw.pop("kind", "market_summary"), as_of=kw.pop("as_of", T), text=text, **kw
+    )
 
 
 def test_id_is_the_content_hash():
     assert doc().id == doc().id and len(doc().id) == 64
     assert doc().id != doc("BTC fell").id
-    assert doc().id != doc(as_of=datetime(2024, 5, 3, tzinfo=timezone.utc)).id
+    assert doc().id != doc(as_of=datetime(2024, 5, 3, tzinfo=UTC)).id
     assert doc(metadata={"a": 1}).id != doc(metadata={"a": 2}).id
     assert doc(metadata={"a": 1, "b": 2}).id == doc(metadata={"b": 2, "a": 1}).id  # key order is not content
 
@@ -55,19 +57,36 @@ def test_metadata_is_plain_json():
 
 
 def day(**kw) -> dict:
-    base = {"market": "spot", "symbol": "BTCUSDT", "bucket": datetime(2024, 5, 1, tzinfo=timezone.utc), "open": 100.0,
-            "high": 110.0, "low": 90.0, "close": 105.0, "volume": 1234.0, "bar_count": 1440, "expected_bars": 1440,
-            "simple_return": 0.05, "volatility_7d": 0.4, "volatility_30d": 0.5}  # fmt: skip
+    base = {
+        "market": "spot",
+        "symbol": "BTCUSDT",
+        "bucket": datetime(2024, 5, 1, tzinfo=UTC),
+        "open": 100.0,
+        "high": 110.0,
+        "low": 90.0,
+        "close": 105.0,
+        "volume": 1234.0,
+        "bar_count": 1440,
+        "expected_bars": 1440,
+        "simple_return": 0.05,
+        "volatility_7d": 0.4,
+        "volatility_30d": 0.5,
+    }
     return base | kw
 
 
 def test_market_summary_is_known_at_the_end_of_its_day_and_names_events():
     calm = market_summary(day(), None, None)
-    assert calm.as_of == datetime(2024, 5, 2, tzinfo=timezone.utc) and calm.key == "market_summary/spot/BTCUSDT/2024-05-01"
+    assert (
+        calm.as_of == datetime(2024, 5, 2, tzinfo=UTC) and calm.key == "market_summary/spot/BTCUSDT/2024-05-01"
+    )
     assert "Nothing notable" in calm.text and "+5.00%" in calm.text
     # 0.5 annualised is 2.6% a day: a 12% day is a jump (> 3 sigma); 1000 of 1440 bars is a gap.
-    eventful = market_summary(day(simple_return=0.12, bar_count=1000), {"regime": "up_high_vol", "next_day_probabilities": {"up_high_vol": 0.7, "down_high_vol": 0.3}},
-                              {"close": 105.0, "rsi_14": 75.0, "macd_hist": 1.2, "sma_50": 100.0, "bb_upper": 104.0})  # fmt: skip
+    eventful = market_summary(
+        day(simple_return=0.12, bar_count=1000),
+        {"regime": "up_high_vol", "next_day_probabilities": {"up_high_vol": 0.7, "down_high_vol": 0.3}},
+        {"close": 105.0, "rsi_14": 75.0, "macd_hist": 1.2, "sma_50": 100.0, "bb_upper": 104.0},
+    )
     assert "a jump up of +12.00%" in eventful.text and "1,000 of 1,440 one-minute bars" in eventful.text
     assert "up high vol" in eventful.text and "up_high_vol 70%" in eventful.text
     assert "(overbought)" in eventful.text and "above the upper Bollinger band" in eventful.text
@@ -75,20 +94,48 @@ def test_market_summary_is_known_at_the_end_of_its_day_and_names_events():
 
 
 def test_signal_events_only_for_signals_that_fired():
-    state = {"market": "spot", "symbol": "ETHUSDT", "bucket": datetime(2024, 5, 1, tzinfo=timezone.utc),
-             "as_of": datetime(2024, 5, 1, 23, tzinfo=timezone.utc), "close": 3000.0,
-             "strategy_signals": {"ma_cross": {"params": {"fast": 20, "slow": 50}, "entry": True, "exit": False},
-                                  "rsi_reversion": {"params": {"window": 14}, "entry": False, "exit": False}}}  # fmt: skip
+    state = {
+        "market": "spot",
+        "symbol": "ETHUSDT",
+        "bucket": datetime(2024, 5, 1, tzinfo=UTC),
+        "as_of": datetime(2024, 5, 1, 23, tzinfo=UTC),
+        "close": 3000.0,
+        "strategy_signals": {
+            "ma_cross": {"params": {"fast": 20, "slow": 50}, "entry": True, "exit": False},
+            "rsi_reversion": {"params": {"window": 14}, "entry": False, "exit": False},
+        },
+    }
     (event,) = signal_events(state)
     assert event.key == "signal_event/spot/ETHUSDT/2024-05-01/ma_cross/entry"
-    assert "ENTRY" in event.text and "fast 20, slow 50" in event.text and event.as_of == datetime(2024, 5, 2, tzinfo=timezone.utc)
+    assert (
+        "ENTRY" in event.text
+        and "fast 20, slow 50" in event.text
+        and event.as_of == datetime(2024, 5, 2, tzinfo=UTC)
+    )
 
 
 def test_strategy_summary_is_as_of_the_end_of_its_data():
-    end = datetime(2024, 5, 24, tzinfo=timezone.utc)
-    choice = {"run_id": "r1", "market": "spot", "symbol": "BTCUSDT", "strategy": "ma_cross", "params": {"fast": 10, "slow": 50},
-              "objective": "sharpe", "oos_windows": 4, "oos_total_return": 0.02, "oos_sharpe": 1.1, "oos_max_drawdown": -0.05,
-              "oos_trades": 7.0, "buy_and_hold_return": 0.05, "decided_at": datetime(2024, 5, 20, tzinfo=timezone.utc),
-              "data_start": datetime(2024, 2, 24, tzinfo=timezone.utc), "data_end": end}  # fmt: skip
+    end = datetime(2024, 5, 24, tzinfo=UTC)
+    choice = {
+        "run_id": "r1",
+        "market": "spot",
+        "symbol": "BTCUSDT",
+        "strategy": "ma_cross",
+        "params": {"fast": 10, "slow": 50},
+        "objective": "sharpe",
+        "oos_windows": 4,
+        "oos_total_return": 0.02,
+        "oos_sharpe": 1.1,
+        "oos_max_drawdown": -0.05,
+        "oos_trades": 7.0,
+        "buy_and_hold_return": 0.05,
+        "decided_at": datetime(2024, 5, 20, tzinfo=UTC),
+        "data_start": datetime(2024, 2, 24, tzinfo=UTC),
+        "data_end": end,
+    }
     summary = strategy_summary(choice)
-    assert summary.as_of == end and "did not beat buy and hold" in summary.text and "ma_cross (fast 10, slow 50)" in summary.text
+    assert (
+        summary.as_of == end
+        and "did not beat buy and hold" in summary.text
+        and "ma_cross (fast 10, slow 50)" in summary.text
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,15 +18,27 @@ from fks_pipelines.lib.sources import RestSource
 from fks_pipelines.lib.sources.binance_rest import BinanceRestClient
 from tests.support import FakeClock, Reply, Request, ScriptedServer
 
-UTC = timezone.utc
+UTC = UTC
 DAY = datetime(2024, 1, 1, tzinfo=UTC)
 MINUTE_MS = 60_000
 
 
 def kline_row(open_ms: int) -> list:
     price = 40000 + (open_ms // MINUTE_MS) % 97
-    return [open_ms, f"{price}.00", f"{price + 5}.00", f"{price - 5}.00", f"{price + 1}.00", "1.5",
-            open_ms + MINUTE_MS - 1, "60000.0", 12, "0.7", "28000.0", "0"]  # fmt: skip
+    return [
+        open_ms,
+        f"{price}.00",
+        f"{price + 5}.00",
+        f"{price - 5}.00",
+        f"{price + 1}.00",
+        "1.5",
+        open_ms + MINUTE_MS - 1,
+        "60000.0",
+        12,
+        "0.7",
+        "28000.0",
+        "0",
+    ]
 
 
 def klines_body(request: Request, limit_cap: int = 1000) -> bytes:
@@ -57,11 +69,15 @@ class BinanceLike:
                 self.weight = 0
             self.minute = minute
         self.weight += self.weight_per_call
-        return Reply(200, klines_body(request), {"X-MBX-USED-WEIGHT-1M": str(self.weight), "Content-Type": "application/json"})
+        return Reply(
+            200, klines_body(request), {"X-MBX-USED-WEIGHT-1M": str(self.weight), "Content-Type": "application/json"}
+        )
 
 
 def client(server: ScriptedServer, clock: FakeClock, **kwargs) -> BinanceRestClient:
-    return BinanceRestClient(market="spot", base_url=server.url, clock=clock, rng=random.Random(7), timeout_s=2, **kwargs)
+    return BinanceRestClient(
+        market="spot", base_url=server.url, clock=clock, rng=random.Random(7), timeout_s=2, **kwargs
+    )
 
 
 def test_paging_covers_the_day_without_duplicates():
@@ -101,7 +117,9 @@ def test_5xx_and_truncated_json_are_retried_with_capped_jittered_backoff():
     faults = [Reply(500, b"oops"), Reply(502, b"bad gateway"), Reply(200, b'[[1704067200000,"4')]
     with ScriptedServer(BinanceLike(faults)) as server:
         clock = FakeClock()
-        frame = client(server, clock, backoff_base_s=1.0, backoff_cap_s=3.0).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=5))
+        frame = client(server, clock, backoff_base_s=1.0, backoff_cap_s=3.0).fetch(
+            "BTCUSDT", "1m", DAY, DAY + timedelta(minutes=5)
+        )
     assert frame.height == 5
     assert len(clock.sleeps) == 3
     # Equal jitter: attempt n waits between cap_n/2 and cap_n, with cap_n = min(3, 1 * 2**(n-1)).
@@ -124,7 +142,10 @@ def test_circuit_opens_after_repeated_failures_with_a_clear_error():
     faults = [Reply(503, b"down")] * 10
     with ScriptedServer(BinanceLike(faults)) as server:
         c = client(server, FakeClock(), circuit_threshold=4)
-        with pytest.raises(SourceUnavailableError, match=r"circuit open after 4 consecutive failures; last: HTTP 503 on GET http://127\.0\.0\.1"):
+        with pytest.raises(
+            SourceUnavailableError,
+            match=r"circuit open after 4 consecutive failures; last: HTTP 503 on GET http://127\.0\.0\.1",
+        ):
             c.fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
         assert len(server.requests) == 4
 
@@ -139,9 +160,8 @@ def test_persistently_truncated_json_never_returns_partial_data():
 def test_malformed_row_is_rejected_naming_request_and_row():
     bad = [kline_row(int(DAY.timestamp() * 1000)), [1704067260000, "1", "2"]]
     faults = [Reply(200, json.dumps(bad).encode())]
-    with ScriptedServer(BinanceLike(faults)) as server:
-        with pytest.raises(BadInputError) as err:
-            client(server, FakeClock()).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
+    with ScriptedServer(BinanceLike(faults)) as server, pytest.raises(BadInputError) as err:
+        client(server, FakeClock()).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
     assert "GET http://127.0.0.1" in str(err.value) and "symbol=BTCUSDT" in str(err.value)
     assert err.value.row == 2
 
@@ -176,7 +196,9 @@ def test_retry_after_beyond_the_cap_gives_up_at_once_without_sleeping():
     faults = [Reply(429, b'{"code":-1003,"msg":"Too many requests"}', {"Retry-After": "100000"})]
     with ScriptedServer(BinanceLike(faults)) as server:
         clock = FakeClock()
-        with pytest.raises(SourceUnavailableError, match=r"wait 100000s, more than the 900s allowed \(FKS_BINANCE_MAX_RETRY_AFTER\)"):
+        with pytest.raises(
+            SourceUnavailableError, match=r"wait 100000s, more than the 900s allowed \(FKS_BINANCE_MAX_RETRY_AFTER\)"
+        ):
             client(server, clock).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
         assert clock.sleeps == [] and len(server.requests) == 1
     # The cap is the client's setting: 120 s is fine by default, too long under a 60 s cap.
@@ -190,7 +212,10 @@ def test_retry_after_beyond_the_cap_gives_up_at_once_without_sleeping():
 
 def test_every_wait_is_logged_with_the_request_the_duration_and_the_reason(caplog):
     faults = [Reply(429, b'{"code":-1003,"msg":"Too many requests"}', {"Retry-After": "7"})]
-    with ScriptedServer(BinanceLike(faults)) as server, caplog.at_level(logging.INFO, "fks_pipelines.lib.sources.binance_rest"):
+    with (
+        ScriptedServer(BinanceLike(faults)) as server,
+        caplog.at_level(logging.INFO, "fks_pipelines.lib.sources.binance_rest"),
+    ):
         client(server, FakeClock()).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("waiting 7.0s before retrying GET http://127.0.0.1")

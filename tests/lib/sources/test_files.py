@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,7 @@ from fks_pipelines.lib.errors import BadInputError, ChecksumMismatchError
 from fks_pipelines.lib.sources.files import read_kline_file, verify_checksum
 from fks_pipelines.lib.sources.frame import KLINE_SCHEMA
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_spot_archive_without_header_milliseconds(shared_data):

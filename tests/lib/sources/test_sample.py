@@ -47,7 +47,9 @@ def test_volatility_clusters_and_volume_follows_the_us_session():
     # Heavy tails: excess kurtosis of minute returns well above a normal's 0.
     kurtosis = ((returns - returns.mean()) ** 4).mean() / returns.var() ** 2 - 3
     assert kurtosis > 1
-    hourly = frame.group_by(pl.col("open_time").dt.hour().alias("h")).agg(pl.col("volume").cast(pl.Float64).sum()).sort("h")
+    hourly = (
+        frame.group_by(pl.col("open_time").dt.hour().alias("h")).agg(pl.col("volume").cast(pl.Float64).sum()).sort("h")
+    )
     volume = dict(zip(hourly["h"], hourly["volume"], strict=True))
     assert volume[14] > 1.5 * volume[4]
 
