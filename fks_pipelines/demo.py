@@ -62,7 +62,8 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     click.echo(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
     for evaluation in failed:
         click.echo(
-            f"    {evaluation.check_name} on {evaluation.asset_key.to_user_string()}: FAILED ({evaluation.severity.value})"
+            f"    {evaluation.check_name} on {evaluation.asset_key.to_user_string()}: "
+            f"FAILED ({evaluation.severity.value})"
         )
 
     scope = LoadScope(
@@ -83,7 +84,8 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
         recommendation = latest_rows(conn, last)
         generations = conn.execute(
-            "SELECT account, generator, model, llm_error FROM recommendations.generations WHERE decision_date = %s ORDER BY account",
+            "SELECT account, generator, model, llm_error FROM recommendations.generations"
+            " WHERE decision_date = %s ORDER BY account",
             (last,),
         ).fetchall()
     click.echo("\nraw.binance_klines")
@@ -132,7 +134,8 @@ def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> Non
         used = f"{generator}" + (f" ({model})" if generator == "llm" else "")
         click.echo(f"  {account}: generator {used}" + (f"; the LLM failed: {error}" if error else ""))
     click.echo(
-        f"{'account':<16}{'symbol':<9}{'action':<7}{'target':>8}{'now':>8}{'price':>12}{'stop':>12}{'take':>12}{'conf':>6}  clamps"
+        f"{'account':<16}{'symbol':<9}{'action':<7}{'target':>8}{'now':>8}"
+        f"{'price':>12}{'stop':>12}{'take':>12}{'conf':>6}  clamps"
     )
     for r in rows:
         stop = f"{r['stop_loss']:,.2f}" if r["stop_loss"] else "-"
@@ -166,7 +169,8 @@ REGIMES_SQL = """
 
 
 KNOWLEDGE_SQL = """
-    SELECT d.kind, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id))
+    SELECT d.kind, count(*),
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id))
     FROM knowledge.documents d GROUP BY d.kind ORDER BY d.kind
 """
 DEMO_QUESTION = "a sharp drop in price with high volatility"

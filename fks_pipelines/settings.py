@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     # -- the embedded server and where things live ---------------------------------------------------------------
     home: Path = _env(
         "FKS_HOME",
-        "Where the embedded server keeps data (`pgdata/`), socket (`run/`), passwords (`secrets/`, 0600), logs, archive cache and `DAGSTER_HOME`.",
+        "Where the embedded server keeps data (`pgdata/`), socket (`run/`), passwords (`secrets/`, 0600), logs,"
+        " archive cache and `DAGSTER_HOME`.",
         Path(".fks"),
     )
     pg_port: int = _env("FKS_PG_PORT", "TCP port of the embedded server (127.0.0.1 only).", 54329, ge=1, le=65535)
@@ -132,7 +133,8 @@ class Settings(BaseSettings):
     )
     binance_max_retry_after_s: float = _env(
         "FKS_BINANCE_MAX_RETRY_AFTER",
-        "Longest `Retry-After` (seconds) a Binance answer may ask for; a longer one fails the load at once instead of sleeping.",
+        "Longest `Retry-After` (seconds) a Binance answer may ask for;"
+        " a longer one fails the load at once instead of sleeping.",
         900.0,
         ge=0,
         allow_inf_nan=False,
@@ -279,7 +281,7 @@ class Settings(BaseSettings):
         object.__setattr__(self, "landing_dir", (self.landing_dir or home / "landing").absolute())
         return self
 
-    # -- reading ---------------------------------------------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------------------------------
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """The settings from ``env`` (default: the process environment), or a one-line ``BadInputError`` naming
@@ -356,7 +358,8 @@ def configuration_markdown() -> str:
         lines.append(f"| `{_variable(name)}` | `{shown}` | {meaning} |")
     lines += [
         "",
-        "`DAGSTER_HOME` is set by `fks` to `$FKS_HOME/dagster_home`, which holds a copy of the project's `dagster.yaml`.",
+        "`DAGSTER_HOME` is set by `fks` to `$FKS_HOME/dagster_home`,"
+        " which holds a copy of the project's `dagster.yaml`.",
         "",
     ]
     return "\n".join(lines)

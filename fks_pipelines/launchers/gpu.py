@@ -148,7 +148,9 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
                 StringSource,
                 is_required=False,
                 default_value="",
-                description="GPU ids for CUDA_VISIBLE_DEVICES, comma-separated (default: FKS_GPUS); none: no GPU routing.",
+                description=(
+                    "GPU ids for CUDA_VISIBLE_DEVICES, comma-separated (default: FKS_GPUS); none: no GPU routing."
+                ),
             ),
             "mode": Field(str, is_required=False, default_value="local", description="local | docker | k8s"),
             "slot_dir": Field(
@@ -217,7 +219,8 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
         self._instance.add_run_tags(run.run_id, {LAUNCHER_TAG: route if route == "default" else f"gpu-{self.mode}"})
         if route == "gpu":
             self._instance.report_engine_event(
-                f"GPU steps {', '.join(gpu_steps(self._instance, run)) or '(tagged run)'}: launching on a GPU ({self.mode})",
+                f"GPU steps {', '.join(gpu_steps(self._instance, run)) or '(tagged run)'}: "
+                f"launching on a GPU ({self.mode})",
                 run,
             )
         self._launcher(route).launch_run(context)

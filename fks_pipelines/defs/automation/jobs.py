@@ -15,7 +15,9 @@ all_assets_job = define_asset_job(
     "all_assets_job",
     selection=AssetSelection.groups(*LAYERS),
     partitions_def=daily_partitions,
-    description="Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation.",
+    description=(
+        "Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation."
+    ),
 )
 daily_job = define_asset_job(
     "daily_job",

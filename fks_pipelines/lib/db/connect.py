@@ -64,7 +64,8 @@ def advisory_xact_lock(conn: psycopg.Connection, *keys: int | str, what: str, ti
             for pid, user, app in conn.execute(_LOCK_HOLDERS, _lock_tag(ints)).fetchall()
         ]
         raise DatabaseError(
-            f"gave up after {timeout:g}s waiting for the {what} lock (advisory lock {', '.join(map(str, ints))}), held by "
+            f"gave up after {timeout:g}s waiting for the {what} lock "
+            f"(advisory lock {', '.join(map(str, ints))}), held by "
             f"{', '.join(holders) or 'a session that has since let it go'}; end that session or raise FKS_LOCK_TIMEOUT"
         ) from None
 

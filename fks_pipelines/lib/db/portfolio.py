@@ -39,7 +39,8 @@ def import_trades(conn: psycopg.Connection, trades: dict[str, list[Trade]], wher
             existing = [
                 Trade(*row)
                 for row in conn.execute(
-                    "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades WHERE account = %s",
+                    "SELECT trade_id, symbol, side, quantity, price, fee, executed_at"
+                    " FROM portfolio.trades WHERE account = %s",
                     (account,),
                 ).fetchall()
             ]
@@ -96,7 +97,8 @@ def equity(conn: psycopg.Connection, state: AccountState, at: datetime) -> float
     total = state.cash
     for symbol, quantity in state.positions.items():
         row = conn.execute(
-            "SELECT close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
+            "SELECT close::float8 FROM marts.fct_ohlcv_1d"
+            " WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
             (state.market, symbol, at),
         ).fetchone()
         total += quantity * (row[0] if row else 0.0)
@@ -109,7 +111,8 @@ def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tupl
         conn.execute("DELETE FROM portfolio.profit_splits WHERE month = %s", (month,))
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO portfolio.profit_splits (month, account, to_account, equity_start, equity_end, net_deposits, profit, transfer)"
+                "INSERT INTO portfolio.profit_splits"
+                " (month, account, to_account, equity_start, equity_end, net_deposits, profit, transfer)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )

@@ -169,7 +169,8 @@ def replace_klines(
             if shrinking:
                 raise RefusedLoadError(
                     f"refused to replace {scope.market} {scope.interval} {_span(scope)}: {'; '.join(shrinking)}; "
-                    "the source does not prove the missing bars do not exist (to replace anyway: --force, or force: true in run config)"
+                    "the source does not prove the missing bars do not exist "
+                    "(to replace anyway: --force, or force: true in run config)"
                 )
             deleted = conn.execute(
                 f"DELETE FROM {TABLE} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
@@ -246,7 +247,8 @@ def _shrinking(
             SELECT k.symbol, count(*) FROM {TABLE} k
             WHERE k.market = %s AND k.interval = %s AND k.symbol = ANY(%s) AND k.open_time >= %s AND k.open_time < %s
               AND NOT EXISTS (
-                  SELECT 1 FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
+                  SELECT 1
+                  FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
                   WHERE a.symbol = k.symbol AND k.open_time >= a.range_start AND k.open_time < a.range_end)
             GROUP BY k.symbol
             """,
@@ -341,7 +343,9 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
             f"""
             WITH grid AS (
                 SELECT g AS open_time
-                FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval) g
+                FROM generate_series(
+                    %(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval
+                ) g
             ), missing AS (
                 SELECT grid.open_time FROM grid
                 WHERE NOT EXISTS (

@@ -57,7 +57,8 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
                 k: {"entry": v["entry"], "exit": v["exit"], "params": v["params"]} for k, v in row[-1].items()
             }
     for symbol, regime, probabilities in conn.execute(
-        "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
+        "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes"
+        " WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
         (market, symbols, start),
     ).fetchall():
         if symbol in out:
@@ -139,9 +140,9 @@ def store_generation(conn: psycopg.Connection, day: date, generation: Generation
         )
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO recommendations.daily (decision_date, account, symbol, generator, action, target_allocation,"
-                " proposed_allocation, current_allocation, entry, stop_loss, take_profit, horizon_days, confidence,"
-                " rationale, evidence, clamps, reference_price)"
+                "INSERT INTO recommendations.daily (decision_date, account, symbol, generator, action,"
+                " target_allocation, proposed_allocation, current_allocation, entry, stop_loss, take_profit,"
+                " horizon_days, confidence, rationale, evidence, clamps, reference_price)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
@@ -240,8 +241,8 @@ def score_track_record(conn: psycopg.Connection) -> int:
 def latest_rows(conn: psycopg.Connection, day: date) -> list[dict]:
     """The day's sized recommendations, one dict per (account, symbol), as the demo and Discord show them."""
     cursor = conn.execute(
-        "SELECT account, symbol, generator, action, target_allocation, proposed_allocation, current_allocation, reference_price,"
-        " entry, stop_loss, take_profit, horizon_days, confidence, rationale, evidence, clamps"
+        "SELECT account, symbol, generator, action, target_allocation, proposed_allocation, current_allocation,"
+        " reference_price, entry, stop_loss, take_profit, horizon_days, confidence, rationale, evidence, clamps"
         " FROM recommendations.daily WHERE decision_date = %s ORDER BY account, symbol",
         (day,),
     )

@@ -144,7 +144,8 @@ def check_account(account: Account, where: str) -> None:
         seen.add(trade.trade_id)
         if trade.executed_at < account.cash_at:
             raise BadInputError(
-                f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} precedes the account's cash ({account.cash_at:%Y-%m-%d})",
+                f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} "
+                f"precedes the account's cash ({account.cash_at:%Y-%m-%d})",
                 where=where,
             )
         sign = 1 if trade.side == "buy" else -1

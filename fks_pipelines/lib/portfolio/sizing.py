@@ -99,9 +99,8 @@ def size(
         clamp("entry", price, "the entry must be near the current price (the close at decision time)")
     if p.action == "hold":
         clamp("target_allocation", current_allocation, "hold keeps the current allocation")
-    elif p.action == "sell":
-        if p.target_allocation > current_allocation:
-            clamp("target_allocation", current_allocation, "a sell cannot raise the allocation")
+    elif p.action == "sell" and p.target_allocation > current_allocation:
+        clamp("target_allocation", current_allocation, "a sell cannot raise the allocation")
     # A buy needs a stop and a take-profit; any one given, for any action, must lie in sane bounds of the entry.
     entry = price if p.entry is None else p.entry  # never None after the entry rule above
     if p.stop_loss is None and p.action == "buy":

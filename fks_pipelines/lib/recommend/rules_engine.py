@@ -24,7 +24,8 @@ def recommend_by_rules(context: AccountContext) -> AccountRecommendation:
         confidence = round(min(0.9, max(0.2, 0.5 + 0.05 * sharpe + 0.3 * (up - down))), 3)
         sigma = s.daily_volatility or 0.03
         reasons = [
-            f"{chosen or 'no strategy'}: {'entry' if signal.get('entry') else 'exit' if signal.get('exit') else 'no'} signal"
+            f"{chosen or 'no strategy'}: "
+            f"{'entry' if signal.get('entry') else 'exit' if signal.get('exit') else 'no'} signal"
         ]
         reasons.append(f"regime {(s.regime or {}).get('regime', 'unknown')} (next day up {up:.0%}, down {down:.0%})")
         if signal.get("entry") and up >= down:

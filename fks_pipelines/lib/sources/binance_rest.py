@@ -207,8 +207,9 @@ class BinanceRestClient:
                 last = exc.reason
                 if exc.wait is not None and exc.wait > self.max_retry_after_s:
                     raise SourceUnavailableError(
-                        f"{last} on {where}: Binance asks to wait {exc.wait:g}s, more than the {self.max_retry_after_s:g}s "
-                        "allowed (FKS_BINANCE_MAX_RETRY_AFTER); giving up without waiting"
+                        f"{last} on {where}: Binance asks to wait {exc.wait:g}s, "
+                        f"more than the {self.max_retry_after_s:g}s allowed (FKS_BINANCE_MAX_RETRY_AFTER); "
+                        "giving up without waiting"
                     ) from None
                 self._consecutive_failures += 1
                 if self._consecutive_failures >= self.circuit_threshold:
