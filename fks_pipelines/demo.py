@@ -19,7 +19,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from fks_pipelines.definitions import defs, settings
-    from fks_pipelines.lib.db.connect import connect, migrate, redact
+    from fks_pipelines.lib.db.connect import connect, migrate, one_row, redact
     from fks_pipelines.lib.db.portfolio import import_accounts
     from fks_pipelines.lib.db.raw import scope_summary
     from fks_pipelines.lib.db.recommendations import latest_rows
@@ -36,8 +36,10 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
 
     with connect(env["FKS_DATABASE_URL"]) as conn:
         migrate(conn, settings.timescale())
-        if conn.execute("SELECT count(*) FROM portfolio.accounts").fetchone()[0] == 0:
+        if one_row(conn.execute("SELECT count(*) FROM portfolio.accounts"))[0] == 0:
             accounts = read_ledger(DEMO_PORTFOLIO, set(settings.symbols))
+            if not isinstance(accounts, list):  # a YAML ledger gives accounts, a CSV one trades
+                raise click.ClickException(f"{DEMO_PORTFOLIO} is not a YAML ledger of accounts")
             import_accounts(conn, accounts, settings.market)
             click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 
@@ -54,9 +56,9 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                click.echo(
-                    f"  step {event.step_key} failed: {event.event_specific_data.error.message.strip()}", err=True
-                )
+                error = event.step_failure_data.error
+                message = error.message.strip() if error else "(no error recorded)"
+                click.echo(f"  step {event.step_key} failed: {message}", err=True)
         raise click.ClickException("the main job failed (see above); the database keeps the last good state")
     failed = [e for e in checks if not e.passed]
     click.echo(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
@@ -78,7 +80,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         daily = conn.execute(MARTS_DAILY_SQL, {"day": last}).fetchall()
         returns = conn.execute(MARTS_RETURNS_SQL, {"day": last}).fetchall()
         chosen = conn.execute(CHOSEN_SQL).fetchall()
-        regimes = dict(conn.execute(REGIMES_SQL).fetchall())
+        regimes: dict[str, str] = dict(conn.execute(REGIMES_SQL).fetchall())
         knowledge = conn.execute(KNOWLEDGE_SQL).fetchall()
         as_of = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
@@ -180,9 +182,13 @@ DEMO_PORTFOLIO = PROJECT_ROOT / "examples" / "demo_portfolio.yaml"
 def search_knowledge(conn, question: str, *, as_of: datetime, k: int):
     """Embed the question with the configured model (the one the run loaded) and search point-in-time."""
     from fks_pipelines.definitions import resources
+    from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
     from fks_pipelines.lib.db.knowledge import search
 
-    embedder = resources["embedding_model"].get()
+    resource = resources["embedding_model"]
+    if not isinstance(resource, EmbeddingModelResource):
+        raise TypeError(f"resources['embedding_model'] is a {type(resource).__name__}, not an EmbeddingModelResource")
+    embedder = resource.get()
     return search(conn, embedder.encode([question])[0], k, as_of=as_of)
 
 

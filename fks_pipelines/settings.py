@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fks_pipelines.lib.db.roles import AnalystLimits
@@ -38,7 +39,7 @@ _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 def _env(name: str, description: str, default: Any = ..., *, secret: bool = False, **constraints: Any) -> Any:
     """A field read from variable ``name``; ``secret`` fields are never shown (repr, docs, logs)."""
-    extra = {"secret": True} if secret else None
+    extra: JsonDict | None = {"secret": True} if secret else None
     return Field(
         default,
         validation_alias=AliasChoices(name),
@@ -342,7 +343,7 @@ def configuration_markdown() -> str:
         "|---|---|---|",
     ]
     for name, field in Settings.model_fields.items():
-        secret = bool(field.json_schema_extra and field.json_schema_extra.get("secret"))
+        secret = isinstance(field.json_schema_extra, dict) and bool(field.json_schema_extra.get("secret"))
         default = field.default
         if isinstance(default, tuple):
             shown = ",".join(default) if default else "unset"

@@ -117,6 +117,8 @@ def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResour
 )
 def archive_landing_sensor(context: SensorEvaluationContext):
     landing = settings().landing_dir
+    if landing is None:  # the settings model defaults it to $FKS_HOME/landing
+        raise RuntimeError("no landing folder: FKS_LANDING_DIR resolved to nothing")
     files = landed_files(landing)
     if not files:
         return SkipReason(f"nothing in {landing}")

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db.connect import advisory_xact_lock
+from fks_pipelines.lib.db.connect import advisory_xact_lock, one_row
 from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.rag.documents import Document
 
@@ -274,9 +274,9 @@ def indexed_totals(conn: psycopg.Connection) -> tuple[int, int]:
 
 def stale_model_chunks(conn: psycopg.Connection, model: str, version: str) -> int:
     """Chunks embedded by another model or version (what a model change has left to re-embed)."""
-    return conn.execute(
-        "SELECT count(*) FROM knowledge.chunks WHERE (model, model_version) <> (%s, %s)", (model, version)
-    ).fetchone()[0]
+    return one_row(
+        conn.execute("SELECT count(*) FROM knowledge.chunks WHERE (model, model_version) <> (%s, %s)", (model, version))
+    )[0]
 
 
 @dataclass(frozen=True)
@@ -390,4 +390,4 @@ def strategy_choices_with_data_ending(
 
 def has_chunks(conn: psycopg.Connection) -> bool:
     """Whether ``knowledge.chunks`` exists (it is created with the first embeddings, sized to the model)."""
-    return conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is not None
+    return one_row(conn.execute("SELECT to_regclass('knowledge.chunks')"))[0] is not None

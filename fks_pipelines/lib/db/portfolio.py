@@ -7,6 +7,8 @@ from datetime import date, datetime
 
 import psycopg
 
+from fks_pipelines.lib.db.connect import one_row
+from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.portfolio.ledger import Account, Trade, check_account
 
 
@@ -31,11 +33,14 @@ def import_trades(conn: psycopg.Connection, trades: dict[str, list[Trade]], wher
     """Add trades to existing accounts (a CSV), re-checking each account's whole history first."""
     with conn.transaction():
         for account, new in trades.items():
-            kind, cash, cash_at = conn.execute(
+            row = conn.execute(
                 "SELECT a.kind, coalesce(sum(d.amount), 0), coalesce(min(d.at), now()) FROM portfolio.accounts a"
                 " LEFT JOIN portfolio.deposits d USING (account) WHERE a.account = %s GROUP BY a.kind",
                 (account,),
             ).fetchone()
+            if row is None:
+                raise BadInputError(f"unknown account {account!r}", where=where)
+            kind, cash, cash_at = row
             existing = [
                 Trade(*row)
                 for row in conn.execute(
@@ -75,11 +80,15 @@ def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]
         "SELECT account, kind, market FROM portfolio.accounts ORDER BY account"
     ).fetchall():
         deposits = float(
-            conn.execute(
-                "SELECT coalesce(sum(amount), 0) FROM portfolio.deposits WHERE account = %s AND at <= %s", (account, at)
-            ).fetchone()[0]
+            one_row(
+                conn.execute(
+                    "SELECT coalesce(sum(amount), 0) FROM portfolio.deposits WHERE account = %s AND at <= %s",
+                    (account, at),
+                )
+            )[0]
         )
-        cash, positions = deposits, {}
+        cash = deposits
+        positions: dict[str, float] = {}
         for symbol, side, quantity, price, fee in conn.execute(
             "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM portfolio.trades"
             " WHERE account = %s AND executed_at <= %s ORDER BY executed_at, trade_id",

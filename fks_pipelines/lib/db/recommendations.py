@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db.portfolio import account_states, equity
+from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.recommend.generate import Generation
 from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
 
@@ -246,6 +247,8 @@ def latest_rows(conn: psycopg.Connection, day: date) -> list[dict]:
         " FROM recommendations.daily WHERE decision_date = %s ORDER BY account, symbol",
         (day,),
     )
+    if cursor.description is None:  # only a statement that returns no rows has none
+        raise DatabaseError("the recommendations query returned no result set")
     names = [d.name for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 

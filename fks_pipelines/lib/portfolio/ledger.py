@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import yaml
+# PyYAML ships no type hints, and its stubs (types-PyYAML) are not among the dependencies.
+import yaml  # type: ignore[import-untyped]
 
 from fks_pipelines.lib.errors import BadInputError
 

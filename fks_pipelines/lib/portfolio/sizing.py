@@ -124,10 +124,13 @@ def size(
             f"a take-profit lies above the entry, at most {TAKE_PROFIT_CEILING:g}x it: 3 daily sigmas",
         )
     if p.action == "buy":
+        stop = p.stop_loss
+        if stop is None:  # the stop rule above gives every buy a stop
+            raise ValueError("a buy reached the allocation caps without a stop")
         caps = [
             (lim.max_allocation, f"tier {lim.tier.name}: at most {lim.max_allocation:.0%} per position"),
             (
-                lim.risk_per_trade * p.entry / (p.entry - p.stop_loss),
+                lim.risk_per_trade * entry / (entry - stop),
                 f"risk per trade {lim.risk_per_trade:.2%} of equity to the stop",
             ),
             (
