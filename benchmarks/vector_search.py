@@ -46,8 +46,8 @@ def load(conn, vectors: np.ndarray, symbols: np.ndarray) -> None:
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model, model_version,"
-            " embedding) FROM STDIN (FORMAT BINARY)"
+            "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
+            " model_version, embedding) FROM STDIN (FORMAT BINARY)"
         ) as copy,
     ):
         copy.set_types(

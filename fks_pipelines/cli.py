@@ -118,11 +118,18 @@ def _apply_env(settings: Settings) -> dict[str, str]:
 
 
 class ProjectError(click.ClickException):
-    """A project error (FksError) as click shows it: one line; exit 2 for bad input, 1 otherwise."""
+    """A project error (FksError) as click shows it: one line; exit 1 (2 for bad input: ProjectInputError)."""
+
+    exit_code = 1
 
     def __init__(self, exc: FksError):
         super().__init__(" ".join(str(exc).split("\n")))
-        self.exit_code = 2 if isinstance(exc, BadInputError) else 1
+
+
+class ProjectInputError(ProjectError):
+    """A BadInputError as click shows it: exit 2."""
+
+    exit_code = 2
 
 
 class FksGroup(click.Group):
@@ -133,7 +140,7 @@ class FksGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FksError as exc:
-            raise ProjectError(exc) from None
+            raise (ProjectInputError if isinstance(exc, BadInputError) else ProjectError)(exc) from None
 
 
 @click.group(cls=FksGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -187,10 +194,10 @@ def db_status() -> None:
     """Whether the server runs, where it listens, its data directory and the extensions available."""
     settings = Settings.from_env()
     if settings.database_url:
-        from fks_pipelines.lib.db.connect import connect, redact
+        from fks_pipelines.lib.db.connect import connect, one_row, redact
 
         with connect(settings.database_url) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            version = one_row(conn.execute("SHOW server_version"))[0]
             extensions = [r[0] for r in conn.execute("SELECT name FROM pg_available_extensions ORDER BY 1")]
         click.echo(f"external PostgreSQL {version} at {redact(settings.database_url)}")
         click.echo(f"  extensions available: {', '.join(extensions)}")
@@ -291,7 +298,7 @@ def portfolio_import(file: Path) -> None:
 def search(question: str, k: int, as_of: datetime | None, symbols: str | None, kinds: list[str] | None) -> None:
     """Semantic search over the knowledge layer, point-in-time: embeds QUESTION with the configured model and
     prints the nearest documents known by --as-of (the same knowledge.search analysts call in SQL)."""
-    from fks_pipelines.lib.db.connect import connect
+    from fks_pipelines.lib.db.connect import connect, one_row
     from fks_pipelines.lib.db.knowledge import search as rag_search
     from fks_pipelines.lib.rag.embedder import Embedder
 
@@ -301,7 +308,7 @@ def search(question: str, k: int, as_of: datetime | None, symbols: str | None, k
     data_url, _ = database_urls(settings)
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     with connect(data_url) as conn:
-        if conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is None:
+        if one_row(conn.execute("SELECT to_regclass('knowledge.chunks')"))[0] is None:
             raise click.ClickException(
                 "nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings"
             )
@@ -384,7 +391,7 @@ def _load_days(
     """Load each day [start, end] through the asset's load path, with progress and a final summary. A day that
     has not ended is a user error (exit 2, nothing fetched); a refused replacement stops with exit 1."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.raw import load_day, scope_summary
+    from fks_pipelines.lib.db.raw import SymbolSummary, load_day, scope_summary
     from fks_pipelines.lib.sources.frame import LoadScope, check_closed, empty_klines
 
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
@@ -396,7 +403,7 @@ def _load_days(
         )
     settings = Settings.from_env()
     data_url, _ = database_urls(settings)
-    summaries = {}
+    summaries: dict[str, list[SymbolSummary]] = {}
     with connect(data_url) as conn:
         migrate(conn, settings.timescale())
         began = time.perf_counter()
@@ -494,7 +501,7 @@ def ingest_archive(
     and nothing of it is written; the other files still load.
     """
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.raw import replace_klines, scope_summary
+    from fks_pipelines.lib.db.raw import SymbolSummary, replace_klines, scope_summary
     from fks_pipelines.lib.sources.files import read_kline_file
 
     files = []
@@ -505,7 +512,8 @@ def ingest_archive(
             files.append(path)
     settings = Settings.from_env()
     data_url, _ = database_urls(settings)
-    failures, summaries = 0, {}
+    failures = 0
+    summaries: dict[str, list[SymbolSummary]] = {}
     began = time.perf_counter()
     with connect(data_url) as conn:
         migrate(conn, settings.timescale())

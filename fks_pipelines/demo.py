@@ -19,7 +19,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from fks_pipelines.definitions import defs, settings
-    from fks_pipelines.lib.db.connect import connect, migrate, redact
+    from fks_pipelines.lib.db.connect import connect, migrate, one_row, redact
     from fks_pipelines.lib.db.portfolio import import_accounts
     from fks_pipelines.lib.db.raw import scope_summary
     from fks_pipelines.lib.db.recommendations import latest_rows
@@ -36,8 +36,10 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
 
     with connect(env["FKS_DATABASE_URL"]) as conn:
         migrate(conn, settings.timescale())
-        if conn.execute("SELECT count(*) FROM portfolio.accounts").fetchone()[0] == 0:
+        if one_row(conn.execute("SELECT count(*) FROM portfolio.accounts"))[0] == 0:
             accounts = read_ledger(DEMO_PORTFOLIO, set(settings.symbols))
+            if not isinstance(accounts, list):  # a YAML ledger gives accounts, a CSV one trades
+                raise click.ClickException(f"{DEMO_PORTFOLIO} is not a YAML ledger of accounts")
             import_accounts(conn, accounts, settings.market)
             click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 
@@ -54,15 +56,16 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                click.echo(
-                    f"  step {event.step_key} failed: {event.event_specific_data.error.message.strip()}", err=True
-                )
+                error = event.step_failure_data.error
+                message = error.message.strip() if error else "(no error recorded)"
+                click.echo(f"  step {event.step_key} failed: {message}", err=True)
         raise click.ClickException("the main job failed (see above); the database keeps the last good state")
     failed = [e for e in checks if not e.passed]
     click.echo(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
     for evaluation in failed:
         click.echo(
-            f"    {evaluation.check_name} on {evaluation.asset_key.to_user_string()}: FAILED ({evaluation.severity.value})"
+            f"    {evaluation.check_name} on {evaluation.asset_key.to_user_string()}: "
+            f"FAILED ({evaluation.severity.value})"
         )
 
     scope = LoadScope(
@@ -77,13 +80,14 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         daily = conn.execute(MARTS_DAILY_SQL, {"day": last}).fetchall()
         returns = conn.execute(MARTS_RETURNS_SQL, {"day": last}).fetchall()
         chosen = conn.execute(CHOSEN_SQL).fetchall()
-        regimes = dict(conn.execute(REGIMES_SQL).fetchall())
+        regimes: dict[str, str] = dict(conn.execute(REGIMES_SQL).fetchall())
         knowledge = conn.execute(KNOWLEDGE_SQL).fetchall()
         as_of = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
         recommendation = latest_rows(conn, last)
         generations = conn.execute(
-            "SELECT account, generator, model, llm_error FROM recommendations.generations WHERE decision_date = %s ORDER BY account",
+            "SELECT account, generator, model, llm_error FROM recommendations.generations"
+            " WHERE decision_date = %s ORDER BY account",
             (last,),
         ).fetchall()
     click.echo("\nraw.binance_klines")
@@ -132,7 +136,8 @@ def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> Non
         used = f"{generator}" + (f" ({model})" if generator == "llm" else "")
         click.echo(f"  {account}: generator {used}" + (f"; the LLM failed: {error}" if error else ""))
     click.echo(
-        f"{'account':<16}{'symbol':<9}{'action':<7}{'target':>8}{'now':>8}{'price':>12}{'stop':>12}{'take':>12}{'conf':>6}  clamps"
+        f"{'account':<16}{'symbol':<9}{'action':<7}{'target':>8}{'now':>8}"
+        f"{'price':>12}{'stop':>12}{'take':>12}{'conf':>6}  clamps"
     )
     for r in rows:
         stop = f"{r['stop_loss']:,.2f}" if r["stop_loss"] else "-"
@@ -166,7 +171,8 @@ REGIMES_SQL = """
 
 
 KNOWLEDGE_SQL = """
-    SELECT d.kind, count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id))
+    SELECT d.kind, count(*),
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id))
     FROM knowledge.documents d GROUP BY d.kind ORDER BY d.kind
 """
 DEMO_QUESTION = "a sharp drop in price with high volatility"
@@ -176,9 +182,13 @@ DEMO_PORTFOLIO = PROJECT_ROOT / "examples" / "demo_portfolio.yaml"
 def search_knowledge(conn, question: str, *, as_of: datetime, k: int):
     """Embed the question with the configured model (the one the run loaded) and search point-in-time."""
     from fks_pipelines.definitions import resources
+    from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
     from fks_pipelines.lib.db.knowledge import search
 
-    embedder = resources["embedding_model"].get()
+    resource = resources["embedding_model"]
+    if not isinstance(resource, EmbeddingModelResource):
+        raise TypeError(f"resources['embedding_model'] is a {type(resource).__name__}, not an EmbeddingModelResource")
+    embedder = resource.get()
     return search(conn, embedder.encode([question])[0], k, as_of=as_of)
 
 

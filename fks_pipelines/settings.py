@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fks_pipelines.lib.db.roles import AnalystLimits
@@ -38,7 +39,7 @@ _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 def _env(name: str, description: str, default: Any = ..., *, secret: bool = False, **constraints: Any) -> Any:
     """A field read from variable ``name``; ``secret`` fields are never shown (repr, docs, logs)."""
-    extra = {"secret": True} if secret else None
+    extra: JsonDict | None = {"secret": True} if secret else None
     return Field(
         default,
         validation_alias=AliasChoices(name),
@@ -59,7 +60,8 @@ class Settings(BaseSettings):
     # -- the embedded server and where things live ---------------------------------------------------------------
     home: Path = _env(
         "FKS_HOME",
-        "Where the embedded server keeps data (`pgdata/`), socket (`run/`), passwords (`secrets/`, 0600), logs, archive cache and `DAGSTER_HOME`.",
+        "Where the embedded server keeps data (`pgdata/`), socket (`run/`), passwords (`secrets/`, 0600), logs,"
+        " archive cache and `DAGSTER_HOME`.",
         Path(".fks"),
     )
     pg_port: int = _env("FKS_PG_PORT", "TCP port of the embedded server (127.0.0.1 only).", 54329, ge=1, le=65535)
@@ -132,7 +134,8 @@ class Settings(BaseSettings):
     )
     binance_max_retry_after_s: float = _env(
         "FKS_BINANCE_MAX_RETRY_AFTER",
-        "Longest `Retry-After` (seconds) a Binance answer may ask for; a longer one fails the load at once instead of sleeping.",
+        "Longest `Retry-After` (seconds) a Binance answer may ask for;"
+        " a longer one fails the load at once instead of sleeping.",
         900.0,
         ge=0,
         allow_inf_nan=False,
@@ -279,7 +282,7 @@ class Settings(BaseSettings):
         object.__setattr__(self, "landing_dir", (self.landing_dir or home / "landing").absolute())
         return self
 
-    # -- reading ---------------------------------------------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------------------------------
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """The settings from ``env`` (default: the process environment), or a one-line ``BadInputError`` naming
@@ -340,7 +343,7 @@ def configuration_markdown() -> str:
         "|---|---|---|",
     ]
     for name, field in Settings.model_fields.items():
-        secret = bool(field.json_schema_extra and field.json_schema_extra.get("secret"))
+        secret = isinstance(field.json_schema_extra, dict) and bool(field.json_schema_extra.get("secret"))
         default = field.default
         if isinstance(default, tuple):
             shown = ",".join(default) if default else "unset"
@@ -356,7 +359,8 @@ def configuration_markdown() -> str:
         lines.append(f"| `{_variable(name)}` | `{shown}` | {meaning} |")
     lines += [
         "",
-        "`DAGSTER_HOME` is set by `fks` to `$FKS_HOME/dagster_home`, which holds a copy of the project's `dagster.yaml`.",
+        "`DAGSTER_HOME` is set by `fks` to `$FKS_HOME/dagster_home`,"
+        " which holds a copy of the project's `dagster.yaml`.",
         "",
     ]
     return "\n".join(lines)

@@ -278,7 +278,8 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
             "recommendations/daily",
         } <= keys
         (repo,) = ask(
-            "{ repositoriesOrError { ... on RepositoryConnection { nodes { name schedules { name } sensors { name } } } } }"
+            "{ repositoriesOrError { ... on RepositoryConnection"
+            " { nodes { name schedules { name } sensors { name } } } } }"
         )["repositoriesOrError"]["nodes"]
         assert {s["name"] for s in repo["schedules"]} == {"daily_schedule", "weekly_reoptimize_schedule"}
         assert {"gap_sensor", "new_symbol_sensor", "archive_landing_sensor", "run_failure_to_discord"} <= {
@@ -472,7 +473,8 @@ def test_a_portfolio_file_above_the_size_limit_is_refused_before_it_is_parsed(db
     env = {"FKS_DATABASE_URL": db_url, "FKS_PORTFOLIO_MAX_BYTES": "100"}
     result = CliRunner().invoke(main, ["portfolio", "import", str(path)], env=env, catch_exceptions=False)
     assert result.exit_code == 2 and result.stderr.strip() == (
-        f"Error: {path}: the file has {path.stat().st_size:,} bytes: at most 100 (FKS_PORTFOLIO_MAX_BYTES) (nothing was written)"
+        f"Error: {path}: the file has {path.stat().st_size:,} bytes: at most 100 (FKS_PORTFOLIO_MAX_BYTES)"
+        " (nothing was written)"
     )  # not "not valid YAML": it was never read
     bad = CliRunner().invoke(
         main, ["portfolio", "import", str(path)], env=env | {"FKS_PORTFOLIO_MAX_BYTES": "ten"}, catch_exceptions=False

@@ -76,15 +76,16 @@ class LocalGpuLauncher(RunLauncher):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
+        origin = context.job_code_origin
+        if origin is None:
+            raise DagsterLaunchFailedError(f"run {run.run_id} has no job code origin to execute in a subprocess")
         slot = self.slots.acquire(self.wait_seconds)
         if slot is None:
             raise DagsterLaunchFailedError(
                 f"all {len(self.slots.gpus)} GPU slot(s) stayed busy for {self.wait_seconds:g}s"
             )
         try:
-            args = ExecuteRunArgs(
-                job_origin=context.job_code_origin, run_id=run.run_id, instance_ref=self._instance.get_ref()
-            )
+            args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=self._instance.get_ref())
             env = dict(os.environ, CUDA_VISIBLE_DEVICES=slot.gpu)
             process = subprocess.Popen(
                 [sys.executable, "-m", "dagster", "api", "execute_run", serialize_value(args)],
@@ -98,7 +99,9 @@ class LocalGpuLauncher(RunLauncher):
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
-        pid = int(run.tags.get(PID_TAG, 0)) if run else 0
+        if run is None:
+            return False
+        pid = int(run.tags.get(PID_TAG, 0))
         if not pid:
             return False
         self._instance.report_run_canceling(run)
@@ -148,7 +151,9 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
                 StringSource,
                 is_required=False,
                 default_value="",
-                description="GPU ids for CUDA_VISIBLE_DEVICES, comma-separated (default: FKS_GPUS); none: no GPU routing.",
+                description=(
+                    "GPU ids for CUDA_VISIBLE_DEVICES, comma-separated (default: FKS_GPUS); none: no GPU routing."
+                ),
             ),
             "mode": Field(str, is_required=False, default_value="local", description="local | docker | k8s"),
             "slot_dir": Field(
@@ -186,13 +191,14 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
         if route == "default":
             if self._default is None:
                 spec = self.default_launcher_config
-                self._default = (
-                    class_from_code_pointer(spec["module"], spec["class"]).from_config_value(
-                        None, spec.get("config") or {}
-                    )
-                    if spec
-                    else DefaultRunLauncher()
-                )
+                if spec:
+                    launcher_class = class_from_code_pointer(spec["module"], spec["class"])
+                    if not (issubclass(launcher_class, RunLauncher) and issubclass(launcher_class, ConfigurableClass)):
+                        raise ValueError(f"default_launcher {spec['module']}.{spec['class']} is not a run launcher")
+                    # dagster types inst_data as required, yet every launcher takes None (no instance YAML)
+                    self._default = launcher_class.from_config_value(None, spec.get("config") or {})  # type: ignore[arg-type]
+                else:
+                    self._default = DefaultRunLauncher()
                 self._default.register_instance(self._instance)
             return self._default
         if self._gpu is None:
@@ -201,9 +207,7 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
             elif self.mode == "docker":
                 from dagster_docker import DockerRunLauncher
 
-                self._gpu = DockerRunLauncher.from_config_value(
-                    None, docker_launcher_config(self.docker, self.gpus_per_run)
-                )
+                self._gpu = DockerRunLauncher(**docker_launcher_config(self.docker, self.gpus_per_run))
             else:
                 from dagster_k8s import K8sRunLauncher
 
@@ -217,7 +221,8 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
         self._instance.add_run_tags(run.run_id, {LAUNCHER_TAG: route if route == "default" else f"gpu-{self.mode}"})
         if route == "gpu":
             self._instance.report_engine_event(
-                f"GPU steps {', '.join(gpu_steps(self._instance, run)) or '(tagged run)'}: launching on a GPU ({self.mode})",
+                f"GPU steps {', '.join(gpu_steps(self._instance, run)) or '(tagged run)'}: "
+                f"launching on a GPU ({self.mode})",
                 run,
             )
         self._launcher(route).launch_run(context)

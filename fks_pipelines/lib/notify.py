@@ -29,7 +29,8 @@ def recommendation_message(day: str, rows: list[dict]) -> str:
             stop = f", stop {r['stop_loss']:,.2f}" if r.get("stop_loss") else ""
             lines.append(
                 f"• **{escape(r['action'].upper())} {escape(r['symbol'])}** → {r['target_allocation']:.1%} of equity"
-                f" (now {r['current_allocation']:.1%}) at {r['reference_price']:,.2f}{stop}; confidence {r['confidence']:.0%}"
+                f" (now {r['current_allocation']:.1%}) at {r['reference_price']:,.2f}{stop};"
+                f" confidence {r['confidence']:.0%}"
                 + (f"; clamped: {', '.join(escape(c['rule']) for c in r['clamps'])}" if r.get("clamps") else "")
             )
     return _fit("\n".join(lines))

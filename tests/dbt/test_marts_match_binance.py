@@ -45,7 +45,8 @@ def marts(databases, shared_data):
 
 def mart(dbt, table: str, market: str, symbol: str) -> dict[datetime, tuple]:
     rows = dbt.rows(
-        f"SELECT bucket, open, high, low, close, volume, quote_volume, trades, taker_buy_base, taker_buy_quote, bar_count"
+        "SELECT bucket, open, high, low, close, volume, quote_volume, trades, taker_buy_base, taker_buy_quote,"
+        " bar_count"
         f" FROM marts.{table} WHERE market = '{market}' AND symbol = '{symbol}' ORDER BY bucket"
     )
     return {r[0]: r[1:] for r in rows}

@@ -97,10 +97,12 @@ def test_compressed_raw_chunks_still_reload_idempotently(two_databases):
     with connect(timescale) as conn:
         replace_klines(conn, frame, scope, source="sample")
         conn.execute(
-            "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('raw.binance_klines', older_than => timestamptz '2024-02-01') c"
+            "SELECT compress_chunk(c, if_not_compressed => true)"
+            " FROM show_chunks('raw.binance_klines', older_than => timestamptz '2024-02-01') c"
         )
         compressed = conn.execute(
-            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'binance_klines' AND is_compressed"
+            "SELECT count(*) FROM timescaledb_information.chunks"
+            " WHERE hypertable_name = 'binance_klines' AND is_compressed"
         ).fetchone()[0]
         assert compressed >= 1
         result = replace_klines(conn, frame, scope, source="sample")

@@ -15,7 +15,9 @@ all_assets_job = define_asset_job(
     "all_assets_job",
     selection=AssetSelection.groups(*LAYERS),
     partitions_def=daily_partitions,
-    description="Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation.",
+    description=(
+        "Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation."
+    ),
 )
 daily_job = define_asset_job(
     "daily_job",
@@ -37,6 +39,8 @@ class LandingConfig(Config):
 @op(description="Import each file (checksum-verified), then move it to imported/ or, with the reason, quarantine/.")
 def import_landed_files(context: OpExecutionContext, config: LandingConfig, database: PostgresResource) -> None:
     landing = settings().landing_dir
+    if landing is None:  # the settings model defaults it to $FKS_HOME/landing
+        raise RuntimeError("no landing folder: FKS_LANDING_DIR resolved to nothing")
     failed = []
     with database.connection() as conn:
         for name in config.files:

@@ -117,6 +117,8 @@ def new_symbol_sensor(context: SensorEvaluationContext, database: PostgresResour
 )
 def archive_landing_sensor(context: SensorEvaluationContext):
     landing = settings().landing_dir
+    if landing is None:  # the settings model defaults it to $FKS_HOME/landing
+        raise RuntimeError("no landing folder: FKS_LANDING_DIR resolved to nothing")
     files = landed_files(landing)
     if not files:
         return SkipReason(f"nothing in {landing}")
@@ -138,7 +140,10 @@ def run_failure_to_discord(context: RunFailureSensorContext, discord: DiscordRes
     if not discord.webhook_url:
         context.log.info(f"run {run.run_id} of {run.job_name} failed; DISCORD_WEBHOOK_URL not set, no post")
         return
-    message = f"**fks run failed**: `{run.job_name}` run `{run.run_id[:8]}`: {context.failure_event.message or 'see the Dagster UI'}"
+    message = (
+        f"**fks run failed**: `{run.job_name}` run `{run.run_id[:8]}`: "
+        f"{context.failure_event.message or 'see the Dagster UI'}"
+    )
     problem = post_to_discord(discord.webhook_url, message[:1900])
     if problem:
         context.log.warning(f"could not post the failure to Discord: {problem}")

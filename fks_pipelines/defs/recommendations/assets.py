@@ -84,7 +84,8 @@ def daily_recommendations(
                 if generation.llm_error:
                     failures.append(f"{day} {generation.account}: {generation.llm_error}")
                     context.log.warning(
-                        f"LLM failed for {generation.account} on {day}; the rules engine answered: {generation.llm_error}"
+                        f"LLM failed for {generation.account} on {day}; "
+                        f"the rules engine answered: {generation.llm_error}"
                     )
         last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
     if last_rows and discord.webhook_url:
@@ -100,8 +101,9 @@ def daily_recommendations(
     ]
     for r in last_rows:
         table.append(
-            f"| {r['account']} | {r['symbol']} | {r['action']} | {r['target_allocation']:.1%} | {r['current_allocation']:.1%} |"
-            f" {r['reference_price']:,.2f} | {r['confidence']:.0%} | {r['generator']} | {len(r['clamps'])} |"
+            f"| {r['account']} | {r['symbol']} | {r['action']} | {r['target_allocation']:.1%} |"
+            f" {r['current_allocation']:.1%} | {r['reference_price']:,.2f} | {r['confidence']:.0%} |"
+            f" {r['generator']} | {len(r['clamps'])} |"
         )
     generators = sorted({g.generator for _, g in generations})
     return MaterializeResult(

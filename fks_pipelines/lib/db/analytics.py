@@ -94,7 +94,8 @@ def insert_run(
 ) -> None:
     """Record a walk-forward run: the data range [data_start, data_end) and the configuration it used."""
     conn.execute(
-        "INSERT INTO analytics.backtest_runs (run_id, code_version, bar_interval, data_start, data_end, objective, config)"
+        "INSERT INTO analytics.backtest_runs"
+        " (run_id, code_version, bar_interval, data_start, data_end, objective, config)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (run_id, code_version, bar_interval, data_start, data_end, objective, json.dumps(config)),
     )
@@ -186,7 +187,8 @@ def replace_signals(
         )
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO analytics.signals (bucket, market, symbol, as_of, {', '.join(INDICATORS)}, strategy_signals)"
+                f"INSERT INTO analytics.signals"
+                f" (bucket, market, symbol, as_of, {', '.join(INDICATORS)}, strategy_signals)"
                 f" VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(INDICATORS))}, %s)",
                 [
                     (
@@ -218,7 +220,8 @@ def replace_regimes(
                 [(market, d.symbol, d.bucket, d.regime, json.dumps(d.next_day_probabilities)) for d in days],
             )
             cur.executemany(
-                "INSERT INTO analytics.regime_transitions (market, symbol, from_regime, to_probabilities, stationary_share)"
+                "INSERT INTO analytics.regime_transitions"
+                " (market, symbol, from_regime, to_probabilities, stationary_share)"
                 " VALUES (%s, %s, %s, %s, %s)",
                 [
                     (market, t.symbol, t.from_regime, json.dumps(t.to_probabilities), t.stationary_share)

@@ -8,6 +8,7 @@ run workers, the CLI) never race on DDL. Every such lock is waited for at most F
 from __future__ import annotations
 
 from importlib import resources
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -18,6 +19,8 @@ from fks_pipelines.settings import lock_timeout_s
 
 _MIGRATION_LOCK = 0x666B73  # "fks": a fixed advisory-lock key for DDL
 
+Row = TypeVar("Row")
+
 
 def connect(url: str, *, autocommit: bool = True, application_name: str = "fks_pipelines") -> psycopg.Connection:
     """Autocommit by default: every write happens inside an explicit ``conn.transaction()`` block, and a read
@@ -26,6 +29,15 @@ def connect(url: str, *, autocommit: bool = True, application_name: str = "fks_p
         return psycopg.connect(url, autocommit=autocommit, application_name=application_name, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to {redact(url)}: {str(exc).strip()}") from None
+
+
+def one_row(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a query that always returns one (an aggregate, a function call, ``INSERT ... RETURNING``);
+    a DatabaseError if it returned none."""
+    row = cursor.fetchone()
+    if row is None:
+        raise DatabaseError("a query that always returns a row returned none")
+    return row
 
 
 def redact(url: str) -> str:
@@ -51,7 +63,7 @@ def advisory_xact_lock(conn: psycopg.Connection, *keys: int | str, what: str, ti
     waiting at most ``timeout_s`` (default FKS_LOCK_TIMEOUT); that ``lock_timeout`` also bounds the rest of the
     transaction's lock waits. Call inside ``conn.transaction()``. On timeout, raise a DatabaseError naming the
     sessions that hold the lock."""
-    ints = [conn.execute("SELECT hashtext(%s)", (k,)).fetchone()[0] if isinstance(k, str) else k for k in keys]
+    ints = [one_row(conn.execute("SELECT hashtext(%s)", (k,)))[0] if isinstance(k, str) else k for k in keys]
     timeout = lock_timeout_s() if timeout_s is None else timeout_s
     conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, round(timeout * 1000))}ms",))
     call = "pg_advisory_xact_lock(%s::bigint)" if len(ints) == 1 else "pg_advisory_xact_lock(%s::int, %s::int)"
@@ -64,7 +76,8 @@ def advisory_xact_lock(conn: psycopg.Connection, *keys: int | str, what: str, ti
             for pid, user, app in conn.execute(_LOCK_HOLDERS, _lock_tag(ints)).fetchall()
         ]
         raise DatabaseError(
-            f"gave up after {timeout:g}s waiting for the {what} lock (advisory lock {', '.join(map(str, ints))}), held by "
+            f"gave up after {timeout:g}s waiting for the {what} lock "
+            f"(advisory lock {', '.join(map(str, ints))}), held by "
             f"{', '.join(holders) or 'a session that has since let it go'}; end that session or raise FKS_LOCK_TIMEOUT"
         ) from None
 
@@ -89,7 +102,7 @@ def _lock_tag(keys: list[int]) -> tuple[int, int, int]:
 def migrations() -> list[tuple[str, str]]:
     """(version, sql) for every migration file, in order."""
     folder = resources.files("fks_pipelines.lib.db.migrations")
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
 
 

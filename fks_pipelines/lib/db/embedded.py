@@ -149,7 +149,9 @@ class EmbeddedPostgres:
                 text=True,
             )
             if done.returncode != 0 and "already exists" not in done.stderr:
-                raise DatabaseError(f"could not create system user {self.os_user!r} to run PostgreSQL: {done.stderr}")
+                raise DatabaseError(
+                    f"could not create system user {self.os_user!r} to run PostgreSQL: {done.stderr}"
+                ) from None
         entry = pwd.getpwnam(self.os_user)
         for target in (self.home, self.bin_path):
             _let_traverse(target, entry.pw_uid)

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db.connect import advisory_xact_lock
+from fks_pipelines.lib.db.connect import advisory_xact_lock, one_row
 from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.rag.documents import Document
 
@@ -72,10 +72,12 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION knowledge.search(vector, int, timestamptz, text[], text[], int) IS
-  'Nearest documents to a query embedding (cosine) among those whose as_of <= the given time; optional symbol and kind filters.';
+  'Nearest documents to a query embedding (cosine) among those whose as_of <= the given time;'
+  ' optional symbol and kind filters.';
 
 CREATE OR REPLACE FUNCTION knowledge.similar_to(
-    document_key text, k int DEFAULT 10, as_of timestamptz DEFAULT now(), symbols text[] DEFAULT NULL, kinds text[] DEFAULT NULL
+    document_key text, k int DEFAULT 10, as_of timestamptz DEFAULT now(),
+    symbols text[] DEFAULT NULL, kinds text[] DEFAULT NULL
 ) RETURNS TABLE (
     document_id text, kind text, market text, symbol text, document_as_of timestamptz, distance double precision,
     chunk_index int, chunk text, text text, metadata jsonb
@@ -83,13 +85,16 @@ CREATE OR REPLACE FUNCTION knowledge.similar_to(
 LANGUAGE sql STABLE AS $fn$
     SELECT s.* FROM knowledge.documents d
     JOIN knowledge.chunks c ON c.document_id = d.id AND c.chunk_index = 0
-    CROSS JOIN LATERAL knowledge.search(c.embedding, similar_to.k + 1, similar_to.as_of, similar_to.symbols, similar_to.kinds) s
+    CROSS JOIN LATERAL knowledge.search(
+        c.embedding, similar_to.k + 1, similar_to.as_of, similar_to.symbols, similar_to.kinds
+    ) s
     WHERE d.key = similar_to.document_key AND s.document_id <> d.id
     ORDER BY s.distance
     LIMIT similar_to.k
 $fn$;
 COMMENT ON FUNCTION knowledge.similar_to(text, int, timestamptz, text[], text[]) IS
-  'Documents like the one with this key (its first chunk''s embedding as the query), point-in-time like knowledge.search.';
+  'Documents like the one with this key (its first chunk''s embedding as the query),'
+  ' point-in-time like knowledge.search.';
 
 GRANT EXECUTE ON FUNCTION knowledge.search(vector, int, timestamptz, text[], text[], int) TO analyst;
 GRANT EXECUTE ON FUNCTION knowledge.similar_to(text, int, timestamptz, text[], text[]) TO analyst;
@@ -108,7 +113,8 @@ def require_pgvector(conn: psycopg.Connection) -> None:
 def chunk_dimension(conn: psycopg.Connection) -> int | None:
     """The vector dimension of knowledge.chunks.embedding, or None when the table does not exist yet."""
     row = conn.execute(
-        "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass('knowledge.chunks') AND a.attname = 'embedding'"
+        "SELECT a.atttypmod FROM pg_attribute a"
+        " WHERE a.attrelid = to_regclass('knowledge.chunks') AND a.attname = 'embedding'"
     ).fetchone()
     return None if row is None else int(row[0])
 
@@ -141,7 +147,8 @@ def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int 
                 )"""
             )
             conn.execute(
-                "COMMENT ON TABLE knowledge.chunks IS 'Token-aware chunks of knowledge.documents with their embeddings (one model at a time).'"
+                "COMMENT ON TABLE knowledge.chunks IS"
+                " 'Token-aware chunks of knowledge.documents with their embeddings (one model at a time).'"
             )
             conn.execute("CREATE INDEX chunks_model ON knowledge.chunks (model, model_version)")
             conn.execute("CREATE INDEX chunks_as_of ON knowledge.chunks (as_of)")
@@ -152,7 +159,8 @@ def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int 
             conn.execute(f"ALTER TABLE knowledge.chunks ALTER COLUMN embedding TYPE vector({int(dimension)})")
             action = "retyped"
         conn.execute(
-            f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON knowledge.chunks USING hnsw (embedding vector_cosine_ops)"
+            "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw"
+            " ON knowledge.chunks USING hnsw (embedding vector_cosine_ops)"
             f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
         )
         conn.execute(_SEARCH_FUNCTION.format(ef_search=int(ef_search)))
@@ -229,7 +237,8 @@ def documents_to_embed(conn: psycopg.Connection, model: str, version: str, limit
     """(id, kind, symbol, as_of, text) of documents with no chunks from this model version, oldest first."""
     return conn.execute(
         "SELECT d.id, d.kind, d.symbol, d.as_of, d.text FROM knowledge.documents d"
-        " WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id AND c.model = %s AND c.model_version = %s)"
+        " WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c"
+        " WHERE c.document_id = d.id AND c.model = %s AND c.model_version = %s)"
         " ORDER BY d.as_of, d.id" + (" LIMIT %s" if limit else ""),
         (model, version, limit) if limit else (model, version),
     ).fetchall()
@@ -247,8 +256,8 @@ def write_chunks(conn: psycopg.Connection, rows: Iterable[tuple], document_ids: 
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
-                " model_version, embedding) FROM STDIN"
+                "COPY knowledge.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text,"
+                " model, model_version, embedding) FROM STDIN"
             ) as copy,
         ):
             for row in rows:
@@ -265,9 +274,9 @@ def indexed_totals(conn: psycopg.Connection) -> tuple[int, int]:
 
 def stale_model_chunks(conn: psycopg.Connection, model: str, version: str) -> int:
     """Chunks embedded by another model or version (what a model change has left to re-embed)."""
-    return conn.execute(
-        "SELECT count(*) FROM knowledge.chunks WHERE (model, model_version) <> (%s, %s)", (model, version)
-    ).fetchone()[0]
+    return one_row(
+        conn.execute("SELECT count(*) FROM knowledge.chunks WHERE (model, model_version) <> (%s, %s)", (model, version))
+    )[0]
 
 
 @dataclass(frozen=True)
@@ -381,4 +390,4 @@ def strategy_choices_with_data_ending(
 
 def has_chunks(conn: psycopg.Connection) -> bool:
     """Whether ``knowledge.chunks`` exists (it is created with the first embeddings, sized to the model)."""
-    return conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is not None
+    return one_row(conn.execute("SELECT to_regclass('knowledge.chunks')"))[0] is not None

@@ -8,6 +8,8 @@ import numpy as np
 import polars as pl
 import psycopg
 
+from fks_pipelines.lib.db.connect import one_row
+
 _BAR_LENGTH = {"fct_ohlcv_1h": "1 hour", "fct_ohlcv_1d": "1 day"}
 
 
@@ -35,7 +37,7 @@ def read_bars(
 
 def latest_day(conn: psycopg.Connection, market: str) -> datetime | None:
     """The last UTC day in ``marts.fct_ohlcv_1d`` for ``market`` (None when the mart is empty)."""
-    return conn.execute("SELECT max(bucket) FROM marts.fct_ohlcv_1d WHERE market = %s", (market,)).fetchone()[0]
+    return one_row(conn.execute("SELECT max(bucket) FROM marts.fct_ohlcv_1d WHERE market = %s", (market,)))[0]
 
 
 def bars_end(conn: psycopg.Connection, table: str) -> datetime | None:

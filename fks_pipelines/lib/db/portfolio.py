@@ -7,6 +7,8 @@ from datetime import date, datetime
 
 import psycopg
 
+from fks_pipelines.lib.db.connect import one_row
+from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.portfolio.ledger import Account, Trade, check_account
 
 
@@ -31,15 +33,19 @@ def import_trades(conn: psycopg.Connection, trades: dict[str, list[Trade]], wher
     """Add trades to existing accounts (a CSV), re-checking each account's whole history first."""
     with conn.transaction():
         for account, new in trades.items():
-            kind, cash, cash_at = conn.execute(
+            row = conn.execute(
                 "SELECT a.kind, coalesce(sum(d.amount), 0), coalesce(min(d.at), now()) FROM portfolio.accounts a"
                 " LEFT JOIN portfolio.deposits d USING (account) WHERE a.account = %s GROUP BY a.kind",
                 (account,),
             ).fetchone()
+            if row is None:
+                raise BadInputError(f"unknown account {account!r}", where=where)
+            kind, cash, cash_at = row
             existing = [
                 Trade(*row)
                 for row in conn.execute(
-                    "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades WHERE account = %s",
+                    "SELECT trade_id, symbol, side, quantity, price, fee, executed_at"
+                    " FROM portfolio.trades WHERE account = %s",
                     (account,),
                 ).fetchall()
             ]
@@ -74,11 +80,15 @@ def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]
         "SELECT account, kind, market FROM portfolio.accounts ORDER BY account"
     ).fetchall():
         deposits = float(
-            conn.execute(
-                "SELECT coalesce(sum(amount), 0) FROM portfolio.deposits WHERE account = %s AND at <= %s", (account, at)
-            ).fetchone()[0]
+            one_row(
+                conn.execute(
+                    "SELECT coalesce(sum(amount), 0) FROM portfolio.deposits WHERE account = %s AND at <= %s",
+                    (account, at),
+                )
+            )[0]
         )
-        cash, positions = deposits, {}
+        cash = deposits
+        positions: dict[str, float] = {}
         for symbol, side, quantity, price, fee in conn.execute(
             "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM portfolio.trades"
             " WHERE account = %s AND executed_at <= %s ORDER BY executed_at, trade_id",
@@ -96,7 +106,8 @@ def equity(conn: psycopg.Connection, state: AccountState, at: datetime) -> float
     total = state.cash
     for symbol, quantity in state.positions.items():
         row = conn.execute(
-            "SELECT close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
+            "SELECT close::float8 FROM marts.fct_ohlcv_1d"
+            " WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
             (state.market, symbol, at),
         ).fetchone()
         total += quantity * (row[0] if row else 0.0)
@@ -109,7 +120,8 @@ def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tupl
         conn.execute("DELETE FROM portfolio.profit_splits WHERE month = %s", (month,))
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO portfolio.profit_splits (month, account, to_account, equity_start, equity_end, net_deposits, profit, transfer)"
+                "INSERT INTO portfolio.profit_splits"
+                " (month, account, to_account, equity_start, equity_end, net_deposits, profit, transfer)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )

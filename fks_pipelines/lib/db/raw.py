@@ -27,7 +27,7 @@ import polars as pl
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
-from fks_pipelines.lib.db.connect import advisory_xact_lock
+from fks_pipelines.lib.db.connect import advisory_xact_lock, one_row
 from fks_pipelines.lib.errors import BadInputError, DatabaseError, FksError, RefusedLoadError
 from fks_pipelines.lib.sources import DayBatch, KlineSource
 from fks_pipelines.lib.sources.frame import (
@@ -94,7 +94,7 @@ def _log(
     duration_s: float | None = None,
     error: str | None = None,
 ) -> int:
-    row = conn.execute(
+    cursor = conn.execute(
         """
         INSERT INTO raw.ingest_log (status, partition_key, market, interval, symbols, range_start, range_end,
                                     source, detail, rows_deleted, rows_loaded, checksum, duration_ms, error, run_id)
@@ -118,8 +118,8 @@ def _log(
             error,
             run_id,
         ),
-    ).fetchone()
-    return int(row[0])
+    )
+    return int(one_row(cursor)[0])
 
 
 def replace_klines(
@@ -169,7 +169,8 @@ def replace_klines(
             if shrinking:
                 raise RefusedLoadError(
                     f"refused to replace {scope.market} {scope.interval} {_span(scope)}: {'; '.join(shrinking)}; "
-                    "the source does not prove the missing bars do not exist (to replace anyway: --force, or force: true in run config)"
+                    "the source does not prove the missing bars do not exist "
+                    "(to replace anyway: --force, or force: true in run config)"
                 )
             deleted = conn.execute(
                 f"DELETE FROM {TABLE} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
@@ -246,7 +247,8 @@ def _shrinking(
             SELECT k.symbol, count(*) FROM {TABLE} k
             WHERE k.market = %s AND k.interval = %s AND k.symbol = ANY(%s) AND k.open_time >= %s AND k.open_time < %s
               AND NOT EXISTS (
-                  SELECT 1 FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
+                  SELECT 1
+                  FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
                   WHERE a.symbol = k.symbol AND k.open_time >= a.range_start AND k.open_time < a.range_end)
             GROUP BY k.symbol
             """,
@@ -331,17 +333,21 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
     """Rows, first/last bar and missing bars (with the missing runs) per symbol in ``scope``, from the table."""
     summaries = []
     for symbol in scope.symbols:
-        rows, first, last = conn.execute(
-            f"SELECT count(*), min(open_time), max(open_time) FROM {TABLE}"
-            " WHERE market = %s AND interval = %s AND symbol = %s AND open_time >= %s AND open_time < %s",
-            (scope.market, scope.interval, symbol, scope.start, scope.end),
-        ).fetchone()
+        rows, first, last = one_row(
+            conn.execute(
+                f"SELECT count(*), min(open_time), max(open_time) FROM {TABLE}"
+                " WHERE market = %s AND interval = %s AND symbol = %s AND open_time >= %s AND open_time < %s",
+                (scope.market, scope.interval, symbol, scope.start, scope.end),
+            )
+        )
         # Missing bars: the expected grid minus what is there, collapsed into runs (gaps-and-islands).
         gaps = conn.execute(
             f"""
             WITH grid AS (
                 SELECT g AS open_time
-                FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval) g
+                FROM generate_series(
+                    %(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval
+                ) g
             ), missing AS (
                 SELECT grid.open_time FROM grid
                 WHERE NOT EXISTS (
@@ -419,7 +425,7 @@ def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
 
 def incomplete_days(
     conn: psycopg.Connection, market: str, interval: str, symbols: list[str], first_day, last_day, bars_per_day: int
-) -> list[tuple[str, object, int]]:
+) -> list[tuple[str, date, int]]:
     """(symbol, day, rows) for every day in [first_day, last_day] a symbol has fewer than ``bars_per_day`` bars
     (0 when the day is missing altogether), read through the (open_time, interval) index."""
     rows = conn.execute(

@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db.portfolio import account_states, equity
+from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.recommend.generate import Generation
 from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
 
@@ -57,7 +58,8 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
                 k: {"entry": v["entry"], "exit": v["exit"], "params": v["params"]} for k, v in row[-1].items()
             }
     for symbol, regime, probabilities in conn.execute(
-        "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
+        "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes"
+        " WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
         (market, symbols, start),
     ).fetchall():
         if symbol in out:
@@ -139,9 +141,9 @@ def store_generation(conn: psycopg.Connection, day: date, generation: Generation
         )
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO recommendations.daily (decision_date, account, symbol, generator, action, target_allocation,"
-                " proposed_allocation, current_allocation, entry, stop_loss, take_profit, horizon_days, confidence,"
-                " rationale, evidence, clamps, reference_price)"
+                "INSERT INTO recommendations.daily (decision_date, account, symbol, generator, action,"
+                " target_allocation, proposed_allocation, current_allocation, entry, stop_loss, take_profit,"
+                " horizon_days, confidence, rationale, evidence, clamps, reference_price)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
@@ -240,11 +242,13 @@ def score_track_record(conn: psycopg.Connection) -> int:
 def latest_rows(conn: psycopg.Connection, day: date) -> list[dict]:
     """The day's sized recommendations, one dict per (account, symbol), as the demo and Discord show them."""
     cursor = conn.execute(
-        "SELECT account, symbol, generator, action, target_allocation, proposed_allocation, current_allocation, reference_price,"
-        " entry, stop_loss, take_profit, horizon_days, confidence, rationale, evidence, clamps"
+        "SELECT account, symbol, generator, action, target_allocation, proposed_allocation, current_allocation,"
+        " reference_price, entry, stop_loss, take_profit, horizon_days, confidence, rationale, evidence, clamps"
         " FROM recommendations.daily WHERE decision_date = %s ORDER BY account, symbol",
         (day,),
     )
+    if cursor.description is None:  # only a statement that returns no rows has none
+        raise DatabaseError("the recommendations query returned no result set")
     names = [d.name for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 

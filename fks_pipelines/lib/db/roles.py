@@ -16,6 +16,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from fks_pipelines.lib.errors import DatabaseError
+
 ANALYST = "analyst"
 
 
@@ -126,7 +128,12 @@ def analyst_gaps(conn: psycopg.Connection) -> list[str]:
             (ANALYST,),
         )
     ]
-    if conn.execute("SELECT has_database_privilege(%s, current_database(), 'TEMPORARY')", (ANALYST,)).fetchone()[0]:
+    temporary = conn.execute(
+        "SELECT has_database_privilege(%s, current_database(), 'TEMPORARY')", (ANALYST,)
+    ).fetchone()
+    if temporary is None:  # a function call always returns a row
+        raise DatabaseError("has_database_privilege returned no row")
+    if temporary[0]:
         gaps.append("can create temporary tables and functions in this database")
     executable = conn.execute(
         "SELECT f FROM unnest(%s::text[]) f WHERE has_function_privilege(%s, 'pg_catalog.' || f, 'EXECUTE')",

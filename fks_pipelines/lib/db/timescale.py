@@ -51,10 +51,12 @@ def enable_timescaledb(conn: psycopg.Connection, options: TimescaleOptions) -> b
         if not compressed or not compressed[0]:
             conn.execute(
                 "ALTER TABLE raw.binance_klines SET (timescaledb.compress,"
-                " timescaledb.compress_segmentby = 'market, symbol, interval', timescaledb.compress_orderby = 'open_time')"
+                " timescaledb.compress_segmentby = 'market, symbol, interval',"
+                " timescaledb.compress_orderby = 'open_time')"
             )
         conn.execute(
-            "SELECT add_compression_policy('raw.binance_klines', compress_after => %s::interval, if_not_exists => true)",
+            "SELECT add_compression_policy("
+            "'raw.binance_klines', compress_after => %s::interval, if_not_exists => true)",
             (options.compress_after,),
         )
     return True

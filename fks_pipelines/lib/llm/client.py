@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -94,7 +95,7 @@ class InProcessVLLM:
 
     model: str
     max_tokens: int = 2048
-    _engine: object = None
+    _engine: Any = None  # vllm.LLM, an optional dependency loaded on first use
 
     def chat(self, messages: list[dict], schema: dict, schema_name: str = "account_recommendation") -> LLMReply:
         from vllm import LLM, SamplingParams

@@ -48,7 +48,8 @@ def build_messages(context: AccountContext) -> list[dict]:
         ],
     }
     documents = "\n".join(
-        f'<document id="{d.id}" kind="{d.kind}" symbol="{d.symbol or ""}" as_of="{d.as_of.isoformat()}">\n{d.text}\n</document>'
+        f'<document id="{d.id}" kind="{d.kind}" symbol="{d.symbol or ""}" as_of="{d.as_of.isoformat()}">'
+        f"\n{d.text}\n</document>"
         for s in context.symbols
         for d in s.documents
     )

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import yaml
+# PyYAML ships no type hints, and its stubs (types-PyYAML) are not among the dependencies.
+import yaml  # type: ignore[import-untyped]
 
 from fks_pipelines.lib.errors import BadInputError
 
@@ -144,7 +145,8 @@ def check_account(account: Account, where: str) -> None:
         seen.add(trade.trade_id)
         if trade.executed_at < account.cash_at:
             raise BadInputError(
-                f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} precedes the account's cash ({account.cash_at:%Y-%m-%d})",
+                f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} "
+                f"precedes the account's cash ({account.cash_at:%Y-%m-%d})",
                 where=where,
             )
         sign = 1 if trade.side == "buy" else -1

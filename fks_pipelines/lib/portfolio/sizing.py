@@ -99,9 +99,8 @@ def size(
         clamp("entry", price, "the entry must be near the current price (the close at decision time)")
     if p.action == "hold":
         clamp("target_allocation", current_allocation, "hold keeps the current allocation")
-    elif p.action == "sell":
-        if p.target_allocation > current_allocation:
-            clamp("target_allocation", current_allocation, "a sell cannot raise the allocation")
+    elif p.action == "sell" and p.target_allocation > current_allocation:
+        clamp("target_allocation", current_allocation, "a sell cannot raise the allocation")
     # A buy needs a stop and a take-profit; any one given, for any action, must lie in sane bounds of the entry.
     entry = price if p.entry is None else p.entry  # never None after the entry rule above
     if p.stop_loss is None and p.action == "buy":
@@ -125,10 +124,13 @@ def size(
             f"a take-profit lies above the entry, at most {TAKE_PROFIT_CEILING:g}x it: 3 daily sigmas",
         )
     if p.action == "buy":
+        stop = p.stop_loss
+        if stop is None:  # the stop rule above gives every buy a stop
+            raise ValueError("a buy reached the allocation caps without a stop")
         caps = [
             (lim.max_allocation, f"tier {lim.tier.name}: at most {lim.max_allocation:.0%} per position"),
             (
-                lim.risk_per_trade * p.entry / (p.entry - p.stop_loss),
+                lim.risk_per_trade * entry / (entry - stop),
                 f"risk per trade {lim.risk_per_trade:.2%} of equity to the stop",
             ),
             (

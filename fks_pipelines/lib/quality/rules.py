@@ -13,10 +13,14 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from fks_pipelines.lib.sources.frame import DECIMAL_COLUMNS, interval_timedelta
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationValidationResult
 
 KEY = ["market", "symbol", "interval", "open_time"]
 DEFAULT_PRICE_JUMP_THRESHOLD = 0.10  # a 10% move within one bar is worth a look
@@ -130,7 +134,7 @@ def validate_bar_rules(
     return results
 
 
-def _match(candidates: list, expectation) -> object:
+def _match(candidates: list, expectation) -> ExpectationValidationResult:
     """The validation result belonging to ``expectation`` (several share a type; their kwargs differ)."""
     wanted = {
         k: v

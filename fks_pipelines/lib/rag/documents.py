@@ -129,13 +129,15 @@ def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump
         f"{symbol} ({market}) on {bucket:%Y-%m-%d}: opened {_num(day['open'])}, closed {_num(day['close'])}"
         f" ({_pct(ret)} on the previous close), range {_num(day['low'])} to {_num(day['high'])}"
         f" ({_pct(range_pct, signed=False)} of the open), volume {_num(day['volume'], 0)}.",
-        f"Annualised volatility of daily returns: {_pct(vol7, signed=False)} over 7 days, {_pct(vol30, signed=False)} over 30 days.",
+        f"Annualised volatility of daily returns: {_pct(vol7, signed=False)} over 7 days,"
+        f" {_pct(vol30, signed=False)} over 30 days.",
     ]
     events = []
     sigma = vol30 / math.sqrt(365) if vol30 and math.isfinite(vol30) else None
     if ret is not None and sigma and abs(math.log1p(ret)) > jump_sigmas * sigma:
         events.append(
-            f"a {'jump up' if ret > 0 else 'drop'} of {_pct(ret)}, {abs(math.log1p(ret)) / sigma:.1f} standard deviations of the last 30 days"
+            f"a {'jump up' if ret > 0 else 'drop'} of {_pct(ret)}, "
+            f"{abs(math.log1p(ret)) / sigma:.1f} standard deviations of the last 30 days"
         )
     expected = day.get("expected_bars")
     if expected and day.get("bar_count") is not None and day["bar_count"] < expected:
@@ -227,8 +229,9 @@ def strategy_summary(choice: dict) -> Document:
         f"Walk-forward validation for {symbol} ({market}) on hourly bars {choice['data_start']:%Y-%m-%d} to "
         f"{choice['data_end']:%Y-%m-%d}, objective {choice['objective']}: chose {choice['strategy']} ({params}). "
         f"Out of sample over {choice['oos_windows']} windows: return {_pct(choice['oos_total_return'])}, Sharpe "
-        f"{_num(choice['oos_sharpe'])}, max drawdown {_pct(choice['oos_max_drawdown'])}, {_num(choice['oos_trades'], 0)} "
-        f"trades; buy and hold {_pct(choice['buy_and_hold_return'])} over the same period."
+        f"{_num(choice['oos_sharpe'])}, max drawdown {_pct(choice['oos_max_drawdown'])}, "
+        f"{_num(choice['oos_trades'], 0)} trades; "
+        f"buy and hold {_pct(choice['buy_and_hold_return'])} over the same period."
     )
     beat = (choice["oos_total_return"] or 0) > (choice["buy_and_hold_return"] or 0)
     text += " The strategy beat buy and hold." if beat else " The strategy did not beat buy and hold."

@@ -138,7 +138,9 @@ def generate(context: AccountContext, client: OpenAICompatibleClient | InProcess
                     {"role": "assistant", "content": reply.text},
                     {
                         "role": "user",
-                        "content": f"That answer is invalid: {first_problem}. Reply again with JSON only, matching the schema.",
+                        "content": (
+                            f"That answer is invalid: {first_problem}. Reply again with JSON only, matching the schema."
+                        ),
                     },
                 ]
                 reply = client.chat(conversation, response_schema())

@@ -3,6 +3,8 @@ chosen strategy's signal, leans on the regime's next-day probabilities, and size
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fks_pipelines.lib.portfolio.sizing import default_stop, default_take_profit
 from fks_pipelines.lib.recommend.schema import AccountContext, AccountRecommendation, SymbolRecommendation
 
@@ -24,9 +26,11 @@ def recommend_by_rules(context: AccountContext) -> AccountRecommendation:
         confidence = round(min(0.9, max(0.2, 0.5 + 0.05 * sharpe + 0.3 * (up - down))), 3)
         sigma = s.daily_volatility or 0.03
         reasons = [
-            f"{chosen or 'no strategy'}: {'entry' if signal.get('entry') else 'exit' if signal.get('exit') else 'no'} signal"
+            f"{chosen or 'no strategy'}: "
+            f"{'entry' if signal.get('entry') else 'exit' if signal.get('exit') else 'no'} signal"
         ]
         reasons.append(f"regime {(s.regime or {}).get('regime', 'unknown')} (next day up {up:.0%}, down {down:.0%})")
+        action: Literal["buy", "sell", "hold"]
         if signal.get("entry") and up >= down:
             action, target = "buy", round(context.limits.max_allocation * confidence, 4)
         elif (signal.get("exit") or down > 0.5) and s.current_allocation > 0:

@@ -54,6 +54,8 @@ class BinanceArchiveClient:
         if target.exists():
             return target
         url = f"{self.base_url}/{relative}"
+        if self.http is None:  # set by __post_init__
+            raise RuntimeError("BinanceArchiveClient has no HTTP client")
         try:
             response = self.http.get(url)
         except httpx.HTTPError as exc:

@@ -176,6 +176,8 @@ class BinanceRestClient:
         weight = self.api.weight(int(params["limit"]))
         self._respect_budget(weight)
         self.requests_made += 1
+        if self.http is None or self.base_url is None:  # both set by __post_init__
+            raise RuntimeError("BinanceRestClient has no HTTP client or base URL")
         try:
             response = self.http.get(self.base_url + self.api.path, params=params, timeout=self.timeout_s)
         except httpx.TimeoutException as exc:
@@ -207,8 +209,9 @@ class BinanceRestClient:
                 last = exc.reason
                 if exc.wait is not None and exc.wait > self.max_retry_after_s:
                     raise SourceUnavailableError(
-                        f"{last} on {where}: Binance asks to wait {exc.wait:g}s, more than the {self.max_retry_after_s:g}s "
-                        "allowed (FKS_BINANCE_MAX_RETRY_AFTER); giving up without waiting"
+                        f"{last} on {where}: Binance asks to wait {exc.wait:g}s, "
+                        f"more than the {self.max_retry_after_s:g}s allowed (FKS_BINANCE_MAX_RETRY_AFTER); "
+                        "giving up without waiting"
                     ) from None
                 self._consecutive_failures += 1
                 if self._consecutive_failures >= self.circuit_threshold:
@@ -244,13 +247,16 @@ class BinanceRestClient:
         cursor = int(start.timestamp() * 1000)
         end_ms = int(end.timestamp() * 1000)
         last_open: int | None = None
+        limit = self.limit
+        if limit is None:  # set by __post_init__
+            raise RuntimeError("BinanceRestClient has no page limit")
         while cursor < end_ms:
             params = {
                 "symbol": symbol,
                 "interval": interval,
                 "startTime": cursor,
                 "endTime": end_ms - 1,
-                "limit": self.limit,
+                "limit": limit,
             }
             where = self._describe(params)
             rows = self._get(params)
@@ -278,7 +284,7 @@ class BinanceRestClient:
             if self.on_page:
                 self.on_page(symbol, frame.height)
             yield frame
-            if len(rows) < self.limit:
+            if len(rows) < limit:
                 break
             cursor = last_open + step_ms
 

@@ -225,5 +225,8 @@ def read_kline_file(
         if frame.height == 0:
             raise BadInputError("file holds no klines and its name gives no date range", where=where)
         step = interval_timedelta(interval)
-        scope = LoadScope(market, interval, (symbol,), frame["open_time"].min(), frame["open_time"].max() + step)
+        first, last = frame["open_time"].min(), frame["open_time"].max()
+        if not isinstance(first, datetime) or not isinstance(last, datetime):  # open_time is a UTC Datetime column
+            raise BadInputError(f"open_time holds {type(first).__name__}, not datetimes", where=where)
+        scope = LoadScope(market, interval, (symbol,), first, last + step)
     return KlineFile(path=path, frame=frame, scope=scope, sha256=digest, has_header=has_header)

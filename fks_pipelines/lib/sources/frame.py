@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import polars as pl
 
@@ -202,7 +203,7 @@ def klines_from_binance_strings(
             where,
             first_row,
         )
-    unit = "us" if micros.all() else "ms"
+    unit: Literal["us", "ms"] = "us" if micros.all() else "ms"
     step_in_unit = int(step.total_seconds() * (1_000_000 if unit == "us" else 1_000))
     # Binance marks a bar's end as the last tick before the next bar: open + interval - 1 (ms or µs).
     bad_close = typed["close_time"] != typed["open_time"] + step_in_unit - 1

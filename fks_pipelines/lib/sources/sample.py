@@ -15,7 +15,7 @@ quant expects of crypto minute bars:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -104,7 +104,8 @@ _PROFILE = _intraday_profile()
 
 def _round_to(values: np.ndarray, step: float, how: str = "nearest") -> np.ndarray:
     scaled = values / step
-    fn = {"nearest": np.round, "up": np.ceil, "down": np.floor}[how]
+    rounders: dict[str, Callable[[np.ndarray], np.ndarray]] = {"nearest": np.round, "up": np.ceil, "down": np.floor}
+    fn = rounders[how]
     return np.round(fn(np.round(scaled, 6)) * step, 8)
 
 

@@ -49,7 +49,8 @@ def test_strategy_choice_is_recorded_with_its_grid_and_plot(pipeline):
             assert set(params) == set(STRATEGIES[strategy].grid)
             assert windows >= 1 and start < decided_at < end
             grid = conn.execute(
-                "SELECT count(*), count(DISTINCT params) FROM analytics.backtest_results WHERE run_id = %s AND symbol = %s",
+                "SELECT count(*), count(DISTINCT params) FROM analytics.backtest_results"
+                " WHERE run_id = %s AND symbol = %s",
                 (run_id, symbol),
             ).fetchone()
             assert grid[0] == grid[1] == len(STRATEGIES[strategy].parameter_sets())
@@ -62,7 +63,7 @@ def test_signals_are_point_in_time_for_each_day(pipeline):
             "SELECT bucket, symbol, as_of, rsi_14, strategy_signals FROM analytics.signals ORDER BY bucket"
         ).fetchall()
     assert len(rows) == 24 * len(SYMBOLS)
-    for bucket, _symbol, as_of, rsi, strategy_signals in rows:
+    for bucket, _symbol, as_of, _rsi, strategy_signals in rows:
         assert bucket <= as_of < bucket + timedelta(days=1)  # the day's last bar, nothing later
         assert set(strategy_signals) == set(STRATEGIES)
         assert all(isinstance(v["entry"], bool) for v in strategy_signals.values())

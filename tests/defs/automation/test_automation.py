@@ -63,7 +63,8 @@ def test_gap_sensor_requests_one_bounded_range_run_once_per_gap(db_url, monkeypa
     load(db_url, ("BTCUSDT", "ETHUSDT"), [d for d in days if d != days[3]])  # days[3] missing for both...
     with psycopg.connect(db_url, autocommit=True) as conn:  # ...and BTC's yesterday incomplete
         conn.execute(
-            "DELETE FROM raw.binance_klines WHERE symbol = 'BTCUSDT' AND open_time >= %s::date::timestamptz + interval '20 hours'",
+            "DELETE FROM raw.binance_klines"
+            " WHERE symbol = 'BTCUSDT' AND open_time >= %s::date::timestamptz + interval '20 hours'",
             (days[0],),
         )
     request = evaluate(gap_sensor, db_url, ["BTCUSDT", "ETHUSDT"])

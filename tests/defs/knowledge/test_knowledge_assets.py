@@ -29,7 +29,8 @@ def test_the_all_assets_job_builds_and_embeds_documents(pipeline):
         first, last = conn.execute("SELECT min(as_of), max(as_of) FROM knowledge.documents").fetchone()
         assert first > START and last <= END
         missing = conn.execute(
-            "SELECT count(*) FROM knowledge.documents d WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id)"
+            "SELECT count(*) FROM knowledge.documents d"
+            " WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id)"
         ).fetchone()[0]
         assert missing == 0
 

@@ -116,7 +116,8 @@ def test_checks_fail_on_planted_bad_data(db_url):
     assert run(db_url, partition_key="2024-03-01").success
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
-            "UPDATE raw.binance_klines SET high = low - 1 WHERE symbol = 'BTCUSDT' AND open_time = '2024-03-01 10:00+00'"
+            "UPDATE raw.binance_klines SET high = low - 1"
+            " WHERE symbol = 'BTCUSDT' AND open_time = '2024-03-01 10:00+00'"
         )
         conn.execute(
             "UPDATE raw.binance_klines SET volume = -5 WHERE symbol = 'ETHUSDT' AND open_time = '2024-03-01 11:00+00'"
@@ -130,7 +131,8 @@ def test_checks_fail_on_planted_bad_data(db_url):
             " WHERE symbol = 'SOLUSDT' AND open_time = '2024-03-01 13:00+00'"
         )
         conn.execute(
-            "DELETE FROM raw.binance_klines WHERE symbol = 'BTCUSDT' AND open_time >= '2024-03-01 20:00+00' AND open_time < '2024-03-01 20:05+00'"
+            "DELETE FROM raw.binance_klines WHERE symbol = 'BTCUSDT'"
+            " AND open_time >= '2024-03-01 20:00+00' AND open_time < '2024-03-01 20:05+00'"
         )
     by_name = checks_by_name(run_checks_only(db_url))
     assert not by_name["ohlc_consistent"].passed

@@ -93,7 +93,8 @@ def account_db(pipeline, embedder):
             market="spot",
         )
         conn.execute(
-            "INSERT INTO knowledge.documents (id, key, kind, market, symbol, as_of, text) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO knowledge.documents (id, key, kind, market, symbol, as_of, text)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (leak.id, leak.key, leak.kind, leak.market, leak.symbol, leak.as_of, leak.text),
         )
         ensure_chunk_table(conn, embedder.dimension)
@@ -158,8 +159,8 @@ def test_llm_recommendations_are_sized_audited_and_posted(account_db):
     assert len(hook.requests) == 1 and "fks daily recommendation — 2024-05-20" in hook.requests[0].json()["content"]
     with psycopg.connect(account_db) as conn:
         rows = conn.execute(
-            "SELECT decision_date, symbol, generator, proposed_allocation, target_allocation, clamps FROM recommendations.daily"
-            " WHERE account = %s ORDER BY decision_date, symbol",
+            "SELECT decision_date, symbol, generator, proposed_allocation, target_allocation, clamps"
+            " FROM recommendations.daily WHERE account = %s ORDER BY decision_date, symbol",
             (ACCOUNT,),
         ).fetchall()
         audit = conn.execute(
@@ -275,7 +276,8 @@ def test_a_day_is_written_for_every_account_or_for_none(account_db):
     with openai_server() as server:
         assert run(account_db, "2024-05-23", "2024-05-23", LLMResource(base_url=server.url + "/v1", model="m")).success
     fail_second = (
-        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;"
+        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;"
         " CREATE TRIGGER refuse_longterm BEFORE INSERT ON recommendations.generations FOR EACH ROW"
         " WHEN (NEW.account = 'test-longterm') EXECUTE FUNCTION public.refuse()"
     )
@@ -286,7 +288,8 @@ def test_a_day_is_written_for_every_account_or_for_none(account_db):
         finally:
             conn.execute("DROP TRIGGER refuse_longterm ON recommendations.generations; DROP FUNCTION public.refuse()")
         day = conn.execute(
-            "SELECT account, generator FROM recommendations.generations WHERE decision_date = '2024-05-23' ORDER BY account"
+            "SELECT account, generator FROM recommendations.generations"
+            " WHERE decision_date = '2024-05-23' ORDER BY account"
         ).fetchall()
         rows = conn.execute(
             "SELECT DISTINCT generator FROM recommendations.daily WHERE decision_date = '2024-05-23'"

@@ -1,4 +1,5 @@
-"""The analyst role reads the marts and can change nothing anywhere; the guide's example queries (docs/analysts.md) run as it."""
+"""The analyst role reads the marts and can change nothing anywhere; the guide's example queries
+(docs/analysts.md) run as it."""
 
 from __future__ import annotations
 
@@ -158,7 +159,10 @@ def test_analyst_gaps_name_only_what_is_still_open(analyst, pg_server):
 
 _PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN")
 # Every schema but PostgreSQL's own and TimescaleDB's internal ones (which the extension manages).
-_USER_SCHEMA = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^(pg_toast|pg_temp|_timescaledb|timescaledb_)'"
+_USER_SCHEMA = (
+    "n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname !~ '^(pg_toast|pg_temp|_timescaledb|timescaledb_)'"
+)
 
 
 def _actual_grants(conn: psycopg.Connection) -> set[tuple[str, str, tuple[str, ...] | None, str]]:

@@ -36,7 +36,8 @@ def migrate_before(conn: psycopg.Connection, version: str) -> None:
     """The migrations older than ``version``, recorded as migrate() records them: a database from before it."""
     with conn.transaction():
         conn.execute(
-            "CREATE TABLE public.fks_schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            "CREATE TABLE public.fks_schema_migrations"
+            " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         for name, sql in migrations():
             if name < version:
@@ -56,12 +57,14 @@ def build_rag_layer(conn: psycopg.Connection) -> None:
         for i, vector in enumerate(VECTORS):
             as_of = T0 + timedelta(days=i)
             conn.execute(
-                "INSERT INTO rag.documents (id, key, kind, symbol, as_of, text) VALUES (%s, %s, 'market_summary', 'BTCUSDT', %s, %s)",
+                "INSERT INTO rag.documents (id, key, kind, symbol, as_of, text)"
+                " VALUES (%s, %s, 'market_summary', 'BTCUSDT', %s, %s)",
                 (f"id{i}", f"doc/{i}", as_of, f"day {i}"),
             )
             conn.execute(
-                "INSERT INTO rag.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text, model,"
-                " model_version, embedding) VALUES (%s, 0, 'market_summary', 'BTCUSDT', %s, 0, 5, %s, 'm', '1', %s::vector)",
+                "INSERT INTO rag.chunks (document_id, chunk_index, kind, symbol, as_of, start_char, end_char, text,"
+                " model, model_version, embedding)"
+                " VALUES (%s, 0, 'market_summary', 'BTCUSDT', %s, 0, 5, %s, 'm', '1', %s::vector)",
                 (f"id{i}", as_of, f"day {i}", vector),
             )
 
@@ -74,7 +77,8 @@ def catalog(conn: psycopg.Connection) -> dict[str, list[tuple]]:
         " WHERE nspname IN ('rag', 'knowledge')",
         "relations": "SELECT relname, relkind, relacl::text, obj_description(oid, 'pg_class') FROM pg_class"
         " WHERE relnamespace = 'knowledge'::regnamespace ORDER BY relname",
-        "columns": "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
+        "columns": "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+        " pg_get_expr(d.adbin, d.adrelid)"
         " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
         " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
         " WHERE c.relnamespace = 'knowledge'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped"
@@ -82,7 +86,8 @@ def catalog(conn: psycopg.Connection) -> dict[str, list[tuple]]:
         "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'knowledge' ORDER BY indexname",
         "constraints": "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
         " WHERE connamespace = 'knowledge'::regnamespace ORDER BY conname",
-        "functions": "SELECT oid::regprocedure::text, pg_get_functiondef(oid), proacl::text, obj_description(oid, 'pg_proc')"
+        "functions": "SELECT oid::regprocedure::text, pg_get_functiondef(oid), proacl::text,"
+        " obj_description(oid, 'pg_proc')"
         " FROM pg_proc WHERE pronamespace = 'knowledge'::regnamespace ORDER BY 1",
         "default_privileges": "SELECT defaclobjtype, defaclacl::text FROM pg_default_acl"
         " WHERE defaclnamespace = 'knowledge'::regnamespace ORDER BY 1",

@@ -45,23 +45,29 @@ def test_a_valid_yaml_ledger(tmp_path):
         ("accounts:\n  - {name: a, cash: -5}", "negative cash -5"),
         ("accounts:\n  - {name: a, kind: hedge}", "kind must be one of"),
         (
-            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: DOGEUSDT, side: buy, quantity: 1, price: 1, at: 2024-01-01}]}",
+            "accounts:\n  - {name: a, cash: 100, trades:"
+            " [{id: t, symbol: DOGEUSDT, side: buy, quantity: 1, price: 1, at: 2024-01-01}]}",
             "unknown symbol 'DOGEUSDT'",
         ),
         (
-            "accounts:\n  - {name: a, cash: 10000, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-01}, {id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-02}]}",
+            "accounts:\n  - {name: a, cash: 10000, trades:"
+            " [{id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-01},"
+            " {id: t, symbol: BTCUSDT, side: buy, quantity: 0.1, price: 100, at: 2024-01-02}]}",
             "duplicate trade id 't'",
         ),
         (
-            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: sell, quantity: 1, price: 1, at: 2024-01-01}]}",
+            "accounts:\n  - {name: a, cash: 100, trades:"
+            " [{id: t, symbol: BTCUSDT, side: sell, quantity: 1, price: 1, at: 2024-01-01}]}",
             "sells more BTCUSDT than the account holds",
         ),
         (
-            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 1, price: 500, at: 2024-01-01}]}",
+            "accounts:\n  - {name: a, cash: 100, trades:"
+            " [{id: t, symbol: BTCUSDT, side: buy, quantity: 1, price: 500, at: 2024-01-01}]}",
             "spends more cash than the account has",
         ),
         (
-            "accounts:\n  - {name: a, cash: 100, trades: [{id: t, symbol: BTCUSDT, side: buy, quantity: 0, price: 5, at: 2024-01-01}]}",
+            "accounts:\n  - {name: a, cash: 100, trades:"
+            " [{id: t, symbol: BTCUSDT, side: buy, quantity: 0, price: 5, at: 2024-01-01}]}",
             "must be positive",
         ),
         ("accounts:\n  - {name: a}\n  - {name: a}", "duplicate account 'a'"),

@@ -77,9 +77,7 @@ def day(**kw) -> dict:
 
 def test_market_summary_is_known_at_the_end_of_its_day_and_names_events():
     calm = market_summary(day(), None, None)
-    assert (
-        calm.as_of == datetime(2024, 5, 2, tzinfo=UTC) and calm.key == "market_summary/spot/BTCUSDT/2024-05-01"
-    )
+    assert calm.as_of == datetime(2024, 5, 2, tzinfo=UTC) and calm.key == "market_summary/spot/BTCUSDT/2024-05-01"
     assert "Nothing notable" in calm.text and "+5.00%" in calm.text
     # 0.5 annualised is 2.6% a day: a 12% day is a jump (> 3 sigma); 1000 of 1440 bars is a gap.
     eventful = market_summary(
@@ -108,9 +106,7 @@ def test_signal_events_only_for_signals_that_fired():
     (event,) = signal_events(state)
     assert event.key == "signal_event/spot/ETHUSDT/2024-05-01/ma_cross/entry"
     assert (
-        "ENTRY" in event.text
-        and "fast 20, slow 50" in event.text
-        and event.as_of == datetime(2024, 5, 2, tzinfo=UTC)
+        "ENTRY" in event.text and "fast 20, slow 50" in event.text and event.as_of == datetime(2024, 5, 2, tzinfo=UTC)
     )
 
 

@@ -152,9 +152,11 @@ def test_circuit_opens_after_repeated_failures_with_a_clear_error():
 
 def test_persistently_truncated_json_never_returns_partial_data():
     faults = [Reply(200, b'[[1704067200000,"42000.0"')] * 10
-    with ScriptedServer(BinanceLike(faults)) as server:
-        with pytest.raises(SourceUnavailableError, match="malformed JSON"):
-            client(server, FakeClock(), circuit_threshold=3).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
+    with (
+        ScriptedServer(BinanceLike(faults)) as server,
+        pytest.raises(SourceUnavailableError, match="malformed JSON"),
+    ):
+        client(server, FakeClock(), circuit_threshold=3).fetch("BTCUSDT", "1m", DAY, DAY + timedelta(minutes=3))
 
 
 def test_malformed_row_is_rejected_naming_request_and_row():
