@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import polars as pl
 import psycopg
@@ -142,23 +143,19 @@ def replace_klines(
     source's proof of bars that do not exist; ``force`` replaces even with fewer bars and no such proof."""
     where = detail or f"{source} load of {scope.describe()}"
     started = time.perf_counter()
+
+    def log(**fields: Any) -> int:  # every attempt is recorded, whatever its outcome
+        return _log(
+            conn, scope=scope, source=source, detail=detail, partition_key=partition_key, run_id=run_id, **fields
+        )
+
     try:
         validate_klines(frame, where=where)
         check_within_scope(frame, scope, where=where)
         check_closed(frame, scope, now=datetime.now(UTC))
     except BadInputError as exc:
         with conn.transaction():
-            _log(
-                conn,
-                status="rejected",
-                scope=scope,
-                source=source,
-                detail=detail,
-                partition_key=partition_key,
-                run_id=run_id,
-                checksum=checksum,
-                error=str(exc),
-            )
+            log(status="rejected", checksum=checksum, error=str(exc))
         raise
     try:
         with conn.transaction():
@@ -184,47 +181,17 @@ def replace_klines(
                     if on_progress:
                         on_progress(done, total)
             duration = time.perf_counter() - started
-            log_id = _log(
-                conn,
-                status="loaded",
-                scope=scope,
-                source=source,
-                detail=detail,
-                partition_key=partition_key,
-                run_id=run_id,
-                rows_deleted=deleted,
-                rows_loaded=total,
-                checksum=checksum,
-                duration_s=duration,
+            log_id = log(
+                status="loaded", rows_deleted=deleted, rows_loaded=total, checksum=checksum, duration_s=duration
             )
     except RefusedLoadError as exc:
         with conn.transaction():
-            _log(
-                conn,
-                status="refused",
-                scope=scope,
-                source=source,
-                detail=detail,
-                partition_key=partition_key,
-                run_id=run_id,
-                checksum=checksum,
-                error=str(exc),
-            )
+            log(status="refused", checksum=checksum, error=str(exc))
         raise
     except (psycopg.Error, DatabaseError) as exc:  # DatabaseError: the scope's lock was not free in time
         if not conn.closed and not conn.broken:
             with conn.transaction():
-                _log(
-                    conn,
-                    status="failed",
-                    scope=scope,
-                    source=source,
-                    detail=detail,
-                    partition_key=partition_key,
-                    run_id=run_id,
-                    checksum=checksum,
-                    error=str(exc).strip()[:2000],
-                )
+                log(status="failed", checksum=checksum, error=str(exc).strip()[:2000])
         raise
     return LoadResult(scope=scope, rows_deleted=deleted, rows_loaded=total, duration_s=duration, log_id=log_id)
 
