@@ -324,3 +324,12 @@ def evaluation_table(conn: psycopg.Connection) -> list[dict]:
     )
     names = [d.name for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def window_allocations(conn: psycopg.Connection, first: date, last: date) -> list[tuple]:
+    """(decision_date, account, symbol, action, target, current) of every non-zero target in [first, last]."""
+    return conn.execute(
+        "SELECT decision_date, account, symbol, action, target_allocation, current_allocation FROM recommendations.daily"
+        " WHERE decision_date BETWEEN %s AND %s AND target_allocation > 0 ORDER BY decision_date, account, symbol",
+        (first, last),
+    ).fetchall()
