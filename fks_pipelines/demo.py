@@ -22,7 +22,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     from fks_pipelines.lib.db.connect import connect, migrate, one_row, redact
     from fks_pipelines.lib.db.portfolio import import_accounts
     from fks_pipelines.lib.db.raw import scope_summary
-    from fks_pipelines.lib.db.recommendations import latest_rows
+    from fks_pipelines.lib.db.recommendations import evaluation_table, latest_rows, window_allocations
     from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.sources.frame import LoadScope
 
@@ -85,6 +85,8 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         as_of = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
         recommendation = latest_rows(conn, last)
+        window_targets = window_allocations(conn, first, last)
+        evaluation = evaluation_table(conn)
         generations = conn.execute(
             "SELECT account, generator, model, llm_error FROM recommendations.generations"
             " WHERE decision_date = %s ORDER BY account",
@@ -124,7 +126,41 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     click.echo(f'\nknowledge.search: "{DEMO_QUESTION}" as of {as_of:%Y-%m-%d %H:%M} UTC')
     for hit in hits:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
-    print_recommendation(last, recommendation, generations)
+    print_window(first, last, window_targets)
+    print_evaluation(evaluation)
+    print_recommendation(last, recommendation, generations)  # last: it ends with the JSON
+
+
+def print_window(first, last, rows: list[tuple]) -> None:
+    """Every non-zero target of the window: the recommendation acts while the chosen strategy is in position."""
+    click.echo(f"\nthe window's non-zero target allocations, {first} .. {last}: {len(rows)}")
+    for day, account, symbol, action, target, current in rows[:40]:
+        click.echo(f"  {day}  {account:<16}{symbol:<9}{action:<5}{target:>7.1%}  (now {current:.1%})")
+    if len(rows) > 40:
+        click.echo(f"  ... and {len(rows) - 40} more")
+
+
+def print_evaluation(rows: list[dict]) -> None:
+    """recommendations.evaluation: following the recommendations (the paper account) against the baselines.
+    The sample data is synthetic: these figures show the mechanics, not an edge."""
+    click.echo(
+        "\nrecommendations.evaluation (paper account vs baselines; synthetic sample data: mechanics, not an edge)"
+    )
+    click.echo(
+        f"{'account':<16}{'generator':<10}{'baseline':<16}{'window':<25}{'return':>9}{'Sharpe':>8}{'max DD':>9}"
+        f"{'turnover':>9}{'fees':>9}{'hit':>6}{'decisions':>10}"
+    )
+    for r in rows:
+        sharpe = "-" if r["sharpe"] is None else f"{r['sharpe']:.2f}"
+        hit = "-" if r["hit_rate"] is None else f"{r['hit_rate']:.0%}"
+        window = f"{r['start_date']} .. {r['end_date']}"
+        click.echo(
+            f"{r['account']:<16}{r['generator']:<10}{r['baseline']:<16}{window:<25}"
+            f"{_pct(r['total_return']):>9}{sharpe:>8}{_pct(r['max_drawdown']):>9}{r['turnover']:>9.2f}{r['fees']:>9.2f}"
+            f"{hit:>6}{r['n_decisions']:>10}"
+        )
+    if not rows:
+        click.echo("  (no paper account: set `mode: paper` in the portfolio YAML)")
 
 
 def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> None:

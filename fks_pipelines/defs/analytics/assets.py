@@ -18,6 +18,7 @@ from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.selection import choose_strategy, indicator_state, signal_state
+from fks_pipelines.lib.quant.state import CASH, position_state
 from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
 from fks_pipelines.lib.quant.walk_forward import Search
 
@@ -200,14 +201,15 @@ def strategy_choices(
     description=(
         "Point-in-time state at the end of each UTC day: every indicator and each strategy's entry/exit on the "
         "last hourly bar of the day, using only bars up to it; strategies use their latest walk-forward choice "
-        "decided before that moment (textbook defaults otherwise). Writes analytics.signals."
+        "decided before that moment (textbook defaults otherwise). Writes analytics.signals, and the chosen strategy's "
+        "position at each close (flat/long/short, since, entry price, unrealised P&L) to analytics.strategy_state."
     ),
 )
 def signals(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:
     window = context.partition_time_window
-    rows = []
+    rows, states = [], []
     with database.connection() as conn:
         day = window.start
         while day < window.end:
@@ -220,13 +222,17 @@ def signals(
                     continue
                 chosen = analytics.latest_choice(conn, market_data.market, symbol, before=end)
                 params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
-                if chosen:
+                if chosen and chosen[0] in STRATEGIES:  # not 'cash'
                     params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
                 state = indicator_state(bars)
                 as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=UTC)
                 rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params)))
+                states.append(_strategy_state(conn, market_data.market, symbol, day, end, as_of, bars))
             day = end
         analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
+        analytics.replace_strategy_state(
+            conn, market_data.market, market_data.symbols, window.start, window.end, states
+        )
     latest = [r for r in rows if r.bucket == max(x.bucket for x in rows)] if rows else []
     preview = ["| symbol | close | RSI 14 | MACD hist | entries | exits |", "|---|---|---|---|---|---|"]
     for _, symbol, _, st, sig in latest:
@@ -235,7 +241,27 @@ def signals(
         preview.append(
             f"| {symbol} | {st['close']:.2f} | {st['rsi_14']:.1f} | {st['macd_hist']:.3f} | {entries} | {exits} |"
         )
-    return MaterializeResult(metadata={"dagster/row_count": len(rows), "latest": MetadataValue.md("\n".join(preview))})
+    held = sum(1 for r in states if r.position != "flat")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "latest": MetadataValue.md("\n".join(preview)),
+            "strategy_state_rows": len(states),
+            "strategy_state_in_position": held,
+        }
+    )
+
+
+def _strategy_state(conn, market: str, symbol: str, day: datetime, end: datetime, as_of: datetime, bars):
+    """The chosen strategy's position at the close of ``day``: the latest choice decided before ``end``, walked
+    over ``bars``. A 'cash' choice, or no choice yet, is cash: flat."""
+    choice = analytics.latest_choice_record(conn, market, symbol, before=end)
+    name, params, decided = choice if choice else (CASH, {}, None)
+    strategy = STRATEGIES.get(name)
+    held = position_state(bars, strategy, params)
+    return analytics.StrategyStateRow(
+        day, symbol, as_of, name, params, decided, held.position, held.since, held.entry_price, held.unrealised_pnl
+    )
 
 
 @asset(

@@ -3,6 +3,6 @@ track record."""
 
 from dagster import Definitions
 
-from fks_pipelines.defs.recommendations.assets import daily_recommendations, track_record
+from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation, track_record
 
-defs = Definitions(assets=[daily_recommendations, track_record])
+defs = Definitions(assets=[daily_recommendations, track_record, evaluation])

@@ -1,8 +1,10 @@
 """The daily recommendation per account (LLM or rules, sized deterministically), its track record, and the
 Discord post."""
 
+import base64
+import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -27,9 +29,17 @@ from fks_pipelines.defs.shared import (
     PostgresResource,
     daily_partitions,
 )
-from fks_pipelines.lib.db import recommendations
-from fks_pipelines.lib.db.portfolio import account_states
+from fks_pipelines.lib.db import analytics, recommendations
+from fks_pipelines.lib.db.marts import daily_bars, daily_opens
+from fks_pipelines.lib.db.portfolio import (
+    account_states,
+    delete_paper_fills_after,
+    replace_paper_fills,
+    trade_history,
+)
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
+from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
+from fks_pipelines.lib.recommend.evaluation import evaluate, metrics
 from fks_pipelines.lib.recommend.generate import generate
 from fks_pipelines.lib.recommend.retrieval import retriever
 
@@ -56,7 +66,8 @@ DAILY_KEY = AssetKey(["recommendations", "daily"])
         "Per account and symbol, what to do at the end of each day and why: the LLM (vLLM, structured output) or, "
         "without one, the rules engine, from point-in-time inputs (marts, signals, walk-forward choice, regime, "
         "retrieved documents, the account's state); sized by the account's tier, volatility and cash, every clamp "
-        "recorded. Writes recommendations.generations and recommendations.daily; posts the last day to Discord."
+        "recorded. Writes recommendations.generations and recommendations.daily; fills paper accounts' recommendations "
+        "at the next day's open (portfolio.trades, ids paper-*); posts the last day to Discord."
     ),
 )
 def daily_recommendations(
@@ -71,11 +82,15 @@ def daily_recommendations(
     client = llm.client()
     days = [(window.start + timedelta(days=i)).date() for i in range((window.end - window.start).days)]
     failures, generations, last_rows = [], [], []
+    paper_trades = 0
     with database.connection() as conn:
         if not account_states(conn, datetime.now(UTC)):
             context.log.warning("no accounts in portfolio.accounts: import one with `fks portfolio import FILE`")
         retrieve = retriever(conn, embedding_model.get)
+        if days:  # a re-run replays the paper accounts from the window's first fill on
+            delete_paper_fills_after(conn, market_data.market, window.start)
         for day in days:
+            paper_trades += fill_paper_accounts(conn, day - timedelta(days=1), market_data.market, market_data.symbols)
             account_contexts = recommendations.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
             day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
             recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
@@ -87,6 +102,8 @@ def daily_recommendations(
                         f"LLM failed for {generation.account} on {day}; "
                         f"the rules engine answered: {generation.llm_error}"
                     )
+        if days:  # the last day's fills too, when the next day's open already exists (a past window)
+            paper_trades += fill_paper_accounts(conn, days[-1], market_data.market, market_data.symbols)
         last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
     if last_rows and discord.webhook_url:
         problem = post_to_discord(discord.webhook_url, recommendation_message(str(days[-1]), last_rows))
@@ -113,6 +130,7 @@ def daily_recommendations(
             "generators": ", ".join(generators) or "-",
             "llm": client.model if client else "none configured (rules engine)",
             "llm_failures": len(failures),
+            "paper_fills": paper_trades,
             "latest": MetadataValue.md("\n".join(table)) if last_rows else MetadataValue.text("no recommendation"),
             "latest_json": MetadataValue.json(json.loads(json.dumps(last_rows, default=str))),
         },
@@ -125,6 +143,29 @@ def daily_recommendations(
             )
         ],
     )
+
+
+def fill_paper_accounts(conn, day: date, market: str, symbols: list[str]) -> int:
+    """Fill every paper account's recommendation for ``day`` at the next day's open (nothing when that open
+    does not exist yet, or ``day`` has no recommendation); returns the fills written."""
+    at = recommendations.decision_time(day)
+    opens = daily_opens(conn, market, symbols, at)
+    rows = recommendations.latest_rows(conn, day)
+    if not opens or not rows:
+        return 0
+    n = 0
+    for state in account_states(conn, at):
+        if state.mode != "paper" or state.market != market:
+            continue
+        targets = [
+            Target(r["symbol"], r["action"], r["target_allocation"]) for r in rows if r["account"] == state.account
+        ]
+        fills = paper_fills(
+            day, targets, cash=state.cash, positions=state.positions, opens=opens, fill_at=fill_time(day)
+        )
+        replace_paper_fills(conn, state.account, day, fills)
+        n += len(fills)
+    return n
 
 
 @asset(
@@ -154,3 +195,103 @@ def track_record(context: AssetExecutionContext, database: PostgresResource) -> 
     return MaterializeResult(
         metadata={"scored": scored, "by_account_and_generator": MetadataValue.md("\n".join(table))}
     )
+
+
+def _equity_png(curves_by_account: dict[str, list]) -> str:
+    """One plot: every account's curves (recommendations and baselines), as a markdown PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=90)
+    for account, curves in curves_by_account.items():
+        for c in curves:
+            ax.plot(c.days, [v / c.equity[0] for v in c.equity], lw=1.3, label=f"{account}: {c.baseline}")
+    ax.set_title("equity (x starting equity): recommendations vs baselines", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return f"![equity curves](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+@asset(
+    key_prefix="recommendations",
+    group_name="recommendations",
+    deps=[DAILY_KEY, AssetKey(["analytics", "signals"])],
+    kinds={"postgres"},
+    description=(
+        "Whether following the recommendations helps: each paper account's ledger against cash, equal-weight "
+        "buy-and-hold and the chosen strategies alone (analytics.strategy_state at full allocation), over the same "
+        "window from the same equity with the same fees and slippage. Writes recommendations.evaluation (one row "
+        "per account, generator, baseline and window) and plots every equity curve."
+    ),
+)
+def evaluation(
+    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> MaterializeResult:
+    symbols, market = market_data.symbols, market_data.market
+    rows, curves_by_account = [], {}
+    with database.connection() as conn:
+        windows = recommendations.paper_windows(conn, market)
+        for account, start, end, generator, n in windows:
+            days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+            first_close = recommendations.decision_time(start)
+            state = next(s for s in account_states(conn, first_close) if s.account == account)
+            bars = daily_bars(
+                conn, market, symbols, first_close - timedelta(days=1), recommendations.decision_time(end)
+            )
+            prices: dict[str, dict] = {}
+            for r in bars.iter_rows(named=True):
+                prices.setdefault(r["symbol"], {})[r["bucket"].date()] = (r["open"], r["close"])
+            positions = {
+                (bucket.date(), symbol): position
+                for bucket, symbol, position in analytics.strategy_positions(
+                    conn, market, symbols, first_close - timedelta(days=1), recommendations.decision_time(end)
+                )
+            }
+            curves = evaluate(
+                days,
+                symbols,
+                prices,
+                cash=state.cash,
+                positions=state.positions,
+                trades=trade_history(conn, account),
+                strategy_positions=positions,
+                n_decisions=n,
+            )
+            curves_by_account[account] = curves
+            for c in curves:
+                rows.append(
+                    {"account": account, "generator": generator, "baseline": c.baseline}
+                    | {"start_date": start, "end_date": end}
+                    | metrics(c)
+                )
+        recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
+    fmt = lambda v, pattern: "-" if v is None else format(v, pattern)  # noqa: E731
+    table = [
+        "| account | generator | baseline | window | return | CAGR | Sharpe | Sortino | max DD | turnover | fees"
+        " | hit rate | decisions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {r['account']} | {r['generator']} | {r['baseline']} | {r['start_date']} .. {r['end_date']} |"
+        f" {r['total_return']:.2%} | {fmt(r['cagr'], '.1%')} | {fmt(r['sharpe'], '.2f')} | {fmt(r['sortino'], '.2f')} |"
+        f" {r['max_drawdown']:.2%} | {r['turnover']:.2f} | {r['fees']:,.2f} | {fmt(r['hit_rate'], '.0%')} |"
+        f" {r['n_decisions']} |"
+        for r in rows
+    ]
+    metadata = {
+        "dagster/row_count": len(rows),
+        "dagster/table_name": "recommendations.evaluation",
+        "evaluation": MetadataValue.md("\n".join(table)),
+    }
+    if curves_by_account:
+        metadata["equity_curves"] = MetadataValue.md(_equity_png(curves_by_account))
+    else:
+        context.log.warning("no paper account with recommendations: set `mode: paper` in the portfolio YAML")
+    return MaterializeResult(metadata=metadata)

@@ -3,7 +3,8 @@
 The tables are created by migration ``004_analytics.sql`` (beside this module, in ``migrations/``): walk-forward
 runs (``backtest_runs``), each run's parameter grids (``backtest_results``) and per-symbol choices
 (``strategy_choices``), daily point-in-time indicator and signal state (``signals``), and market regimes
-(``market_regimes``, ``regime_transitions``). Times are UTC. A non-finite number (a Sharpe ratio of a column
+(``market_regimes``, ``regime_transitions``); migration ``013`` adds what the chosen strategy holds at each
+close (``strategy_state``). Times are UTC. A non-finite number (a Sharpe ratio of a column
 that never trades, say) is stored as NULL.
 """
 
@@ -60,6 +61,21 @@ class Signal(NamedTuple):
     as_of: datetime
     indicators: Mapping[str, float | None]  # INDICATORS -> value
     strategy_signals: Mapping[str, Any]  # {strategy: {"params": {...}, "entry": bool, "exit": bool}}
+
+
+class StrategyStateRow(NamedTuple):
+    """What the symbol's chosen strategy holds at the close of UTC day ``bucket`` (from bars up to ``as_of``)."""
+
+    bucket: datetime
+    symbol: str
+    as_of: datetime
+    strategy: str  # 'cash' when the choice is that no strategy beats cash
+    params: Mapping[str, Any]
+    choice_decided_at: datetime | None  # None: no choice yet (textbook defaults)
+    position: str  # flat | long | short
+    since: datetime | None
+    entry_price: float | None
+    unrealised_pnl: float | None
 
 
 class RegimeDay(NamedTuple):
@@ -164,6 +180,70 @@ def latest_choice(conn: psycopg.Connection, market: str, symbol: str, before: da
         (market, symbol, before),
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def latest_choice_record(
+    conn: psycopg.Connection, market: str, symbol: str, before: datetime
+) -> tuple[str, dict, datetime] | None:
+    """(strategy, params, decided_at) of the symbol's latest choice decided strictly before ``before``, or None."""
+    row = conn.execute(
+        "SELECT strategy, params, decided_at FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
+        " AND decided_at < %s ORDER BY decided_at DESC LIMIT 1",
+        (market, symbol, before),
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def replace_strategy_state(
+    conn: psycopg.Connection,
+    market: str,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    rows: Iterable[StrategyStateRow],
+) -> int:
+    """Make the strategy state of ``symbols`` with start <= bucket < end exactly ``rows``, in one transaction."""
+    batch = list(rows)
+    with conn.transaction():
+        conn.execute(
+            "DELETE FROM analytics.strategy_state WHERE market = %s AND symbol = ANY(%s)"
+            " AND bucket >= %s AND bucket < %s",
+            (market, list(symbols), start, end),
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO analytics.strategy_state (bucket, market, symbol, as_of, strategy, params,"
+                " choice_decided_at, position, since, entry_price, unrealised_pnl)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        r.bucket,
+                        market,
+                        r.symbol,
+                        r.as_of,
+                        r.strategy,
+                        json.dumps(r.params),
+                        r.choice_decided_at,
+                        r.position,
+                        r.since,
+                        finite(r.entry_price),
+                        finite(r.unrealised_pnl),
+                    )
+                    for r in batch
+                ],
+            )
+    return len(batch)
+
+
+def strategy_positions(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
+) -> list[tuple[datetime, str, str]]:
+    """(bucket, symbol, position) of every stored close with start <= bucket < end, in time order."""
+    return conn.execute(
+        "SELECT bucket, symbol, position FROM analytics.strategy_state WHERE market = %s AND symbol = ANY(%s)"
+        " AND bucket >= %s AND bucket < %s ORDER BY bucket, symbol",
+        (market, list(symbols), start, end),
+    ).fetchall()
 
 
 def replace_signals(

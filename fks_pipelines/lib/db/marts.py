@@ -57,3 +57,24 @@ def read_daily_closes(conn: psycopg.Connection, market: str, symbols: list[str])
         (market, symbols),
     ).fetchall()
     return pl.DataFrame(rows, schema=["symbol", "bucket", "close"], orient="row")
+
+
+def daily_opens(conn: psycopg.Connection, market: str, symbols: list[str], day: datetime) -> dict[str, float]:
+    """The open of UTC day ``day`` per symbol that has a daily bar that day (the paper fills' price)."""
+    rows = conn.execute(
+        "SELECT symbol, open::float8 FROM marts.fct_ohlcv_1d WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
+        (market, symbols, day),
+    ).fetchall()
+    return dict(rows)
+
+
+def daily_bars(
+    conn: psycopg.Connection, market: str, symbols: list[str], start: datetime, end: datetime
+) -> pl.DataFrame:
+    """Daily open and close (float64) of ``symbols`` with start <= bucket < end: columns symbol, bucket, open, close."""
+    rows = conn.execute(
+        "SELECT symbol, bucket, open::float8, close::float8 FROM marts.fct_ohlcv_1d WHERE market = %s"
+        " AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s ORDER BY symbol, bucket",
+        (market, symbols, start, end),
+    ).fetchall()
+    return pl.DataFrame(rows, schema=["symbol", "bucket", "open", "close"], orient="row")

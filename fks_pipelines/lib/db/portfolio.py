@@ -19,7 +19,8 @@ def import_accounts(conn: psycopg.Connection, accounts: list[Account], market: s
         for a in accounts:
             conn.execute("DELETE FROM portfolio.accounts WHERE account = %s", (a.name,))
             conn.execute(
-                "INSERT INTO portfolio.accounts (account, kind, market) VALUES (%s, %s, %s)", (a.name, a.kind, market)
+                "INSERT INTO portfolio.accounts (account, kind, market, mode) VALUES (%s, %s, %s, %s)",
+                (a.name, a.kind, market, a.mode),
             )
             conn.execute(
                 "INSERT INTO portfolio.deposits (account, at, amount, note) VALUES (%s, %s, %s, 'opening cash')",
@@ -71,13 +72,14 @@ class AccountState:
     cash: float
     positions: dict[str, float]  # quantity per symbol
     net_deposits: float
+    mode: str = "real"  # real | paper
 
 
 def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]:
     """Every account as of ``at``: deposits and trades up to then, nothing later."""
     out = []
-    for account, kind, market in conn.execute(
-        "SELECT account, kind, market FROM portfolio.accounts ORDER BY account"
+    for account, kind, market, mode in conn.execute(
+        "SELECT account, kind, market, mode FROM portfolio.accounts ORDER BY account"
     ).fetchall():
         deposits = float(
             one_row(
@@ -97,8 +99,43 @@ def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]
             sign = 1.0 if side == "buy" else -1.0
             positions[symbol] = positions.get(symbol, 0.0) + sign * quantity
             cash -= sign * quantity * price + fee
-        out.append(AccountState(account, kind, market, cash, {k: v for k, v in positions.items() if v != 0}, deposits))
+        held = {k: v for k, v in positions.items() if v != 0}
+        out.append(AccountState(account, kind, market, cash, held, deposits, mode))
     return out
+
+
+PAPER_PREFIX = "paper-"  # trade ids the platform writes for paper accounts: paper-<decision day>-<symbol>
+
+
+def replace_paper_fills(conn: psycopg.Connection, account: str, decision_day: date, fills: list[Trade]) -> None:
+    """Make the paper account's fills for ``decision_day``'s recommendation exactly ``fills`` (one transaction)."""
+    with conn.transaction():
+        conn.execute(
+            "DELETE FROM portfolio.trades WHERE account = %s AND trade_id LIKE %s",
+            (account, f"{PAPER_PREFIX}{decision_day.isoformat()}-%"),
+        )
+        _insert_trades(conn, account, fills)
+
+
+def delete_paper_fills_after(conn: psycopg.Connection, market: str, after: datetime) -> int:
+    """Remove every paper fill executed after ``after`` (a re-run replays the paper ledgers from there)."""
+    return conn.execute(
+        "DELETE FROM portfolio.trades t USING portfolio.accounts a WHERE a.account = t.account AND a.mode = 'paper'"
+        " AND a.market = %s AND t.trade_id LIKE %s AND t.executed_at > %s",
+        (market, f"{PAPER_PREFIX}%", after),
+    ).rowcount
+
+
+def trade_history(conn: psycopg.Connection, account: str) -> list[Trade]:
+    """The account's trades in time order (for the evaluation's equity curve)."""
+    return [
+        Trade(*row)
+        for row in conn.execute(
+            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades"
+            " WHERE account = %s ORDER BY executed_at, trade_id",
+            (account,),
+        ).fetchall()
+    ]
 
 
 def equity(conn: psycopg.Connection, state: AccountState, at: datetime) -> float:

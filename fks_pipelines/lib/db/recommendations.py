@@ -45,6 +45,7 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
             "signals": {},
             "strategy": None,
             "regime": None,
+            "state": None,
         }
     columns = ("close", "rsi_14", "macd_hist", "bb_lower", "bb_upper", "sma_20", "sma_50", "atr_14")
     for row in conn.execute(
@@ -56,6 +57,21 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
             out[row[0]]["indicators"] = dict(zip(columns, row[1:-1], strict=True))
             out[row[0]]["signals"] = {
                 k: {"entry": v["entry"], "exit": v["exit"], "params": v["params"]} for k, v in row[-1].items()
+            }
+    for symbol, strategy, params, position, since, entry, pnl, as_of in conn.execute(
+        "SELECT symbol, strategy, params, position, since, entry_price, unrealised_pnl, as_of"
+        " FROM analytics.strategy_state WHERE market = %s AND symbol = ANY(%s) AND bucket = %s AND as_of < %s",
+        (market, symbols, start, at),
+    ).fetchall():
+        if symbol in out:
+            out[symbol]["state"] = {
+                "strategy": strategy,
+                "params": params,
+                "position": position,
+                "since": since.isoformat() if since else None,
+                "entry_price": entry,
+                "unrealised_pnl": pnl,
+                "as_of": as_of.isoformat(),
             }
     for symbol, regime, probabilities in conn.execute(
         "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes"
@@ -258,4 +274,66 @@ def track_record_summary(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute(
         "SELECT account, generator, count(*), avg(hit_1d::int), avg(hit_7d::int), sum(paper_pnl_1d), sum(paper_pnl_7d)"
         " FROM recommendations.track_record GROUP BY account, generator ORDER BY account, generator"
+    ).fetchall()
+
+
+EVALUATION_COLUMNS = (
+    "account",
+    "generator",
+    "baseline",
+    "start_date",
+    "end_date",
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "turnover",
+    "fees",
+    "hit_rate",
+    "n_decisions",
+)
+
+
+def paper_windows(conn: psycopg.Connection, market: str) -> list[tuple[str, date, date, str, int]]:
+    """Per paper account of ``market`` with recommendations: (account, first decision day, last decision day,
+    generator, decision days). The generator is 'llm' or 'rules', or 'llm+rules' when the window mixes them."""
+    return conn.execute(
+        "SELECT g.account, min(g.decision_date), max(g.decision_date),"
+        " string_agg(DISTINCT g.generator, '+' ORDER BY g.generator), count(*)::int"
+        " FROM recommendations.generations g JOIN portfolio.accounts a USING (account)"
+        " WHERE a.mode = 'paper' AND a.market = %s GROUP BY g.account ORDER BY g.account",
+        (market,),
+    ).fetchall()
+
+
+def replace_evaluation(conn: psycopg.Connection, accounts: list[str], rows: list[dict]) -> int:
+    """Make the evaluation of ``accounts`` exactly ``rows`` (dicts with EVALUATION_COLUMNS), in one transaction."""
+    with conn.transaction():
+        conn.execute("DELETE FROM recommendations.evaluation WHERE account = ANY(%s)", (accounts,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO recommendations.evaluation ({', '.join(EVALUATION_COLUMNS)})"
+                f" VALUES ({', '.join(['%s'] * len(EVALUATION_COLUMNS))})",
+                [tuple(r[c] for c in EVALUATION_COLUMNS) for r in rows],
+            )
+    return len(rows)
+
+
+def evaluation_table(conn: psycopg.Connection) -> list[dict]:
+    """Every evaluation row, baselines in their documented order, as the demo prints them."""
+    cursor = conn.execute(
+        f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM recommendations.evaluation ORDER BY account, generator,"
+        " array_position(ARRAY['recommendations', 'cash', 'buy_and_hold', 'strategy_only'], baseline)"
+    )
+    names = [d.name for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def window_allocations(conn: psycopg.Connection, first: date, last: date) -> list[tuple]:
+    """(decision_date, account, symbol, action, target, current) of every non-zero target in [first, last]."""
+    return conn.execute(
+        "SELECT decision_date, account, symbol, action, target_allocation, current_allocation"
+        " FROM recommendations.daily WHERE decision_date BETWEEN %s AND %s AND target_allocation > 0 ORDER BY decision_date, account, symbol",
+        (first, last),
     ).fetchall()

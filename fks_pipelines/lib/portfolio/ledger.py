@@ -13,6 +13,7 @@ YAML::
     accounts:
       - name: demo
         kind: personal            # personal | prop_firm | long_term
+        mode: real                # real (imported trades only) | paper (fills its own recommendations)
         cash: 10000               # opening deposit, USDT
         cash_at: 2024-01-01T00:00:00Z
         trades:
@@ -36,6 +37,7 @@ import yaml  # type: ignore[import-untyped]
 from fks_pipelines.lib.errors import BadInputError
 
 KINDS = ("personal", "prop_firm", "long_term")
+MODES = ("real", "paper")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_BYTES = 10_000_000  # the default of FKS_PORTFOLIO_MAX_BYTES
 MAX_ACCOUNTS = 1_000
@@ -64,6 +66,7 @@ class Account:
     cash: Decimal
     cash_at: datetime
     trades: list[Trade] = field(default_factory=list)
+    mode: str = "real"  # paper: the platform fills the account's own recommendations (lib/portfolio/paper.py)
 
 
 def _show(value) -> str:
@@ -171,6 +174,9 @@ def _account(raw, here: str, symbols: set[str]) -> Account:
     kind = raw.get("kind", "personal")
     if kind not in KINDS:
         raise BadInputError(f"kind must be one of {', '.join(KINDS)}, not {_show(kind)}", where=here)
+    mode = raw.get("mode", "real")
+    if mode not in MODES:
+        raise BadInputError(f"mode must be one of {', '.join(MODES)}, not {_show(mode)}", where=here)
     cash = _decimal(raw.get("cash", 0), "cash", here)
     if cash < 0:
         raise BadInputError(f"negative cash {raw.get('cash')}", where=here)
@@ -178,7 +184,7 @@ def _account(raw, here: str, symbols: set[str]) -> Account:
     if not isinstance(raw_trades, list):
         raise BadInputError(f"trades must be a list, not {type(raw_trades).__name__}", where=here)
     trades = [_trade(t, f"{here} trade {j}", symbols) for j, t in enumerate(raw_trades, start=1)]
-    account = Account(name, kind, cash, _time(raw.get("cash_at") or EPOCH, "cash_at", here), trades)
+    account = Account(name, kind, cash, _time(raw.get("cash_at") or EPOCH, "cash_at", here), trades, mode)
     check_account(account, here)
     return account
 

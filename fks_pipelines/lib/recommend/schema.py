@@ -62,6 +62,9 @@ class SymbolContext:
     regime: dict | None  # regime, next_day_probabilities
     current_allocation: float
     documents: list[RetrievedDocument] = field(default_factory=list)
+    # The chosen strategy's position at the decision day's close (analytics.strategy_state): strategy, params,
+    # position (flat/long/short), since, entry_price, unrealised_pnl, as_of. None: no state row (cash).
+    state: dict | None = None
 
 
 @dataclass

@@ -46,6 +46,8 @@ def context(documents=DOCS, cash=10_000.0) -> AccountContext:
             {"regime": "up_high_vol", "next_day_probabilities": {"up_high_vol": 0.6, "down_high_vol": 0.4}},
             0.0,
             documents.get("ETHUSDT", []),
+            # The entry fired on the day's last bar: the strategy is long since then.
+            {"strategy": "ma_cross", "params": {}, "position": "long", "since": "2024-05-10T23:00:00+00:00"},
         ),
     ]
     return AccountContext("acct", "personal", AT, 10_000.0, cash, symbols)
@@ -138,7 +140,7 @@ def test_two_bad_answers_fall_back_to_the_rules_engine_and_say_so(bad):
     assert len(server.requests) == 2
     assert g.generator == "rules" and "after one repair attempt" in g.llm_error and g.raw_response == bad
     eth = next(r for r in g.recommendations if r.symbol == "ETHUSDT")
-    assert eth.action == "buy"  # the rules follow ETH's entry signal in an up regime: not a silent hold
+    assert eth.action == "buy"  # the rules follow ETH's strategy, long since its entry: not a silent hold
 
 
 def test_an_allocation_above_the_caps_is_clamped_and_recorded():
