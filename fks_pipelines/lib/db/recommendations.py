@@ -334,6 +334,7 @@ def window_allocations(conn: psycopg.Connection, first: date, last: date) -> lis
     """(decision_date, account, symbol, action, target, current) of every non-zero target in [first, last]."""
     return conn.execute(
         "SELECT decision_date, account, symbol, action, target_allocation, current_allocation"
-        " FROM recommendations.daily WHERE decision_date BETWEEN %s AND %s AND target_allocation > 0 ORDER BY decision_date, account, symbol",
+        " FROM recommendations.daily WHERE decision_date BETWEEN %s AND %s AND target_allocation > 0"
+        " ORDER BY decision_date, account, symbol",
         (first, last),
     ).fetchall()
