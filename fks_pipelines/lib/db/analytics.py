@@ -165,6 +165,40 @@ def latest_choice(conn: psycopg.Connection, market: str, symbol: str, before: da
     return None if row is None else (row[0], row[1])
 
 
+# analytics.strategy_state (each chosen strategy's position at every day's close) may not exist yet on a
+# database: the read below tolerates its absence and reads whichever time column it has.
+_STATE_TIME_COLUMNS = (("as_of", "0"), ("bucket", "1 day"), ("day", "1 day"))  # (column, from its value to "known")
+
+
+def latest_strategy_state(conn: psycopg.Connection, market: str, symbol: str, at: datetime) -> list[dict[str, Any]]:
+    """The symbol's rows of analytics.strategy_state at its newest time known at ``at`` (a day's rows once that
+    day has closed; ``as_of`` rows from their as_of), as dicts; empty when there are none or no such table."""
+    from psycopg import sql
+
+    if conn.execute("SELECT to_regclass('analytics.strategy_state')").fetchone()[0] is None:
+        return []
+    columns = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'"
+            " AND table_name = 'strategy_state'"
+        ).fetchall()
+    }
+    found = next(((c, lag) for c, lag in _STATE_TIME_COLUMNS if c in columns), None)
+    if found is None or not {"market", "symbol"} <= columns:
+        return []
+    column, lag = found
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT to_jsonb(s) FROM analytics.strategy_state s WHERE s.market = %(market)s AND s.symbol = %(symbol)s"
+            " AND s.{col} = (SELECT max(t.{col}) FROM analytics.strategy_state t WHERE t.market = %(market)s"
+            " AND t.symbol = %(symbol)s AND t.{col} + %(lag)s::interval <= %(at)s) ORDER BY to_jsonb(s)::text"
+        ).format(col=sql.Identifier(column)),
+        {"market": market, "symbol": symbol, "lag": lag, "at": at},
+    ).fetchall()
+    return [dict(r[0]) for r in rows]
+
+
 def replace_signals(
     conn: psycopg.Connection,
     market: str,
