@@ -175,7 +175,8 @@ def latest_strategy_state(conn: psycopg.Connection, market: str, symbol: str, at
     day has closed; ``as_of`` rows from their as_of), as dicts; empty when there are none or no such table."""
     from psycopg import sql
 
-    if conn.execute("SELECT to_regclass('analytics.strategy_state')").fetchone()[0] is None:
+    exists = conn.execute("SELECT to_regclass('analytics.strategy_state') IS NOT NULL").fetchone()
+    if not (exists and exists[0]):
         return []
     columns = {
         r[0]
