@@ -11,6 +11,7 @@ is started), else the embedded server under ``$FKS_HOME``, started on demand.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -295,27 +296,40 @@ def portfolio_import(file: Path) -> None:
 )
 @click.option("--symbols", help="Comma-separated symbols to restrict to.")
 @click.option("--kinds", type=CommaChoice(KINDS), help=f"Comma-separated document kinds ({', '.join(KINDS)}).")
-def search(question: str, k: int, as_of: datetime | None, symbols: str | None, kinds: list[str] | None) -> None:
-    """Semantic search over the knowledge layer, point-in-time: embeds QUESTION with the configured model and
-    prints the nearest documents known by --as-of (the same knowledge.search analysts call in SQL)."""
-    from fks_pipelines.lib.db.connect import connect, one_row
-    from fks_pipelines.lib.db.knowledge import search as rag_search
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit: key, kind, symbol, as_of, score, text.")
+def search(
+    question: str, k: int, as_of: datetime | None, symbols: str | None, kinds: list[str] | None, as_json: bool
+) -> None:
+    """Hybrid search over the knowledge layer, point-in-time: QUESTION's words (PostgreSQL full-text search) and
+    its meaning (embedded with the configured model, pgvector), fused by reciprocal rank, among the documents
+    known by --as-of (the same knowledge.hybrid_search analysts call in SQL)."""
+    from fks_pipelines.lib.db.connect import connect
+    from fks_pipelines.lib.db.knowledge import has_chunks, hybrid_search
     from fks_pipelines.lib.rag.embedder import Embedder
 
+    if not question.strip():
+        raise UserError("the question is empty")
     settings = Settings.from_env()
     when = as_of or datetime.now(UTC)
     embedder = Embedder(settings.embedding_model, settings.embedding_model_path, settings.embedding_device)
     data_url, _ = database_urls(settings)
     split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     with connect(data_url) as conn:
-        if one_row(conn.execute("SELECT to_regclass('knowledge.chunks')"))[0] is None:
+        if not has_chunks(conn):
             raise click.ClickException(
                 "nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings"
             )
-        hits = rag_search(conn, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=kinds)
-    click.echo(f'{len(hits)} documents known by {when:%Y-%m-%d %H:%M %Z} nearest to "{question}":')
+        hits = hybrid_search(
+            conn, question, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=kinds
+        )
+    if as_json:
+        for hit in hits:
+            row = {"key": hit.key, "kind": hit.kind, "symbol": hit.symbol, "as_of": hit.as_of.isoformat()}
+            click.echo(json.dumps(row | {"score": round(hit.score, 6), "text": hit.text}, ensure_ascii=False))
+        return
+    click.echo(f'{len(hits)} documents known by {when:%Y-%m-%d %H:%M %Z} best matching "{question}":')
     for hit in hits:
-        click.echo(f"\n[{hit.distance:.3f}] {hit.kind} {hit.symbol or ''} as of {hit.as_of:%Y-%m-%d %H:%M}")
+        click.echo(f"\n[{hit.score:.4f}] {hit.kind} {hit.symbol or ''} as of {hit.as_of:%Y-%m-%d %H:%M}")
         click.echo("  " + hit.text.replace("\n", "\n  "))
 
 

@@ -246,6 +246,18 @@ def strategy_positions(
     ).fetchall()
 
 
+def latest_strategy_state(conn: psycopg.Connection, market: str, symbol: str, at: datetime) -> list[dict[str, Any]]:
+    """The symbol's strategy state at its newest close known at ``at`` (``as_of <= at``), as dicts; empty before
+    the first stored close."""
+    rows = conn.execute(
+        "SELECT to_jsonb(s) FROM analytics.strategy_state s WHERE s.market = %s AND s.symbol = %s"
+        " AND s.as_of = (SELECT max(t.as_of) FROM analytics.strategy_state t"
+        " WHERE t.market = %s AND t.symbol = %s AND t.as_of <= %s) ORDER BY s.strategy",
+        (market, symbol, market, symbol, at),
+    ).fetchall()
+    return [dict(r[0]) for r in rows]
+
+
 def replace_signals(
     conn: psycopg.Connection,
     market: str,

@@ -391,3 +391,119 @@ def strategy_choices_with_data_ending(
 def has_chunks(conn: psycopg.Connection) -> bool:
     """Whether ``knowledge.chunks`` exists (it is created with the first embeddings, sized to the model)."""
     return one_row(conn.execute("SELECT to_regclass('knowledge.chunks')"))[0] is not None
+
+
+@dataclass(frozen=True)
+class HybridHit:
+    document_id: str
+    key: str
+    kind: str
+    market: str | None
+    symbol: str | None
+    as_of: datetime  # the document's
+    score: float  # reciprocal-rank fusion: 1/(rrf_k + text rank) + 1/(rrf_k + vector rank)
+    text_rank: int | None  # None: not among the full-text candidates
+    vector_rank: int | None  # None: not among the vector candidates (or no query vector)
+    text: str
+    metadata: dict
+
+
+def hybrid_search(
+    conn: psycopg.Connection,
+    question: str,
+    query: np.ndarray | None,
+    k: int = 10,
+    *,
+    as_of: datetime,
+    symbols: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+) -> list[HybridHit]:
+    """The k documents known by ``as_of`` that best match ``question`` in words (full-text) and ``query`` in
+    meaning (its embedding; None ranks by words only), fused by reciprocal rank (knowledge.hybrid_search)."""
+    from pgvector.psycopg import register_vector
+
+    if as_of is None or as_of.tzinfo is None:
+        raise ValueError("as_of must be a timezone-aware time (point-in-time search needs one)")
+    register_vector(conn)
+    rows = conn.execute(
+        "SELECT document_id, key, kind, market, symbol, document_as_of, score, text_rank, vector_rank, text, metadata"
+        " FROM knowledge.hybrid_search(%s, %s, %s, %s, %s, %s)",
+        (
+            question,
+            None if query is None else np.asarray(query, dtype=np.float32),
+            k,
+            as_of,
+            list(symbols) if symbols else None,
+            list(kinds) if kinds else None,
+        ),
+    ).fetchall()
+    return [HybridHit(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    key: str
+    kind: str
+    market: str | None
+    symbol: str | None
+    as_of: datetime
+    text: str
+    metadata: dict
+
+
+_DOCUMENT_COLUMNS = "id, key, kind, market, symbol, as_of, text, metadata"
+
+
+def documents_between(
+    conn: psycopg.Connection, symbol: str, kinds: Sequence[str], after: datetime, until: datetime
+) -> list[StoredDocument]:
+    """Documents of ``kinds`` about ``symbol`` with after < as_of <= until, newest first (by time, not similarity:
+    a decision's own day)."""
+    rows = conn.execute(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM knowledge.documents"
+        " WHERE symbol = %s AND kind = ANY(%s) AND as_of > %s AND as_of <= %s ORDER BY as_of DESC, key",
+        (symbol, list(kinds), after, until),
+    ).fetchall()
+    return [StoredDocument(*r) for r in rows]
+
+
+def latest_document(conn: psycopg.Connection, symbol: str, kind: str, until: datetime) -> StoredDocument | None:
+    """The newest document of ``kind`` about ``symbol`` with as_of <= until (None when there is none)."""
+    row = conn.execute(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM knowledge.documents"
+        " WHERE symbol = %s AND kind = %s AND as_of <= %s ORDER BY as_of DESC, key LIMIT 1",
+        (symbol, kind, until),
+    ).fetchone()
+    return None if row is None else StoredDocument(*row)
+
+
+def document_embedding(conn: psycopg.Connection, document_id: str) -> np.ndarray | None:
+    """The embedding of a document's first chunk (None when it is not embedded yet)."""
+    from pgvector.psycopg import register_vector
+
+    if not has_chunks(conn):
+        return None
+    register_vector(conn)
+    row = conn.execute(
+        "SELECT embedding FROM knowledge.chunks WHERE document_id = %s AND chunk_index = 0", (document_id,)
+    ).fetchone()
+    return None if row is None else np.asarray(row[0], dtype=np.float32)
+
+
+def nearest_before(
+    conn: psycopg.Connection, query: np.ndarray, k: int, kind: str, before: datetime, market: str | None = None
+) -> list[StoredDocument]:
+    """The k documents of ``kind`` nearest to ``query`` (cosine) whose as_of is strictly before ``before``,
+    optionally of one market, nearest first (knowledge.search with an as_of just before ``before``)."""
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+    rows = conn.execute(
+        f"SELECT {', '.join('d.' + c.strip() for c in _DOCUMENT_COLUMNS.split(','))}"
+        " FROM knowledge.search(%s, %s, %s - interval '1 microsecond', NULL, ARRAY[%s]) s"
+        " JOIN knowledge.documents d ON d.id = s.document_id"
+        " WHERE (%s::text IS NULL OR d.market = %s) AND d.as_of < %s ORDER BY s.distance, d.id",
+        (np.asarray(query, dtype=np.float32), k * 4 if market else k, before, kind, market, market, before),
+    ).fetchall()
+    return [StoredDocument(*r) for r in rows][:k]

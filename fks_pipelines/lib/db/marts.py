@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -78,3 +79,32 @@ def daily_bars(
         (market, symbols, start, end),
     ).fetchall()
     return pl.DataFrame(rows, schema=["symbol", "bucket", "open", "close"], orient="row")
+
+
+def forward_returns(
+    conn: psycopg.Connection,
+    market: str,
+    days: Sequence[tuple[str, datetime]],
+    horizons: Sequence[int],
+    known_by: datetime,
+) -> dict[tuple[str, datetime], dict[int, float]]:
+    """{(symbol, day): {h: close(day + h days) / close(day) - 1}} from marts.fct_ohlcv_1d, for each horizon whose
+    outcome was known by ``known_by``: the close of day + h exists only once that day has ended (bucket + h + 1
+    day <= known_by), so a 7-day outcome is known 7 days after the day's own close. Later rows are not read."""
+    if not days:
+        return {}
+    rows = conn.execute(
+        "SELECT a.symbol, a.bucket, h.h, f.close::float8 / nullif(a.close::float8, 0) - 1"
+        " FROM unnest(%s::text[], %s::timestamptz[]) AS q (symbol, bucket)"
+        " JOIN marts.fct_ohlcv_1d a ON a.market = %s AND a.symbol = q.symbol AND a.bucket = q.bucket"
+        " CROSS JOIN unnest(%s::int[]) AS h (h)"
+        " JOIN marts.fct_ohlcv_1d f ON f.market = a.market AND f.symbol = a.symbol"
+        "  AND f.bucket = a.bucket + h.h * interval '1 day' AND f.bucket + interval '1 day' <= %s"
+        " WHERE a.bucket + interval '1 day' <= %s",
+        ([s for s, _ in days], [d for _, d in days], market, list(horizons), known_by, known_by),
+    ).fetchall()
+    out: dict[tuple[str, datetime], dict[int, float]] = {}
+    for symbol, bucket, h, value in rows:
+        if value is not None:
+            out.setdefault((symbol, bucket), {})[int(h)] = float(value)
+    return out

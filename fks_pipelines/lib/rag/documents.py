@@ -118,6 +118,50 @@ def _day_end(day: datetime) -> datetime:
     return day + timedelta(days=1)
 
 
+# Plain-language descriptors: the words a question uses ("a sharp drop", "RSI oversold"), computed from the
+# numbers so that full-text search can find a day by what happened (a sentence embedding cannot compare
+# numbers). Thresholds are on the day's simple return (close on the previous close), its range (high - low) on
+# the open, the last hourly RSI(14) of the day, and the day's regime (analytics.market_regimes); they are
+# documented in docs/architecture.md (knowledge layer) and the benchmark's relevance labels use the same numbers
+# read from the marts and analytics tables.
+SHARP_MOVE = 0.04  # |return| >= 4%: "sharp drop" / "strong rally"
+WIDE_RANGE = 0.06  # range >= 6% of the open: "wide range"
+QUIET_RETURN = 0.01  # |return| < 1% ...
+QUIET_RANGE = 0.03  # ... and range < 3% of the open: "quiet day"
+RSI_OVERSOLD = 30.0  # RSI(14) < 30: "RSI oversold"
+RSI_OVERBOUGHT = 70.0  # RSI(14) > 70: "RSI overbought"
+
+
+def descriptors(
+    simple_return: float | None, range_pct: float | None, rsi: float | None, regime: str | None
+) -> list[str]:
+    """The day's plain-language descriptors, in a fixed order (empty when no number qualifies)."""
+    finite = lambda x: x is not None and math.isfinite(x)  # noqa: E731
+    out = []
+    if finite(simple_return) and simple_return <= -SHARP_MOVE:  # type: ignore[operator]
+        out.append("sharp drop")
+    if finite(simple_return) and simple_return >= SHARP_MOVE:  # type: ignore[operator]
+        out.append("strong rally")
+    if finite(range_pct) and range_pct >= WIDE_RANGE:  # type: ignore[operator]
+        out.append("wide range")
+    if (
+        finite(simple_return)
+        and finite(range_pct)
+        and abs(simple_return) < QUIET_RETURN  # type: ignore[arg-type]
+        and range_pct < QUIET_RANGE  # type: ignore[operator]
+    ):
+        out.append("quiet day")
+    if finite(rsi) and rsi < RSI_OVERSOLD:  # type: ignore[operator]
+        out.append("RSI oversold")
+    if finite(rsi) and rsi > RSI_OVERBOUGHT:  # type: ignore[operator]
+        out.append("RSI overbought")
+    if regime and regime.endswith("high_vol"):
+        out.append("high-volatility regime")
+    elif regime and regime.endswith("low_vol"):
+        out.append("low-volatility regime")
+    return out
+
+
 def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump_sigmas: float = 3.0) -> Document:
     """One symbol's day: price move, range, volume, volatility, regime, indicator state, and notable events
     (a jump: a return beyond ``jump_sigmas`` daily standard deviations of the last 30 days; a gap: minutes
@@ -166,6 +210,9 @@ def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump
             state.append("close below the lower Bollinger band")
         lines.append("Hourly indicators at the close: " + ", ".join(state) + ".")
     lines.append(("Notable: " + "; ".join(events) + ".") if events else "Nothing notable: no jump, no data gap.")
+    words = descriptors(ret, range_pct, (indicators or {}).get("rsi_14"), regime["regime"] if regime else None)
+    if words:
+        lines.append("In words: " + ", ".join(words) + ".")
     return Document(
         key=f"market_summary/{market}/{symbol}/{bucket:%Y-%m-%d}",
         kind="market_summary",
@@ -176,6 +223,7 @@ def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump
         metadata={
             "day": bucket.date().isoformat(),
             "events": events,
+            "descriptors": words,
             **{k: v for k, v in day.items() if k not in ("market", "symbol", "bucket")},
             "regime": regime["regime"] if regime else None,
             "indicators": indicators or {},

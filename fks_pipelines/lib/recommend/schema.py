@@ -48,6 +48,11 @@ class RetrievedDocument:
     symbol: str | None
     as_of: datetime
     text: str
+    # Why it is in the context: "today" (the decision day's summary), "signal" (the day's fired signals),
+    # "strategy" (the latest choice's record), "state" (the strategy's position), "analog" (a similar past day).
+    role: str = "today"
+    # An analog's forward returns known at the decision time: {"1d": 0.012, "7d": None (not yet known), ...}.
+    outcomes: dict[str, float | None] | None = None
 
 
 @dataclass

@@ -118,6 +118,7 @@ def test_an_existing_rag_schema_becomes_the_same_knowledge_schema_a_fresh_databa
     assert [row[0] for row in expected["schemas"]] == ["knowledge"]
     assert {row[0] for row in expected["relations"]} >= {"documents", "chunks", "chunks_embedding_hnsw"}
     assert [row[0] for row in expected["functions"]] == [
+        "knowledge.hybrid_search(text,vector,integer,timestamp with time zone,text[],text[],integer,integer)",
         "knowledge.search(vector,integer,timestamp with time zone,text[],text[],integer)",
         "knowledge.similar_to(text,integer,timestamp with time zone,text[],text[])",
     ]

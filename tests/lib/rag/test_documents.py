@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.lib.rag.documents import MAX_TEXT_CHARS, Document, market_summary, signal_events, strategy_summary
+from fks_pipelines.lib.rag.documents import (
+    MAX_TEXT_CHARS,
+    Document,
+    descriptors,
+    market_summary,
+    signal_events,
+    strategy_summary,
+)
 
 T = datetime(2024, 5, 2, tzinfo=UTC)
 
@@ -135,3 +142,31 @@ def test_strategy_summary_is_as_of_the_end_of_its_data():
         and "did not beat buy and hold" in summary.text
         and "ma_cross (fast 10, slow 50)" in summary.text
     )
+
+
+@pytest.mark.parametrize(
+    ("simple_return", "range_pct", "rsi", "regime", "expected"),
+    [
+        (-0.04, 0.05, 50.0, None, ["sharp drop"]),
+        (-0.0399, 0.05, 50.0, None, []),
+        (0.04, 0.06, 75.0, "up_high_vol", ["strong rally", "wide range", "RSI overbought", "high-volatility regime"]),
+        (0.0099, 0.0299, 29.9, "sideways_low_vol", ["quiet day", "RSI oversold", "low-volatility regime"]),
+        (-0.01, 0.02, 30.0, None, []),  # |return| 1% is not quiet; RSI 30 is not oversold
+        (None, None, None, None, []),
+        (float("nan"), float("inf"), float("nan"), None, []),
+    ],
+)
+def test_descriptors_follow_the_documented_thresholds(simple_return, range_pct, rsi, regime, expected):
+    assert descriptors(simple_return, range_pct, rsi, regime) == expected
+
+
+def test_market_summary_says_its_descriptors_in_words_and_metadata():
+    drop = market_summary(
+        day(simple_return=-0.06, open=100.0, high=101.0, low=93.0),
+        {"regime": "down_high_vol", "next_day_probabilities": {"down_high_vol": 1.0}},
+        {"rsi_14": 22.0},
+    )
+    assert "In words: sharp drop, wide range, RSI oversold, high-volatility regime." in drop.text
+    assert drop.metadata["descriptors"] == ["sharp drop", "wide range", "RSI oversold", "high-volatility regime"]
+    plain = market_summary(day(simple_return=0.02, high=103.0, low=99.0), None, None)
+    assert "In words" not in plain.text and plain.metadata["descriptors"] == []
