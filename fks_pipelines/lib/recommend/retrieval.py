@@ -84,10 +84,7 @@ def retriever(
         state_market = market or (summary.market if summary is not None else None)
         if state_market is not None:
             for row in analytics.latest_strategy_state(conn, state_market, symbol, at):
-                when = row.get("as_of") or row.get("bucket") or row.get("day")
-                as_of = datetime.fromisoformat(str(when)) if when else at
-                if "as_of" not in row:
-                    as_of += DAY  # a day's row is known at that day's close
+                as_of = datetime.fromisoformat(str(row["as_of"]))  # the last bar the state used
                 key = f"strategy_state/{state_market}/{symbol}/{row.get('strategy', '')}/{as_of:%Y-%m-%d}"
                 text = f"Strategy state of {symbol} ({state_market}) at the close: " + json.dumps(
                     {k: v for k, v in row.items() if k not in ("market", "symbol")}, sort_keys=True, default=str

@@ -168,22 +168,20 @@ def test_analog_outcomes_after_the_decision_time_are_never_read(knowledge_db, em
     assert retrieve("ETHUSDT", later) != later_before
 
 
-def test_strategy_state_is_read_when_its_table_exists_and_only_for_closed_days(knowledge_db, embedder):
+def test_strategy_state_is_read_only_for_closed_days(knowledge_db, embedder):
     conn = knowledge_db
-    conn.execute(
-        "CREATE TABLE analytics.strategy_state (market text, symbol text, bucket timestamptz, strategy text,"
-        " position text, entry_price float8)"
-    )
     day = T0 + 24 * DAY
+    last_bar = timedelta(hours=23)  # a day's state uses bars up to its last hourly bar
     conn.cursor().executemany(
-        "INSERT INTO analytics.strategy_state VALUES ('spot', 'BTCUSDT', %s, 'ma_cross', %s, 101.5)",
-        [(day - DAY, "flat"), (day, "long"), (day + DAY, "flat")],  # day + 1 closes after the decision
+        "INSERT INTO analytics.strategy_state (bucket, market, symbol, as_of, strategy, params, position, entry_price)"
+        " VALUES (%s, 'spot', 'BTCUSDT', %s, 'ma_cross', '{}', %s, 101.5)",
+        [(d, d + last_bar, p) for d, p in ((day - DAY, "flat"), (day, "long"), (day + DAY, "flat"))],
     )
     conn.commit()
     docs = retriever(conn, lambda: embedder, analogs=0)("BTCUSDT", decision_time(day.date()))
-    state = [d for d in docs if d.role == "state"]
+    state = [d for d in docs if d.role == "state"]  # day + 1's state was not known at day's decision
     assert len(state) == 1 and state[0].kind == "strategy_state"
-    assert '"position": "long"' in state[0].text and state[0].as_of == day + DAY
+    assert '"position": "long"' in state[0].text and state[0].as_of == day + last_bar
 
 
 def context_for(docs, at) -> AccountContext:
