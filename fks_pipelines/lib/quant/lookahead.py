@@ -81,3 +81,20 @@ def lookahead_findings(
                     if len(findings) >= stop_after:
                         return findings
     return findings
+
+
+def screen_strategies(
+    strategies: list[Strategy], bars: Bars, policy: str, samples: int = 10
+) -> tuple[list[Strategy], dict[str, list[Finding]]]:
+    """The look-ahead policy sweeps and walk-forward apply (``FKS_LOOKAHEAD_POLICY``): ``off`` checks nothing;
+    ``flag`` runs every strategy and returns the findings of those that peek; ``refuse`` raises
+    :class:`LookAheadError` naming each that peeks and its first bar and parameters."""
+    if policy == "off":
+        return strategies, {}
+    flagged = {s.name: f for s in strategies if (f := lookahead_findings(s, bars, samples=samples, stop_after=3))}
+    if flagged and policy == "refuse":
+        first = "; ".join(f"{name}: {found[0].line()}" for name, found in flagged.items())
+        raise LookAheadError(
+            f"look-ahead found (FKS_LOOKAHEAD_POLICY=refuse; `fks lookahead-analysis --strategy NAME` lists it): {first}"
+        )
+    return strategies, flagged

@@ -151,9 +151,9 @@ def test_parallel_sweep_equals_the_serial_one(strategies_dir, bars):
     for name in ("ma_cross", "ema_rsi_trend"):
         strategy = STRATEGIES[name]
         params = strategy.parameter_sets()[:60]
-        serial = run_sweep(bars, strategy, params, BacktestConfig(freq="1min", chunk_size=7, workers=1))
+        serial = run_sweep(bars, strategy, params, BacktestConfig(freq="1min", chunk_size=7, workers=1, parallel_cells=0))
         done: list[int] = []
-        config = BacktestConfig(freq="1min", chunk_size=7, workers=2)
+        config = BacktestConfig(freq="1min", chunk_size=7, workers=2, parallel_cells=0)
         parallel = run_sweep(bars, strategy, params, config, lambda d, _, seen=done: seen.append(d))
         assert_frame_equal(serial.drop("params"), parallel.drop("params"))  # bit for bit, in the same order
         assert serial["params"].to_list() == parallel["params"].to_list()
