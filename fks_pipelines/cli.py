@@ -696,11 +696,14 @@ def _params(strategy, pairs: tuple[str, ...]) -> dict:
     return params
 
 
-def _config(interval: str, fee: float, workers: int = 1):
+def _config(interval: str, fee: float, workers: int = 1, days_per_year: float = 365.0):
     from fks_pipelines.lib.quant.backtest import BacktestConfig
 
     return BacktestConfig(
-        fees=fee, freq=interval.replace("m", "min") if interval.endswith("m") else interval, workers=workers
+        fees=fee,
+        freq=interval.replace("m", "min") if interval.endswith("m") else interval,
+        workers=workers,
+        days_per_year=days_per_year,
     )
 
 
@@ -718,8 +721,15 @@ FEE_OPTION = click.option(
 @FEE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the metrics and the trades.")
 @click.option("--export", type=click.Path(dir_okay=False, path_type=Path), help="Write every trade (JSON) here.")
+@click.option(
+    "--days-per-year",
+    type=click.FloatRange(1, 366),
+    default=365.0,
+    show_default=True,
+    help="Annualisation (Sharpe, Sortino, CAGR): 365 for crypto; 252 is the equities convention.",
+)
 @FILE_OPTION
-def backtest(strategy_name, symbols, timerange, interval, pairs, fee, as_json, export, files) -> None:
+def backtest(strategy_name, symbols, timerange, interval, pairs, fee, as_json, export, days_per_year, files) -> None:
     """One backtest of a strategy on the bars in the database (or --file): freqtrade-style tables of the
     summary, per symbol, per exit reason, and with --export every trade. Signals at bar t fill at t+1's open."""
     import json
@@ -730,7 +740,7 @@ def backtest(strategy_name, symbols, timerange, interval, pairs, fee, as_json, e
     strategy = _strategy(strategy_name, settings)
     params = _params(strategy, pairs)
     bars, interval = _bars(settings, _symbols_option(symbols, settings), interval, timerange, files)
-    config = _config(interval, fee)
+    config = _config(interval, fee, days_per_year=days_per_year)
     results = [backtest_symbol(symbol, b, strategy, params, config) for symbol, b in bars.items()]
     totals = summary(results, config)
     trades = [t for r in results for t in r.trades]

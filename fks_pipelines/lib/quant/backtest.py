@@ -52,6 +52,7 @@ class BacktestConfig:
     chunk_cells: int = 6_000_000  # ...and at most this many bars x parameter sets (bounds peak memory)
     allow_shorts: bool = False
     workers: int = 1  # processes a sweep's chunks run on (1: serial; 0: one per CPU core)...
+    days_per_year: float = 365.0  # annualisation: crypto trades every day; 252 is the equities convention
     parallel_cells: int = 2_000_000  # ...when it has at least this many bars x parameter sets (forking costs ~0.1 s)
 
 
@@ -164,14 +165,14 @@ def _trade_metrics(trades: np.ndarray, k: int) -> dict[str, np.ndarray]:
         }
 
 
-def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
+def portfolio_metrics(pf, bars: Bars, days_per_year: float = 365.0) -> dict[str, np.ndarray]:
     """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set).
 
     Computed from vectorbt's order and trade records in one numba pass per column (vectorbt's accessors
     would each build and copy bars x columns DataFrames); the formulas are vectorbt's own, and the tests
     compare every metric with its accessors.
     """
-    ann_factor = 365 * 86400 / pf.wrapper.freq.total_seconds()
+    ann_factor = days_per_year * 86400 / pf.wrapper.freq.total_seconds()
     close = np.ascontiguousarray(bars["close"], dtype=float)
     n, k = len(close), pf.wrapper.shape_2d[1]
     init = np.ascontiguousarray(np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,)))
@@ -219,7 +220,7 @@ def effective_chunk_size(n_bars: int, config: BacktestConfig) -> int:
 def _chunk_metrics(bars: SweepBars, strategy: Strategy, chunk: list[dict], config: BacktestConfig) -> dict:
     entries, exits = signal_matrix(strategy, bars, chunk)
     pf = portfolio(bars, entries, exits, config)
-    metrics = portfolio_metrics(pf, bars)
+    metrics = portfolio_metrics(pf, bars, config.days_per_year)
     # vectorbt's cached properties form reference cycles: collect them after every chunk, or every chunk's
     # arrays stay alive until the cyclic collector happens to run (several GB over a long sweep). The
     # chunk's objects are young, so a generation-1 collection finds them without walking the whole heap.

@@ -95,6 +95,7 @@ def screen_strategies(
     if flagged and policy == "refuse":
         first = "; ".join(f"{name}: {found[0].line()}" for name, found in flagged.items())
         raise LookAheadError(
-            f"look-ahead found (FKS_LOOKAHEAD_POLICY=refuse; `fks lookahead-analysis --strategy NAME` lists it): {first}"
+            "look-ahead found (FKS_LOOKAHEAD_POLICY=refuse; `fks lookahead-analysis --strategy NAME` lists it): "
+            + first
         )
     return strategies, flagged

@@ -42,7 +42,7 @@ def backtest_symbol(
     """One parameter set on one symbol's bars: signals at bar t fill at bar t+1's open (backtest.portfolio)."""
     entries, exits = strategy.signals(bars, **params)
     pf = portfolio(bars, entries[:, None], exits[:, None], config)
-    metrics = {name: float(values[0]) for name, values in portfolio_metrics(pf, bars).items()}
+    metrics = {name: float(values[0]) for name, values in portfolio_metrics(pf, bars, config.days_per_year).items()}
     metrics["fees"] = metrics["fees_paid"]
     trades = []
     for record in pf.trades.values:

@@ -151,7 +151,9 @@ def test_parallel_sweep_equals_the_serial_one(strategies_dir, bars):
     for name in ("ma_cross", "ema_rsi_trend"):
         strategy = STRATEGIES[name]
         params = strategy.parameter_sets()[:60]
-        serial = run_sweep(bars, strategy, params, BacktestConfig(freq="1min", chunk_size=7, workers=1, parallel_cells=0))
+        serial = run_sweep(
+            bars, strategy, params, BacktestConfig(freq="1min", chunk_size=7, workers=1, parallel_cells=0)
+        )
         done: list[int] = []
         config = BacktestConfig(freq="1min", chunk_size=7, workers=2, parallel_cells=0)
         parallel = run_sweep(bars, strategy, params, config, lambda d, _, seen=done: seen.append(d))
@@ -159,3 +161,24 @@ def test_parallel_sweep_equals_the_serial_one(strategies_dir, bars):
         assert serial["params"].to_list() == parallel["params"].to_list()
         assert done[-1] == len(params) and done == sorted(done)
         assert serial["trades"].sum() > 0
+
+
+def test_the_lookahead_policy_refuses_flags_or_skips(strategies_dir, bars):
+    from fks_pipelines.lib.quant.lookahead import LookAheadError, screen_strategies
+
+    write(strategies_dir, "peeking", PEEKING)
+    refresh_strategies(strategies_dir)
+    both = [STRATEGIES["ma_cross"], STRATEGIES["peeking"]]
+    with pytest.raises(LookAheadError, match="peeking: bar"):
+        screen_strategies(both, bars, "refuse")
+    kept, flagged = screen_strategies(both, bars, "flag")
+    assert kept == both and set(flagged) == {"peeking"}
+    assert screen_strategies(both, bars, "off") == (both, {})
+
+
+def test_annualisation_is_an_option(bars):
+    strategy, params = STRATEGIES["ma_cross"], [{"fast": 20, "slow": 50}]
+    crypto = run_sweep(bars, strategy, params, BacktestConfig(freq="1min"))
+    equities = run_sweep(bars, strategy, params, BacktestConfig(freq="1min", days_per_year=252))
+    assert equities["sharpe"][0] == pytest.approx(crypto["sharpe"][0] * np.sqrt(252 / 365), rel=1e-12)
+    assert equities["total_return"][0] == crypto["total_return"][0]
