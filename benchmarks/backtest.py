@@ -1,16 +1,20 @@
-"""Backtest sweep throughput: the project's code path vs bare vectorbt vs a plain per-bar Python loop.
+"""Backtest sweep throughput: the project's code path (serial and on every core) vs bare vectorbt vs
+backtesting.py.
 
 Default: 3 symbols x 90 days of 1-minute bars (sample source) x the MA-crossover grid (397 combinations).
-- project: ``run_sweep`` (signals, chunked ``Portfolio.from_signals``, every metric) per symbol;
+- project: ``run_sweep`` (signals, chunked ``Portfolio.from_signals``, every metric) per symbol, serial
+  (workers=1) and parallel (workers=0: one forked process per core, chunks in parallel);
 - bare vectorbt: ``Portfolio.from_signals`` on the same precomputed entry/exit arrays (same chunks, same
-  fees/slippage/fill rule) plus ``total_return`` only; signal generation and freeing memory are not timed;
-- loop: a plain per-bar Python loop with the same fill rule (each bar sums its two windows) on a few
-  combinations spread over the grid, one symbol, scaled to the whole sweep; and the same loop hand-optimised
-  with running sums (O(1) per bar), reported as speedup_vs_incremental_loop.
-The last line is one JSON object with backtests/s, bar-steps/s, peak RSS, ratio_vs_bare_vectorbt (target
->= 0.7) and speedup_vs_loop (target >= 100).
+  fees/slippage/fill rule) plus ``total_return`` only, single process; signal generation and freeing memory
+  are not timed;
+- backtesting.py: ``Backtest.run`` of the same MA crossover (SMA cross, entry/exit at the next bar's open,
+  same fee) on a few combinations spread over the grid, one symbol, the first ``--peer-bars`` bars, scaled
+  to the whole sweep (bars x combinations x symbols).
+The last line is one JSON object with backtests/s, peak RSS, ratio_vs_bare_vectorbt (serial project vs bare,
+target >= 0.7), parallel_vs_bare_vectorbt (target >= 1.7 on 2 cores) and speedup_vs_backtesting_py (parallel
+project vs backtesting.py, target >= 100).
 
-    python benchmarks/backtest.py [--days 90] [--symbols 3] [--loop-combos 6]
+    python benchmarks/backtest.py [--days 90] [--symbols 3] [--peer-combos 4] [--peer-bars 20000]
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
 import sys
 import time
+import warnings
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,7 +35,13 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
 import polars as pl  # noqa: E402
 
-from fks_pipelines.lib.quant.backtest import BacktestConfig, effective_chunk_size, portfolio, run_sweep  # noqa: E402
+from fks_pipelines.lib.quant.backtest import (  # noqa: E402
+    BacktestConfig,
+    effective_chunk_size,
+    portfolio,
+    run_sweep,
+    sweep_workers,
+)
 from fks_pipelines.lib.quant.strategies import STRATEGIES, chunks, signal_matrix  # noqa: E402
 from fks_pipelines.lib.sources.sample import SAMPLE_SYMBOLS, sample_klines  # noqa: E402
 
@@ -37,57 +50,52 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def loop_backtest(bars, fast: int, slow: int, config: BacktestConfig, incremental: bool = False) -> float:
-    """The MA crossover the way a plain event loop does it: per bar, fill any pending order at this bar's
-    open, compute the two averages, check the cross, mark the position to market (equity and drawdown
-    tracked bar by bar). ``incremental`` keeps running sums instead of summing each window (O(1) per bar: a
-    hand-optimised loop, reported separately)."""
-    opens, closes = bars["open"].tolist(), bars["close"].tolist()
-    cash, size, pending = config.init_cash, 0.0, None
-    fast_sum = slow_sum = 0.0
-    prev_diff = None
-    peak, max_dd = config.init_cash, 0.0
-    for t in range(len(closes)):
-        if pending == "buy" and size == 0.0:
-            price = opens[t] * (1 + config.slippage)
-            size = cash / (price * (1 + config.fees))
-            cash -= size * price * (1 + config.fees)
-        elif pending == "sell" and size > 0.0:
-            cash += size * opens[t] * (1 - config.slippage) * (1 - config.fees)
-            size = 0.0
-        pending = None
-        if incremental:
-            fast_sum += closes[t] - (closes[t - fast] if t >= fast else 0.0)
-            slow_sum += closes[t] - (closes[t - slow] if t >= slow else 0.0)
-        if t >= slow - 1:
-            if incremental:
-                diff = fast_sum / fast - slow_sum / slow
-            else:
-                diff = sum(closes[t - fast + 1 : t + 1]) / fast - sum(closes[t - slow + 1 : t + 1]) / slow
-            if prev_diff is not None:
-                if diff > 0 >= prev_diff:
-                    pending = "buy"
-                elif diff < 0 <= prev_diff:
-                    pending = "sell"
-            prev_diff = diff
-        equity = cash + size * closes[t]
-        peak = max(peak, equity)
-        max_dd = min(max_dd, equity / peak - 1)
-    return cash + size * closes[-1]
+def backtesting_py_seconds(bars, subset: list[dict], config: BacktestConfig, n_bars: int) -> float:
+    """Seconds per backtest of ``n_bars`` bars with backtesting.py's ``Backtest.run`` (SMA crossover, orders
+    at the next bar's open, the same commission), measured on the subset and scaled linearly in bars."""
+    import pandas as pd
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
 
+    def sma(values, n):
+        return pd.Series(values).rolling(n).mean().to_numpy()
 
-def loop_seconds(bars, subset: list[dict], config: BacktestConfig, incremental: bool) -> float:
+    class SmaCross(Strategy):
+        fast = 20
+        slow = 50
+
+        def init(self):
+            self.f = self.I(sma, self.data.Close, self.fast)
+            self.s = self.I(sma, self.data.Close, self.slow)
+
+        def next(self):
+            if crossover(self.f, self.s):
+                self.buy()
+            elif crossover(self.s, self.f) and self.position:
+                self.position.close()
+
+    length = len(bars["close"])
+    index = pd.date_range("2024-01-01", periods=length, freq="1min")
+    frame = pd.DataFrame(
+        {"Open": bars["open"], "High": bars["high"], "Low": bars["low"], "Close": bars["close"]}, index=index
+    )
+    # Whole units only in backtesting.py: cash large enough that every entry buys (as the project's fractional sizing).
+    cash = config.init_cash * float(frame["Close"].max())
+    backtest = Backtest(frame, SmaCross, cash=cash, commission=config.fees, finalize_trades=True)
     t = time.perf_counter()
-    for p in subset:
-        loop_backtest(bars, p["fast"], p["slow"], config, incremental)
-    return (time.perf_counter() - t) / len(subset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for p in subset:
+            backtest.run(**p)
+    return (time.perf_counter() - t) / len(subset) * n_bars / length
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--symbols", type=int, default=3)
-    parser.add_argument("--loop-combos", type=int, default=6)
+    parser.add_argument("--peer-combos", type=int, default=4)
+    parser.add_argument("--peer-bars", type=int, default=20_000)
     args = parser.parse_args()
 
     symbols = list(SAMPLE_SYMBOLS)[: args.symbols]
@@ -102,10 +110,13 @@ def main() -> None:
     }
     strategy = STRATEGIES["ma_cross"]
     params = strategy.parameter_sets()
-    config = BacktestConfig(freq="1min", chunk_size=50)
+    config = BacktestConfig(freq="1min", chunk_size=50, workers=1)
+    parallel = replace(config, workers=0)
     n_bars = len(next(iter(bars_by_symbol.values()))["close"])
     total_backtests = len(params) * len(symbols)
-    print(f"{len(symbols)} symbols x {n_bars} bars x {len(params)} combinations", file=sys.stderr)
+    n_chunks = len(list(chunks(params, effective_chunk_size(n_bars, config))))
+    workers = sweep_workers(parallel, n_chunks, n_bars * len(params))
+    print(f"{len(symbols)} symbols x {n_bars} bars x {len(params)} combinations, {workers} workers", file=sys.stderr)
 
     # Warm numba's on-disk cache so neither path pays compilation.
     run_sweep({k: v[:2000] for k, v in bars_by_symbol[symbols[0]].items()}, strategy, params[:2], config)
@@ -115,7 +126,14 @@ def main() -> None:
         run_sweep(bars_by_symbol[s], strategy, params, config)
     project_s = time.perf_counter() - t
     project_rss = peak_rss_mb()
-    print(f"  project: {project_s:.1f}s, peak RSS {project_rss:.0f} MB", file=sys.stderr)
+    print(f"  project serial: {project_s:.1f}s, peak RSS {project_rss:.0f} MB", file=sys.stderr)
+
+    t = time.perf_counter()
+    for s in symbols:
+        run_sweep(bars_by_symbol[s], strategy, params, parallel)
+    parallel_s = time.perf_counter() - t
+    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"  project parallel: {parallel_s:.1f}s, peak worker RSS {worker_rss:.0f} MB", file=sys.stderr)
 
     bare_s = 0.0
     for s in symbols:
@@ -130,11 +148,10 @@ def main() -> None:
             gc.collect(1)  # free each chunk's portfolio as the project does (not timed: a fair baseline)
     print(f"  bare vectorbt: {bare_s:.1f}s", file=sys.stderr)
 
-    bars = bars_by_symbol[symbols[0]]
-    subset = params[:: max(1, len(params) // args.loop_combos)][: args.loop_combos]  # spread over the grid
-    loop_s = loop_seconds(bars, subset, config, incremental=False) * total_backtests
-    incremental_s = loop_seconds(bars, subset, config, incremental=True) * total_backtests
-    print(f"  plain loop: {loop_s:.0f}s, incremental loop: {incremental_s:.0f}s, scaled to the sweep", file=sys.stderr)
+    peer_bars = {k: v[: args.peer_bars] for k, v in bars_by_symbol[symbols[0]].items()}
+    subset = params[:: max(1, len(params) // args.peer_combos)][: args.peer_combos]  # spread over the grid
+    peer_s = backtesting_py_seconds(peer_bars, subset, config, n_bars) * total_backtests
+    print(f"  backtesting.py: {peer_s:.0f}s scaled to the sweep", file=sys.stderr)
 
     print(
         json.dumps(
@@ -142,16 +159,21 @@ def main() -> None:
                 "symbols": len(symbols),
                 "bars": n_bars,
                 "combinations": len(params),
+                "cores": os.cpu_count(),
+                "workers": workers,
                 "project_s": round(project_s, 2),
+                "parallel_s": round(parallel_s, 2),
                 "bare_vectorbt_s": round(bare_s, 2),
-                "loop_scaled_s": round(loop_s, 1),
-                "incremental_loop_scaled_s": round(incremental_s, 1),
+                "backtesting_py_scaled_s": round(peer_s, 1),
                 "backtests_per_s": round(total_backtests / project_s, 1),
-                "bar_steps_per_s": round(total_backtests * n_bars / project_s),
+                "parallel_backtests_per_s": round(total_backtests / parallel_s, 1),
+                "bar_steps_per_s": round(total_backtests * n_bars / parallel_s),
                 "peak_rss_mb": round(project_rss),
+                "peak_worker_rss_mb": round(worker_rss),
                 "ratio_vs_bare_vectorbt": round(bare_s / project_s, 3),
-                "speedup_vs_loop": round(loop_s / project_s, 1),
-                "speedup_vs_incremental_loop": round(incremental_s / project_s, 1),
+                "parallel_vs_bare_vectorbt": round(bare_s / parallel_s, 3),
+                "parallel_vs_serial": round(project_s / parallel_s, 3),
+                "speedup_vs_backtesting_py": round(peer_s / parallel_s, 1),
             }
         )
     )

@@ -4,6 +4,7 @@
     fks ingest sample|binance|archive       load raw klines through the same path as the Dagster asset
     fks demo                                the main job on the embedded default, end to end
     fks dev                                 the database + `dagster dev`, stopped together
+    fks backtest|hyperopt|lookahead-analysis|plot   one strategy (built-in or a file in FKS_STRATEGIES_DIR)
 
 Everything that talks to a database resolves it the same way: ``FKS_DATABASE_URL`` if set (nothing embedded
 is started), else the embedded server under ``$FKS_HOME``, started on demand.
@@ -602,6 +603,345 @@ def dev(port: int) -> None:
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, start_new_session=True)
     stop_dagster_on_signals(proc)
     sys.exit(proc.wait())
+
+
+# -- fks backtest / hyperopt / lookahead-analysis / plot: any strategy by name -------------------------------
+STRATEGY_OPTION = click.option(
+    "--strategy", "strategy_name", required=True, help="A built-in or a strategy file's name."
+)
+TIMERANGE_OPTION = click.option(
+    "--timerange", help="START-END as YYYYMMDD-YYYYMMDD (UTC days, END exclusive); either side may be empty."
+)
+INTERVAL_OPTION = click.option(
+    "--interval", type=Interval(), help="Bar length: 1h or 1d from the marts (default 1h); --file: the file's."
+)
+FILE_OPTION = click.option(
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Binance kline files (archive CSV/zip, REST JSON) to backtest instead of the database; repeatable.",
+)
+
+
+def _strategy(name: str, settings: Settings):
+    """The strategy by name (the built-ins and FKS_STRATEGIES_DIR's files, read now); an unknown name or a
+    refused file: one line, exit 2."""
+    from fks_pipelines.lib.quant.strategies import STRATEGIES, refresh_strategies
+    from fks_pipelines.lib.quant.strategy_files import StrategyFileError
+
+    refused = refresh_strategies(settings.strategies_dir)
+    if name in refused:
+        raise StrategyFileError(refused[name])
+    if name not in STRATEGIES:
+        raise BadInputError(f"--strategy: unknown {name!r}; choose from {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+def _timerange(value: str | None) -> tuple[datetime | None, datetime | None]:
+    if not value:
+        return None, None
+    try:
+        first, last = value.split("-")
+        parse = lambda v: datetime.strptime(v, "%Y%m%d").replace(tzinfo=UTC) if v else None  # noqa: E731
+        start, end = parse(first), parse(last)
+    except ValueError:
+        raise BadInputError(f"--timerange: {value!r} is not like 20240101-20240301") from None
+    if start and end and end <= start:
+        raise BadInputError(f"--timerange: {value!r} ends before it starts")
+    return start, end
+
+
+def _bars(settings: Settings, symbols: list[str], interval: str | None, timerange: str | None, files: tuple[Path, ...]):
+    """(bars per symbol (oldest first) from --file or the marts within --timerange, their interval); none: exit 2."""
+    import numpy as np
+
+    start, end = _timerange(timerange)
+    if files:
+        import polars as pl
+
+        from fks_pipelines.lib.sources.files import read_kline_file
+
+        frame = pl.concat([read_kline_file(f).frame for f in files], how="diagonal_relaxed")
+        frame = frame.unique(["symbol", "open_time"]).sort("symbol", "open_time")
+        intervals = frame["interval"].unique().to_list()
+        if len(intervals) > 1 or (interval and intervals != [interval]):
+            raise BadInputError(f"--file: bars of {', '.join(intervals)}; give files of one interval (--interval)")
+        interval = intervals[0] if intervals else interval
+        if start:
+            frame = frame.filter(pl.col("open_time") >= start)
+        if end:
+            frame = frame.filter(pl.col("open_time") < end)
+        out = {}
+        for symbol in frame["symbol"].unique(maintain_order=True).to_list():
+            part = frame.filter(pl.col("symbol") == symbol)
+            columns = {c: part[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close", "volume")}
+            out[symbol] = columns | {"bucket": part["open_time"].to_numpy()}
+    else:
+        from fks_pipelines.lib.db.connect import connect
+        from fks_pipelines.lib.db.marts import read_bars
+
+        interval = interval or "1h"
+        if interval not in ("1h", "1d"):
+            raise BadInputError(f"--interval: the marts hold 1h and 1d bars, not {interval}")
+        data_url, _ = database_urls(settings)
+        with connect(data_url) as conn:
+            out = read_bars(
+                conn,
+                f"fct_ohlcv_{interval}",
+                settings.market,
+                symbols,
+                start or datetime(1970, 1, 1, tzinfo=UTC),
+                end or datetime(2100, 1, 1, tzinfo=UTC),
+            )
+    out = {s: b for s, b in out.items() if len(np.asarray(b["close"]))}
+    if not out:
+        where = "in --file" if files else f"in marts.fct_ohlcv_{interval} (run `fks demo` or materialize the marts)"
+        raise BadInputError(f"no bars for {', '.join(symbols)} {timerange or ''} {where}")
+    return out, interval
+
+
+def _params(strategy, pairs: tuple[str, ...]) -> dict:
+    """--params k=v: the strategy's defaults with each named parameter replaced, typed like its GRID values."""
+    params = dict(strategy.defaults)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in strategy.grid:
+            raise BadInputError(f"--params: {pair!r} is not NAME=VALUE with NAME in {', '.join(strategy.grid)}")
+        kind = type(strategy.grid[key][0])
+        try:
+            params[key] = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
+        except ValueError:
+            raise BadInputError(f"--params: {key}={raw!r} is not a {kind.__name__}") from None
+    if not strategy.valid(params):
+        raise BadInputError(f"--params: {params} is not a valid combination for {strategy.name}")
+    return params
+
+
+def _config(interval: str, fee: float, workers: int = 1, days_per_year: float = 365.0):
+    from fks_pipelines.lib.quant.backtest import BacktestConfig
+
+    return BacktestConfig(
+        fees=fee,
+        freq=interval.replace("m", "min") if interval.endswith("m") else interval,
+        workers=workers,
+        days_per_year=days_per_year,
+    )
+
+
+FEE_OPTION = click.option(
+    "--fee", type=click.FloatRange(0, 0.1), default=0.001, show_default=True, help="Per fill (0.001 = 0.1%)."
+)
+
+
+@main.command()
+@STRATEGY_OPTION
+@click.option("--symbols", help="Comma-separated symbols (default: FKS_SYMBOLS).")
+@TIMERANGE_OPTION
+@INTERVAL_OPTION
+@click.option("--params", "pairs", multiple=True, help="NAME=VALUE (repeatable); the strategy's defaults otherwise.")
+@FEE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the metrics and the trades.")
+@click.option("--export", type=click.Path(dir_okay=False, path_type=Path), help="Write every trade (JSON) here.")
+@click.option(
+    "--days-per-year",
+    type=click.FloatRange(1, 366),
+    default=365.0,
+    show_default=True,
+    help="Annualisation (Sharpe, Sortino, CAGR): 365 for crypto; 252 is the equities convention.",
+)
+@FILE_OPTION
+def backtest(strategy_name, symbols, timerange, interval, pairs, fee, as_json, export, days_per_year, files) -> None:
+    """One backtest of a strategy on the bars in the database (or --file): freqtrade-style tables of the
+    summary, per symbol, per exit reason, and with --export every trade. Signals at bar t fill at t+1's open."""
+    import json
+
+    from fks_pipelines.lib.quant.report import backtest_symbol, json_ready, summary, text_report
+
+    settings = Settings.from_env()
+    strategy = _strategy(strategy_name, settings)
+    params = _params(strategy, pairs)
+    bars, interval = _bars(settings, _symbols_option(symbols, settings), interval, timerange, files)
+    config = _config(interval, fee, days_per_year=days_per_year)
+    results = [backtest_symbol(symbol, b, strategy, params, config) for symbol, b in bars.items()]
+    totals = summary(results, config)
+    trades = [t for r in results for t in r.trades]
+    if export:
+        export.write_text(json.dumps(json_ready({"strategy": strategy.name, "params": params, "trades": trades})))
+    if as_json:
+        payload = {
+            "strategy": strategy.name,
+            "params": params,
+            "metrics": totals,
+            "symbols": {r.symbol: r.metrics for r in results},
+            "trades": trades,
+        }
+        click.echo(json.dumps(json_ready(payload)))
+    else:
+        click.echo(text_report(strategy, params, results, totals, trades=export is not None))
+
+
+@main.command("lookahead-analysis")
+@STRATEGY_OPTION
+@click.option("--symbols", help="Comma-separated symbols (default: FKS_SYMBOLS).")
+@TIMERANGE_OPTION
+@INTERVAL_OPTION
+@click.option("--samples", type=click.IntRange(1, 10_000), default=20, show_default=True, help="Bars t checked.")
+@click.option("--param-sets", type=click.IntRange(1, 1000), default=3, show_default=True, help="Parameter sets.")
+@FILE_OPTION
+def lookahead_analysis(strategy_name, symbols, timerange, interval, samples, param_sets, files) -> None:
+    """Catch look-ahead bias: signals recomputed on the history truncated at sampled bars t must equal the
+    full history's. Exit 1 listing the first bars and parameters where they differ; 0 for an honest strategy."""
+    from fks_pipelines.lib.quant.lookahead import LookAheadError, lookahead_findings
+
+    settings = Settings.from_env()
+    strategy = _strategy(strategy_name, settings)
+    bars, interval = _bars(settings, _symbols_option(symbols, settings), interval, timerange, files)
+    began = time.perf_counter()
+    for symbol, b in bars.items():
+        findings = lookahead_findings(strategy, b, samples=samples, max_sets=param_sets)
+        if findings:
+            for f in findings:
+                click.echo(f"{symbol} {f.line()}")
+            raise LookAheadError(
+                f"{strategy.name} uses the future: {len(findings)} signals changed when later bars were removed"
+            )
+    click.echo(
+        f"{strategy.name}: no look-ahead in {len(bars)} symbols x {samples} truncation points x {param_sets} parameter "
+        f"sets ({time.perf_counter() - began:.2f}s)"
+    )
+
+
+@main.command()
+@STRATEGY_OPTION
+@click.option(
+    "--objective",
+    type=click.Choice(["sharpe", "sortino", "calmar", "return_over_drawdown"]),
+    default="sharpe",
+    show_default=True,
+)
+@click.option("--search", "method", type=click.Choice(["grid", "optuna"]), default="grid", show_default=True)
+@click.option("--trials", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Optuna trials.")
+@click.option("--walk-forward", is_flag=True, help="Walk forward (in-sample choice, out-of-sample judgement).")
+@click.option(
+    "--in-sample", type=click.IntRange(10), default=336, show_default=True, help="Walk-forward in-sample bars."
+)
+@click.option("--out-of-sample", type=click.IntRange(1), default=96, show_default=True, help="Out-of-sample bars.")
+@click.option("--symbols", help="Comma-separated symbols (default: FKS_SYMBOLS).")
+@TIMERANGE_OPTION
+@INTERVAL_OPTION
+@FEE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per symbol: the best parameters and score.")
+@FILE_OPTION
+def hyperopt(
+    strategy_name,
+    objective,
+    method,
+    trials,
+    walk_forward,
+    in_sample,
+    out_of_sample,
+    symbols,
+    timerange,
+    interval,
+    fee,
+    as_json,
+    files,
+) -> None:
+    """Search a strategy's GRID for the best --objective: the whole grid (on every core, FKS_SWEEP_WORKERS),
+    Optuna, or walked forward; a progress bar and a summary table (the sweep and walk-forward assets' code)."""
+    import json
+
+    from fks_pipelines.lib.quant.backtest import best, run_sweep
+    from fks_pipelines.lib.quant.optimize import optimize_with_optuna
+    from fks_pipelines.lib.quant.report import json_ready, table
+    from fks_pipelines.lib.quant.walk_forward import Search
+    from fks_pipelines.lib.quant.walk_forward import walk_forward as walk
+
+    settings = Settings.from_env()
+    strategy = _strategy(strategy_name, settings)
+    bars, interval = _bars(settings, _symbols_option(symbols, settings), interval, timerange, files)
+    config = _config(interval, fee, settings.sweep_workers)
+    grid = strategy.parameter_sets()
+    rows, out = [], {}
+    for symbol, b in bars.items():
+        if walk_forward:
+            windows, _ = walk(
+                b,
+                strategy,
+                grid,
+                in_sample=in_sample,
+                out_of_sample=out_of_sample,
+                objective=objective,
+                config=config,
+                search=Search(method, trials),
+            )
+            if windows.height == 0:
+                raise BadInputError(
+                    f"{symbol}: {len(b['close'])} bars are too few for one {in_sample}+{out_of_sample} window"
+                )
+            chosen = {
+                "params": windows["params"][-1],
+                "score": float(windows["in_sample_score"][-1]),
+                "oos_total_return": float((1 + windows["oos_total_return"]).product() - 1),
+            }
+        elif method == "optuna":
+            with click.progressbar(length=trials, label=f"{symbol} optuna", file=sys.stderr) as progress:
+                chosen, _ = optimize_with_optuna(b, strategy, objective=objective, n_trials=trials, config=config)
+                progress.update(trials)
+        else:
+            with click.progressbar(length=len(grid), label=f"{symbol} grid", file=sys.stderr) as progress:
+                seen = [0]
+
+                def advance(done: int, _total: int, seen: list[int] = seen) -> None:
+                    progress.update(done - seen[0])
+                    seen[0] = done
+
+                chosen = best(run_sweep(b, strategy, grid, config, advance), objective)
+        out[symbol] = chosen
+        rows.append(
+            [
+                symbol,
+                json.dumps(chosen["params"]),
+                f"{chosen['score']:.3f}",
+                f"{chosen.get('total_return', chosen.get('oos_total_return', float('nan'))):.2%}",
+                f"{chosen.get('trades', float('nan')):.0f}",
+            ]
+        )
+    if as_json:
+        keep = ("params", "score", "objective", "total_return", "sharpe", "max_drawdown", "trades", "oos_total_return")
+        click.echo(json.dumps(json_ready({s: {k: v for k, v in c.items() if k in keep} for s, c in out.items()})))
+    else:
+        what = "walk-forward (last window's choice, chained OOS return)" if walk_forward else method
+        click.echo(f"{strategy.name}: best {objective} by {what}")
+        click.echo(table(["Pair", "Params", objective, "Return", "Trades"], rows))
+
+
+@main.command()
+@STRATEGY_OPTION
+@click.option("--symbol", required=True, help="One symbol.")
+@TIMERANGE_OPTION
+@INTERVAL_OPTION
+@click.option("--params", "pairs", multiple=True, help="NAME=VALUE (repeatable); the strategy's defaults otherwise.")
+@FEE_OPTION
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("plot.png"), show_default=True)
+@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Also an interactive HTML (plotly).")
+@FILE_OPTION
+def plot(strategy_name, symbol, timerange, interval, pairs, fee, output, html, files) -> None:
+    """A PNG of price with entries and exits, and the equity curve (optionally interactive HTML)."""
+    from fks_pipelines.lib.quant.plot import plot_backtest
+    from fks_pipelines.lib.quant.report import backtest_symbol
+
+    settings = Settings.from_env()
+    strategy = _strategy(strategy_name, settings)
+    params = _params(strategy, pairs)
+    symbols = _symbols_option(symbol, settings)
+    bars, interval = _bars(settings, symbols, interval, timerange, files)
+    if symbols[0] not in bars:
+        raise BadInputError(f"--symbol: no bars for {symbols[0]}")
+    result = backtest_symbol(symbols[0], bars[symbols[0]], strategy, params, _config(interval, fee))
+    written = plot_backtest(result, f"{strategy.name} {dict(params)} on {symbols[0]}", output, html)
+    click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
 def stop_dagster_on_signals(proc: subprocess.Popen, grace_s: float = 20.0) -> None:

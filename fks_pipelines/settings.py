@@ -196,6 +196,22 @@ class Settings(BaseSettings):
         secret=True,
     )
 
+    # -- strategies and sweeps ----------------------------------------------------------------------------------------
+    strategies_dir: Path = _env(
+        "FKS_STRATEGIES_DIR",
+        "Folder of user strategy files (`*.py` with `signals`, `GRID`); relative paths from the working directory.",
+        Path("strategies"),
+    )
+    lookahead_policy: Literal["refuse", "flag", "off"] = _env(
+        "FKS_LOOKAHEAD_POLICY",
+        "What sweeps and walk-forward do with a strategy that fails the look-ahead check: `refuse` (fail the run), "
+        "`flag` (run it, mark its rows `lookahead`), `off` (do not check).",
+        "refuse",
+    )
+    sweep_workers: int = _env(
+        "FKS_SWEEP_WORKERS", "Processes a sweep runs its chunks on; 0: one per CPU core, 1: serial.", 0, ge=0, le=256
+    )
+
     # -- automation and the GPU launcher -----------------------------------------------------------------------------
     schedule_time: str = _env("FKS_SCHEDULE_TIME", "UTC time of the daily run (HH:MM).", "00:30")
     gap_window_days: int = _env("FKS_GAP_WINDOW_DAYS", "How far back the gap sensor looks, in days.", 14, ge=1, le=3660)

@@ -16,11 +16,13 @@ from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, dail
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
+from fks_pipelines.lib.quant.lookahead import screen_strategies
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.selection import choose_strategy, indicator_state, signal_state
 from fks_pipelines.lib.quant.state import CASH, position_state
 from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
 from fks_pipelines.lib.quant.walk_forward import Search
+from fks_pipelines.settings import settings
 
 HOURLY = AssetKey(["marts", "fct_ohlcv_1h"])
 DAILY = AssetKey(["marts", "fct_ohlcv_1d"])
@@ -55,7 +57,12 @@ class StrategySelectionConfig(Config):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective: {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
         backtest = BacktestConfig(
-            fees=self.fees, slippage=self.slippage, init_cash=self.init_cash, freq="1h", allow_shorts=self.allow_shorts
+            fees=self.fees,
+            slippage=self.slippage,
+            init_cash=self.init_cash,
+            freq="1h",
+            allow_shorts=self.allow_shorts,
+            workers=settings().sweep_workers,
         )
         try:
             return backtest, Search(self.search, self.optuna_trials, self.seed)
@@ -109,6 +116,13 @@ def strategy_choices(
         start = end - timedelta(days=config.history_days)
         bars_by_symbol = read_bars(conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, start, end)
         choices, table_rows, curves = [], [], {}
+        flagged: dict = {}
+        longest = max(bars_by_symbol.values(), key=lambda b: len(b["close"]), default=None)
+        if longest is not None and len(longest["close"]):
+            # Each strategy's signals on truncated vs full history (lookahead.py): refused or flagged by policy.
+            strategies, flagged = screen_strategies(strategies, longest, settings().lookahead_policy)
+            for name, found in flagged.items():
+                context.log.warning(f"{name} uses the future (flagged, FKS_LOOKAHEAD_POLICY=flag): {found[0].line()}")
         for symbol, bars in bars_by_symbol.items():
             context.log.info(
                 f"{symbol}: walking {len(strategies)} strategies forward over {len(bars['close'])} hourly bars"
@@ -185,6 +199,7 @@ def strategy_choices(
         "data_range": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
         "chosen": MetadataValue.json({s: {"strategy": w.strategy, "params": w.params} for s, w, _ in choices}),
         "candidates": MetadataValue.md("\n".join(table)),
+        "lookahead_flagged": MetadataValue.json({name: [f.line() for f in found] for name, found in flagged.items()}),
     }
     for symbol, curve in curves.items():
         metadata[f"oos_equity_{symbol}"] = MetadataValue.md(_png_markdown(curve, f"{symbol}: out-of-sample equity"))

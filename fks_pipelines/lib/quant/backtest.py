@@ -3,13 +3,18 @@
 Execution model: a signal computed on bar t's close fills at bar t+1's open (``price=open``), all cash in
 (long-only spot by default), Binance spot taker fee (0.1%) and slippage on every fill, valued at each close.
 The grid runs in chunks of ``chunk_size`` parameter sets so memory stays bounded whatever the grid size;
-vectorbt's numba kernels are compiled once and cached on disk.
+vectorbt's numba kernels are compiled once and cached on disk. With ``workers`` > 1 the chunks run in forked
+worker processes (each holds one chunk and its own bounded indicator cache at a time); every chunk is computed
+exactly as in the serial run, so the results are identical.
 """
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +51,9 @@ class BacktestConfig:
     chunk_size: int = 50  # parameter sets per vectorbt call, at most...
     chunk_cells: int = 6_000_000  # ...and at most this many bars x parameter sets (bounds peak memory)
     allow_shorts: bool = False
+    workers: int = 1  # processes a sweep's chunks run on (1: serial; 0: one per CPU core)...
+    days_per_year: float = 365.0  # annualisation: crypto trades every day; 252 is the equities convention
+    parallel_cells: int = 2_000_000  # ...when it has at least this many bars x parameter sets (forking costs ~0.1 s)
 
 
 def next_bar(signals: np.ndarray) -> np.ndarray:
@@ -157,14 +165,14 @@ def _trade_metrics(trades: np.ndarray, k: int) -> dict[str, np.ndarray]:
         }
 
 
-def portfolio_metrics(pf, bars: Bars) -> dict[str, np.ndarray]:
+def portfolio_metrics(pf, bars: Bars, days_per_year: float = 365.0) -> dict[str, np.ndarray]:
     """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set).
 
     Computed from vectorbt's order and trade records in one numba pass per column (vectorbt's accessors
     would each build and copy bars x columns DataFrames); the formulas are vectorbt's own, and the tests
     compare every metric with its accessors.
     """
-    ann_factor = 365 * 86400 / pf.wrapper.freq.total_seconds()
+    ann_factor = days_per_year * 86400 / pf.wrapper.freq.total_seconds()
     close = np.ascontiguousarray(bars["close"], dtype=float)
     n, k = len(close), pf.wrapper.shape_2d[1]
     init = np.ascontiguousarray(np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,)))
@@ -209,6 +217,42 @@ def effective_chunk_size(n_bars: int, config: BacktestConfig) -> int:
     return max(1, min(config.chunk_size, config.chunk_cells // max(1, n_bars)))
 
 
+def _chunk_metrics(bars: SweepBars, strategy: Strategy, chunk: list[dict], config: BacktestConfig) -> dict:
+    entries, exits = signal_matrix(strategy, bars, chunk)
+    pf = portfolio(bars, entries, exits, config)
+    metrics = portfolio_metrics(pf, bars, config.days_per_year)
+    # vectorbt's cached properties form reference cycles: collect them after every chunk, or every chunk's
+    # arrays stay alive until the cyclic collector happens to run (several GB over a long sweep). The
+    # chunk's objects are young, so a generation-1 collection finds them without walking the whole heap.
+    del pf, entries, exits
+    gc.collect(1)
+    return {name: np.asarray(metrics[name], dtype=float) for name in METRICS}
+
+
+# The sweep a forked worker runs: set before the pool forks, so bars and strategy (a user strategy's
+# closure included) reach the workers by fork, never pickled; each worker builds its own indicator cache.
+_FORKED: tuple | None = None
+
+
+def _forked_chunk(chunk: list[dict]) -> dict:
+    assert _FORKED is not None, "run_sweep sets the sweep before forking"
+    bars, strategy, config, max_cells = _FORKED
+    if not isinstance(bars, SweepBars) or bars.memo.get(("__pid__",)) != os.getpid():
+        bars = SweepBars(dict(bars), max_cells=max_cells)
+        bars.memo[("__pid__",)] = os.getpid()
+        globals()["_FORKED"] = (bars, strategy, config, max_cells)
+    return _chunk_metrics(bars, strategy, chunk, config)
+
+
+def sweep_workers(config: BacktestConfig, n_chunks: int, cells: int | None = None) -> int:
+    """Processes for ``n_chunks`` chunks of ``cells`` bars x parameter sets in all: ``config.workers`` (0: the
+    CPU cores this process may use), never more than there are chunks; 1 for a sweep too small to repay forking."""
+    if cells is not None and cells < config.parallel_cells:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(config.workers or cores, n_chunks))
+
+
 def run_sweep(
     bars: Bars,
     strategy: Strategy,
@@ -217,27 +261,36 @@ def run_sweep(
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> pl.DataFrame:
     """One row per parameter set: the parameters (as a JSON-able dict column) and every metric."""
-    rows: dict[str, list] = {"strategy": [], "params": [], **{m: [] for m in METRICS}}
-    bars = SweepBars(bars)  # each indicator once per sweep, not once per parameter set
+    rows: dict[str, list] = {m: [] for m in METRICS}
+    parts = list(chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)))
+    workers = sweep_workers(config, len(parts), len(bars["close"]) * len(parameter_sets))
     done = 0
-    for chunk in chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)):
-        entries, exits = signal_matrix(strategy, bars, chunk)
-        pf = portfolio(bars, entries, exits, config)
-        metrics = portfolio_metrics(pf, bars)
-        rows["strategy"] += [strategy.name] * len(chunk)
-        rows["params"] += chunk
+
+    def collect(chunk: list[dict], metrics: dict) -> None:
+        nonlocal done
         for name in METRICS:
             rows[name] += [float(v) for v in metrics[name]]
         done += len(chunk)
-        # vectorbt's cached properties form reference cycles: collect them after every chunk, or every chunk's
-        # arrays stay alive until the cyclic collector happens to run (several GB over a long sweep). The
-        # chunk's objects are young, so a generation-1 collection finds them without walking the whole heap.
-        del pf, entries, exits, metrics
-        gc.collect(1)
         if on_chunk:
             on_chunk(done, len(parameter_sets))
-    frame = pl.DataFrame({k: v for k, v in rows.items() if k != "params"})
-    return frame.with_columns(pl.Series("params", [dict(p) for p in rows["params"]], dtype=pl.Object)).select(
+
+    if workers == 1:
+        sweep_bars = SweepBars(bars)  # each indicator once per sweep, not once per parameter set
+        for chunk in parts:
+            collect(chunk, _chunk_metrics(sweep_bars, strategy, chunk, config))
+    else:
+        global _FORKED
+        # Each worker's indicator cache gets its share of the serial bound, so the sweep's total stays the same.
+        _FORKED = (bars, strategy, config, 40_000_000 // workers)
+        try:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for chunk, metrics in zip(parts, pool.map(_forked_chunk, parts), strict=True):  # in order
+                    collect(chunk, metrics)
+        finally:
+            _FORKED = None
+    frame = pl.DataFrame({"strategy": [strategy.name] * len(parameter_sets), **rows})
+    return frame.with_columns(pl.Series("params", [dict(p) for p in parameter_sets], dtype=pl.Object)).select(
         "strategy", "params", *METRICS
     )
 

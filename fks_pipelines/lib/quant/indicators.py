@@ -6,13 +6,16 @@ Conventions (the ones TA-Lib and most platforms use):
   ``ewm(span=n, adjust=False)``); leading NaNs are skipped, so an EMA of an EMA (MACD's signal) starts
   where its input starts.
 - RSI and ATR use Wilder's smoothing (alpha = 1 / n), seeded with the simple mean of the first ``n`` values.
-- Bollinger bands: SMA ± k population standard deviations (ddof = 0).
+- Bollinger bands: SMA ± k population standard deviations (ddof = 0), σ computed per window in two passes
+  (the window's mean, then the mean squared deviation from it), so it is exact to rounding whatever the length
+  of the history (E[x²] − E[x]² from running sums loses (price/σ)² digits).
 Every value at bar t uses bars <= t only (no look-ahead).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def _as_float(x) -> np.ndarray:
@@ -86,12 +89,34 @@ def macd(close, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[np.nda
     return line, sig, line - sig
 
 
+@njit(cache=True)
+def _rolling_std_nb(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(x.shape[0], np.nan)
+    for t in range(n - 1, x.shape[0]):
+        total = 0.0
+        for i in range(t - n + 1, t + 1):
+            total += x[i]
+        mean = total / n
+        squares = 0.0
+        for i in range(t - n + 1, t + 1):
+            squares += (x[i] - mean) ** 2
+        out[t] = np.sqrt(squares / n)
+    return out
+
+
+def rolling_std(x, n: int) -> np.ndarray:
+    """Population standard deviation (ddof = 0) of each window of ``n`` values, two-pass per window: exact to
+    rounding relative to σ itself, O(len(x) · n) time, no extra memory."""
+    if n <= 0:
+        raise ValueError("window must be positive")
+    return _rolling_std_nb(np.ascontiguousarray(_as_float(x)), int(n))
+
+
 def bollinger(close, n: int = 20, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lower, middle, upper)."""
     close = _as_float(close)
     middle = sma(close, n)
-    mean_sq = sma(close * close, n)
-    std = np.sqrt(np.maximum(mean_sq - middle * middle, 0.0))
+    std = rolling_std(close, n)
     return middle - k * std, middle, middle + k * std
 
 

@@ -1,4 +1,5 @@
-"""Trading strategies as signal generators, each with its parameter grid.
+"""Trading strategies as signal generators, each with its parameter grid: the built-ins below and the user's
+strategy files (strategy_files.py), all by name in :data:`STRATEGIES`.
 
 A strategy maps bars (numpy arrays) and one parameter set to boolean ``entries``/``exits`` arrays where the
 signal at bar t uses bars <= t only. Orders then fill at the next bar's open (see backtest.py), so no
@@ -10,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +97,9 @@ class Strategy:
     signals: Callable[..., Signals]
     grid: Mapping[str, tuple] = field(default_factory=dict)
     valid: Callable[[dict], bool] = lambda p: True
+    description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the strategy file, for a user strategy; None for a built-in
 
     def parameter_sets(self) -> list[dict]:
         keys = list(self.grid)
@@ -101,12 +107,16 @@ class Strategy:
         return [p for p in combos if self.valid(p)]
 
     def warmup(self, params: Mapping) -> int:
-        """Bars before the signals can be defined (a look-back to prepend when walking forward)."""
-        windows = [int(v) for k, v in params.items() if k in ("fast", "slow", "window", "signal")]
+        """Bars before the signals can be defined (a look-back to prepend when walking forward). A user
+        strategy's integer parameters are all taken for windows (the safe side: a longer warm-up)."""
+        if self.source is not None:
+            windows = [int(v) for v in params.values() if isinstance(v, int) and not isinstance(v, bool)]
+        else:
+            windows = [int(v) for k, v in params.items() if k in ("fast", "slow", "window", "signal")]
         return 3 * max(windows, default=1)
 
 
-STRATEGIES: dict[str, Strategy] = {
+BUILTIN_STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
         Strategy(
@@ -132,14 +142,102 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
-# What each strategy trades before any walk-forward choice exists (textbook settings).
-DEFAULT_PARAMS: dict[str, dict] = {
+# What each built-in trades before any walk-forward choice exists (textbook settings).
+BUILTIN_DEFAULTS: dict[str, dict] = {
     "ma_cross": {"fast": 20, "slow": 50},
     "rsi_reversion": {"window": 14, "lower": 30, "upper": 70},
     "macd_cross": {"fast": 12, "slow": 26, "signal": 9},
     "bollinger_reversion": {"window": 20, "k": 2.0},
     "bollinger_breakout": {"window": 20, "k": 2.0},
 }
+for _name, _strategy in BUILTIN_STRATEGIES.items():
+    BUILTIN_STRATEGIES[_name] = Strategy(
+        _strategy.name,
+        _strategy.signals,
+        _strategy.grid,
+        _strategy.valid,
+        description=(_strategy.signals.__doc__ or "").strip(),
+        defaults=BUILTIN_DEFAULTS[_name],
+    )
+
+
+class _Registry(dict):
+    """A dict filled on first use: the built-ins, then every strategy file in ``FKS_STRATEGIES_DIR`` (read then,
+    not at import). A refused file's name maps to its one-line error: looking it up raises that error
+    (StrategyFileError, exit 2 in the CLI) while every other strategy keeps working."""
+
+    loaded = False
+    errors: dict[str, str] = {}
+
+    def _ensure(self) -> None:
+        if not _Registry.loaded:
+            refresh_strategies()
+
+    def __getitem__(self, key):
+        self._ensure()
+        if key in _Registry.errors and not dict.__contains__(self, key):
+            from fks_pipelines.lib.quant.strategy_files import StrategyFileError
+
+            raise StrategyFileError(_Registry.errors[key])
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key) -> bool:
+        self._ensure()
+        return dict.__contains__(self, key)
+
+    def __iter__(self):
+        self._ensure()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._ensure()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._ensure()
+        return dict.keys(self)
+
+    def values(self):
+        self._ensure()
+        return dict.values(self)
+
+    def items(self):
+        self._ensure()
+        return dict.items(self)
+
+    def get(self, key, default=None):
+        self._ensure()
+        return dict.get(self, key, default)
+
+    def __repr__(self) -> str:
+        self._ensure()
+        return dict.__repr__(self)
+
+
+STRATEGIES: dict[str, Strategy] = _Registry()
+# Each strategy's default parameters, by name (the built-ins' textbook settings, a file's DEFAULTS).
+DEFAULT_PARAMS: dict[str, dict] = _Registry()
+
+
+def refresh_strategies(directory: Path | None = None) -> dict[str, str]:
+    """(Re)load :data:`STRATEGIES` and :data:`DEFAULT_PARAMS` in place: the built-ins, then the files in
+    ``directory`` (default: ``FKS_STRATEGIES_DIR``). Returns the refused files' one-line errors by name; a file
+    named like a built-in is refused."""
+    from fks_pipelines.lib.quant.strategy_files import load_strategy_dir
+    from fks_pipelines.settings import Settings
+
+    folder = directory if directory is not None else Settings.from_env().strategies_dir
+    user, errors = load_strategy_dir(folder)
+    for name in sorted(set(user) & set(BUILTIN_STRATEGIES)):
+        errors[name] = f"{user.pop(name).source}: {name!r} is a built-in strategy; rename the file"
+    merged = {**BUILTIN_STRATEGIES, **user}
+    dict.clear(STRATEGIES)
+    dict.update(STRATEGIES, merged)
+    dict.clear(DEFAULT_PARAMS)
+    dict.update(DEFAULT_PARAMS, {n: dict(s.defaults) for n, s in merged.items()})
+    _Registry.errors = errors
+    _Registry.loaded = True
+    return errors
 
 
 def signal_matrix(strategy: Strategy, bars: Bars, parameter_sets: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -92,3 +92,29 @@ def test_indicators_never_look_ahead():
         lambda c: ind.macd(c)[1],
     ):
         np.testing.assert_array_equal(fn(close)[:400], fn(changed)[:400])  # ...the past values do not
+
+
+@pytest.fixture(scope="module")
+def long_minute_close(shared_data) -> np.ndarray:
+    """Every real BTCUSDT 1-minute bar in ../shared/data/binance (spot 2020, USD-M 2022-2023), oldest first: a
+    long history at a high price level, where σ of a short window is tiny relative to the price."""
+    files = sorted(shared_data.glob("spot/BTCUSDT-1m-*.zip")) + sorted(shared_data.glob("futures-um/BTCUSDT-1m-*"))
+    frames = [read_kline_file(f).frame.select(pl.col("close").cast(pl.Float64)) for f in files]
+    return pl.concat(frames)["close"].to_numpy()
+
+
+def test_bollinger_sigma_is_exact_relative_to_sigma_on_a_long_minute_history(long_minute_close):
+    close = long_minute_close
+    assert len(close) >= 8_640  # six days of minutes
+    for n in (10, 20, 40):
+        windows = np.lib.stride_tricks.sliding_window_view(close, n)
+        exact = windows.std(axis=1)  # numpy's two-pass std of each window, ddof = 0
+        lower, middle, upper = ind.bollinger(close, n, 2.0)
+        sigma = (upper - lower)[n - 1 :] / 4.0
+        positive = exact > 0
+        relative = np.abs(sigma[positive] - exact[positive]) / exact[positive]
+        assert relative.max() < 1e-9, (n, relative.max())
+        # The running-sum formula this replaces, √(E[x²] − E[x]²), is off by far more on the same bars.
+        naive = np.sqrt(np.maximum(ind.sma(close * close, n) - ind.sma(close, n) ** 2, 0.0))[n - 1 :]
+        assert (np.abs(naive[positive] - exact[positive]) / exact[positive]).max() > 1e-7
+        np.testing.assert_array_equal(np.isnan(lower), np.arange(len(close)) < n - 1)

@@ -1,0 +1,184 @@
+"""Strategy files: loading, the one-line refusals, the registry by name, look-ahead detection, and parallel
+sweeps equal to serial ones, on real Binance bars."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from fks_pipelines.lib.quant.backtest import BacktestConfig, run_sweep
+from fks_pipelines.lib.quant.lookahead import lookahead_findings
+from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES, refresh_strategies
+from fks_pipelines.lib.quant.strategy_files import StrategyFileError, load_strategy_file
+from fks_pipelines.lib.sources.files import read_kline_file
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "strategies"
+
+PEEKING = '''
+"""Buys before a rise it can only know from the next close (a centred average)."""
+import numpy as np
+import polars as pl
+
+GRID = {"window": [5, 11]}
+
+
+def signals(bars: pl.DataFrame, window: int):
+    centred = bars["close"].rolling_mean(window, center=True).fill_null(strategy="forward").to_numpy()
+    close = bars["close"].to_numpy()
+    return close < centred, close > centred
+'''
+
+
+@pytest.fixture(scope="module")
+def bars(shared_data) -> dict[str, np.ndarray]:
+    frame = read_kline_file(shared_data / "spot" / "BTCUSDT-1m-2020-01-01.zip").frame
+    return {c: frame[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close", "volume")}
+
+
+@pytest.fixture
+def strategies_dir(tmp_path):
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    for example in EXAMPLES.glob("*.py"):
+        (folder / example.name).write_text(example.read_text())
+    yield folder
+    refresh_strategies(tmp_path / "none")  # back to the built-ins for the next test
+
+
+def write(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_examples_load_by_name_beside_the_builtins(strategies_dir, bars, monkeypatch):
+    monkeypatch.setenv("FKS_STRATEGIES_DIR", str(strategies_dir))
+    assert refresh_strategies() == {}
+    assert {"ma_cross", "donchian_breakout", "ema_rsi_trend"} <= set(STRATEGIES)
+    donchian = STRATEGIES["donchian_breakout"]
+    assert donchian.description.startswith("Donchian breakout")
+    assert DEFAULT_PARAMS["donchian_breakout"] == {"entry": 20, "exit": 10}
+    entries, exits = donchian.signals(bars, **DEFAULT_PARAMS["donchian_breakout"])
+    assert entries.dtype == bool and len(entries) == len(bars["close"]) and entries.any() and exits.any()
+
+
+@pytest.mark.parametrize(
+    ("body", "fault"),
+    [
+        ("import nonexistent_module_xyz\nGRID = {'a': [1]}\ndef signals(bars, a): pass\n", "does not import"),
+        ("GRID = {'a': [1]}\n", "defines no signals"),
+        ("def signals(bars, a): pass\n", "GRID must be"),
+        ("GRID = {'a': []}\ndef signals(bars, a): pass\n", "GRID['a'] must be"),
+        ("GRID = {'a': [1]}\nDEFAULTS = {'b': 1}\ndef signals(bars, a): pass\n", "DEFAULTS must set"),
+        ("GRID = {'a': [1]}\ndef signals(bars, b): pass\n", "does not take the GRID parameters"),
+    ],
+)
+def test_a_broken_file_is_refused_in_one_line_naming_it(tmp_path, body, fault):
+    path = write(tmp_path, "broken", body)
+    with pytest.raises(StrategyFileError) as error:
+        load_strategy_file(path)
+    message = str(error.value)
+    assert str(path) in message and fault in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("returned", "fault"),
+    [
+        ("np.zeros(n - 1, bool), np.zeros(n, bool)", "entries of shape"),
+        ("np.zeros(n, bool), np.zeros(n, float)", "exits of dtype float64"),
+        ("np.full(n, np.nan), np.zeros(n, bool)", "NaN entries"),
+        ("np.zeros(n, bool)", "tuple (entries, exits)"),
+    ],
+)
+def test_bad_signals_are_refused_when_called(tmp_path, bars, returned, fault):
+    path = write(
+        tmp_path,
+        "bad",
+        "import numpy as np\nGRID = {'a': [1, 2]}\n"
+        f"def signals(bars, a):\n    n = bars.height\n    return {returned}\n",
+    )
+    strategy = load_strategy_file(path)
+    with pytest.raises(StrategyFileError) as error:
+        strategy.signals(bars, a=1)
+    assert str(path) in str(error.value) and fault in str(error.value)
+
+
+def test_parameters_not_in_grid_are_refused(strategies_dir, bars):
+    strategy = load_strategy_file(strategies_dir / "donchian_breakout.py")
+    with pytest.raises(StrategyFileError, match="parameters not in GRID: window"):
+        strategy.signals(bars, entry=20, exit=10, window=5)
+
+
+def test_a_broken_file_leaves_the_others_working(strategies_dir, bars):
+    write(strategies_dir, "broken", "GRID = {'a': [1]}\n")
+    write(strategies_dir, "ma_cross", "GRID = {'a': [1]}\ndef signals(bars, a): pass\n")
+    errors = refresh_strategies(strategies_dir)
+    assert set(errors) == {"broken", "ma_cross"} and "is a built-in" in errors["ma_cross"]
+    with pytest.raises(StrategyFileError, match="broken.py: defines no signals"):
+        STRATEGIES["broken"]
+    assert "broken" not in STRATEGIES
+    assert STRATEGIES["ma_cross"].source is None  # the built-in, not the file
+    results = run_sweep(bars, STRATEGIES["donchian_breakout"], STRATEGIES["donchian_breakout"].parameter_sets())
+    assert results.height == 9 and results["trades"].sum() > 0
+
+
+def test_lookahead_catches_a_peeking_strategy_and_clears_honest_ones(strategies_dir, bars):
+    write(strategies_dir, "peeking", PEEKING)
+    refresh_strategies(strategies_dir)
+    findings = lookahead_findings(STRATEGIES["peeking"], bars, samples=10)
+    assert findings, "a centred average uses the next bars"
+    first = findings[0]
+    assert first.bar <= first.truncated_at and first.params == {"window": 5} and first.full != first.truncated
+    for name in (
+        "ma_cross",
+        "rsi_reversion",
+        "macd_cross",
+        "bollinger_reversion",
+        "donchian_breakout",
+        "ema_rsi_trend",
+    ):
+        assert lookahead_findings(STRATEGIES[name], bars, samples=10) == [], name
+
+
+@pytest.mark.slow
+def test_parallel_sweep_equals_the_serial_one(strategies_dir, bars):
+    refresh_strategies(strategies_dir)
+    for name in ("ma_cross", "ema_rsi_trend"):
+        strategy = STRATEGIES[name]
+        params = strategy.parameter_sets()[:60]
+        serial = run_sweep(
+            bars, strategy, params, BacktestConfig(freq="1min", chunk_size=7, workers=1, parallel_cells=0)
+        )
+        done: list[int] = []
+        config = BacktestConfig(freq="1min", chunk_size=7, workers=2, parallel_cells=0)
+        parallel = run_sweep(bars, strategy, params, config, lambda d, _, seen=done: seen.append(d))
+        assert_frame_equal(serial.drop("params"), parallel.drop("params"))  # bit for bit, in the same order
+        assert serial["params"].to_list() == parallel["params"].to_list()
+        assert done[-1] == len(params) and done == sorted(done)
+        assert serial["trades"].sum() > 0
+
+
+def test_the_lookahead_policy_refuses_flags_or_skips(strategies_dir, bars):
+    from fks_pipelines.lib.quant.lookahead import LookAheadError, screen_strategies
+
+    write(strategies_dir, "peeking", PEEKING)
+    refresh_strategies(strategies_dir)
+    both = [STRATEGIES["ma_cross"], STRATEGIES["peeking"]]
+    with pytest.raises(LookAheadError, match="peeking: bar"):
+        screen_strategies(both, bars, "refuse")
+    kept, flagged = screen_strategies(both, bars, "flag")
+    assert kept == both and set(flagged) == {"peeking"}
+    assert screen_strategies(both, bars, "off") == (both, {})
+
+
+def test_annualisation_is_an_option(bars):
+    strategy, params = STRATEGIES["ma_cross"], [{"fast": 20, "slow": 50}]
+    crypto = run_sweep(bars, strategy, params, BacktestConfig(freq="1min"))
+    equities = run_sweep(bars, strategy, params, BacktestConfig(freq="1min", days_per_year=252))
+    assert equities["sharpe"][0] == pytest.approx(crypto["sharpe"][0] * np.sqrt(252 / 365), rel=1e-12)
+    assert equities["total_return"][0] == crypto["total_return"][0]
