@@ -61,5 +61,5 @@ defs = Definitions.merge(
     recommendations.defs,
     portfolio.defs,
     automation.defs,
-    Definitions(resources=resources, executor=step_executor(settings.executor)),
+    Definitions(resources=resources, executor=step_executor(settings.executor, settings.gpu_image)),
 )

@@ -216,6 +216,11 @@ class Settings(BaseSettings):
         "steps with an NVIDIA device request) or `k8s` (a pod per step, GPU steps on the GPU node pool).",
         "default",
     )
+    gpu_image: str | None = _env(
+        "FKS_GPU_IMAGE",
+        "Image of GPU step containers with `FKS_EXECUTOR=docker` (the CUDA build); unset: the run's image.",
+        None,
+    )
 
     # -- validation: each message names the expected form; from_env() adds the variable ---------------------------
     @field_validator("timescaledb", mode="before")

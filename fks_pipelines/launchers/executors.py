@@ -38,12 +38,18 @@ def step_container_kwargs(step_tags: Mapping[str, Any] | None, base: Mapping[str
     return kwargs
 
 
-def _docker_step_handler_class() -> type:
+def _docker_step_handler_class(gpu_image: str | None) -> type:
     from dagster_docker.container_context import DockerContainerContext
     from dagster_docker.docker_executor import DockerStepHandler
 
     class GpuDockerStepHandler(DockerStepHandler):
-        """dagster-docker's step handler; GPU steps get a device request."""
+        """dagster-docker's step handler; GPU steps get a device request (and the CUDA image, if configured)."""
+
+        def _get_image(self, step_handler_context: StepHandlerContext) -> str:
+            (step_key,) = step_handler_context.execute_step_args.step_keys_to_execute or [None]
+            if gpu_image and step_key and is_gpu_step(step_handler_context.step_tags.get(step_key)):
+                return gpu_image
+            return super()._get_image(step_handler_context)
 
         def _get_docker_container_context(self, step_handler_context: StepHandlerContext):
             context = super()._get_docker_container_context(step_handler_context)
@@ -61,7 +67,7 @@ def _docker_step_handler_class() -> type:
     return GpuDockerStepHandler
 
 
-def _gpu_docker_executor() -> ExecutorDefinition:
+def _gpu_docker_executor(gpu_image: str | None) -> ExecutorDefinition:
     from dagster_docker import docker_executor
 
     @executor(
@@ -73,18 +79,18 @@ def _gpu_docker_executor() -> ExecutorDefinition:
         stock = docker_executor.executor_creation_fn(init_context)  # type: ignore[misc]
         assert isinstance(stock, StepDelegatingExecutor)
         handler = stock._step_handler  # noqa: SLF001 - reuse the stock executor's parsed config
-        stock._step_handler = _docker_step_handler_class()(handler._image, handler._container_context)  # noqa: SLF001
+        stock._step_handler = _docker_step_handler_class(gpu_image)(handler._image, handler._container_context)  # noqa: SLF001
         return stock
 
     return gpu_docker_executor
 
 
-def step_executor(kind: str) -> ExecutorDefinition | None:
-    """The executor for ``FKS_EXECUTOR`` (None: Dagster's default)."""
+def step_executor(kind: str, gpu_image: str | None = None) -> ExecutorDefinition | None:
+    """The executor for ``FKS_EXECUTOR`` (None: Dagster's default); ``gpu_image``: ``FKS_GPU_IMAGE``."""
     if kind == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
     if kind == "docker":
-        return _gpu_docker_executor()
+        return _gpu_docker_executor(gpu_image)
     return None
