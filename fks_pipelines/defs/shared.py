@@ -30,6 +30,8 @@ daily_partitions = DailyPartitionsDefinition(start_date=settings().partitions_st
 GPU_TAG_KEY = "fks/gpu"
 GPU_TAGS = {GPU_TAG_KEY: "true"}
 GPU_POOL = "gpu"
+# Every dbt build runs in this pool (limit it to 1 where runs share a database; compose's daemon does).
+DBT_POOL = "dbt"
 # How a GPU node is recognised and kept for GPU work on Kubernetes (NVIDIA GPU Operator's label; the node pool's
 # taint). docker/k8s/ labels and taints the pool with these, and the vLLM Deployment uses them too.
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import ExecutorDefinition, executor
+from dagster import ExecutorDefinition
+from dagster._core.executor.base import Executor
+from dagster._core.executor.init import InitExecutorContext
 from dagster._core.executor.step_delegating import StepDelegatingExecutor
 from dagster._core.executor.step_delegating.step_handler.base import StepHandlerContext
 
@@ -38,6 +40,11 @@ def step_container_kwargs(step_tags: Mapping[str, Any] | None, base: Mapping[str
     return kwargs
 
 
+def _step_key(step_handler_context: StepHandlerContext) -> str | None:
+    keys = step_handler_context.execute_step_args.step_keys_to_execute or []
+    return keys[0] if len(keys) == 1 else None
+
+
 def _docker_step_handler_class(gpu_image: str | None) -> type:
     from dagster_docker.container_context import DockerContainerContext
     from dagster_docker.docker_executor import DockerStepHandler
@@ -46,14 +53,14 @@ def _docker_step_handler_class(gpu_image: str | None) -> type:
         """dagster-docker's step handler; GPU steps get a device request (and the CUDA image, if configured)."""
 
         def _get_image(self, step_handler_context: StepHandlerContext) -> str:
-            (step_key,) = step_handler_context.execute_step_args.step_keys_to_execute or [None]
+            step_key = _step_key(step_handler_context)
             if gpu_image and step_key and is_gpu_step(step_handler_context.step_tags.get(step_key)):
                 return gpu_image
             return super()._get_image(step_handler_context)
 
         def _get_docker_container_context(self, step_handler_context: StepHandlerContext):
             context = super()._get_docker_container_context(step_handler_context)
-            (step_key,) = step_handler_context.execute_step_args.step_keys_to_execute or [None]
+            step_key = _step_key(step_handler_context)
             tags = step_handler_context.step_tags.get(step_key, {}) if step_key else {}
             if not is_gpu_step(tags):
                 return context
@@ -69,20 +76,24 @@ def _docker_step_handler_class(gpu_image: str | None) -> type:
 
 def _gpu_docker_executor(gpu_image: str | None) -> ExecutorDefinition:
     from dagster_docker import docker_executor
+    from dagster_docker.docker_executor import DockerStepHandler
 
-    @executor(
-        name="docker_gpu",
-        config_schema=docker_executor.config_schema,
-        requirements=docker_executor.get_requirements(None),
-    )
-    def gpu_docker_executor(init_context) -> StepDelegatingExecutor:
+    def create(init_context: InitExecutorContext) -> Executor:
         stock = docker_executor.executor_creation_fn(init_context)  # type: ignore[misc]
         assert isinstance(stock, StepDelegatingExecutor)
         handler = stock._step_handler  # noqa: SLF001 - reuse the stock executor's parsed config
-        stock._step_handler = _docker_step_handler_class(gpu_image)(handler._image, handler._container_context)  # noqa: SLF001
+        assert isinstance(handler, DockerStepHandler)
+        gpu_handler = _docker_step_handler_class(gpu_image)
+        stock._step_handler = gpu_handler(handler._image, handler._container_context)  # noqa: SLF001
         return stock
 
-    return gpu_docker_executor
+    return ExecutorDefinition(
+        name="docker_gpu",
+        config_schema=docker_executor.config_schema.as_field(),
+        requirements=docker_executor.get_requirements,
+        executor_creation_fn=create,
+        description="dagster-docker's docker_executor; GPU-marked steps get an NVIDIA device request.",
+    )
 
 
 def step_executor(kind: str, gpu_image: str | None = None) -> ExecutorDefinition | None:
