@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint format install db-start db-stop dev bench clean
+.PHONY: demo test test-quick lint format install db-start db-stop dev bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,9 @@ bench: $(STAMP)
 clean:
 	-$(BIN)/fks db stop
 	rm -rf .fks
+
+## Regenerate the image's lock (docker/requirements.lock) from this environment after a dependency change.
+lock: $(STAMP)
+	{ sed -n '/^#/p' docker/requirements.lock; $(BIN)/python -m pip freeze --exclude-editable \
+	  | grep -v ' @ ' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > docker/requirements.lock.new
+	mv docker/requirements.lock.new docker/requirements.lock

@@ -1,6 +1,7 @@
 """``fks``: the platform's command line.
 
     fks db start|stop|status|url|psql|env   the embedded PostgreSQL (or the external one's URL)
+    fks db backup FILE | restore FILE       pg_dump / pg_restore of the data (or Dagster's) database
     fks ingest sample|binance|archive       load raw klines through the same path as the Dagster asset
     fks demo                                the main job on the embedded default, end to end
     fks dev                                 the database + `dagster dev`, stopped together
@@ -224,6 +225,43 @@ def db_url(database: str) -> None:
         click.echo(with_database(settings.database_url, database))
         return
     click.echo(embedded_server(settings).url(database))
+
+
+def _database_url(settings: Settings, database: str) -> str:
+    """The libpq URL of the data or Dagster database (FKS_DATABASE_URL's server, or the embedded one started)."""
+    data_url, dagster_url = database_urls(settings)
+    return data_url if database == "fks" else dagster_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+
+_DATABASE_OPTION = click.option(
+    "--database",
+    type=click.Choice(["fks", "dagster"]),
+    default="fks",
+    show_default=True,
+    help="fks (the data) or dagster (Dagster's storage).",
+)
+
+
+@db.command("backup")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@_DATABASE_OPTION
+def db_backup(output: Path, database: str) -> None:
+    """Dump a database (embedded or FKS_DATABASE_URL's) into OUTPUT with pg_dump (custom format)."""
+    from fks_pipelines.lib.db.backup import backup
+
+    written = backup(_database_url(Settings.from_env(), database), output)
+    click.echo(f"{database}: backed up to {written} ({written.stat().st_size:,} bytes)")
+
+
+@db.command("restore")
+@click.argument("dump", type=click.Path(path_type=Path))
+@_DATABASE_OPTION
+def db_restore(dump: Path, database: str) -> None:
+    """Restore a backup made by `fks db backup` into the database, replacing its objects (one transaction)."""
+    from fks_pipelines.lib.db.backup import restore
+
+    restore(_database_url(Settings.from_env(), database), dump)
+    click.echo(f"{database}: restored from {dump}")
 
 
 @db.command("analyst-url")

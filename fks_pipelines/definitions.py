@@ -14,6 +14,7 @@ from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.launchers.executors import step_executor
 from fks_pipelines.settings import settings as read_settings
 
 settings = read_settings()
@@ -60,5 +61,5 @@ defs = Definitions.merge(
     recommendations.defs,
     portfolio.defs,
     automation.defs,
-    Definitions(resources=resources),
+    Definitions(resources=resources, executor=step_executor(settings.executor, settings.gpu_image)),
 )

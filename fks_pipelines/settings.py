@@ -229,6 +229,17 @@ class Settings(BaseSettings):
         "GPU ids the run launcher hands out (`CUDA_VISIBLE_DEVICES` values), comma-separated; unset: no GPU routing.",
         (),
     )
+    executor: Literal["default", "docker", "k8s"] = _env(
+        "FKS_EXECUTOR",
+        "How a run executes its steps: `default` (processes of the run worker), `docker` (a container per step, GPU "
+        "steps with an NVIDIA device request) or `k8s` (a pod per step, GPU steps on the GPU node pool).",
+        "default",
+    )
+    gpu_image: str | None = _env(
+        "FKS_GPU_IMAGE",
+        "Image of GPU step containers with `FKS_EXECUTOR=docker` (the CUDA build); unset: the run's image.",
+        None,
+    )
 
     # -- validation: each message names the expected form; from_env() adds the variable ---------------------------
     @field_validator("timescaledb", mode="before")

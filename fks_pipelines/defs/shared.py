@@ -30,6 +30,22 @@ daily_partitions = DailyPartitionsDefinition(start_date=settings().partitions_st
 GPU_TAG_KEY = "fks/gpu"
 GPU_TAGS = {GPU_TAG_KEY: "true"}
 GPU_POOL = "gpu"
+# Every dbt build runs in this pool (limit it to 1 where runs share a database; compose's daemon does).
+DBT_POOL = "dbt"
+# How a GPU node is recognised and kept for GPU work on Kubernetes (NVIDIA GPU Operator's label; the node pool's
+# taint). docker/k8s/ labels and taints the pool with these, and the vLLM Deployment uses them too.
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+# The op tags of a GPU step: the marker, plus the per-op pod config dagster-k8s's k8s_job_executor applies to that
+# step's pod only (one GPU, the GPU node pool). Op tags travel with each step, so backfills and automation runs
+# keep the routing; the docker executor (launchers/docker.py) reads the marker.
+GPU_OP_TAGS: dict[str, object] = {
+    **GPU_TAGS,
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+        "pod_spec_config": {"node_selector": GPU_NODE_SELECTOR, "tolerations": GPU_TOLERATIONS},
+    },
+}
 
 _MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
 

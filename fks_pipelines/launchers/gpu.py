@@ -8,7 +8,9 @@ GPU modes:
   released on success, failure and crash alike; with every GPU busy the launch waits (``wait_seconds``).
 - ``docker``: dagster-docker's ``DockerRunLauncher`` with an NVIDIA device request per run.
 - ``k8s``: dagster-k8s's ``K8sRunLauncher`` with ``nvidia.com/gpu`` limits, a node selector and tolerations.
-No GPUs configured (``gpus`` empty, e.g. a laptop): every run goes to the default launcher.
+Local mode without GPUs (``gpus`` empty, e.g. a laptop): every run goes to the default launcher.
+Whole-run routing holds a GPU for the whole run; where steps can run in their own containers or pods, prefer
+``FKS_EXECUTOR=docker|k8s`` (launchers/executors.py), which puts only the GPU steps on a GPU.
 The run coordinator (coordinator.py) tags GPU runs on submission, so a tag concurrency limit equal to the
 number of GPUs queues them before they reach the launcher.
 """
@@ -32,6 +34,7 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._serdes.config_class import class_from_code_pointer
 from dagster_shared.serdes import serialize_value
 
+from fks_pipelines.defs.shared import GPU_NODE_SELECTOR, GPU_TOLERATIONS
 from fks_pipelines.launchers.routing import gpu_steps, run_needs_gpu
 from fks_pipelines.launchers.slots import GpuSlots
 from fks_pipelines.settings import Settings
@@ -59,8 +62,8 @@ def k8s_launcher_config(
     container = dict(run_config.get("container_config") or {})
     container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus_per_run)}}
     pod_spec = dict(run_config.get("pod_spec_config") or {})
-    pod_spec["node_selector"] = dict(node_selector or {"nvidia.com/gpu.present": "true"})
-    pod_spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    pod_spec["node_selector"] = dict(node_selector or GPU_NODE_SELECTOR)
+    pod_spec["tolerations"] = list(GPU_TOLERATIONS)
     run_config.update(container_config=container, pod_spec_config=pod_spec)
     config["run_k8s_config"] = run_config
     return config
@@ -184,8 +187,10 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
 
     # -- routing ----------------------------------------------------------------------------------------
     def route(self, run) -> str:
-        """'gpu' when the run executes a GPU step and GPUs are configured, else 'default'."""
-        return "gpu" if self.gpus and run_needs_gpu(self._instance, run) else "default"
+        """'gpu' when the run executes a GPU step and a GPU is reachable (local mode: FKS_GPUS; docker and k8s
+        modes: the device request or the GPU node pool, no FKS_GPUS needed), else 'default'."""
+        gpu_reachable = bool(self.gpus) or self.mode != "local"
+        return "gpu" if gpu_reachable and run_needs_gpu(self._instance, run) else "default"
 
     def _launcher(self, route: str) -> RunLauncher:
         if route == "default":

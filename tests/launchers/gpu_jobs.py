@@ -7,10 +7,10 @@ from pathlib import Path
 
 from dagster import Definitions, asset, define_asset_job, reconstructable
 
-from fks_pipelines.defs.shared import GPU_POOL, GPU_TAGS
+from fks_pipelines.defs.shared import GPU_OP_TAGS, GPU_POOL
 
 
-@asset(op_tags=GPU_TAGS, pool=GPU_POOL)
+@asset(op_tags=GPU_OP_TAGS, pool=GPU_POOL)
 def embeddings() -> None:
     Path(os.environ["FKS_TEST_GPU_OUT"]).write_text(os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     time.sleep(float(os.environ.get("FKS_TEST_GPU_SLEEP", "0")))

@@ -73,6 +73,9 @@ def test_runs_are_routed_by_what_they_execute(instance, tmp_path, assets, tags, 
     run = create_run(instance, assets, tags)
     assert launcher(instance, tmp_path).route(run) == route
     assert launcher(instance, tmp_path, gpus="").route(run) == "default"  # no GPUs configured: nothing routes there
+    k8s = GpuRoutingRunLauncher(gpus="", mode="k8s")  # k8s and docker modes need no FKS_GPUS
+    k8s.register_instance(instance)
+    assert k8s.route(run) == route
     assert bool(gpu_steps(instance, run)) == (assets is None or "embeddings" in assets)
 
 

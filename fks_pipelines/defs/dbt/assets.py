@@ -5,6 +5,9 @@
   single dbt invocation (single-run backfill policy);
 - ``dbt_models``: everything else (staging and intermediate views, dimension tables), unpartitioned.
 dbt tests become asset checks on the models they test.
+
+Both run in the ``dbt`` pool and hold the database's dbt lock (lib/db/locks.py) while dbt runs: runs over
+overlapping windows (a first boot's backfills) queue for dbt instead of rebuilding the same dates at once.
 """
 
 import json
@@ -14,7 +17,8 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from fks_pipelines.defs.dbt.resources import dbt_connection, dbt_project
 from fks_pipelines.defs.dbt.translator import FksDbtTranslator
-from fks_pipelines.defs.shared import PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import DBT_POOL, PostgresResource, daily_partitions
+from fks_pipelines.lib.db.locks import DBT_BUILD, advisory_lock
 
 MANIFEST = dbt_project().manifest_path
 PARTITIONED = "tag:partitioned"
@@ -27,12 +31,13 @@ PARTITIONED = "tag:partitioned"
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     dagster_dbt_translator=FksDbtTranslator(),
+    pool=DBT_POOL,
 )
 def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
     window = context.partition_time_window
     dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
     database.ensure_schema()
-    with dbt_connection(database.url):
+    with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
         yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
 
@@ -41,8 +46,9 @@ def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, databa
     exclude=PARTITIONED,
     name="dbt_models",
     dagster_dbt_translator=FksDbtTranslator(),
+    pool=DBT_POOL,
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
     database.ensure_schema()
-    with dbt_connection(database.url):
+    with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
         yield from dbt.cli(["build"], context=context).stream()

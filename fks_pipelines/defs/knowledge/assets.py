@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.shared import GPU_POOL, GPU_TAGS, MarketDataResource, PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import GPU_OP_TAGS, GPU_POOL, MarketDataResource, PostgresResource, daily_partitions
 from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
@@ -89,7 +89,7 @@ def documents(
     key_prefix="knowledge",
     group_name="knowledge",
     deps=[documents],
-    op_tags=GPU_TAGS,
+    op_tags=GPU_OP_TAGS,
     pool=GPU_POOL,
     kinds={"pytorch", "pgvector"},
     description=(

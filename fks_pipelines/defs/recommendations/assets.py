@@ -22,8 +22,8 @@ from fks_pipelines.defs.knowledge.assets import MARKET_STATE
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import (
+    GPU_OP_TAGS,
     GPU_POOL,
-    GPU_TAGS,
     DiscordResource,
     MarketDataResource,
     PostgresResource,
@@ -42,8 +42,12 @@ from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
 from fks_pipelines.lib.recommend.evaluation import evaluate, metrics
 from fks_pipelines.lib.recommend.generate import generate
 from fks_pipelines.lib.recommend.retrieval import retriever
+from fks_pipelines.settings import settings
 
 DAILY_KEY = AssetKey(["recommendations", "daily"])
+# The daily recommendation needs a GPU only when it runs vLLM inside its own process (FKS_LLM_ENGINE=in_process);
+# over HTTP the GPU is the vLLM server's, and the step stays on a CPU worker.
+_IN_PROCESS_LLM = settings().llm_engine == "in_process"
 
 
 @asset(
@@ -52,8 +56,8 @@ DAILY_KEY = AssetKey(["recommendations", "daily"])
     deps=[*MARKET_STATE, AssetKey(["knowledge", "document_embeddings"])],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    op_tags=GPU_TAGS,
-    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS if _IN_PROCESS_LLM else None,
+    pool=GPU_POOL if _IN_PROCESS_LLM else None,
     kinds={"openai", "postgres"},
     check_specs=[
         AssetCheckSpec(
