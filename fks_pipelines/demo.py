@@ -108,16 +108,17 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     click.echo(f"{'symbol':<10}{'log return':>12}{'vol 7d':>10}{'vol 30d':>10}")
     for symbol, r, v7, v30 in returns:
         click.echo(f"{symbol:<10}{_pct(r):>12}{_pct(v7):>10}{_pct(v30):>10}")
-    click.echo("\nanalytics.strategy_choices (walk-forward, out-of-sample)")
+    click.echo("\nanalytics.strategy_choices (rolling: in-sample params, validation choice, test record)")
     click.echo(
-        f"{'symbol':<10}{'strategy':<22}{'params':<36}{'OOS return':>11}{'Sharpe':>8}{'max DD':>9}{'B&H':>9}  regime"
+        f"{'symbol':<10}{'decided at':<18}{'strategy':<21}{'params':<30}{'val ret':>9}{'DSR':>6}{'PBO':>6}"
+        f"{'test ret':>10}{'B&H':>9}  regime"
     )
-    for symbol, strategy, params, ret, sharpe, dd, bh in chosen:
-        params_text = ", ".join(f"{k}={v}" for k, v in params.items())
-        sharpe_text = "-" if sharpe is None else f"{sharpe:.2f}"
+    for symbol, decided_at, strategy, params, ret, dsr, pbo, test, bh in chosen:
+        params_text = ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
+        dsr_text, pbo_text = ("-" if v is None else f"{v:.2f}" for v in (dsr, pbo))
         click.echo(
-            f"{symbol:<10}{strategy:<22}{params_text:<36}{_pct(ret):>11}{sharpe_text:>8}{_pct(dd):>9}{_pct(bh):>9}"
-            f"  {regimes.get(symbol, '-')}"
+            f"{symbol:<10}{decided_at:%Y-%m-%d %H:%M}  {strategy:<21}{params_text:<30}{_pct(ret):>9}{dsr_text:>6}"
+            f"{pbo_text:>6}{_pct(test):>10}{_pct(bh):>9}  {regimes.get(symbol, '-')}"
         )
     click.echo("\nknowledge.documents (embedded into knowledge.chunks)")
     click.echo(f"{'kind':<20}{'documents':>10}{'embedded':>10}")
@@ -196,10 +197,11 @@ MARTS_RETURNS_SQL = """
 
 
 CHOSEN_SQL = """
-    SELECT symbol, strategy, params, oos_total_return, oos_sharpe, oos_max_drawdown, buy_and_hold_return
+    SELECT symbol, decided_at, strategy, params, oos_total_return, dsr, pbo, test_total_return,
+           test_buy_and_hold_return
     FROM analytics.strategy_choices
     WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY created_at DESC LIMIT 1)
-    ORDER BY symbol
+    ORDER BY symbol, decided_at
 """
 REGIMES_SQL = """
     SELECT DISTINCT ON (symbol) symbol, regime FROM analytics.market_regimes ORDER BY symbol, bucket DESC

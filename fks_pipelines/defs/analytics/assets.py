@@ -6,9 +6,21 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
 from pydantic import Field
 
 from fks_pipelines import __version__
@@ -18,7 +30,8 @@ from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
 from fks_pipelines.lib.quant.lookahead import screen_strategies
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
-from fks_pipelines.lib.quant.selection import choose_strategy, indicator_state, signal_state
+from fks_pipelines.lib.quant.rolling_choice import Windows, rolling_choices
+from fks_pipelines.lib.quant.selection import indicator_state, signal_state
 from fks_pipelines.lib.quant.state import CASH, position_state
 from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
 from fks_pipelines.lib.quant.walk_forward import Search
@@ -31,9 +44,20 @@ HOURS_PER_YEAR = 24 * 365
 
 class StrategySelectionConfig(Config):
     objective: str = Field(default="sharpe", description=f"One of {', '.join(OBJECTIVES)}.")
-    history_days: int = Field(default=90, description="Days of hourly bars (up to the latest) to validate on.")
-    in_sample_days: int = Field(default=14, description="Walk-forward in-sample length.")
-    out_of_sample_days: int = Field(default=4, description="Walk-forward out-of-sample length (and step).")
+    history_days: int = Field(default=90, description="Days of hourly bars (up to the latest) to decide over.")
+    in_sample_days: int = Field(default=7, description="In-sample window: each strategy's parameters are chosen here.")
+    validation_days: int = Field(
+        default=3, description="Validation window after it: the strategy (or cash) is chosen here."
+    )
+    every_days: int = Field(
+        default_factory=lambda: settings().choice_every_days,
+        description="Days between decisions (Monday 00:00 UTC anchored for 7) and the test window's length.",
+    )
+    min_dsr: float = Field(
+        default_factory=lambda: settings().choice_min_dsr,
+        description="Deflated Sharpe Ratio the validation winner needs to be chosen over cash.",
+    )
+    pbo_blocks: int = Field(default=8, description="CSCV blocks of the PBO (even; C(n, n/2) splits).")
     fees: float = Field(default=0.001, description="Per fill (Binance spot taker: 0.1%).")
     slippage: float = 0.0005
     init_cash: float = 10_000.0
@@ -46,16 +70,23 @@ class StrategySelectionConfig(Config):
     search: str = Field(
         default="grid", description="'grid' (every parameter set) or 'optuna' (seeded TPE over the same grid values)."
     )
-    optuna_trials: int = Field(default=30, description="Trials per walk-forward window when search is 'optuna'.")
+    optuna_trials: int = Field(default=30, description="Trials per decision and strategy when search is 'optuna'.")
     seed: int = Field(default=42, description="Optuna's sampler seed: the same seed gives the same choices.")
 
-    def validated(self) -> tuple[BacktestConfig, Search]:
-        """The backtest settings and the search, or a ValueError naming the bad field."""
+    def validated(self) -> tuple[BacktestConfig, Search, Windows]:
+        """The backtest settings, the search and the windows, or a ValueError naming the bad field."""
         unknown = sorted(set(self.strategies) - set(STRATEGIES))
         if unknown or not self.strategies:
             raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(STRATEGIES)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective: {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
+        for name in ("in_sample_days", "validation_days", "every_days", "history_days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1 day, not {getattr(self, name)}")
+        if not 0 <= self.min_dsr <= 1:
+            raise ValueError(f"min_dsr: a probability in [0, 1], not {self.min_dsr}")
+        if self.pbo_blocks < 2 or self.pbo_blocks % 2:
+            raise ValueError(f"pbo_blocks: an even number >= 2, not {self.pbo_blocks}")
         backtest = BacktestConfig(
             fees=self.fees,
             slippage=self.slippage,
@@ -64,8 +95,9 @@ class StrategySelectionConfig(Config):
             allow_shorts=self.allow_shorts,
             workers=settings().sweep_workers,
         )
+        windows = Windows(self.in_sample_days * 24, self.validation_days * 24, self.every_days * 24, self.pbo_blocks)
         try:
-            return backtest, Search(self.search, self.optuna_trials, self.seed)
+            return backtest, Search(self.search, self.optuna_trials, self.seed), windows
         except ValueError as e:
             raise ValueError(f"search/optuna_trials: {e}") from e
 
@@ -79,7 +111,7 @@ def _png_markdown(curve: np.ndarray, title: str) -> str:
     fig, ax = plt.subplots(figsize=(7, 3), dpi=90)
     ax.plot(curve, lw=1.2)
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel("out-of-sample hours")
+    ax.set_xlabel("test-window hours (decisions chained)")
     ax.set_ylabel("equity")
     ax.grid(alpha=0.3)
     buf = io.BytesIO()
@@ -89,15 +121,38 @@ def _png_markdown(curve: np.ndarray, title: str) -> str:
     return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
+def _utc(stamp: np.datetime64) -> datetime:
+    return stamp.astype("datetime64[us]").item().replace(tzinfo=UTC)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 6)
+
+
+DECISION_COLUMNS = (
+    TableColumn("symbol", "string"),
+    TableColumn("decided_at", "string", description="UTC; every input of the choice is before it"),
+    TableColumn("strategy", "string", description="the choice: a strategy or cash"),
+    TableColumn("candidate", "string", description="the best strategy on the validation window"),
+    TableColumn("validation_return", "float", description="the candidate's, after fees"),
+    TableColumn("dsr", "float", description="Deflated Sharpe Ratio of the candidate's validation record"),
+    TableColumn("pbo", "float", description="Probability of Backtest Overfitting of best-Sharpe selection"),
+    TableColumn("test_return", "float", description="the choice on the test window (empty until it ends)"),
+    TableColumn("test_buy_and_hold", "float"),
+)
+
+
 @asset(
     key_prefix="analytics",
     group_name="analytics",
     deps=[HOURLY],
     kinds={"vectorbt", "postgres"},
     description=(
-        "Per symbol, every strategy walked forward over the last history_days of hourly bars (parameters chosen "
-        "in-sample by the objective, judged out-of-sample); the strategy with the best out-of-sample record and "
-        "its latest parameters. Writes analytics.backtest_runs, backtest_results, strategy_choices."
+        "Per symbol, the strategy to trade re-decided every every_days (weekly) over the last history_days of "
+        "hourly bars: parameters chosen in-sample, the strategy or cash chosen on the following validation window "
+        "(cash unless the winner's return is positive after fees and its Deflated Sharpe Ratio reaches min_dsr), "
+        "the choice reported on a later test window, with the PBO of the selection. Every input of a decision is "
+        "before its decided_at. Writes analytics.backtest_runs, backtest_results, strategy_choices."
     ),
 )
 def strategy_choices(
@@ -106,16 +161,20 @@ def strategy_choices(
     database: PostgresResource,
     market_data: MarketDataResource,
 ) -> MaterializeResult:
-    backtest, search = config.validated()
+    backtest, search, windows = config.validated()
     strategies = [STRATEGIES[name] for name in config.strategies]
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    every = timedelta(days=config.every_days)
     with database.connection() as conn:
         end = bars_end(conn, "fct_ohlcv_1h")
         if end is None:
             raise ValueError("marts.fct_ohlcv_1h is empty: materialize the raw layer and the marts first")
         start = end - timedelta(days=config.history_days)
         bars_by_symbol = read_bars(conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, start, end)
-        choices, table_rows, curves = [], [], {}
+        choices: list[analytics.StrategyChoice] = []
+        grids: dict[str, tuple[str, dict[str, np.ndarray]]] = {}
+        candidate_rows: list[tuple[str, datetime, dict, bool]] = []
+        curves: dict[str, np.ndarray] = {}
         flagged: dict = {}
         longest = max(bars_by_symbol.values(), key=lambda b: len(b["close"]), default=None)
         if longest is not None and len(longest["close"]):
@@ -124,26 +183,68 @@ def strategy_choices(
             for name, found in flagged.items():
                 context.log.warning(f"{name} uses the future (flagged, FKS_LOOKAHEAD_POLICY=flag): {found[0].line()}")
         for symbol, bars in bars_by_symbol.items():
-            context.log.info(
-                f"{symbol}: walking {len(strategies)} strategies forward over {len(bars['close'])} hourly bars"
+            context.log.info(f"{symbol}: deciding every {config.every_days} days over {len(bars['close'])} hourly bars")
+            decisions = (
+                rolling_choices(
+                    bars,
+                    strategies,
+                    windows,
+                    every=every,
+                    end=end,
+                    objective=config.objective,
+                    min_dsr=config.min_dsr,
+                    config=backtest,
+                    search=search,
+                )
+                if len(bars["close"])
+                else []
             )
-            winner, candidates = choose_strategy(
-                bars,
-                strategies,
-                objective=config.objective,
-                in_sample=config.in_sample_days * 24,
-                out_of_sample=config.out_of_sample_days * 24,
-                bars_per_year=HOURS_PER_YEAR,
-                config=backtest,
-                search=search,
-            )
-            if winner is None:
-                context.log.warning(f"{symbol}: {len(bars['close'])} bars are too few for one walk-forward window")
+            if not decisions:
+                context.log.warning(
+                    f"{symbol}: {len(bars['close'])} bars hold no decision time with "
+                    f"{config.in_sample_days + config.validation_days} days before it"
+                )
                 continue
-            choices.append((symbol, winner, bars))
-            curves[symbol] = winner.curve
-            for c in candidates:
-                table_rows.append((symbol, c.strategy, c.params, c.oos, c is winner))
+            curve, capital = [], backtest.init_cash
+            for decided_at, decision, test in decisions:
+                i = decision.decision_index
+                val = decision.validation
+                choices.append(
+                    analytics.StrategyChoice(
+                        symbol=symbol,
+                        strategy=decision.strategy,
+                        params=decision.params,
+                        objective=config.objective,
+                        oos_windows=1,
+                        oos_total_return=val["total_return"],
+                        oos_sharpe=val["sharpe"],
+                        oos_max_drawdown=val["max_drawdown"],
+                        oos_trades=val["trades"],
+                        buy_and_hold_return=val["buy_and_hold_return"],
+                        decided_at=decided_at,
+                        candidate=decision.candidate,
+                        in_sample_start=_utc(bars["bucket"][i - windows.validation - windows.in_sample]),
+                        validation_start=_utc(bars["bucket"][i - windows.validation]),
+                        n_trials=decision.n_trials,
+                        dsr=decision.dsr,
+                        pbo=decision.pbo,
+                        configurations=decision.configurations,
+                        test_end=decided_at + every,
+                        test_total_return=None if test is None else test["total_return"],
+                        test_sharpe=None if test is None else test["sharpe"],
+                        test_max_drawdown=None if test is None else test["max_drawdown"],
+                        test_trades=None if test is None else test["trades"],
+                        test_buy_and_hold_return=None if test is None else test["buy_and_hold_return"],
+                    )
+                )
+                for c in decision.candidates:
+                    candidate_rows.append((symbol, decided_at, c, c["strategy"] == decision.strategy))
+                if test is not None:
+                    curve.append(test["equity"] / backtest.init_cash * capital)
+                    capital = curve[-1][-1]
+            if curve:
+                curves[symbol] = np.concatenate(curve)
+            grids[symbol] = (decisions[-1][1].candidate, bars)
         with conn.transaction():  # the run, its choices and their grids land together or not at all
             analytics.insert_run(
                 conn,
@@ -155,41 +256,52 @@ def strategy_choices(
                 objective=config.objective,
                 config=config.model_dump(),
             )
-            for symbol, winner, bars in choices:
-                times = bars["bucket"]
-                decided_at = times[winner.decision_index].astype("datetime64[us]").item().replace(tzinfo=UTC)
-                b_and_h = bars["close"][-1] / bars["close"][int(winner.windows["decision"][0])] - 1
-                choice = analytics.StrategyChoice(
-                    symbol=symbol,
-                    strategy=winner.strategy,
-                    params=winner.params,
-                    objective=config.objective,
-                    oos_windows=winner.windows.height,
-                    oos_total_return=winner.oos["total_return"],
-                    oos_sharpe=winner.oos["sharpe"],
-                    oos_max_drawdown=winner.oos["max_drawdown"],
-                    oos_trades=winner.oos["trades"],
-                    buy_and_hold_return=float(b_and_h),
-                    decided_at=decided_at,
-                )
+            for choice in choices:
                 analytics.insert_choice(conn, run_id, market_data.market, choice)
-                # The winner's full-sample grid, for analysts comparing configurations.
-                strategy = STRATEGIES[winner.strategy]
+            for symbol, (name, bars) in grids.items():
+                # The latest candidate's full-sample grid, for analysts comparing configurations.
+                strategy = STRATEGIES[name]
                 grid = run_sweep(bars, strategy, strategy.parameter_sets(), backtest)
-                data_start = times[0].astype("datetime64[us]").item().replace(tzinfo=UTC)
                 analytics.insert_results(
-                    conn, run_id, market_data.market, symbol, strategy.name, data_start, end, grid.iter_rows(named=True)
+                    conn,
+                    run_id,
+                    market_data.market,
+                    symbol,
+                    strategy.name,
+                    _utc(bars["bucket"][0]),
+                    end,
+                    grid.iter_rows(named=True),
                 )
     table = [
-        "| symbol | strategy | params | OOS return | OOS Sharpe | OOS max DD | chosen |",
-        "|---|---|---|---|---|---|---|",
+        "| symbol | decided at | strategy | params | in-sample score | validation return | validation Sharpe"
+        " | chosen |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for symbol, name, params, oos, chosen in sorted(table_rows, key=lambda r: (r[0], -(r[3].get("sharpe") or -1e9))):
+    for symbol, decided_at, c, chosen in candidate_rows:
+        val = c["validation"]
         table.append(
-            f"| {symbol} | {name} | `{json.dumps(params)}` | {oos['total_return']:.2%} | {oos['sharpe']:.2f} |"
-            f" {oos['max_drawdown']:.2%} | {'**yes**' if chosen else ''} |"
+            f"| {symbol} | {decided_at:%Y-%m-%d %H:%M} | {c['strategy']} | `{json.dumps(c['params'])}` |"
+            f" {c['in_sample_score']:.2f} | {val['total_return']:.2%} | {val['sharpe']:.2f} |"
+            f" {'**yes**' if chosen else ''} |"
         )
-    metadata = {
+    records = [
+        TableRecord(
+            {
+                "symbol": c.symbol,
+                "decided_at": f"{c.decided_at:%Y-%m-%d %H:%M}",
+                "strategy": c.strategy,
+                "candidate": c.candidate or "",
+                "validation_return": _number(c.oos_total_return),
+                "dsr": _number(c.dsr),
+                "pbo": _number(c.pbo),
+                "test_return": _number(c.test_total_return),
+                "test_buy_and_hold": _number(c.test_buy_and_hold_return),
+            }
+        )
+        for c in choices
+    ]
+    latest = {c.symbol: c for c in choices}  # decisions are in time order per symbol
+    metadata: dict[str, Any] = {
         "run_id": run_id,
         "objective": config.objective,
         "search": search.method
@@ -197,12 +309,22 @@ def strategy_choices(
         else f"optuna ({search.trials} trials/window, seed {search.seed})",
         "direction": "long and short" if config.allow_shorts else "long only",
         "data_range": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
-        "chosen": MetadataValue.json({s: {"strategy": w.strategy, "params": w.params} for s, w, _ in choices}),
+        "windows": (
+            f"in-sample {config.in_sample_days}d, validation {config.validation_days}d, test {config.every_days}d;"
+            f" a decision every {config.every_days}d; cash unless DSR >= {config.min_dsr}"
+        ),
+        "decision_count": len(choices),
+        "decisions": MetadataValue.table(records, schema=TableSchema(columns=list(DECISION_COLUMNS))),
+        "chosen": MetadataValue.json({s: {"strategy": c.strategy, "params": c.params} for s, c in latest.items()}),
         "candidates": MetadataValue.md("\n".join(table)),
         "lookahead_flagged": MetadataValue.json({name: [f.line() for f in found] for name, found in flagged.items()}),
     }
-    for symbol, curve in curves.items():
-        metadata[f"oos_equity_{symbol}"] = MetadataValue.md(_png_markdown(curve, f"{symbol}: out-of-sample equity"))
+    for symbol, last in latest.items():  # the latest decision's figures, as numbers the Plots tab can chart
+        for name, value in (("dsr", last.dsr), ("pbo", last.pbo)):
+            if value is not None and np.isfinite(value):
+                metadata[f"{name}_{symbol}"] = MetadataValue.float(float(value))
+    for symbol, equity in curves.items():
+        metadata[f"test_equity_{symbol}"] = MetadataValue.md(_png_markdown(equity, f"{symbol}: test-window equity"))
     return MaterializeResult(metadata=metadata)
 
 
@@ -237,7 +359,7 @@ def signals(
                     continue
                 chosen = analytics.latest_choice(conn, market_data.market, symbol, before=end)
                 params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
-                if chosen and chosen[0] in STRATEGIES:  # not 'cash'
+                if chosen and chosen[0] in STRATEGIES:  # "cash" (hold nothing) changes no strategy's parameters
                     params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
                 state = indicator_state(bars)
                 as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=UTC)

@@ -1,11 +1,11 @@
 """The ``analytics`` schema's store: every statement the analytics layer runs against its tables.
 
 The tables are created by migration ``004_analytics.sql`` (beside this module, in ``migrations/``): walk-forward
-runs (``backtest_runs``), each run's parameter grids (``backtest_results``) and per-symbol choices
-(``strategy_choices``), daily point-in-time indicator and signal state (``signals``), and market regimes
-(``market_regimes``, ``regime_transitions``); migration ``013`` adds what the chosen strategy holds at each
-close (``strategy_state``). Times are UTC. A non-finite number (a Sharpe ratio of a column
-that never trades, say) is stored as NULL.
+runs (``backtest_runs``), each run's parameter grids (``backtest_results``) and per-symbol rolling choices
+(``strategy_choices``, one row per decision; migration ``013`` makes them rolling), daily point-in-time indicator
+and signal state (``signals``), and market regimes (``market_regimes``, ``regime_transitions``); migration ``012``
+adds what the chosen strategy holds at each close (``strategy_state``). Times are UTC. A non-finite number (a
+Sharpe ratio of a column that never trades, say) is stored as NULL.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ INDICATORS = (
 
 
 class StrategyChoice(NamedTuple):
-    """One symbol's walk-forward winner in a run: what to trade next and its out-of-sample record."""
+    """One symbol's decision in a run: what to trade from ``decided_at`` (a strategy, or ``cash`` with params
+    {}), its validation record (``oos_*``, known at ``decided_at``), how much of that record may be luck (``dsr``,
+    ``pbo``) and its test-window record (``test_*``, known only at ``test_end``; None until then)."""
 
     symbol: str
     strategy: str
@@ -50,7 +52,20 @@ class StrategyChoice(NamedTuple):
     oos_max_drawdown: float | None
     oos_trades: float | None
     buy_and_hold_return: float | None
-    decided_at: datetime  # the last decision time: nothing after it was used
+    decided_at: datetime  # the decision time: nothing at or after it was used
+    candidate: str | None = None
+    in_sample_start: datetime | None = None
+    validation_start: datetime | None = None
+    n_trials: int | None = None
+    dsr: float | None = None
+    pbo: float | None = None
+    configurations: int | None = None
+    test_end: datetime | None = None
+    test_total_return: float | None = None
+    test_sharpe: float | None = None
+    test_max_drawdown: float | None = None
+    test_trades: float | None = None
+    test_buy_and_hold_return: float | None = None
 
 
 class Signal(NamedTuple):
@@ -120,8 +135,10 @@ def insert_run(
 def insert_choice(conn: psycopg.Connection, run_id: str, market: str, choice: StrategyChoice) -> None:
     conn.execute(
         "INSERT INTO analytics.strategy_choices (run_id, market, symbol, strategy, params, objective, oos_windows,"
-        " oos_total_return, oos_sharpe, oos_max_drawdown, oos_trades, buy_and_hold_return, decided_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " oos_total_return, oos_sharpe, oos_max_drawdown, oos_trades, buy_and_hold_return, decided_at, candidate,"
+        " in_sample_start, validation_start, n_trials, dsr, pbo, configurations, test_end, test_total_return,"
+        " test_sharpe, test_max_drawdown, test_trades, test_buy_and_hold_return)"
+        f" VALUES ({', '.join(['%s'] * 26)})",
         (
             run_id,
             market,
@@ -136,6 +153,19 @@ def insert_choice(conn: psycopg.Connection, run_id: str, market: str, choice: St
             choice.oos_trades,
             finite(choice.buy_and_hold_return),
             choice.decided_at,
+            choice.candidate,
+            choice.in_sample_start,
+            choice.validation_start,
+            choice.n_trials,
+            finite(choice.dsr),
+            finite(choice.pbo),
+            choice.configurations,
+            choice.test_end,
+            finite(choice.test_total_return),
+            finite(choice.test_sharpe),
+            finite(choice.test_max_drawdown),
+            finite(choice.test_trades),
+            finite(choice.test_buy_and_hold_return),
         ),
     )
 
@@ -173,10 +203,11 @@ def insert_results(
 
 
 def latest_choice(conn: psycopg.Connection, market: str, symbol: str, before: datetime) -> tuple[str, dict] | None:
-    """(strategy, params) of the symbol's latest choice decided strictly before ``before`` (point-in-time), or None."""
+    """(strategy, params) of the symbol's latest choice decided strictly before ``before`` (point-in-time), or None.
+    The strategy may be ``cash`` (params {}): hold nothing. Runs that re-decided the same time: the latest run's."""
     row = conn.execute(
         "SELECT strategy, params FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
-        " AND decided_at < %s ORDER BY decided_at DESC LIMIT 1",
+        " AND decided_at < %s ORDER BY decided_at DESC, run_id DESC LIMIT 1",
         (market, symbol, before),
     ).fetchone()
     return None if row is None else (row[0], row[1])

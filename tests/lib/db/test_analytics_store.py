@@ -160,3 +160,86 @@ def test_replace_regimes_replaces_the_whole_market_and_only_it(conn):
             ("spot", "BTCUSDT", {"sideways_low_vol": 0.7, "other": 0.3}),
             ("um", "BTCUSDT", {"down_low_vol": 0.7, "other": 0.3}),
         ]
+
+
+def test_a_run_holds_several_decisions_with_their_windows_dsr_pbo_and_cash(conn):
+    """Migration 011: one row per decision (run, symbol, decided_at); cash is a choice with params {}; the test
+    record stays NULL until known; a later run that re-decided the same time wins."""
+    analytics.insert_run(
+        conn,
+        "run-a",
+        code_version="t",
+        bar_interval="1h",
+        data_start=day(0),
+        data_end=day(30),
+        objective="sharpe",
+        config={},
+    )
+    base = dict(
+        objective="sharpe",
+        oos_windows=1,
+        oos_total_return=0.02,
+        oos_sharpe=1.0,
+        oos_max_drawdown=-0.01,
+        oos_trades=2.0,
+        buy_and_hold_return=0.01,
+        n_trials=3,
+        configurations=457,
+    )
+    first = analytics.StrategyChoice(
+        symbol="BTCUSDT",
+        strategy="ma_cross",
+        params={"fast": 5, "slow": 20},
+        decided_at=day(12),
+        candidate="ma_cross",
+        in_sample_start=day(2),
+        validation_start=day(9),
+        dsr=0.7,
+        pbo=0.4,
+        test_end=day(19),
+        test_total_return=-0.03,
+        test_sharpe=-1.2,
+        test_max_drawdown=-0.05,
+        test_trades=2.0,
+        test_buy_and_hold_return=0.01,
+        **base,
+    )
+    second = first._replace(
+        strategy="cash",
+        params={},
+        decided_at=day(19),
+        in_sample_start=day(9),
+        validation_start=day(16),
+        dsr=math.nan,
+        test_end=day(26),
+        test_total_return=None,
+        test_sharpe=None,
+        test_max_drawdown=None,
+        test_trades=None,
+        test_buy_and_hold_return=None,
+    )
+    analytics.insert_choice(conn, "run-a", "spot", first)
+    analytics.insert_choice(conn, "run-a", "spot", second)
+    rows = conn.execute(
+        "SELECT strategy, params, candidate, dsr, pbo, n_trials, configurations, test_total_return, test_end"
+        " FROM analytics.strategy_choices WHERE run_id = 'run-a' ORDER BY decided_at"
+    ).fetchall()
+    assert rows == [
+        ("ma_cross", {"fast": 5, "slow": 20}, "ma_cross", 0.7, 0.4, 3, 457, -0.03, day(19)),
+        ("cash", {}, "ma_cross", None, 0.4, 3, 457, None, day(26)),
+    ]
+    assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=day(19)) == ("ma_cross", {"fast": 5, "slow": 20})
+    assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=day(20)) == ("cash", {})
+    # A later run re-deciding 2024-05-20 differently: its row is the one read.
+    analytics.insert_run(
+        conn,
+        "run-b",
+        code_version="t",
+        bar_interval="1h",
+        data_start=day(0),
+        data_end=day(31),
+        objective="sharpe",
+        config={},
+    )
+    analytics.insert_choice(conn, "run-b", "spot", second._replace(strategy="rsi_reversion", params={"window": 7}))
+    assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=day(20)) == ("rsi_reversion", {"window": 7})
