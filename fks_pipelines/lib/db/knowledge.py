@@ -382,3 +382,16 @@ def strategy_choices_with_data_ending(
 def has_chunks(conn: psycopg.Connection) -> bool:
     """Whether ``knowledge.chunks`` exists (it is created with the first embeddings, sized to the model)."""
     return conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is not None
+
+
+def embedding_backlog(conn: psycopg.Connection) -> int:
+    """Documents with no chunk yet (what document_embeddings has left to embed); all of them before the chunk
+    table exists."""
+    if conn.execute("SELECT to_regclass('knowledge.chunks')").fetchone()[0] is None:
+        return int(conn.execute("SELECT count(*) FROM knowledge.documents").fetchone()[0])
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM knowledge.documents d"
+            " WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id)"
+        ).fetchone()[0]
+    )

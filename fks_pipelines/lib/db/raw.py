@@ -447,3 +447,39 @@ def symbols_with_data(conn: psycopg.Connection, market: str, interval: str) -> s
             f"SELECT DISTINCT symbol FROM {TABLE} WHERE market = %s AND interval = %s", (market, interval)
         ).fetchall()
     }
+
+
+@dataclass(frozen=True)
+class SymbolHealth:
+    """One symbol's bars in raw.binance_klines for a (market, interval): what `fks metrics` and `fks status` show."""
+
+    symbol: str
+    rows: int
+    first_open: datetime
+    last_open: datetime
+    missing_bars: int  # bars absent between the first and the last one held
+
+
+def symbol_health(conn: psycopg.Connection, market: str, interval: str) -> list[SymbolHealth]:
+    """Rows, first/last bar and missing bars of every symbol, in one grouped pass (no per-symbol queries)."""
+    rows = conn.execute(
+        "SELECT symbol, count(*), min(open_time), max(open_time),"
+        " (extract(epoch FROM max(open_time) - min(open_time)) / extract(epoch FROM %s::interval))::bigint"
+        " + 1 - count(*)"
+        " FROM raw.binance_klines WHERE market = %s AND interval = %s GROUP BY symbol ORDER BY symbol",
+        (_pg_interval(interval), market, interval),
+    ).fetchall()
+    return [SymbolHealth(s, int(n), first, last, max(int(missing), 0)) for s, n, first, last, missing in rows]
+
+
+def ingest_totals(conn: psycopg.Connection) -> list[tuple[str, str, int, int]]:
+    """(source, status, loads, rows) from raw.ingest_log: rows loaded for 'loaded' loads; for refused, rejected
+    and failed loads the rows they would have replaced or brought are not known, so ``rows`` counts what was
+    logged (rows_loaded, else 0)."""
+    return [
+        (source, status, int(loads), int(rows or 0))
+        for source, status, loads, rows in conn.execute(
+            "SELECT source, status, count(*), sum(coalesce(rows_loaded, 0)) FROM raw.ingest_log"
+            " GROUP BY source, status ORDER BY source, status"
+        ).fetchall()
+    ]
