@@ -630,9 +630,15 @@ def metrics(ctx: click.Context) -> None:
 
 
 @metrics.command("serve")
-@click.option("--port", type=PORT, default=None, help="Port on 127.0.0.1 (default FKS_METRICS_PORT, 9464).")
-def metrics_serve(port: int | None) -> None:
-    """Serve /metrics on 127.0.0.1 until interrupted; every scrape reads the platform afresh."""
+@click.option("--port", type=PORT, default=None, help="Port (default FKS_METRICS_PORT, 9464).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; another only inside a private network (the monitoring compose file).",
+)
+def metrics_serve(port: int | None, host: str) -> None:
+    """Serve /metrics (127.0.0.1 by default) until interrupted; every scrape reads the platform afresh."""
     from prometheus_client import start_http_server
 
     from fks_pipelines.lib.metrics import registry_for
@@ -642,10 +648,10 @@ def metrics_serve(port: int | None) -> None:
     port = port or settings.metrics_port
     registry = registry_for(_platform_snapshot_reader(settings))
     try:
-        start_http_server(port, addr="127.0.0.1", registry=registry)
+        start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
-        raise BadInputError(f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}", where="--port") from None
-    click.echo(f"serving the platform's metrics on http://127.0.0.1:{port}/metrics (Ctrl-C stops)", err=True)
+        raise BadInputError(f"cannot serve metrics on {host}:{port}: {exc.strerror}", where="--port") from None
+    click.echo(f"serving the platform's metrics on http://{host}:{port}/metrics (Ctrl-C stops)", err=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     wait_forever()
 

@@ -160,7 +160,9 @@ def metric_families(snap: PlatformSnapshot) -> Iterator[Metric]:
         yield backlog
 
     runs = GaugeMetricFamily(
-        "fks_dagster_runs", "Recent Dagster runs by job and status (the window fks metrics reads).", ["job", "status"]
+        "fks_dagster_runs",
+        "Recent Dagster runs by job and status (the window fks metrics reads).",
+        labels=["job", "status"],
     )
     counts: dict[tuple[str, str], int] = {}
     for r in snap.runs:
