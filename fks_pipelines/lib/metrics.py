@@ -129,8 +129,8 @@ def metric_families(snap: PlatformSnapshot) -> Iterator[Metric]:
     failing = GaugeMetricFamily(
         "fks_asset_check_failing", "1 for each asset check failing now.", labels=["asset", "check", "severity"]
     )
-    for c in sorted({(c.asset, c.check, c.severity) for c in snap.checks if not c.passed}):
-        failing.add_metric(list(c), 1.0)
+    for labels in sorted({(c.asset, c.check, c.severity) for c in snap.checks if not c.passed}):
+        failing.add_metric(list(labels), 1.0)
     yield failing
 
     recs = CounterMetricFamily(
