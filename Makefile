@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint format install db-start db-stop dev bench clean lock
+.PHONY: demo test test-quick lint format install system-deps db-start db-stop dev bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/fks demo
 
+## System packages the tests use: Debian's prometheus (with promtool) for the real-Prometheus test. Idempotent;
+## installs only as root (CI); elsewhere it says what is missing and the test skips with that reason.
+system-deps:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else echo "prometheus/promtool missing: install Debian's prometheus package (the Prometheus test skips)"; fi
+
 ## Set everything up and run the whole test suite.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 ## The pure tests only (marker "quick"): seconds, no database.

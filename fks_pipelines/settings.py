@@ -237,6 +237,20 @@ class Settings(BaseSettings):
     new_symbol_history_days: int = _env(
         "FKS_NEW_SYMBOL_HISTORY_DAYS", "History a newly configured symbol gets, in days.", 90, ge=1, le=3660
     )
+    freshness_deadline_hours: float = _env(
+        "FKS_FRESHNESS_DEADLINE_HOURS",
+        "Hours after a UTC day ends by which its daily partitions must exist, else the freshness checks fail.",
+        6.0,
+        gt=0,
+        le=240,
+    )
+    ui_url: str = _env(
+        "FKS_UI_URL",
+        "The Dagster UI's address, for links in alerts.",
+        "http://127.0.0.1:3000",
+        pattern=r"^https?://\S+$",
+    )
+    metrics_port: int = _env("FKS_METRICS_PORT", "Port of `fks metrics serve` (on 127.0.0.1).", 9464, ge=1, le=65535)
     landing_dir: Path | None = _env(
         "FKS_LANDING_DIR", "Archive files dropped here are imported by a sensor; default: `$FKS_HOME/landing`.", None
     )

@@ -82,3 +82,8 @@ def test_a_bad_setting_stops_the_cli_in_one_line_with_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "FKS_PG_PORT" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "home").exists()
+
+
+def test_fks_symbols_can_list_a_hundred_sample_symbols():
+    names = [f"S{i:03d}USDT" for i in range(98)] + ["DOGEUSDT", "BTCUSDT"]
+    assert Settings.from_env({"FKS_SYMBOLS": ",".join(names)}).symbols == tuple(names)

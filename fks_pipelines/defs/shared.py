@@ -5,9 +5,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from dagster import ConfigurableResource, DailyPartitionsDefinition
+from dagster import (
+    ConfigurableResource,
+    DagsterEventType,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    EventRecordsFilter,
+)
 from pydantic import Field
 
+from fks_pipelines.lib.alerts import CheckOutcome
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
@@ -107,3 +114,37 @@ class MarketDataResource(ConfigurableResource):
 
 class DiscordResource(ConfigurableResource):
     webhook_url: str | None = Field(default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped.")
+
+
+def check_outcomes(
+    instance: DagsterInstance, *, after: int = 0, limit: int = 5000, newest: bool = False
+) -> tuple[list[CheckOutcome], int]:
+    """Asset check evaluations, oldest first, and the last storage id read: the first ``limit`` stored after event
+    ``after`` (what the alert sensor posts from), or with ``newest`` the latest ``limit`` (what `fks metrics`
+    counts)."""
+    records = list(
+        instance.get_event_records(
+            EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after or None),
+            limit=limit,
+            ascending=not newest,
+        )
+    )
+    if newest:
+        records.reverse()
+    outcomes = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.event_specific_data if event else None
+        if data is None:
+            continue
+        outcomes.append(
+            CheckOutcome(
+                asset=data.asset_key.to_user_string(),
+                check=data.check_name,
+                passed=bool(data.passed),
+                severity=data.severity.value,
+                description=data.description or "",
+                partition=data.partition,
+            )
+        )
+    return outcomes, (records[-1].storage_id if records else after)

@@ -1,5 +1,6 @@
 """Sensors: heal gaps in the raw layer, backfill newly configured symbols, import landed archive files, and
-tell Discord when a run fails.
+tell Discord when a run fails (a run past its max runtime too: run monitoring marks it failed) or an asset check
+starts failing (freshness checks included: a stale asset).
 
 How a backfill is launched (gaps, new symbols): one run over a partition range
 (``ASSET_PARTITION_RANGE_START_TAG``/``END_TAG``) of ``daily_job``. Of the 1.13 options this is the public one
@@ -27,7 +28,8 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource, check_outcomes
+from fks_pipelines.lib.alerts import dump_cursor, load_cursor, new_problems, problem_message
 from fks_pipelines.lib.db.raw import incomplete_days, symbols_with_data
 from fks_pipelines.lib.notify import post_to_discord
 from fks_pipelines.lib.sources.frame import bars_per_day
@@ -147,3 +149,29 @@ def run_failure_to_discord(context: RunFailureSensorContext, discord: DiscordRes
     problem = post_to_discord(discord.webhook_url, message[:1900])
     if problem:
         context.log.warning(f"could not post the failure to Discord: {problem}")
+
+
+@sensor(
+    name="check_failures_to_discord",
+    minimum_interval_seconds=120,
+    default_status=DEFAULT_STATUS,
+    description="Posts each failing asset check (data quality or freshness: a stale asset) to DISCORD_WEBHOOK_URL"
+    " once, when it starts failing, with a link to the asset; quiet while it keeps failing.",
+)
+def check_failures_to_discord(context: SensorEvaluationContext, discord: DiscordResource):
+    after, announced = load_cursor(context.cursor)
+    outcomes, last = check_outcomes(context.instance, after=after)
+    fresh, announced = new_problems(announced, outcomes)
+    ui_url = settings().ui_url
+    posted = 0
+    for outcome in fresh:
+        if not discord.webhook_url:
+            context.log.info(f"{outcome.key} failing; DISCORD_WEBHOOK_URL not set, no post")
+            continue
+        problem = post_to_discord(discord.webhook_url, problem_message(outcome, ui_url))
+        if problem:
+            context.log.warning(f"could not post {outcome.key} to Discord: {problem}")
+        else:
+            posted += 1
+    context.update_cursor(dump_cursor(last, announced))
+    return SkipReason(f"{len(outcomes)} check evaluation(s) read, {len(fresh)} new problem(s), {posted} posted")

@@ -508,3 +508,18 @@ def nearest_before(
         (np.asarray(query, dtype=np.float32), k * 4 if market else k, before, kind, market, market, before),
     ).fetchall()
     return [StoredDocument(*r) for r in rows][:k]
+
+
+def embedding_backlog(conn: psycopg.Connection) -> int:
+    """Documents with no chunk yet (what document_embeddings has left to embed); all of them before the chunk
+    table exists."""
+    if not has_chunks(conn):
+        return int(one_row(conn.execute("SELECT count(*) FROM knowledge.documents"))[0])
+    return int(
+        one_row(
+            conn.execute(
+                "SELECT count(*) FROM knowledge.documents d"
+                " WHERE NOT EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id)"
+            )
+        )[0]
+    )

@@ -27,9 +27,12 @@ def read_bars(
         (market, symbols, start, end),
     ).fetchall()
     frame = pl.DataFrame(rows, schema=["symbol", "bucket", "open", "high", "low", "close", "volume"], orient="row")
+    # One pass to split by symbol (a filter per symbol would scan the frame once per symbol: quadratic).
+    parts = {key[0]: part for key, part in frame.partition_by("symbol", as_dict=True).items()} if rows else {}
+    empty = frame.clear()
     out = {}
     for symbol in symbols:
-        part = frame.filter(pl.col("symbol") == symbol)
+        part = parts.get(symbol, empty)
         out[symbol] = {c: part[c].to_numpy() for c in ("open", "high", "low", "close", "volume")} | {
             "bucket": part["bucket"].to_numpy()
         }

@@ -297,54 +297,63 @@ class SymbolSummary:
 
 
 def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int = 20) -> list[SymbolSummary]:
-    """Rows, first/last bar and missing bars (with the missing runs) per symbol in ``scope``, from the table."""
+    """Rows, first/last bar and missing bars (with the missing runs) per symbol in ``scope``, from the table: two
+    statements for the whole universe (no per-symbol queries), so the daily run's cost grows with its rows only."""
+    params = {
+        "start": scope.start,
+        "end": scope.end,
+        "step": _pg_interval(scope.interval),
+        "market": scope.market,
+        "interval": scope.interval,
+        "symbols": list(scope.symbols),
+    }
+    totals = {
+        symbol: (int(rows), first, last)
+        for symbol, rows, first, last in conn.execute(
+            f"SELECT symbol, count(*), min(open_time), max(open_time) FROM {TABLE}"
+            " WHERE market = %(market)s AND interval = %(interval)s AND symbol = ANY(%(symbols)s)"
+            " AND open_time >= %(start)s AND open_time < %(end)s GROUP BY symbol",
+            params,
+        ).fetchall()
+    }
+    # Missing bars: the expected grid of every symbol minus what is there, collapsed into runs (gaps-and-islands).
+    gaps: dict[str, list[tuple[datetime, datetime, int]]] = {}
+    for symbol, first_missing, last_missing, n in conn.execute(
+        f"""
+        WITH grid AS (
+            SELECT s.symbol, g AS open_time
+            FROM unnest(%(symbols)s::text[]) AS s(symbol)
+            CROSS JOIN generate_series(
+                %(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval) g
+        ), missing AS (
+            SELECT grid.symbol, grid.open_time FROM grid
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {TABLE} k
+                WHERE k.market = %(market)s AND k.interval = %(interval)s AND k.symbol = grid.symbol
+                  AND k.open_time = grid.open_time)
+        ), runs AS (
+            SELECT symbol, open_time,
+                   open_time - (row_number() OVER (PARTITION BY symbol ORDER BY open_time)) * %(step)s::interval
+                       AS island
+            FROM missing
+        )
+        SELECT symbol, min(open_time), max(open_time), count(*) FROM runs GROUP BY symbol, island ORDER BY 1, 2
+        """,
+        params,
+    ).fetchall():
+        gaps.setdefault(symbol, []).append((first_missing, last_missing, int(n)))
     summaries = []
     for symbol in scope.symbols:
-        rows, first, last = one_row(
-            conn.execute(
-                f"SELECT count(*), min(open_time), max(open_time) FROM {TABLE}"
-                " WHERE market = %s AND interval = %s AND symbol = %s AND open_time >= %s AND open_time < %s",
-                (scope.market, scope.interval, symbol, scope.start, scope.end),
-            )
-        )
-        # Missing bars: the expected grid minus what is there, collapsed into runs (gaps-and-islands).
-        gaps = conn.execute(
-            f"""
-            WITH grid AS (
-                SELECT g AS open_time
-                FROM generate_series(
-                    %(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval
-                ) g
-            ), missing AS (
-                SELECT grid.open_time FROM grid
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM {TABLE} k
-                    WHERE k.market = %(market)s AND k.interval = %(interval)s AND k.symbol = %(symbol)s
-                      AND k.open_time = grid.open_time)
-            ), runs AS (
-                SELECT open_time,
-                       open_time - (row_number() OVER (ORDER BY open_time)) * %(step)s::interval AS island
-                FROM missing
-            )
-            SELECT min(open_time), max(open_time), count(*) FROM runs GROUP BY island ORDER BY 1
-            """,
-            {
-                "start": scope.start,
-                "end": scope.end,
-                "step": _pg_interval(scope.interval),
-                "market": scope.market,
-                "interval": scope.interval,
-                "symbol": symbol,
-            },
-        ).fetchall()
+        rows, first, last = totals.get(symbol, (0, None, None))
+        mine = gaps.get(symbol, [])
         summaries.append(
             SymbolSummary(
                 symbol=symbol,
-                rows=int(rows),
+                rows=rows,
                 first_bar=first,
                 last_bar=last,
-                missing_bars=sum(int(g[2]) for g in gaps),
-                missing_ranges=[(g[0], g[1]) for g in gaps[:max_ranges]],
+                missing_bars=sum(g[2] for g in mine),
+                missing_ranges=[(g[0], g[1]) for g in mine[:max_ranges]],
             )
         )
     return summaries
@@ -420,3 +429,39 @@ def symbols_with_data(conn: psycopg.Connection, market: str, interval: str) -> s
             f"SELECT DISTINCT symbol FROM {TABLE} WHERE market = %s AND interval = %s", (market, interval)
         ).fetchall()
     }
+
+
+@dataclass(frozen=True)
+class SymbolHealth:
+    """One symbol's bars in raw.binance_klines for a (market, interval): what `fks metrics` and `fks status` show."""
+
+    symbol: str
+    rows: int
+    first_open: datetime
+    last_open: datetime
+    missing_bars: int  # bars absent between the first and the last one held
+
+
+def symbol_health(conn: psycopg.Connection, market: str, interval: str) -> list[SymbolHealth]:
+    """Rows, first/last bar and missing bars of every symbol, in one grouped pass (no per-symbol queries)."""
+    rows = conn.execute(
+        "SELECT symbol, count(*), min(open_time), max(open_time),"
+        " (extract(epoch FROM max(open_time) - min(open_time)) / extract(epoch FROM %s::interval))::bigint"
+        " + 1 - count(*)"
+        " FROM raw.binance_klines WHERE market = %s AND interval = %s GROUP BY symbol ORDER BY symbol",
+        (_pg_interval(interval), market, interval),
+    ).fetchall()
+    return [SymbolHealth(s, int(n), first, last, max(int(missing), 0)) for s, n, first, last, missing in rows]
+
+
+def ingest_totals(conn: psycopg.Connection) -> list[tuple[str, str, int, int]]:
+    """(source, status, loads, rows) from raw.ingest_log: rows loaded for 'loaded' loads; for refused, rejected
+    and failed loads the rows they would have replaced or brought are not known, so ``rows`` counts what was
+    logged (rows_loaded, else 0)."""
+    return [
+        (source, status, int(loads), int(rows or 0))
+        for source, status, loads, rows in conn.execute(
+            "SELECT source, status, count(*), sum(coalesce(rows_loaded, 0)) FROM raw.ingest_log"
+            " GROUP BY source, status ORDER BY source, status"
+        ).fetchall()
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
@@ -338,3 +339,54 @@ def window_allocations(conn: psycopg.Connection, first: date, last: date) -> lis
         " ORDER BY decision_date, account, symbol",
         (first, last),
     ).fetchall()
+
+
+def recommendation_counts(conn: psycopg.Connection) -> list[tuple[str, str, int]]:
+    """(generator, action, recommendations) over recommendations.daily, every day and account."""
+    return [
+        (g, a, int(n))
+        for g, a, n in conn.execute(
+            "SELECT generator, action, count(*) FROM recommendations.daily GROUP BY generator, action ORDER BY 1, 2"
+        ).fetchall()
+    ]
+
+
+@dataclass(frozen=True)
+class LlmStats:
+    """How the LLM fared over recommendations.generations: ``fallbacks`` are days the rules answered because the
+    LLM failed (llm_error set), ``failures`` every generation with an LLM error, ``latencies_ms`` the LLM's answer
+    times; ``last_error``/``last_generator`` describe the latest generation."""
+
+    generations: int
+    llm_answers: int
+    failures: int
+    fallbacks: int
+    latencies_ms: list[float]
+    last_generator: str | None
+    last_error: str | None
+    last_decision_date: date | None
+
+
+def llm_stats(conn: psycopg.Connection) -> LlmStats:
+    totals = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE generator = 'llm'),"
+        " count(*) FILTER (WHERE llm_error IS NOT NULL),"
+        " count(*) FILTER (WHERE llm_error IS NOT NULL AND generator <> 'llm'),"
+        " coalesce(array_agg(latency_ms) FILTER (WHERE latency_ms IS NOT NULL), '{}')"
+        " FROM recommendations.generations"
+    ).fetchone()
+    last = conn.execute(
+        "SELECT generator, llm_error, decision_date FROM recommendations.generations"
+        " ORDER BY decision_date DESC, created_at DESC LIMIT 1"
+    ).fetchone()
+    n, llm, failures, fallbacks, latencies = totals if totals else (0, 0, 0, 0, [])
+    return LlmStats(
+        int(n),
+        int(llm),
+        int(failures),
+        int(fallbacks),
+        [float(x) for x in latencies],
+        last[0] if last else None,
+        last[1] if last else None,
+        last[2] if last else None,
+    )

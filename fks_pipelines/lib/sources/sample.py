@@ -10,6 +10,9 @@ quant expects of crypto minute bars:
 - consistent OHLC on the price tick, volume tied to the size of the move, trades and taker-buy volumes
   derived from it;
 - optional gaps (``gap_rate``: the chance a minute is missing, in short runs), off by default.
+
+Any valid symbol works: the five in SAMPLE_SYMBOLS keep hand-set parameters; every other symbol gets parameters
+derived deterministically from its name (:func:`sample_symbol`), so ``FKS_SYMBOLS`` can name hundreds offline.
 """
 
 from __future__ import annotations
@@ -62,10 +65,42 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
+def _power_of_ten_at_most(value: float) -> float:
+    return float(10.0 ** np.floor(np.log10(value)))
+
+
+@lru_cache(maxsize=4096)
+def sample_symbol(symbol: str) -> SampleSymbol:
+    """The generator's parameters for ``symbol``: the hand-set ones of the five known symbols, else drawn from a
+    generator seeded by the name alone (same name, same parameters, on every machine), within ranges seen on
+    Binance spot USDT pairs: price on 2020-01-01 from 0.001 to 5,000 USDT (log-uniform), daily volatility 3.5-9 %,
+    daily drift 0-0.15 %, 2,000-400,000 USDT traded per minute, a tick of about 1/10,000 of the price, a lot worth
+    about 0.01-0.1 USDT and trades of 50-800 USDT on average."""
+    check_symbol(symbol, where="sample source")
+    known = SAMPLE_SYMBOLS.get(symbol)
+    if known is not None:
+        return known
+    rng = np.random.default_rng(_seed("sample-symbol", symbol))
+    price = float(np.exp(rng.uniform(np.log(0.001), np.log(5000.0))))
+    notional_per_minute = float(np.exp(rng.uniform(np.log(2_000.0), np.log(400_000.0))))
+    trade_notional = float(np.exp(rng.uniform(np.log(50.0), np.log(800.0))))
+    tick = _power_of_ten_at_most(price * 1e-4)
+    start_price = max(float(np.round(price / tick) * tick), tick * 100)
+    return SampleSymbol(
+        start_price=start_price,
+        daily_vol=float(rng.uniform(0.035, 0.09)),
+        drift=float(rng.uniform(0.0, 0.0015)),
+        minute_volume=notional_per_minute / start_price,
+        tick=tick,
+        lot=_power_of_ten_at_most(0.1 / start_price),
+        avg_trade_size=trade_notional / start_price,
+    )
+
+
 @lru_cache(maxsize=64)
 def _daily_path(seed: int, symbol: str, days: int) -> tuple[np.ndarray, np.ndarray]:
     """Opening log-price and volatility of each day from EPOCH, for ``days + 1`` days (GARCH(1,1))."""
-    spec = SAMPLE_SYMBOLS[symbol]
+    spec = sample_symbol(symbol)
     rng = np.random.default_rng(_seed(seed, symbol, "daily"))
     alpha, beta = 0.10, 0.84
     long_var = spec.daily_vol**2
@@ -111,13 +146,10 @@ def _round_to(values: np.ndarray, step: float, how: str = "nearest") -> np.ndarr
 
 def sample_day(symbol: str, day: date, *, seed: int = 42, gap_rate: float = 0.0) -> pl.DataFrame:
     """One UTC day of 1-minute spot bars for ``symbol``; identical output for identical arguments."""
-    check_symbol(symbol, where="sample source")
-    if symbol not in SAMPLE_SYMBOLS:
-        raise BadInputError(f"the sample source has no symbol {symbol!r}; it knows {', '.join(SAMPLE_SYMBOLS)}")
+    spec = sample_symbol(symbol)
     index = (day - EPOCH).days
     if index < 0:
         raise BadInputError(f"the sample source starts on {EPOCH}; {day} is before it")
-    spec = SAMPLE_SYMBOLS[symbol]
     log_open, sigma = _daily_path(seed, symbol, _horizon(index))
     rng = np.random.default_rng(_seed(seed, symbol, day.isoformat()))
 

@@ -10,7 +10,14 @@ import pytest
 
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.sources.frame import validate_klines
-from fks_pipelines.lib.sources.sample import EPOCH, sample_day, sample_klines
+from fks_pipelines.lib.sources.sample import (
+    EPOCH,
+    SAMPLE_SYMBOLS,
+    SampleSymbol,
+    sample_day,
+    sample_klines,
+    sample_symbol,
+)
 
 
 def test_same_arguments_same_rows_whatever_the_range():
@@ -62,8 +69,31 @@ def test_gaps_are_optional_and_deterministic():
     assert gappy.equals(sample_day("BTCUSDT", date(2024, 5, 1), gap_rate=0.02))
 
 
-def test_unknown_symbol_and_day_before_epoch_are_rejected():
-    with pytest.raises(BadInputError, match="no symbol 'DOGEUSDT'"):
-        sample_day("DOGEUSDT", date(2024, 1, 1))
+def test_invalid_symbol_and_day_before_epoch_are_rejected():
+    with pytest.raises(BadInputError, match="invalid symbol 'doge usdt'"):
+        sample_day("doge usdt", date(2024, 1, 1))
     with pytest.raises(BadInputError, match="starts on 2020-01-01"):
         sample_day("BTCUSDT", date(2019, 12, 31))
+
+
+def test_known_symbols_keep_their_hand_set_parameters():
+    assert sample_symbol("BTCUSDT") == SampleSymbol(7200.0, 0.032, 0.0009, 18.0, 0.01, 1e-5, 0.02)
+    assert all(sample_symbol(name) is spec for name, spec in SAMPLE_SYMBOLS.items())
+
+
+def test_any_symbol_gets_deterministic_realistic_parameters():
+    names = [f"S{i:03d}USDT" for i in range(200)]
+    specs = [sample_symbol(name) for name in names]
+    # From the name alone: the cache cleared, the same parameters come back.
+    sample_symbol.cache_clear()
+    assert specs == [sample_symbol(name) for name in names]
+    assert len({s.start_price for s in specs}) > 150  # symbols differ
+    for spec in specs:
+        assert 0.001 * 0.5 <= spec.start_price <= 5000 * 1.01
+        assert 0.035 <= spec.daily_vol <= 0.09 and 0 <= spec.drift <= 0.0015
+        assert 2_000 <= spec.minute_volume * spec.start_price <= 400_000 * 1.01
+        assert spec.tick <= spec.start_price / 100 and spec.lot * spec.start_price <= 0.1
+    frame = sample_klines(["DOGEUSDT", "S007USDT"], date(2024, 1, 1), date(2024, 1, 3))
+    validate_klines(frame, where="sample")
+    assert frame.height == 2 * 2 * 1440
+    assert frame.equals(sample_klines(["DOGEUSDT", "S007USDT"], date(2024, 1, 1), date(2024, 1, 3)))

@@ -1,0 +1,152 @@
+"""Cost of the daily run as the symbol universe grows: seconds per symbol at a small and a large universe.
+
+For each universe size N (sample symbols: the five known ones, then S000USDT, S001USDT, ... whose parameters the
+sample source derives from the name), a scratch database gets --history days through ``daily_job`` over that
+range (one range run, as a backfill), then the weekly ``reoptimize_job`` (timed: the re-optimization's cost,
+reported, not targeted), then ``daily_job`` for the next day alone, as the schedule runs it (raw -> dbt ->
+signals -> documents and embeddings -> recommendation), timed, with the time per step from the run's events.
+Peak RSS covers this process and its children (dbt). The last line is one JSON object; target:
+per_symbol_ratio (seconds per symbol at the large size / at the small size) <= 1.2.
+
+    python benchmarks/daily_scale.py [--small 10] [--large 100] [--history 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
+from dagster import DagsterInstance  # noqa: E402
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
+
+from fks_pipelines.definitions import defs  # noqa: E402
+from fks_pipelines.defs.dbt.resources import dbt_resource  # noqa: E402
+from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource  # noqa: E402
+from fks_pipelines.defs.shared import MarketDataResource, PostgresResource  # noqa: E402
+from fks_pipelines.lib.sources.sample import SAMPLE_SYMBOLS  # noqa: E402
+
+FIRST_DAY = date(2024, 3, 1)
+
+
+def universe(n: int) -> list[str]:
+    known = list(SAMPLE_SYMBOLS)
+    return (known + [f"S{i:03d}USDT" for i in range(max(n - len(known), 0))])[:n]
+
+
+def resources(url: str, symbols: list[str]) -> dict:
+    return {
+        "database": PostgresResource(url=url),
+        "market_data": MarketDataResource(symbols=symbols),
+        "dbt": dbt_resource(),
+        "embedding_model": EmbeddingModelResource(device="cpu"),
+    }
+
+
+def step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:
+    """Seconds per step (op) of a run, from its stored STEP_START and STEP_SUCCESS/FAILURE events."""
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+            took[event.step_key] = round(entry.timestamp - started[event.step_key], 2)
+    return took
+
+
+def measure(n: int, history: int) -> dict:
+    symbols = universe(n)
+    url = create_scratch_database(f"fks_bench_scale_{n}")
+    instance = DagsterInstance.ephemeral()
+    try:
+        last_history = FIRST_DAY + timedelta(days=history - 1)
+        t = time.perf_counter()
+        backfill = defs.resolve_job_def("daily_job").execute_in_process(
+            instance=instance,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: FIRST_DAY.isoformat(),
+                ASSET_PARTITION_RANGE_END_TAG: last_history.isoformat(),
+            },
+            resources=resources(url, symbols),
+        )
+        assert backfill.success
+        history_s = time.perf_counter() - t
+        t = time.perf_counter()
+        reopt = defs.resolve_job_def("reoptimize_job").execute_in_process(
+            instance=instance,
+            run_config={
+                "ops": {"analytics__strategy_choices": {"config": {"strategies": ["ma_cross", "rsi_reversion"]}}}
+            },
+            resources=resources(url, symbols),
+        )
+        assert reopt.success
+        reopt_s = time.perf_counter() - t
+        day = (last_history + timedelta(days=1)).isoformat()
+        t = time.perf_counter()
+        daily = defs.resolve_job_def("daily_job").execute_in_process(
+            instance=instance, partition_key=day, resources=resources(url, symbols)
+        )
+        assert daily.success
+        daily_s = time.perf_counter() - t
+        steps = step_seconds(instance, daily.run_id)
+    finally:
+        drop_scratch_database(url)
+    row = {
+        "symbols": n,
+        "history_days": history,
+        "history_s": round(history_s, 1),
+        "reoptimize_s": round(reopt_s, 1),
+        "reoptimize_s_per_symbol": round(reopt_s / n, 3),
+        "daily_s": round(daily_s, 2),
+        "daily_s_per_symbol": round(daily_s / n, 4),
+        "steps_s": steps,
+    }
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", type=int, default=10)
+    parser.add_argument("--large", type=int, default=100)
+    parser.add_argument("--history", type=int, default=7, help="Days of history before the timed day.")
+    args = parser.parse_args()
+    small = measure(args.small, args.history)
+    large = measure(args.large, args.history)
+    print(
+        json.dumps(
+            {
+                "symbols_small": args.small,
+                "symbols_large": args.large,
+                "seconds_small": small["daily_s"],
+                "seconds_large": large["daily_s"],
+                "per_symbol_ratio": round(large["daily_s_per_symbol"] / small["daily_s_per_symbol"], 3),
+                "reoptimize_per_symbol_ratio": round(
+                    large["reoptimize_s_per_symbol"] / small["reoptimize_s_per_symbol"], 3
+                ),
+                "history_days": args.history,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
