@@ -86,7 +86,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
         recommendation = latest_rows(conn, last)
         window_targets = window_allocations(conn, first, last)
-        evaluation = evaluation_table(conn)
+        evaluation_rows = evaluation_table(conn)
         generations = conn.execute(
             "SELECT account, generator, model, llm_error FROM recommendations.generations"
             " WHERE decision_date = %s ORDER BY account",
@@ -128,7 +128,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     for hit in hits:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
     print_window(first, last, window_targets)
-    print_evaluation(evaluation)
+    print_evaluation(evaluation_rows)
     print_recommendation(last, recommendation, generations)  # last: it ends with the JSON
 
 

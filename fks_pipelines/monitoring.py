@@ -17,7 +17,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from fks_pipelines.defs.shared import check_outcomes
 from fks_pipelines.lib.db import knowledge, raw, recommendations
-from fks_pipelines.lib.db.connect import connect
+from fks_pipelines.lib.db.connect import connect, one_row
 from fks_pipelines.lib.errors import FksError
 from fks_pipelines.lib.metrics import AssetFreshness, PlatformSnapshot, RunSummary, SymbolRows
 from fks_pipelines.lib.sources.frame import interval_timedelta
@@ -69,7 +69,7 @@ def _read_database(conn: psycopg.Connection, settings: Settings, snap: PlatformS
 
 
 def _exists(conn: psycopg.Connection, table: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]
+    return bool(one_row(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)))[0])
 
 
 def _read_instance(instance: DagsterInstance, snap: PlatformSnapshot, now: datetime) -> None:

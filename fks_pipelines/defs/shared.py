@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import psycopg
 from dagster import (
+    AssetCheckEvaluation,
     ConfigurableResource,
     DagsterEventType,
     DagsterInstance,
@@ -135,7 +136,7 @@ def check_outcomes(
     for record in records:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data if event else None
-        if data is None:
+        if not isinstance(data, AssetCheckEvaluation):
             continue
         outcomes.append(
             CheckOutcome(

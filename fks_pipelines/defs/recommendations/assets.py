@@ -5,6 +5,7 @@ import base64
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -289,7 +290,7 @@ def evaluation(
         f" {r['n_decisions']} |"
         for r in rows
     ]
-    metadata = {
+    metadata: dict[str, Any] = {
         "dagster/row_count": len(rows),
         "dagster/table_name": "recommendations.evaluation",
         "evaluation": MetadataValue.md("\n".join(table)),

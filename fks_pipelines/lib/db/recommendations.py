@@ -327,8 +327,7 @@ def evaluation_table(conn: psycopg.Connection) -> list[dict]:
         f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM recommendations.evaluation ORDER BY account, generator,"
         " array_position(ARRAY['recommendations', 'cash', 'buy_and_hold', 'strategy_only'], baseline)"
     )
-    names = [d.name for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return [dict(zip(EVALUATION_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
 
 
 def window_allocations(conn: psycopg.Connection, first: date, last: date) -> list[tuple]:

@@ -89,7 +89,8 @@ def simulated_curve(
     slippage: float = SLIPPAGE,
 ) -> Curve:
     """Start all in cash at D0's close; each day d's ``targets`` fill at d+1's open (the paper rules)."""
-    cash, held, fees, traded = start_equity, {}, 0.0, 0.0
+    held: dict[str, float] = {}
+    cash, fees, traded = start_equity, 0.0, 0.0
     equity, in_market, decisions = [start_equity], [False], 0
     for previous, day in zip(days, days[1:], strict=False):
         in_market.append(any(q > 0 for q in held.values()))
