@@ -5,9 +5,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from dagster import ConfigurableResource, DailyPartitionsDefinition
+from dagster import ConfigurableResource, DailyPartitionsDefinition, TableColumn, TableSchema
 from pydantic import Field
 
+from fks_pipelines.lib.db.catalog import table_columns, table_row_count
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
@@ -30,6 +31,9 @@ daily_partitions = DailyPartitionsDefinition(start_date=settings().partitions_st
 GPU_TAG_KEY = "fks/gpu"
 GPU_TAGS = {GPU_TAG_KEY: "true"}
 GPU_POOL = "gpu"
+
+# Every asset carries its owner (the team that answers for it), shown in the catalog.
+OWNERS = ["team:data-platform"]
 
 _MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
 
@@ -91,3 +95,17 @@ class MarketDataResource(ConfigurableResource):
 
 class DiscordResource(ConfigurableResource):
     webhook_url: str | None = Field(default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped.")
+
+
+def table_metadata(conn: psycopg.Connection, table: str, *, row_count: int | None = None) -> dict[str, object]:
+    """The catalog's standard metadata of a table asset, read from the live table: dagster/table_name,
+    dagster/column_schema (types and COMMENTs) and dagster/row_count (the whole table unless ``row_count``
+    says what this materialization holds, e.g. one partition's rows)."""
+    columns = [
+        TableColumn(c.name, c.type, description=c.description, constraints=None) for c in table_columns(conn, table)
+    ]
+    return {
+        "dagster/table_name": table,
+        "dagster/column_schema": TableSchema(columns=columns),
+        "dagster/row_count": table_row_count(conn, table) if row_count is None else row_count,
+    }
