@@ -3,6 +3,7 @@ and the GPU marker. One place for each, imported by the layers' definitions (nev
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from dagster import ConfigurableResource, DailyPartitionsDefinition, TableColumn, TableSchema
@@ -97,7 +98,7 @@ class DiscordResource(ConfigurableResource):
     webhook_url: str | None = Field(default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped.")
 
 
-def table_metadata(conn: psycopg.Connection, table: str, *, row_count: int | None = None) -> dict[str, object]:
+def table_metadata(conn: psycopg.Connection, table: str, *, row_count: int | None = None) -> dict[str, Any]:
     """The catalog's standard metadata of a table asset, read from the live table: dagster/table_name,
     dagster/column_schema (types and COMMENTs) and dagster/row_count (the whole table unless ``row_count``
     says what this materialization holds, e.g. one partition's rows)."""

@@ -10,6 +10,7 @@ result per day, and each planned per-partition check would stay without a result
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -116,7 +117,7 @@ def raw_klines_checks(
         frame = read_klines(conn, scope)
         summaries = scope_summary(conn, scope)
     results = validate_bar_rules(frame, price_jump_threshold=threshold)
-    window = {
+    window: dict[str, Any] = {
         "first_day": MetadataValue.text(days[0]),
         "last_day": MetadataValue.text(days[1]),
         "days_checked": (last - first).days + 1,
