@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, Mat
 from pydantic import Field
 
 from fks_pipelines import __version__
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
@@ -86,6 +86,7 @@ def _png_markdown(curve: np.ndarray, title: str) -> str:
     group_name="analytics",
     deps=[HOURLY],
     kinds={"vectorbt", "postgres"},
+    owners=OWNERS,
     description=(
         "Per symbol, every strategy walked forward over the last history_days of hourly bars (parameters chosen "
         "in-sample by the objective, judged out-of-sample); the strategy with the best out-of-sample record and "
@@ -197,6 +198,7 @@ def strategy_choices(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),  # a range of days is one run (the loop below walks it)
     kinds={"polars", "postgres"},
+    owners=OWNERS,
     description=(
         "Point-in-time state at the end of each UTC day: every indicator and each strategy's entry/exit on the "
         "last hourly bar of the day, using only bars up to it; strategies use their latest walk-forward choice "
@@ -243,6 +245,7 @@ def signals(
     group_name="analytics",
     deps=[DAILY],
     kinds={"numpy", "postgres"},
+    owners=OWNERS,
     description=(
         "Each day per symbol classified into a regime (trend up/down/sideways x high/low volatility, point-in-"
         "time), the next-day regime probabilities, and the transition matrix with its stationary distribution. "

@@ -22,6 +22,7 @@ from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import (
     GPU_POOL,
     GPU_TAGS,
+    OWNERS,
     DiscordResource,
     MarketDataResource,
     PostgresResource,
@@ -32,6 +33,7 @@ from fks_pipelines.lib.db.portfolio import account_states
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
 from fks_pipelines.lib.recommend.generate import generate
 from fks_pipelines.lib.recommend.retrieval import retriever
+from fks_pipelines.settings import settings
 
 DAILY_KEY = AssetKey(["recommendations", "daily"])
 
@@ -44,7 +46,9 @@ DAILY_KEY = AssetKey(["recommendations", "daily"])
     backfill_policy=BackfillPolicy.single_run(),
     op_tags=GPU_TAGS,
     pool=GPU_POOL,
-    kinds={"openai", "postgres"},
+    # openai: the LLM speaks the OpenAI API; only when one is configured (else the rules engine decides).
+    kinds={"openai", "postgres"} if settings().llm_base_url else {"python", "postgres"},
+    owners=OWNERS,
     check_specs=[
         AssetCheckSpec(
             "llm_answered",
@@ -130,6 +134,7 @@ def daily_recommendations(
     group_name="recommendations",
     deps=[DAILY_KEY],
     kinds={"postgres"},
+    owners=OWNERS,
     description=(
         "Every past recommendation scored against what happened next: 1- and 7-day returns after the decision, "
         "hits (buy and it rose, sell and it fell, hold and it stayed within a sigma), paper P&L. Writes "
