@@ -116,11 +116,11 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     click.echo(f'\nknowledge.search: "{DEMO_QUESTION}" as of {as_of:%Y-%m-%d %H:%M} UTC')
     for hit in hits:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
-    print_recommendation(last, recommendation, generations)
     click.echo(
         f"\nNext: `fks dev`, then open http://127.0.0.1:3000/runs/{result.run_id} (this run) or"
         " http://127.0.0.1:3000/asset-groups (the lineage)"
     )
+    print_recommendation(last, recommendation, generations)
 
 
 def run_events(instance, run_id: str, event_type: str) -> list:
