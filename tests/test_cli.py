@@ -229,9 +229,9 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
             assert conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0] == 1
             # ...launched from the workspace's code location (on the job's page; re-executes from the UI).
             ((pipeline_name, body),) = conn.execute("SELECT pipeline_name, run_body FROM runs").fetchall()
-        origin = json.loads(body)["external_pipeline_origin"]
+        origin = json.loads(body)["external_pipeline_origin"]  # the remote job origin, by its serialized name
         assert pipeline_name == "all_assets_job"
-        assert origin["external_repository_origin"]["code_location_origin"]["location_name"] == "fks_pipelines"
+        assert origin is not None and '"location_name": "fks_pipelines"' in json.dumps(origin)
         assert "open http://127.0.0.1:3000/runs/" in out
         assert not list((server_home / "dagster_home").glob("**/*.db"))
     finally:
