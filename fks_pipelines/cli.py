@@ -4,7 +4,7 @@
     fks db backup FILE | restore FILE       pg_dump / pg_restore of the data (or Dagster's) database
     fks ingest sample|binance|archive       load raw klines through the same path as the Dagster asset
     fks demo                                the main job on the embedded default, end to end
-    fks dev                                 the database + `dagster dev`, stopped together
+    fks dev                                 the database + `dg dev`, stopped together
     fks backtest|hyperopt|lookahead-analysis|plot   one strategy (built-in or a file in FKS_STRATEGIES_DIR)
     fks metrics [serve]                     the platform's Prometheus metrics (printed, or served on 127.0.0.1)
     fks status [--json]                     one screen: database, freshness, last run, checks, LLM (ok/warn/fail)
@@ -624,23 +624,25 @@ def demo(days: int) -> None:
 @main.command()
 @click.option("--port", type=PORT, default=3000, show_default=True, help="Dagster webserver port (127.0.0.1).")
 def dev(port: int) -> None:
-    """Start the database and `dagster dev` (UI on 127.0.0.1); Ctrl-C stops Dagster and all its children."""
+    """Start the database and `dg dev` (UI on 127.0.0.1); Ctrl-C stops Dagster and all its children."""
     env = dict(os.environ, **_apply_env(Settings.from_env()))
+    # `dg dev` (what Dagster 1.13 recommends over `dagster dev`) on the project's workspace file. It runs in
+    # DAGSTER_HOME, the one instance config (a copy of the project's dagster.yaml), so Dagster does not find a
+    # second dagster.yaml in the current folder; the project root leads PYTHONPATH so the code server imports this tree.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
+        str(Path(sys.executable).with_name("dg")),
         "dev",
         "-w",
         str(PROJECT_ROOT / "workspace.yaml"),
-        "-h",
+        "--host",
         "127.0.0.1",
-        "-p",
+        "--port",
         str(port),
     ]
     # Its own process group, so one signal reaches the webserver, the daemon and the code server: `dagster dev`
     # started without job control ignores SIGINT/SIGTERM sent to it alone.
-    proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=env["DAGSTER_HOME"], start_new_session=True)
     stop_dagster_on_signals(proc)
     sys.exit(proc.wait())
 

@@ -7,7 +7,8 @@ embedded server when no external database is configured.
 
 from __future__ import annotations
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, with_source_code_references
+from dagster_shared.record import copy
 
 from fks_pipelines.defs import analytics, automation, dbt, knowledge, portfolio, raw, recommendations
 from fks_pipelines.defs.dbt.resources import dbt_resource
@@ -53,7 +54,7 @@ resources = {
     "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if settings.discord_webhook_url else None),
 }
 
-defs = Definitions.merge(
+_merged = Definitions.merge(
     raw.defs,
     dbt.defs,
     analytics.defs,
@@ -63,3 +64,6 @@ defs = Definitions.merge(
     automation.defs,
     Definitions(resources=resources, executor=step_executor(settings.executor, settings.gpu_image)),
 )
+
+# Each asset links to the file and line of its code in the UI (dbt models: their .sql, set by the translator).
+defs = copy(_merged, assets=with_source_code_references(list(_merged.assets or [])))

@@ -7,6 +7,7 @@ in the UI afterwards (``fks dev``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -15,10 +16,10 @@ from fks_pipelines.settings import PROJECT_ROOT
 
 
 def run_demo(*, days: int, env: dict[str, str]) -> None:
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterRunStatus
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from fks_pipelines.definitions import defs, settings
+    from fks_pipelines.definitions import settings
     from fks_pipelines.lib.db.connect import connect, migrate, one_row, redact
     from fks_pipelines.lib.db.portfolio import import_accounts
     from fks_pipelines.lib.db.raw import scope_summary
@@ -43,22 +44,19 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
             import_accounts(conn, accounts, settings.market)
             click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 
-    job = defs.resolve_job_def("all_assets_job")
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
-            raise_on_error=False,
-        )
-        checks = result.get_asset_check_evaluations()
+        # In-process executor inside the launched run: one process for all steps, as fast as before on a laptop.
+        run = run_on_code_location(instance, "all_assets_job", tags, {"execution": {"config": {"in_process": {}}}})
+        result = RunOutcome(run.run_id, run.status == DagsterRunStatus.SUCCESS)
+        checks = [e.asset_check_evaluation_data for e in run_events(instance, run.run_id, "ASSET_CHECK_EVALUATION")]
+        step_failures = run_events(instance, run.run_id, "STEP_FAILURE")
     click.echo(f"  dagster run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                error = event.step_failure_data.error
-                message = error.message.strip() if error else "(no error recorded)"
-                click.echo(f"  step {event.step_key} failed: {message}", err=True)
+        for event in step_failures:
+            error = event.step_failure_data.error
+            message = error.message.strip() if error else "(no error recorded)"
+            click.echo(f"  step {event.step_key} failed: {message}", err=True)
         raise click.ClickException("the main job failed (see above); the database keeps the last good state")
     failed = [e for e in checks if not e.passed]
     click.echo(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
@@ -129,6 +127,10 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
     print_window(first, last, window_targets)
     print_evaluation(evaluation_rows)
+    click.echo(
+        f"\nNext: `fks dev`, then open http://127.0.0.1:3000/runs/{result.run_id} (this run) or"
+        " http://127.0.0.1:3000/asset-groups (the lineage)"
+    )
     print_recommendation(last, recommendation, generations)  # last: it ends with the JSON
 
 
@@ -162,6 +164,77 @@ def print_evaluation(rows: list[dict]) -> None:
         )
     if not rows:
         click.echo("  (no paper account: set `mode: paper` in the portfolio YAML)")
+
+
+def run_events(instance, run_id: str, event_type: str) -> list:
+    """The run's Dagster events of one type (e.g. STEP_FAILURE), in order."""
+    from dagster import DagsterEventType
+
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType(event_type)).records
+    return [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event is not None]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    success: bool
+
+
+def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_config: dict, poll_s: float = 1.0):
+    """Create ``job_name``'s run from the workspace's code location (workspace.yaml) and launch it through the
+    instance's run launcher, as the UI's Launch button does; wait for it to end and return the finished run.
+
+    The run therefore carries a code-location origin: it is on the job's page and the timeline, and
+    re-executes from the UI against the same code. It is launched rather than queued because the queue is
+    served by the daemon, which `fks dev` runs and `fks demo` does not.
+    """
+    import time
+
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    from fks_pipelines.defs.shared import GPU_TAGS
+    from fks_pipelines.launchers.routing import gpu_steps
+
+    target = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")])
+    with WorkspaceProcessContext(instance, target) as process_context:
+        workspace = process_context.create_request_context()
+        (location_name,) = workspace.code_location_names
+        location = workspace.get_code_location(location_name)
+        (repo,) = location.get_repositories().values()
+        remote_job = repo.get_full_job(job_name)
+        plan = location.get_execution_plan(
+            remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
+        )
+        run = instance.create_run(
+            job_name=job_name,
+            run_id=None,
+            run_config=run_config,
+            resolved_op_selection=None,
+            step_keys_to_execute=None,
+            op_selection=None,
+            status=None,
+            root_run_id=None,
+            parent_run_id=None,
+            tags={**remote_job.tags, **tags},
+            job_snapshot=remote_job.job_snapshot,
+            execution_plan_snapshot=plan.execution_plan_snapshot,
+            parent_job_snapshot=remote_job.parent_job_snapshot,
+            remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+            asset_selection=None,
+            asset_check_selection=None,
+            asset_graph=repo.asset_graph,
+        )
+        if gpu_steps(instance, run):  # what the run coordinator adds on submission (dagster.yaml)
+            instance.add_run_tags(run.run_id, GPU_TAGS)
+        instance.launch_run(run.run_id, workspace)
+        click.echo(f"  dagster run {run.run_id} launched on code location {location_name}; waiting for it to end")
+        while True:
+            run = instance.get_run_by_id(run.run_id)
+            if run.is_finished:
+                return run
+            time.sleep(poll_s)
 
 
 def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> None:

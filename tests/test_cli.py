@@ -227,6 +227,12 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         ).stdout.strip()
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0] == 1
+            # ...launched from the workspace's code location (on the job's page; re-executes from the UI).
+            ((pipeline_name, body),) = conn.execute("SELECT pipeline_name, run_body FROM runs").fetchall()
+        origin = json.loads(body)["external_pipeline_origin"]  # the remote job origin, by its serialized name
+        assert pipeline_name == "all_assets_job"
+        assert origin is not None and '"location_name": "fks_pipelines"' in json.dumps(origin)
+        assert "open http://127.0.0.1:3000/runs/" in out
         assert not list((server_home / "dagster_home").glob("**/*.db"))
     finally:
         subprocess.run([*FKS, "db", "stop"], env=env, capture_output=True, timeout=120)
@@ -269,8 +275,13 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
             assert "errors" not in reply, reply
             return reply["data"]
 
-        graph = ask("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
+        graph = ask("{ assetNodes { assetKey { path } groupName owners { ... on TeamAssetOwner { team } } } }")[
+            "assetNodes"
+        ]
         keys = {"/".join(n["assetKey"]["path"]) for n in graph}
+        # Groups are key prefixes (one word per layer) and every asset has an owner.
+        assert all(n["groupName"] == n["assetKey"]["path"][0] for n in graph), graph
+        assert all(n["owners"] for n in graph), graph
         assert {
             "raw/binance_klines",
             "marts/fct_ohlcv_1d",
@@ -296,7 +307,12 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
                         "jobName": "__ASSET_JOB",
                         "assetSelection": [{"path": ["raw", "binance_klines"]}],
                     },
-                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2024-05-01"}]},
+                    "executionMetadata": {
+                        "tags": [
+                            {"key": "dagster/asset_partition_range_start", "value": "2024-05-01"},
+                            {"key": "dagster/asset_partition_range_end", "value": "2024-05-02"},
+                        ]
+                    },
                 }
             },
         )["launchRun"]
@@ -309,6 +325,38 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
                 "runOrError"
             ]["status"]
         assert status == "SUCCESS", status
+        # After the range run every planned check has a result (none left "Skipped"), and the raw table reports
+        # its rows per partition, its name and its columns.
+        url = subprocess.run(
+            [*FKS, "db", "url", "--database", "dagster"], env=env, capture_output=True, text=True
+        ).stdout.strip()
+        with psycopg.connect(url) as conn:
+            statuses = dict(
+                conn.execute(
+                    "SELECT check_name, execution_status FROM asset_check_executions WHERE run_id = %s", (run_id,)
+                ).fetchall()
+            )
+        assert statuses == dict.fromkeys(
+            [
+                "unique_natural_key",
+                "complete_days",
+                "ohlc_consistent",
+                "volumes_non_negative",
+                "close_time_consistent",
+                "price_jumps",
+            ],
+            "SUCCEEDED",
+        ), statuses
+        events = ask(
+            'query { assetOrError(assetKey: {path: ["raw", "binance_klines"]}) { ... on Asset {'
+            " assetMaterializations(limit: 2) { partition metadataEntries { label __typename } } } } }"
+        )["assetOrError"]["assetMaterializations"]
+        assert sorted(e["partition"] for e in events) == ["2024-05-01", "2024-05-02"]
+        for event in events:
+            labels = {m["label"]: m["__typename"] for m in event["metadataEntries"]}
+            assert labels["dagster/row_count"] == "IntMetadataEntry"
+            assert labels["dagster/column_schema"] == "TableSchemaMetadataEntry"
+            assert labels["dagster/table_name"] == "TextMetadataEntry"
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("dagster" in " ".join(c.cmdline()) for c in children)
         proc.send_signal(signal.SIGTERM)

@@ -3,6 +3,7 @@ and the GPU marker. One place for each, imported by the layers' definitions (nev
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from dagster import (
@@ -12,10 +13,13 @@ from dagster import (
     DagsterInstance,
     DailyPartitionsDefinition,
     EventRecordsFilter,
+    TableColumn,
+    TableSchema,
 )
 from pydantic import Field
 
 from fks_pipelines.lib.alerts import CheckOutcome
+from fks_pipelines.lib.db.catalog import table_columns, table_row_count
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
@@ -54,6 +58,9 @@ GPU_OP_TAGS: dict[str, object] = {
         "pod_spec_config": {"node_selector": GPU_NODE_SELECTOR, "tolerations": GPU_TOLERATIONS},
     },
 }
+
+# Every asset carries its owner (the team that answers for it), shown in the catalog.
+OWNERS = ["team:data-platform"]
 
 _MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
 
@@ -149,3 +156,17 @@ def check_outcomes(
             )
         )
     return outcomes, (records[-1].storage_id if records else after)
+
+
+def table_metadata(conn: psycopg.Connection, table: str, *, row_count: int | None = None) -> dict[str, Any]:
+    """The catalog's standard metadata of a table asset, read from the live table: dagster/table_name,
+    dagster/column_schema (types and COMMENTs) and dagster/row_count (the whole table unless ``row_count``
+    says what this materialization holds, e.g. one partition's rows)."""
+    columns = [
+        TableColumn(c.name, c.type, description=c.description, constraints=None) for c in table_columns(conn, table)
+    ]
+    return {
+        "dagster/table_name": table,
+        "dagster/column_schema": TableSchema(columns=columns),
+        "dagster/row_count": table_row_count(conn, table) if row_count is None else row_count,
+    }

@@ -24,7 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from fks_pipelines import __version__
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
@@ -147,6 +147,7 @@ DECISION_COLUMNS = (
     group_name="analytics",
     deps=[HOURLY],
     kinds={"vectorbt", "postgres"},
+    owners=OWNERS,
     description=(
         "Per symbol, the strategy to trade re-decided every every_days (weekly) over the last history_days of "
         "hourly bars: parameters chosen in-sample, the strategy or cash chosen on the following validation window "
@@ -335,6 +336,7 @@ def strategy_choices(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),  # a range of days is one run (the loop below walks it)
     kinds={"polars", "postgres"},
+    owners=OWNERS,
     description=(
         "Point-in-time state at the end of each UTC day: every indicator and each strategy's entry/exit on the "
         "last hourly bar of the day, using only bars up to it; strategies use their latest walk-forward choice "
@@ -406,6 +408,7 @@ def _strategy_state(conn, market: str, symbol: str, day: datetime, end: datetime
     group_name="analytics",
     deps=[DAILY],
     kinds={"numpy", "postgres"},
+    owners=OWNERS,
     description=(
         "Each day per symbol classified into a regime (trend up/down/sideways x high/low volatility, point-in-"
         "time), the next-day regime probabilities, and the transition matrix with its stationary distribution. "

@@ -4,7 +4,9 @@
   run passes its partition window to dbt as ``--vars {min_date, max_date}``, and a backfill of N days is a
   single dbt invocation (single-run backfill policy);
 - ``dbt_models``: everything else (staging and intermediate views, dimension tables), unpartitioned.
-dbt tests become asset checks on the models they test.
+dbt tests become asset checks on the models they test. Every model's materialization carries
+dagster/row_count and dagster/column_schema (dagster-dbt's fetch_row_counts and fetch_column_metadata, read from
+the database after the build) and dagster/table_name.
 
 Both run in the ``dbt`` pool and hold the database's dbt lock (lib/db/locks.py) while dbt runs: runs over
 overlapping windows (a first boot's backfills) queue for dbt instead of rebuilding the same dates at once.
@@ -26,6 +28,7 @@ PARTITIONED = "tag:partitioned"
 
 @dbt_assets(
     manifest=MANIFEST,
+    project=dbt_project(),
     select=PARTITIONED,
     name="dbt_daily_models",
     partitions_def=daily_partitions,
@@ -38,11 +41,13 @@ def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, databa
     dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
     database.ensure_schema()
     with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        build = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+        yield from build.stream().fetch_row_counts().fetch_column_metadata()
 
 
 @dbt_assets(
     manifest=MANIFEST,
+    project=dbt_project(),
     exclude=PARTITIONED,
     name="dbt_models",
     dagster_dbt_translator=FksDbtTranslator(),
@@ -51,4 +56,4 @@ def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, databa
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
     database.ensure_schema()
     with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from dbt.cli(["build"], context=context).stream().fetch_row_counts().fetch_column_metadata()

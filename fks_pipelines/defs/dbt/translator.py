@@ -6,7 +6,7 @@ from typing import Any
 from dagster import AssetKey, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
-from fks_pipelines.defs.shared import DBT_LAYERS
+from fks_pipelines.defs.shared import DBT_LAYERS, OWNERS
 
 
 class FksDbtTranslator(DagsterDbtTranslator):
@@ -14,7 +14,7 @@ class FksDbtTranslator(DagsterDbtTranslator):
     models get the key ``<schema>/<name>`` and the group of their layer, so the UI groups assets by layer."""
 
     def __init__(self) -> None:
-        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=True))
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -28,4 +28,5 @@ class FksDbtTranslator(DagsterDbtTranslator):
             key=AssetKey([layer, props["name"]]),
             group_name=layer,
             kinds={"dbt", "postgres"},
+            owners=OWNERS,
         )

@@ -3,7 +3,14 @@
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.shared import GPU_OP_TAGS, GPU_POOL, MarketDataResource, PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import (
+    GPU_OP_TAGS,
+    GPU_POOL,
+    OWNERS,
+    MarketDataResource,
+    PostgresResource,
+    daily_partitions,
+)
 from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
@@ -49,6 +56,7 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"postgres"},
+    owners=OWNERS,
     description=(
         "The day's knowledge as text: a market summary per symbol (move, range, volatility, regime, indicators, "
         "jumps and gaps), the strategy signals that fired, and walk-forward choices whose data ended that day. "
@@ -92,6 +100,7 @@ def documents(
     op_tags=GPU_OP_TAGS,
     pool=GPU_POOL,
     kinds={"pytorch", "pgvector"},
+    owners=OWNERS,
     description=(
         "Embeddings of every document not yet embedded by the current model version (sentence-transformers, "
         "token-aware chunks; a model change re-embeds what it must). Writes knowledge.chunks (HNSW cosine index); "

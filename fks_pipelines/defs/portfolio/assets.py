@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.marts import latest_day
 from fks_pipelines.lib.db.portfolio import account_states, equity, replace_profit_splits
 from fks_pipelines.lib.portfolio.sizing import profit_split
@@ -16,6 +16,7 @@ from fks_pipelines.lib.portfolio.sizing import profit_split
     group_name="portfolio",
     deps=[AssetKey(["marts", "fct_ohlcv_1d"])],
     kinds={"postgres"},
+    owners=OWNERS,
     description=(
         "The monthly 50/50 profit split: for each trading account (personal, prop firm), half of last complete "
         "month's profit goes to the long-term account, half stays to trade. Writes portfolio.profit_splits with "

@@ -9,12 +9,15 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 from pydantic import Field
 
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
-from fks_pipelines.lib.db.raw import load_day, scope_summary
+from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions, table_metadata
+from fks_pipelines.lib.db.raw import TABLE, load_day, scope_summary
 from fks_pipelines.lib.symbols import check_symbol
 
 
@@ -48,14 +51,6 @@ def days_in(window_start: datetime, window_end: datetime) -> list[date]:
     return days
 
 
-def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:
-    head = frame.head(rows)
-    header = "| " + " | ".join(head.columns) + " |"
-    rule = "|" + "---|" * len(head.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in head.iter_rows()]
-    return "\n".join([header, rule, *body])
-
-
 @asset(
     key_prefix="raw",
     name="binance_klines",
@@ -63,6 +58,7 @@ def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"postgres", "polars"},
+    owners=OWNERS,
     description=(
         "Binance klines (1-minute bars by default) for the configured symbol universe, as landed in "
         "raw.binance_klines. Each UTC day is replaced atomically: re-materializing a partition gives exactly "
@@ -80,10 +76,6 @@ def binance_klines(
     days = days_in(window.start, window.end)
     source = market_data.build()
     loaded, deleted, missing = 0, 0, 0
-    per_symbol: dict[str, int] = dict.fromkeys(symbols, 0)
-    first_bar = last_bar = None
-    gap_notes: list[str] = []
-    preview = None
     with database.connection() as conn:
         for i, day in enumerate(days, start=1):
             result, batch = load_day(
@@ -97,36 +89,66 @@ def binance_klines(
                 partition_key=day.isoformat(),
                 run_id=context.run.run_id,
             )
-            scope = result.scope
             loaded += result.rows_loaded
             deleted += result.rows_deleted
-            for summary in scope_summary(conn, scope, max_ranges=3):
-                per_symbol[summary.symbol] += summary.rows
-                missing += summary.missing_bars
-                if summary.first_bar and (first_bar is None or summary.first_bar < first_bar):
-                    first_bar = summary.first_bar
-                if summary.last_bar and (last_bar is None or summary.last_bar > last_bar):
-                    last_bar = summary.last_bar
-                for start, end in summary.missing_ranges:
-                    if len(gap_notes) < 20:
-                        gap_notes.append(f"{summary.symbol} {start:%Y-%m-%d %H:%M} .. {end:%H:%M}")
-            if preview is None and batch.frame.height:
-                preview = batch.frame
+            summaries = scope_summary(conn, result.scope, max_ranges=3)
+            missing += sum(s.missing_bars for s in summaries)
+            # This partition's own metadata: its rows, bars and gaps (the run's totals are labelled run_*).
+            day_meta = day_metadata(result.rows_loaded, result.rows_deleted, summaries, batch.frame)
+            context.add_asset_metadata(day_meta, partition_key=day.isoformat())
             context.log.info(f"[{i}/{len(days)}] {day}: {result.rows_loaded} rows ({result.duration_s:.2f}s)")
+        # The table's name and columns (its row count is each partition's, above).
+        table = table_metadata(conn, TABLE)
+        del table["dagster/row_count"]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": loaded,
-            "rows_replaced": deleted,
-            "days": len(days),
+            **table,
+            "run_rows_loaded": loaded,
+            "run_rows_replaced": deleted,
+            "run_days": len(days),
+            "run_first_day": days[0].isoformat() if days else "none",
+            "run_last_day": days[-1].isoformat() if days else "none",
+            "run_missing_bars": missing,
             "symbols": ", ".join(symbols),
-            "rows_per_symbol": MetadataValue.json(per_symbol),
-            "first_bar": first_bar.isoformat() if first_bar else "none",
-            "last_bar": last_bar.isoformat() if last_bar else "none",
-            "missing_bars": missing,
-            "gaps": MetadataValue.md("\n".join(f"- {g}" for g in gap_notes) or "none"),
             "source": source.name,
             "market": market_data.market,
             "interval": market_data.interval,
-            "preview": MetadataValue.md(preview_markdown(preview) if preview is not None else "no rows"),
         }
+    )
+
+
+def day_metadata(rows_loaded: int, rows_replaced: int, summaries: list, frame: pl.DataFrame) -> dict:
+    """One day's materialization metadata: what that partition holds."""
+    firsts = [s.first_bar for s in summaries if s.first_bar]
+    lasts = [s.last_bar for s in summaries if s.last_bar]
+    gaps = [f"{s.symbol} {a:%Y-%m-%d %H:%M} .. {b:%H:%M}" for s in summaries for a, b in s.missing_ranges]
+    return {
+        "dagster/row_count": rows_loaded,
+        "rows_replaced": rows_replaced,
+        "rows_per_symbol": MetadataValue.table(
+            records=[
+                TableRecord({"symbol": s.symbol, "rows": s.rows, "missing_bars": s.missing_bars}) for s in summaries
+            ],
+            schema=TableSchema(
+                columns=[
+                    TableColumn("symbol", "text"),
+                    TableColumn("rows", "int"),
+                    TableColumn("missing_bars", "int"),
+                ]
+            ),
+        ),
+        "missing_bars": sum(s.missing_bars for s in summaries),
+        "first_bar": min(firsts).isoformat() if firsts else "none",
+        "last_bar": max(lasts).isoformat() if lasts else "none",
+        "gaps": MetadataValue.md("\n".join(f"- {g}" for g in gaps[:20]) or "none"),
+        "preview": preview_table(frame) if frame.height else MetadataValue.text("no rows"),
+    }
+
+
+def preview_table(frame: pl.DataFrame, rows: int = 5) -> MetadataValue:
+    """The first rows as a table the UI renders (values as text: exact decimals and timestamps)."""
+    head = frame.head(rows)
+    return MetadataValue.table(
+        records=[TableRecord({k: str(v) for k, v in row.items()}) for row in head.iter_rows(named=True)],
+        schema=TableSchema(columns=[TableColumn(c, "text") for c in head.columns]),
     )

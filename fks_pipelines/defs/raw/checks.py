@@ -1,103 +1,49 @@
-"""Data-quality checks on the raw klines of the materialized days (Great Expectations does the row rules)."""
+"""Data-quality checks on the raw klines a run loaded (Great Expectations does the row rules).
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, Field, MetadataValue, asset_check
+The six checks are one ``@multi_asset_check`` step: the rows are read and validated once, and each check
+reports its own result. They are unpartitioned checks on the partitioned asset, over the days the run
+materialized (its partition or partition range); executed alone ("Execute all" in the UI), over the days of
+the asset's latest materialization run. Why not per partition: in Dagster 1.13 a check result carries the
+step's single partition key, so a single-run range step (the asset's backfill policy) cannot report one
+result per day, and each planned per-partition check would stay without a result ("Skipped").
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    DagsterInstance,
+    Field,
+    MetadataValue,
+    multi_asset_check,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from fks_pipelines.defs.raw.assets import binance_klines
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.raw import read_klines, scope_summary
 from fks_pipelines.lib.quality.rules import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
 from fks_pipelines.lib.sources.frame import LoadScope
 
-
-def _scope(context: AssetCheckExecutionContext, market_data: MarketDataResource) -> LoadScope:
-    window = context.partition_time_window
-    return LoadScope(market_data.market, market_data.interval, tuple(market_data.symbols), window.start, window.end)
-
-
-def _rules_result(
-    context,
-    database,
-    market_data,
-    rules: list[str],
-    threshold: float = DEFAULT_PRICE_JUMP_THRESHOLD,
-    severity=AssetCheckSeverity.ERROR,
-) -> AssetCheckResult:
-    scope = _scope(context, market_data)
-    with database.connection() as conn:
-        frame = read_klines(conn, scope)
-    results = validate_bar_rules(frame, price_jump_threshold=threshold)
-    chosen = [results[r] for r in rules]
-    failing = {r.name: r.failing_rows for r in chosen}
-    examples = [e for r in chosen for e in r.examples][:5]
-    return AssetCheckResult(
-        passed=all(r.passed for r in chosen),
-        severity=severity,
-        metadata={
-            "rows_checked": frame.height,
-            "failing_rows": MetadataValue.json(failing),
-            "examples": MetadataValue.json(examples),
-            "window": f"{scope.start:%Y-%m-%d} .. {scope.end:%Y-%m-%d}",
-        },
-    )
-
-
-@asset_check(
-    asset=binance_klines,
-    partitions_def=daily_partitions,
-    description="No two rows share (market, symbol, interval, open_time).",
-)
-def unique_natural_key(
-    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
-) -> AssetCheckResult:
-    return _rules_result(context, database, market_data, ["unique_natural_key"])
-
-
-@asset_check(
-    asset=binance_klines,
-    partitions_def=daily_partitions,
-    description="Every day has every bar (1440 one-minute bars per symbol); missing bars are listed.",
-)
-def complete_days(
-    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
-) -> AssetCheckResult:
-    scope = _scope(context, market_data)
-    with database.connection() as conn:
-        summaries = scope_summary(conn, scope)
-    missing = {s.symbol: s.missing_bars for s in summaries}
-    ranges = [f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.missing_ranges]
-    return AssetCheckResult(
-        passed=sum(missing.values()) == 0,
-        metadata={
-            "missing_bars": MetadataValue.json(missing),
-            "missing_ranges": MetadataValue.md("\n".join(f"- {r}" for r in ranges[:50]) or "none"),
-            "rows": MetadataValue.json({s.symbol: s.rows for s in summaries}),
-        },
-    )
-
-
-@asset_check(
-    asset=binance_klines,
-    partitions_def=daily_partitions,
-    description="high >= max(open, close) and low <= min(open, close) on every bar.",
-)
-def ohlc_consistent(
-    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
-) -> AssetCheckResult:
-    return _rules_result(context, database, market_data, ["high_not_below_open_close", "low_not_above_open_close"])
-
-
-@asset_check(
-    asset=binance_klines,
-    partitions_def=daily_partitions,
-    description="Volumes, taker volumes and trade counts are never negative.",
-)
-def volumes_non_negative(
-    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
-) -> AssetCheckResult:
-    return _rules_result(
-        context,
-        database,
-        market_data,
+# Check name -> (description, the row rules of lib/quality/rules.py it reports; complete_days is a SQL summary).
+CHECKS: dict[str, tuple[str, list[str]]] = {
+    "unique_natural_key": ("No two rows share (market, symbol, interval, open_time).", ["unique_natural_key"]),
+    "complete_days": ("Every day has every bar (1440 one-minute bars per symbol); missing bars are listed.", []),
+    "ohlc_consistent": (
+        "high >= max(open, close) and low <= min(open, close) on every bar.",
+        ["high_not_below_open_close", "low_not_above_open_close"],
+    ),
+    "volumes_non_negative": (
+        "Volumes, taker volumes and trade counts are never negative.",
         [
             "volume_non_negative",
             "quote_volume_non_negative",
@@ -105,49 +51,109 @@ def volumes_non_negative(
             "taker_buy_quote_non_negative",
             "trades_non_negative",
         ],
-    )
+    ),
+    "close_time_consistent": (
+        "close_time = open_time + interval - 1 ms on every bar (Binance's convention).",
+        ["close_time_is_open_plus_interval_minus_1ms"],
+    ),
+    "price_jumps": (
+        "Bar-to-bar close moves above the threshold are flagged (a warning: real markets do jump).",
+        ["price_jump_within_threshold"],
+    ),
+}
+WARNINGS = {"price_jumps"}
 
 
-@asset_check(
-    asset=binance_klines,
-    partitions_def=daily_partitions,
-    description="close_time = open_time + interval - 1 ms on every bar (Binance's convention).",
-)
-def close_time_consistent(
-    context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
-) -> AssetCheckResult:
-    return _rules_result(context, database, market_data, ["close_time_is_open_plus_interval_minus_1ms"])
+def _day_range(tags: dict[str, str]) -> tuple[str, str] | None:
+    if PARTITION_NAME_TAG in tags:
+        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
+    if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
+        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
+    return None
 
 
-@asset_check(
-    asset=binance_klines,
-    partitions_def=daily_partitions,
-    description="Bar-to-bar close moves above the threshold are flagged (a warning: real markets do jump).",
+def checked_days(tags: dict[str, str], instance: DagsterInstance) -> tuple[str, str] | None:
+    """First and last day (partition keys) to check: the run's own, else those of the asset's latest
+    materialization run; None when the asset was never materialized."""
+    days = _day_range(tags)
+    if days is not None:
+        return days
+    event = instance.get_latest_materialization_event(binance_klines.key)
+    if event is None:
+        return None
+    run = instance.get_run_by_id(event.run_id)
+    days = _day_range(dict(run.tags)) if run is not None else None
+    if days is None and event.asset_materialization and event.asset_materialization.partition:
+        days = (event.asset_materialization.partition, event.asset_materialization.partition)
+    return days
+
+
+@multi_asset_check(
+    name="raw_klines_checks",
+    specs=[AssetCheckSpec(name, asset=binance_klines, description=text) for name, (text, _) in CHECKS.items()],
+    description="The raw klines' row rules and completeness over the days the run loaded, in one step.",
     config_schema={
         "price_jump_threshold": Field(
             float, default_value=DEFAULT_PRICE_JUMP_THRESHOLD, description="Relative move, e.g. 0.1 = 10%."
         )
     },
 )
-def price_jumps(
+def raw_klines_checks(
     context: AssetCheckExecutionContext, database: PostgresResource, market_data: MarketDataResource
-) -> AssetCheckResult:
-    threshold = context.op_execution_context.op_config["price_jump_threshold"]
-    return _rules_result(
-        context,
-        database,
-        market_data,
-        ["price_jump_within_threshold"],
-        threshold=threshold,
-        severity=AssetCheckSeverity.WARN,
+) -> Iterable[AssetCheckResult]:
+    days = checked_days(dict(context.run.tags), context.instance)
+    if days is None:
+        for name in CHECKS:
+            yield AssetCheckResult(
+                check_name=name, passed=True, description="Nothing materialized yet: no rows to check."
+            )
+        return
+    first, last = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in days)
+    scope = LoadScope(
+        market_data.market, market_data.interval, tuple(market_data.symbols), first, last + timedelta(days=1)
     )
+    threshold = context.op_execution_context.op_config["price_jump_threshold"]
+    with database.connection() as conn:
+        frame = read_klines(conn, scope)
+        summaries = scope_summary(conn, scope)
+    results = validate_bar_rules(frame, price_jump_threshold=threshold)
+    window: dict[str, Any] = {
+        "first_day": MetadataValue.text(days[0]),
+        "last_day": MetadataValue.text(days[1]),
+        "days_checked": (last - first).days + 1,
+        "rows_checked": frame.height,
+    }
+    for name, (_, rules) in CHECKS.items():
+        if name == "complete_days":
+            missing = {s.symbol: s.missing_bars for s in summaries}
+            ranges = [
+                f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.missing_ranges
+            ]
+            yield AssetCheckResult(
+                check_name=name,
+                passed=sum(missing.values()) == 0,
+                metadata={
+                    **window,
+                    "missing_bars_total": sum(missing.values()),
+                    "missing_bars": MetadataValue.json(missing),
+                    "missing_ranges": MetadataValue.md("\n".join(f"- {r}" for r in ranges[:50]) or "none"),
+                    "rows": MetadataValue.json({s.symbol: s.rows for s in summaries}),
+                },
+            )
+            continue
+        chosen = [results[r] for r in rules]
+        yield AssetCheckResult(
+            check_name=name,
+            passed=all(r.passed for r in chosen),
+            severity=AssetCheckSeverity.WARN if name in WARNINGS else AssetCheckSeverity.ERROR,
+            metadata={
+                **window,
+                "failing_rows_total": sum(r.failing_rows for r in chosen),
+                "failing_rows": MetadataValue.json({r.name: r.failing_rows for r in chosen}),
+                "examples": MetadataValue.json([e for r in chosen for e in r.examples][:5]),
+                **({"price_jump_threshold": threshold} if name in WARNINGS else {}),
+            },
+        )
 
 
-raw_checks = [
-    unique_natural_key,
-    complete_days,
-    ohlc_consistent,
-    volumes_non_negative,
-    close_time_consistent,
-    price_jumps,
-]
+raw_checks = [raw_klines_checks]

@@ -25,6 +25,7 @@ from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import (
     GPU_OP_TAGS,
     GPU_POOL,
+    OWNERS,
     DiscordResource,
     MarketDataResource,
     PostgresResource,
@@ -59,7 +60,9 @@ _IN_PROCESS_LLM = settings().llm_engine == "in_process"
     backfill_policy=BackfillPolicy.single_run(),
     op_tags=GPU_OP_TAGS if _IN_PROCESS_LLM else None,
     pool=GPU_POOL if _IN_PROCESS_LLM else None,
-    kinds={"openai", "postgres"},
+    # openai: the LLM speaks the OpenAI API; only when one is configured (else the rules engine decides).
+    kinds={"openai", "postgres"} if settings().llm_base_url else {"python", "postgres"},
+    owners=OWNERS,
     check_specs=[
         AssetCheckSpec(
             "llm_answered",
@@ -178,6 +181,7 @@ def fill_paper_accounts(conn, day: date, market: str, symbols: list[str]) -> int
     group_name="recommendations",
     deps=[DAILY_KEY],
     kinds={"postgres"},
+    owners=OWNERS,
     description=(
         "Every past recommendation scored against what happened next: 1- and 7-day returns after the decision, "
         "hits (buy and it rose, sell and it fell, hold and it stayed within a sigma), paper P&L. Writes "

@@ -53,7 +53,12 @@ def test_partition_materializes_with_metadata_and_passing_checks(db_url):
     assert meta["missing_bars"].value == 0
     assert meta["first_bar"].value == "2024-03-01T00:00:00+00:00"
     assert meta["last_bar"].value == "2024-03-01T23:59:00+00:00"
-    assert "| market | symbol |" in meta["preview"].value
+    assert [c.name for c in meta["preview"].value.schema.columns][:2] == ["market", "symbol"]
+    assert meta["dagster/table_name"].value == "raw.binance_klines"
+    assert "close_time" in {c.name for c in meta["dagster/column_schema"].value.columns}
+    assert {r.data["symbol"]: r.data["rows"] for r in meta["rows_per_symbol"].value.records} == dict.fromkeys(
+        SYMBOLS, 1440
+    )
     checks = checks_by_name(result)
     assert set(checks) == {spec.name for check in raw_checks for spec in check.check_specs}
     assert all(e.passed for e in checks.values())
@@ -87,7 +92,17 @@ def test_partition_range_is_one_run(db_url):
     assert result.success
     materializations = result.asset_materializations_for_node("raw__binance_klines")
     assert sorted(m.partition for m in materializations) == ["2024-03-01", "2024-03-02", "2024-03-03"]
-    assert all(m.metadata["days"].value == 3 for m in materializations)
+    # Each partition's metadata describes that day; the run's totals are labelled run_*.
+    for m in materializations:
+        assert m.metadata["dagster/row_count"].value == 3 * 1440
+        assert m.metadata["first_bar"].value == f"{m.partition}T00:00:00+00:00"
+        assert m.metadata["last_bar"].value == f"{m.partition}T23:59:00+00:00"
+        assert m.metadata["run_rows_loaded"].value == 3 * 3 * 1440 and m.metadata["run_days"].value == 3
+    # The checks run once over the three days the run loaded, each with a result (none left planned).
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 6 and all(e.passed and e.partition is None for e in checks)
+    assert all(e.metadata["rows_checked"].value == 3 * 3 * 1440 for e in checks)
+    assert {e.metadata["first_day"].value for e in checks} == {"2024-03-01"}
     with psycopg.connect(db_url) as conn:
         days = conn.execute("SELECT count(DISTINCT open_time::date) FROM raw.binance_klines").fetchone()[0]
     assert days == 3
@@ -145,17 +160,41 @@ def test_checks_fail_on_planted_bad_data(db_url):
     assert by_name["unique_natural_key"].passed
 
 
-def run_checks_only(db_url: str):
-    """Execute just the checks (no re-materialization), as "Execute checks" in the UI does."""
+def run_checks_only(db_url: str, instance=None, tags=None):
+    """Execute just the checks (no re-materialization), as "Execute all" in the UI does."""
     return materialize(
         [binance_klines, *raw_checks],
         selection=AssetSelection.checks_for_assets(binance_klines),
         # Not partition_key=: Dagster 1.13 validates it against the selected *assets*, of which there are none.
-        tags={PARTITION_NAME_TAG: "2024-03-01"},
+        tags={PARTITION_NAME_TAG: "2024-03-01"} if tags is None else tags,
         resources=resources(db_url),
-        instance=DagsterInstance.ephemeral(),
+        instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
+
+
+def test_checks_alone_check_the_latest_materialized_days(db_url):
+    """ "Execute all" on the checks (no partition in the run): one step, over the latest materialization's days."""
+    with DagsterInstance.ephemeral() as instance:
+        empty = run_checks_only(db_url, instance=instance, tags={})
+        assert empty.success and all(e.passed for e in empty.get_asset_check_evaluations())
+        assert run(
+            db_url,
+            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: "2024-03-02"},
+            instance=instance,
+        ).success
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM raw.binance_klines WHERE symbol = 'ETHUSDT' AND open_time = '2024-03-02 05:00+00'"
+            )
+        result = run_checks_only(db_url, instance=instance, tags={})
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.step_key}
+    assert len(steps) == 1, steps
+    by_name = checks_by_name(result)
+    assert by_name["complete_days"].metadata["missing_bars"].value == {"BTCUSDT": 0, "ETHUSDT": 1, "SOLUSDT": 0}
+    assert by_name["complete_days"].metadata["days_checked"].value == 2
+    assert by_name["unique_natural_key"].passed and not by_name["complete_days"].passed
 
 
 def test_bad_source_fails_the_run_and_keeps_the_previous_rows(db_url):
