@@ -23,7 +23,12 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     from fks_pipelines.lib.db.connect import connect, migrate, one_row, redact
     from fks_pipelines.lib.db.portfolio import import_accounts
     from fks_pipelines.lib.db.raw import scope_summary
-    from fks_pipelines.lib.db.recommendations import evaluation_table, latest_rows, window_allocations
+    from fks_pipelines.lib.db.recommendations import (
+        decision_evidence,
+        evaluation_table,
+        latest_rows,
+        window_allocations,
+    )
     from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.sources.frame import LoadScope
 
@@ -85,6 +90,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         recommendation = latest_rows(conn, last)
         window_targets = window_allocations(conn, first, last)
         evaluation_rows = evaluation_table(conn)
+        evidence = decision_evidence(conn, last)
         generations = conn.execute(
             "SELECT account, generator, model, llm_error FROM recommendations.generations"
             " WHERE decision_date = %s ORDER BY account",
@@ -131,6 +137,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
         f"\nNext: `fks dev`, then open http://127.0.0.1:3000/runs/{result.run_id} (this run) or"
         " http://127.0.0.1:3000/asset-groups (the lineage)"
     )
+    print_evidence(last, evidence)
     print_recommendation(last, recommendation, generations)  # last: it ends with the JSON
 
 
@@ -235,6 +242,16 @@ def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_conf
             if run.is_finished:
                 return run
             time.sleep(poll_s)
+
+
+def print_evidence(day, rows: list[tuple]) -> None:
+    """The documents the day's decisions read, with their as_of: the decision day's own facts first."""
+    click.echo(f"\nevidence read for the decisions of {day} (by key and time, then analogs), with its as_of")
+    for account, kind, symbol, as_of, line in rows[:24]:
+        excerpt = line[:90].replace("{", "(").replace("}", ")")
+        click.echo(f"  {account:<16}{as_of:%Y-%m-%d %H:%M}  {kind:<17}{symbol or '-':<9} {excerpt}")
+    if not rows:
+        click.echo("  (nothing retrieved: no documents before the decision)")
 
 
 def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> None:

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -203,6 +203,10 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         assert before.stdout.startswith("0 documents known by 2020-01-01")
         # It ends with the day's recommendation for the example account: a table, then the same as JSON.
         assert "imported the example account" in out
+        # The evidence the decision read starts with the decision day's own summary (as of that day's close).
+        evidence = out.split("evidence read for the decisions of", 1)[1].split("recommendations.daily:", 1)[0]
+        today = datetime.now(UTC).date()
+        assert len(re.findall(rf"^  demo-personal\s+{today:%Y-%m-%d} 00:00  market_summary", evidence, re.M)) == 3
         recommendation = out.split("recommendations.daily:", 1)[1]
         assert "demo-personal: generator rules" in recommendation
         rows = json.loads(recommendation[recommendation.index("{") :])

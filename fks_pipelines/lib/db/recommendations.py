@@ -389,3 +389,16 @@ def llm_stats(conn: psycopg.Connection) -> LlmStats:
         last[1] if last else None,
         last[2] if last else None,
     )
+
+
+def decision_evidence(conn: psycopg.Connection, day: date) -> list[tuple[str, str, str | None, datetime, str]]:
+    """What the day's decisions read from the knowledge layer: (account, kind, symbol, as_of, first line) of each
+    retrieved document, the day's own facts first (newest as_of), then older ones such as analogs."""
+    return conn.execute(
+        "SELECT g.account, d.kind, d.symbol, d.as_of, split_part(d.text, E'\\n', 1)"
+        " FROM recommendations.generations g"
+        " CROSS JOIN LATERAL jsonb_array_elements_text(g.retrieved_ids) AS r (id)"
+        " JOIN knowledge.documents d ON d.id = r.id"
+        " WHERE g.decision_date = %s ORDER BY g.account, d.as_of DESC, d.symbol, d.kind",
+        (day,),
+    ).fetchall()
