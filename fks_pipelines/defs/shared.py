@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetKey,
     ConfigurableResource,
     DagsterEventType,
     DagsterInstance,
@@ -31,6 +33,21 @@ from fks_pipelines.settings import settings
 # dbt's; analytics, knowledge, recommendations and portfolio are the platform's own.
 DBT_LAYERS = ("staging", "intermediate", "marts")
 LAYERS = ("raw", *DBT_LAYERS, "analytics", "knowledge", "recommendations", "portfolio")
+
+# The assets with freshness checks (defs/automation/freshness.py): every daily partitioned asset, and the
+# unpartitioned mart. Their sensor evaluates them; the runs that materialize these assets do not (a backfill of old
+# days would fail them by design).
+DAILY_ASSETS = (
+    AssetKey(["raw", "binance_klines"]),
+    AssetKey(["marts", "fct_ohlcv_1h"]),
+    AssetKey(["marts", "fct_ohlcv_1d"]),
+    AssetKey(["marts", "fct_returns"]),
+    AssetKey(["analytics", "signals"]),
+    AssetKey(["knowledge", "documents"]),
+    AssetKey(["recommendations", "daily"]),
+)
+UNPARTITIONED_MARTS = (AssetKey(["marts", "dim_symbols"]),)
+FRESHNESS_CHECKS = tuple(AssetCheckKey(key, "freshness_check") for key in (*DAILY_ASSETS, *UNPARTITIONED_MARTS))
 
 # Daily partitions in UTC from FKS_PARTITIONS_START; the last partition is yesterday (a day is loaded once it is
 # complete).

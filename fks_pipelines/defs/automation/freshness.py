@@ -20,25 +20,14 @@ from datetime import timedelta
 
 from dagster import (
     AssetCheckSeverity,
-    AssetKey,
     build_last_update_freshness_checks,
     build_sensor_for_freshness_checks,
     build_time_partition_freshness_checks,
 )
 
 from fks_pipelines.defs.automation.sensors import DEFAULT_STATUS
+from fks_pipelines.defs.shared import DAILY_ASSETS, UNPARTITIONED_MARTS
 from fks_pipelines.settings import settings
-
-DAILY_ASSETS = [
-    AssetKey(["raw", "binance_klines"]),
-    AssetKey(["marts", "fct_ohlcv_1h"]),
-    AssetKey(["marts", "fct_ohlcv_1d"]),
-    AssetKey(["marts", "fct_returns"]),
-    AssetKey(["analytics", "signals"]),
-    AssetKey(["knowledge", "documents"]),
-    AssetKey(["recommendations", "daily"]),
-]
-UNPARTITIONED_MARTS = [AssetKey(["marts", "dim_symbols"])]
 
 
 def deadline_cron(schedule_time: str, deadline_hours: float) -> str:
@@ -53,13 +42,13 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*is superseded.*")
     freshness_checks = [
         *build_time_partition_freshness_checks(
-            assets=DAILY_ASSETS,
+            assets=list(DAILY_ASSETS),
             deadline_cron=deadline_cron(_settings.schedule_time, _settings.freshness_deadline_hours),
             timezone="UTC",
             severity=AssetCheckSeverity.WARN,
         ),
         *build_last_update_freshness_checks(
-            assets=UNPARTITIONED_MARTS, lower_bound_delta=timedelta(hours=26), severity=AssetCheckSeverity.WARN
+            assets=list(UNPARTITIONED_MARTS), lower_bound_delta=timedelta(hours=26), severity=AssetCheckSeverity.WARN
         ),
     ]
     freshness_checks_sensor = build_sensor_for_freshness_checks(

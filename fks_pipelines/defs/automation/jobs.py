@@ -5,15 +5,17 @@ every day (everything but the walk-forward re-optimization, which ``reoptimize_j
 from dagster import AssetKey, AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
 from pydantic import Field
 
-from fks_pipelines.defs.shared import LAYERS, PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import FRESHNESS_CHECKS, LAYERS, PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
 from fks_pipelines.settings import settings
 
 STRATEGY_CHOICES = AssetKey(["analytics", "strategy_choices"])
+# Every layer's assets and their data-quality checks; freshness checks run on their own sensor.
+EVERYTHING = AssetSelection.groups(*LAYERS) - AssetSelection.checks(*FRESHNESS_CHECKS)
 
 all_assets_job = define_asset_job(
     "all_assets_job",
-    selection=AssetSelection.groups(*LAYERS),
+    selection=EVERYTHING,
     partitions_def=daily_partitions,
     description=(
         "Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation."
@@ -21,7 +23,7 @@ all_assets_job = define_asset_job(
 )
 daily_job = define_asset_job(
     "daily_job",
-    selection=AssetSelection.groups(*LAYERS) - AssetSelection.assets(STRATEGY_CHOICES),
+    selection=EVERYTHING - AssetSelection.assets(STRATEGY_CHOICES),
     partitions_def=daily_partitions,
     description="The daily run: the previous day end to end with the latest walk-forward choice (re-optimized weekly).",
 )
