@@ -233,6 +233,7 @@ def _equity_png(curves_by_account: dict[str, list]) -> str:
     group_name="recommendations",
     deps=[DAILY_KEY, AssetKey(["analytics", "signals"])],
     kinds={"postgres"},
+    owners=OWNERS,
     description=(
         "Whether following the recommendations helps: each paper account's ledger against cash, equal-weight "
         "buy-and-hold and the chosen strategies alone (analytics.strategy_state at full allocation), over the same "

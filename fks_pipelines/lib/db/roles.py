@@ -43,12 +43,14 @@ ANALYST_GRANTS: tuple[TableGrant, ...] = (
             "strategy_choices",
             "market_regimes",
             "regime_transitions",
+            "strategy_state",
         )
     ),
     TableGrant("knowledge", "documents"),
     TableGrant("knowledge", "chunks"),
     TableGrant("recommendations", "daily"),
     TableGrant("recommendations", "track_record"),
+    TableGrant("recommendations", "evaluation"),
     TableGrant(
         "recommendations",
         "generations",
