@@ -204,22 +204,19 @@ def insert_results(
 
 def latest_choice(conn: psycopg.Connection, market: str, symbol: str, before: datetime) -> tuple[str, dict] | None:
     """(strategy, params) of the symbol's latest choice decided strictly before ``before`` (point-in-time), or None.
-    The strategy may be ``cash`` (params {}): hold nothing. Runs that re-decided the same time: the latest run's."""
-    row = conn.execute(
-        "SELECT strategy, params FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
-        " AND decided_at < %s ORDER BY decided_at DESC, run_id DESC LIMIT 1",
-        (market, symbol, before),
-    ).fetchone()
-    return None if row is None else (row[0], row[1])
+    The strategy may be ``cash`` (params {}): hold nothing."""
+    record = latest_choice_record(conn, market, symbol, before)
+    return None if record is None else (record[0], record[1])
 
 
 def latest_choice_record(
     conn: psycopg.Connection, market: str, symbol: str, before: datetime
 ) -> tuple[str, dict, datetime] | None:
-    """(strategy, params, decided_at) of the symbol's latest choice decided strictly before ``before``, or None."""
+    """(strategy, params, decided_at) of the symbol's latest choice decided strictly before ``before``, or None.
+    Runs that re-decided the same time: the latest run's."""
     row = conn.execute(
         "SELECT strategy, params, decided_at FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
-        " AND decided_at < %s ORDER BY decided_at DESC LIMIT 1",
+        " AND decided_at < %s ORDER BY decided_at DESC, run_id DESC LIMIT 1",
         (market, symbol, before),
     ).fetchone()
     return None if row is None else (row[0], row[1], row[2])

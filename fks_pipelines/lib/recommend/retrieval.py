@@ -1,8 +1,8 @@
 """What a decision reads from the knowledge layer, all known at the decision time.
 
 Recency first, fetched by key and time (never by similarity): the symbol's own market summary for the decision
-day, the day's fired signals, the latest strategy choice's record and, where analytics.strategy_state exists, the
-strategy's current position. Then analogs: the k past market days (any symbol of the market) whose summaries are
+day, the day's fired signals, the latest strategy choice's record and the chosen strategy's position at the latest
+close (analytics.strategy_state). Then analogs: the k past market days (any symbol of the market) whose summaries are
 nearest to today's (vector similarity), strictly before the decision, each with the forward returns that were
 known at the decision time: a day's h-day outcome is known only once day + h has closed, so a 7-day outcome of a
 day 3 days back is reported as not yet known.
