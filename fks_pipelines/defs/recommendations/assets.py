@@ -41,9 +41,10 @@ from fks_pipelines.lib.db.portfolio import (
 )
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
 from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
-from fks_pipelines.lib.recommend.evaluation import evaluate, metrics
-from fks_pipelines.lib.recommend.generate import generate
+from fks_pipelines.lib.recommend.evaluation import evaluate, ledger_curve, metrics
+from fks_pipelines.lib.recommend.generate import Generation, generate, shadow_generation
 from fks_pipelines.lib.recommend.retrieval import retriever
+from fks_pipelines.lib.recommend.schema import AccountContext
 from fks_pipelines.settings import settings
 
 DAILY_KEY = AssetKey(["recommendations", "daily"])
@@ -75,7 +76,9 @@ _IN_PROCESS_LLM = settings().llm_engine == "in_process"
         "without one, the rules engine, from point-in-time inputs (marts, signals, walk-forward choice, regime, "
         "retrieved documents, the account's state); sized by the account's tier, volatility and cash, every clamp "
         "recorded. Writes recommendations.generations and recommendations.daily; fills paper accounts' recommendations "
-        "at the next day's open (portfolio.trades, ids paper-*); posts the last day to Discord."
+        "at the next day's open (portfolio.trades, ids paper-*); with an LLM, also the rules engine's shadow "
+        "recommendation per paper account and its own ledger (recommendations.shadow_daily, shadow_fills); posts "
+        "the last day to Discord."
     ),
 )
 def daily_recommendations(
@@ -90,18 +93,26 @@ def daily_recommendations(
     client = llm.client()
     days = [(window.start + timedelta(days=i)).date() for i in range((window.end - window.start).days)]
     failures, generations, last_rows = [], [], []
-    paper_trades = 0
+    paper_trades = shadow_fills = shadow_count = 0
     with database.connection() as conn:
         if not account_states(conn, datetime.now(UTC)):
             context.log.warning("no accounts in portfolio.accounts: import one with `fks portfolio import FILE`")
         retrieve = retriever(conn, embedding_model.get)
-        if days:  # a re-run replays the paper accounts from the window's first fill on
+        if days:  # a re-run replays the paper accounts (and their shadow ledgers) from the window's first fill on
             delete_paper_fills_after(conn, market_data.market, window.start)
+            recommendations.clear_shadows(conn, market_data.market, days[0], days[-1], keep_days=client is not None)
         for day in days:
             paper_trades += fill_paper_accounts(conn, day - timedelta(days=1), market_data.market, market_data.symbols)
             account_contexts = recommendations.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
             day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
             recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
+            if client is not None:  # the rules engine beside the LLM, on the same inputs, against its own ledger
+                shadow_fills += fill_shadow_ledgers(
+                    conn, day - timedelta(days=1), market_data.market, market_data.symbols
+                )
+                shadows = shadow_generations(conn, account_contexts)
+                recommendations.store_shadow_day(conn, day, shadows)
+                shadow_count += len(shadows)
             for generation, _ in day_generations:
                 generations.append((day, generation))
                 if generation.llm_error:
@@ -112,6 +123,8 @@ def daily_recommendations(
                     )
         if days:  # the last day's fills too, when the next day's open already exists (a past window)
             paper_trades += fill_paper_accounts(conn, days[-1], market_data.market, market_data.symbols)
+            if client is not None:
+                shadow_fills += fill_shadow_ledgers(conn, days[-1], market_data.market, market_data.symbols)
         last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
     if last_rows and discord.webhook_url:
         problem = post_to_discord(discord.webhook_url, recommendation_message(str(days[-1]), last_rows))
@@ -139,6 +152,8 @@ def daily_recommendations(
             "llm": client.model if client else "none configured (rules engine)",
             "llm_failures": len(failures),
             "paper_fills": paper_trades,
+            "shadow_generations": shadow_count,  # the rules engine beside the LLM (0 without an LLM)
+            "shadow_fills": shadow_fills,
             "latest": MetadataValue.md("\n".join(table)) if last_rows else MetadataValue.text("no recommendation"),
             "latest_json": MetadataValue.json(json.loads(json.dumps(last_rows, default=str))),
         },
@@ -176,6 +191,40 @@ def fill_paper_accounts(conn, day: date, market: str, symbols: list[str]) -> int
     return n
 
 
+def shadow_generations(conn, account_contexts: list[AccountContext]) -> list[tuple[Generation, datetime]]:
+    """The rules engine's recommendation for each paper account's context (the inputs the LLM just read), sized
+    for the account's shadow ledger as it stands at the decision time."""
+    out = []
+    states = {s.account: s for s in account_states(conn, account_contexts[0].decided_at)} if account_contexts else {}
+    for c in account_contexts:
+        if states[c.account].mode != "paper":
+            continue
+        held = recommendations.shadow_state(conn, states[c.account], c.decided_at, recommendations.SHADOW_GENERATOR)
+        out.append((shadow_generation(c, held.cash, held.positions), c.decided_at))
+    return out
+
+
+def fill_shadow_ledgers(conn, day: date, market: str, symbols: list[str]) -> int:
+    """Fill every paper account's shadow recommendation for ``day`` in its shadow ledger, by the paper rules
+    (next day's open, fees, slippage): nothing when that open does not exist yet. Returns the fills written."""
+    at = recommendations.decision_time(day)
+    opens = daily_opens(conn, market, symbols, at)
+    if not opens:
+        return 0
+    n, generator = 0, recommendations.SHADOW_GENERATOR
+    for state in account_states(conn, at):
+        if state.mode != "paper" or state.market != market:
+            continue
+        targets = [Target(*t) for t in recommendations.shadow_targets(conn, day, state.account, generator)]
+        if not targets:
+            continue
+        held = recommendations.shadow_state(conn, state, at, generator)
+        fills = paper_fills(day, targets, cash=held.cash, positions=held.positions, opens=opens, fill_at=fill_time(day))
+        recommendations.replace_shadow_fills(conn, state.account, generator, day, fills)
+        n += len(fills)
+    return n
+
+
 @asset(
     key_prefix="recommendations",
     group_name="recommendations",
@@ -207,7 +256,8 @@ def track_record(context: AssetExecutionContext, database: PostgresResource) -> 
 
 
 def _equity_png(curves_by_account: dict[str, list]) -> str:
-    """One plot: every account's curves (recommendations and baselines), as a markdown PNG."""
+    """One plot: every account's curves (its ledger, the baselines, and the ledger of each generator it did not
+    follow), keyed by "account (generator)", as a markdown PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,7 +287,8 @@ def _equity_png(curves_by_account: dict[str, list]) -> str:
     description=(
         "Whether following the recommendations helps: each paper account's ledger against cash, equal-weight "
         "buy-and-hold and the chosen strategies alone (analytics.strategy_state at full allocation), over the same "
-        "window from the same equity with the same fees and slippage. Writes recommendations.evaluation (one row "
+        "window from the same equity with the same fees and slippage; when an LLM decided, the rules engine's "
+        "shadow ledger (recommendations.shadow_daily) beside it. Writes recommendations.evaluation (one row "
         "per account, generator, baseline and window) and plots every equity curve."
     ),
 )
@@ -248,6 +299,7 @@ def evaluation(
     rows, curves_by_account = [], {}
     with database.connection() as conn:
         windows = recommendations.paper_windows(conn, market)
+        shadow_days = recommendations.shadow_windows(conn, market)
         for account, start, end, generator, n in windows:
             days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
             first_close = recommendations.decision_time(start)
@@ -274,12 +326,25 @@ def evaluation(
                 strategy_positions=positions,
                 n_decisions=n,
             )
-            curves_by_account[account] = curves
+            curves_by_account[f"{account} ({generator})"] = curves
             for c in curves:
                 rows.append(
                     {"account": account, "generator": generator, "baseline": c.baseline}
                     | {"start_date": start, "end_date": end}
                     | metrics(c)
+                )
+            # The generators the account did not follow (the rules engine beside an LLM): their own ledgers, from
+            # the same state at D0's close, over the same days and prices, with the same fill rules.
+            for (shadow_account, shadow), n_shadow in shadow_days.items():
+                if shadow_account != account or shadow == generator:
+                    continue
+                trades = recommendations.shadow_trade_history(conn, account, shadow)
+                curve = ledger_curve(days, prices, state.cash, state.positions, trades, n_shadow)
+                curves_by_account[f"{account} ({shadow})"] = [curve]
+                rows.append(
+                    {"account": account, "generator": shadow, "baseline": curve.baseline}
+                    | {"start_date": start, "end_date": end}
+                    | metrics(curve)
                 )
         recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
     fmt = lambda v, pattern: "-" if v is None else format(v, pattern)  # noqa: E731

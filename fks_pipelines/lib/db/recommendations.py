@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db.portfolio import account_states, equity
+from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, AccountState, account_states, equity
 from fks_pipelines.lib.errors import DatabaseError
+from fks_pipelines.lib.portfolio.ledger import Trade
 from fks_pipelines.lib.recommend.generate import Generation
 from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
 
@@ -402,3 +403,132 @@ def decision_evidence(conn: psycopg.Connection, day: date) -> list[tuple[str, st
         " WHERE g.decision_date = %s ORDER BY g.account, d.as_of DESC, d.symbol, d.kind",
         (day,),
     ).fetchall()
+
+
+# Shadow generations (migration 014): when an LLM decides, the rules engine decides too, from the same inputs,
+# against its own ledger (recommendations.shadow_fills); the paper account follows only the LLM.
+SHADOW_GENERATOR = "rules"
+
+
+def shadow_state(conn: psycopg.Connection, state: AccountState, at: datetime, generator: str) -> AccountState:
+    """``state``'s account as the shadow ledger of ``generator`` holds it at ``at``: the same deposits and imported
+    trades, the shadow fills instead of the paper fills, nothing after ``at``."""
+    cash, positions = state.net_deposits, dict[str, float]()
+    for symbol, side, quantity, price, fee in conn.execute(
+        "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM ("
+        " SELECT symbol, side, quantity, price, fee, executed_at, trade_id FROM portfolio.trades"
+        "  WHERE account = %(a)s AND executed_at <= %(at)s AND trade_id NOT LIKE %(paper)s"
+        " UNION ALL SELECT symbol, side, quantity, price, fee, executed_at, trade_id FROM recommendations.shadow_fills"
+        "  WHERE account = %(a)s AND generator = %(g)s AND executed_at <= %(at)s"
+        ") t ORDER BY executed_at, trade_id",
+        {"a": state.account, "at": at, "paper": f"{PAPER_PREFIX}%", "g": generator},
+    ).fetchall():
+        sign = 1.0 if side == "buy" else -1.0
+        positions[symbol] = positions.get(symbol, 0.0) + sign * quantity
+        cash -= sign * quantity * price + fee
+    held = {k: v for k, v in positions.items() if v != 0}
+    return replace(state, cash=cash, positions=held)
+
+
+def shadow_trade_history(conn: psycopg.Connection, account: str, generator: str) -> list[Trade]:
+    """The shadow ledger's trades in time order: the imported ones and the shadow fills (no paper fills)."""
+    return [
+        Trade(*row)
+        for row in conn.execute(
+            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades"
+            " WHERE account = %(a)s AND trade_id NOT LIKE %(paper)s"
+            " UNION ALL SELECT trade_id, symbol, side, quantity, price, fee, executed_at"
+            " FROM recommendations.shadow_fills WHERE account = %(a)s AND generator = %(g)s"
+            " ORDER BY executed_at, trade_id",
+            {"a": account, "paper": f"{PAPER_PREFIX}%", "g": generator},
+        ).fetchall()
+    ]
+
+
+def store_shadow_day(conn: psycopg.Connection, day: date, generations: list[tuple[Generation, datetime]]) -> None:
+    """Replace ``day``'s shadow recommendations of the accounts in ``generations`` (one transaction)."""
+    with conn.transaction(), conn.cursor() as cur:
+        for generation, decided_at in generations:
+            cur.execute(
+                "DELETE FROM recommendations.shadow_daily WHERE decision_date = %s AND account = %s AND generator = %s",
+                (day, generation.account, generation.generator),
+            )
+            cur.executemany(
+                "INSERT INTO recommendations.shadow_daily (decision_date, account, generator, symbol, decided_at,"
+                " action, target_allocation, current_allocation, confidence, rationale, reference_price)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        day,
+                        generation.account,
+                        generation.generator,
+                        r.symbol,
+                        decided_at,
+                        r.action,
+                        r.target_allocation,
+                        r.current_allocation,
+                        r.confidence,
+                        r.rationale,
+                        r.reference_price,
+                    )
+                    for r in generation.recommendations
+                ],
+            )
+
+
+def shadow_targets(conn: psycopg.Connection, day: date, account: str, generator: str) -> list[tuple[str, str, float]]:
+    """(symbol, action, target_allocation) of the account's shadow recommendation for ``day``."""
+    return conn.execute(
+        "SELECT symbol, action, target_allocation FROM recommendations.shadow_daily"
+        " WHERE decision_date = %s AND account = %s AND generator = %s ORDER BY symbol",
+        (day, account, generator),
+    ).fetchall()
+
+
+def replace_shadow_fills(
+    conn: psycopg.Connection, account: str, generator: str, decision_day: date, fills: list[Trade]
+) -> None:
+    """Make the shadow ledger's fills for ``decision_day``'s shadow recommendation exactly ``fills``."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM recommendations.shadow_fills WHERE account = %s AND generator = %s AND trade_id LIKE %s",
+            (account, generator, f"{PAPER_PREFIX}{decision_day.isoformat()}-%"),
+        )
+        cur.executemany(
+            "INSERT INTO recommendations.shadow_fills (account, generator, trade_id, symbol, side, quantity, price,"
+            " fee, executed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (account, generator, t.trade_id, t.symbol, t.side, t.quantity, t.price, t.fee, t.executed_at)
+                for t in fills
+            ],
+        )
+
+
+def clear_shadows(conn: psycopg.Connection, market: str, first: date, last: date, *, keep_days: bool) -> None:
+    """Before a run over [first, last]: drop the shadow fills from ``first``'s on (the run replays them) and, unless
+    ``keep_days`` (an LLM is configured and regenerates them), the shadow recommendations of those days."""
+    accounts = "SELECT account FROM portfolio.accounts WHERE market = %s"
+    with conn.transaction():
+        conn.execute(
+            f"DELETE FROM recommendations.shadow_fills WHERE account IN ({accounts}) AND executed_at > %s",
+            (market, decision_time(first) - timedelta(days=1)),
+        )
+        if not keep_days:
+            conn.execute(
+                f"DELETE FROM recommendations.shadow_daily WHERE account IN ({accounts})"
+                " AND decision_date BETWEEN %s AND %s",
+                (market, first, last),
+            )
+
+
+def shadow_windows(conn: psycopg.Connection, market: str) -> dict[tuple[str, str], int]:
+    """(paper account, shadow generator) -> its shadow decision days, for the accounts of ``market``."""
+    return {
+        (a, g): int(n)
+        for a, g, n in conn.execute(
+            "SELECT s.account, s.generator, count(DISTINCT s.decision_date) FROM recommendations.shadow_daily s"
+            " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+            (market,),
+        ).fetchall()
+    }

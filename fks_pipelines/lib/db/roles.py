@@ -51,6 +51,7 @@ ANALYST_GRANTS: tuple[TableGrant, ...] = (
     TableGrant("recommendations", "daily"),
     TableGrant("recommendations", "track_record"),
     TableGrant("recommendations", "evaluation"),
+    TableGrant("recommendations", "shadow_daily"),  # not shadow_fills: a ledger, like portfolio.trades
     TableGrant(
         "recommendations",
         "generations",

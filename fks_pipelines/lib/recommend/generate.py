@@ -4,7 +4,7 @@ back to the rules engine on any failure (recorded, never a silent hold), then si
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
@@ -168,3 +168,13 @@ def generate(context: AccountContext, client: OpenAICompatibleClient | InProcess
             generation.raw_response = raw[-1] if raw else None
     generation.recommendations = _sized(recommend_by_rules(context), context)
     return generation
+
+
+def shadow_generation(context: AccountContext, cash: float, positions: dict[str, float]) -> Generation:
+    """The rules engine's recommendation from ``context``'s market inputs and documents (the same point-in-time
+    facts the LLM read), for an account holding ``cash`` and ``positions`` (the shadow ledger that follows the
+    rules): equity and current allocations are recomputed at the context's closes, then sized as usual."""
+    value = {s.symbol: positions.get(s.symbol, 0.0) * s.price for s in context.symbols}
+    equity = cash + sum(value.values())
+    symbols = [replace(s, current_allocation=value[s.symbol] / equity if equity > 0 else 0.0) for s in context.symbols]
+    return generate(replace(context, equity=equity, cash=cash, symbols=symbols), None)

@@ -1,7 +1,8 @@
 """Paper accounts and the evaluation (issue 13, sections 3, 4 and 6) through Dagster on a small hand-made market:
 two symbols, 16 days of daily bars, and a strategy state that is long for a few days on each. The fills happen at
 the next open with fees and slippage; perturbing the prices after day D changes no ledger row up to D; the
-evaluation's baselines equal the same baselines computed here independently; an answering LLM gives LLM rows."""
+evaluation's baselines equal the same baselines computed here independently; an answering LLM gives LLM rows, and
+the rules engine's shadow rows and ledger beside them (equal to a replay here, point-in-time)."""
 
 from __future__ import annotations
 
@@ -241,6 +242,8 @@ def test_the_evaluation_rows_equal_baselines_computed_independently(paper_run):
         }
     assert set(rows) == {"recommendations", "cash", "buy_and_hold", "strategy_only"}
     assert {(g, a, b) for g, a, b, *_ in rows.values()} == {("rules", FIRST, LAST_DECISION)}  # one window
+    with psycopg.connect(url) as conn:  # without an LLM there is no shadow generation
+        assert conn.execute("SELECT count(*) FROM recommendations.shadow_daily").fetchone()[0] == 0
     expected = independent_baselines(market, 10_000.0, ledger(url))
     for baseline, final in expected.items():
         total = rows[baseline][3]
@@ -277,24 +280,160 @@ def llm_server() -> ScriptedServer:
     return ScriptedServer(reply)
 
 
-def test_the_prompt_carries_the_state_with_its_as_of_and_the_evaluation_has_llm_rows(databases):
+@pytest.fixture(scope="module")
+def llm_run(databases):
+    """The same market with an answering LLM: the account follows the LLM, the rules engine runs in its shadow."""
     url = databases.create()
+    market = prices()
+    build_market(url, market)
+    with llm_server() as server:
+        assert run(url, LLMResource(base_url=server.url + "/v1", model="test-model")).success
+        prompts = [
+            json.loads(r.json()["messages"][1]["content"].split("(JSON):\n", 1)[1].split("\n\n", 1)[0])
+            for r in server.requests
+        ]
+    yield url, market, prompts
+    databases.drop(url)
+
+
+def test_the_prompt_carries_the_state_with_its_as_of_and_the_evaluation_has_llm_rows(llm_run):
+    url, _, prompts = llm_run
+    assert prompts
+    for p in prompts:
+        decided = datetime.fromisoformat(p["decision_time_utc"])
+        for s in p["symbols"]:
+            assert datetime.fromisoformat(s["strategy_state"]["as_of"]) < decided
+            assert datetime.fromisoformat(s["strategy_state"]["as_of"]) >= decided - timedelta(days=1)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT generator, baseline, start_date, end_date FROM recommendations.evaluation WHERE account = %s",
+            (ACCOUNT,),
+        ).fetchall()
+        fills = conn.execute("SELECT count(*) FROM portfolio.trades WHERE account = %s", (ACCOUNT,)).fetchone()[0]
+    # The LLM's ledger with the baselines once, and the rules engine's shadow ledger beside it, on one window.
+    assert sorted((g, b) for g, b, *_ in rows) == [
+        ("llm", "buy_and_hold"),
+        ("llm", "cash"),
+        ("llm", "recommendations"),
+        ("llm", "strategy_only"),
+        ("rules", "recommendations"),
+    ]
+    assert {(a, b) for _, _, a, b in rows} == {(FIRST, LAST_DECISION)} and fills > 0
+
+
+def shadow_rows(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT decision_date, symbol, generator, decided_at, action, target_allocation, current_allocation,"
+            " reference_price FROM recommendations.shadow_daily WHERE account = %s ORDER BY decision_date, symbol",
+            (ACCOUNT,),
+        ).fetchall()
+
+
+def shadow_fills(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM recommendations.shadow_fills"
+            " WHERE account = %s ORDER BY executed_at, trade_id",
+            (ACCOUNT,),
+        ).fetchall()
+
+
+def test_the_account_follows_the_llm_while_the_rules_engine_decides_in_its_shadow(llm_run):
+    url, _, _ = llm_run
+    with psycopg.connect(url) as conn:
+        followed = {
+            (d, s): (g, a, t)
+            for d, s, g, a, t in conn.execute(
+                "SELECT decision_date, symbol, generator, action, target_allocation FROM recommendations.daily"
+                " WHERE account = %s",
+                (ACCOUNT,),
+            ).fetchall()
+        }
+    shadows = {(d, s): (g, a, t) for d, s, g, _, a, t, *_ in shadow_rows(url)}
+    assert set(shadows) == set(followed) and len(shadows) == 14 * len(SYMBOLS)  # every account-day, both symbols
+    assert {g for g, *_ in followed.values()} == {"llm"} and {g for g, *_ in shadows.values()} == {"rules"}
+    # The paper account's fills follow the LLM's rows (the server targets 10% or 0%), never the rules engine's.
+    paper = ledger(url)
+    for trade_id, symbol, _side, quantity, price, *_ in paper:
+        decided = date.fromisoformat(trade_id.removeprefix("paper-")[:10])
+        assert followed[(decided, symbol)][1] in ("buy", "sell")
+        assert float(quantity * price) < 0.1 * 10_000 * 1.2  # never more than the LLM's 10% (with drift)
+    assert all(0.09 < t < 0.11 for _, a, t in followed.values() if a == "buy")  # 10%, or held where it drifted
+    assert paper and [t[1:] for t in paper] != [t[1:] for t in shadow_fills(url)]
+    # The rules engine follows the strategy state in its own ledger: a buy when it turns long, a sell on its exit.
+    for s, long_days in LONG.items():
+        assert shadows[(DAYS[long_days.start], s)][1] == "buy" and shadows[(DAYS[long_days.start], s)][2] > 0
+        assert all(shadows[(DAYS[i], s)][2] > 0 for i in long_days)
+        assert shadows[(DAYS[long_days.stop], s)][1] == "sell"
+    assert not all(0.09 < t < 0.11 for _, a, t in shadows.values() if a == "buy")  # its own sizing, not the LLM's
+
+
+def test_the_rules_shadow_ledger_equals_an_independent_replay(llm_run):
+    """Replay the shadow recommendations here by the documented paper rules (next open, slippage, fee, sells
+    first): the shadow fills, the allocations the rules engine saw and the evaluation's rules row all agree."""
+    url, market, _ = llm_run
+    rows = shadow_rows(url)
+    by_day: dict[date, list[tuple]] = {}
+    for d, s, _, _, action, target, current, _ in rows:
+        by_day.setdefault(d, []).append((s, action, target, current))
+    cash, held = 10_000.0, dict.fromkeys(SYMBOLS, 0.0)
+    expected_fills = []
+    for day in DAYS[:14]:
+        close_value = {s: held[s] * market[s][day][1] for s in SYMBOLS}
+        equity_close = cash + sum(close_value.values())
+        for s, _, _, current in by_day[day]:  # the state the rules engine decided from
+            assert abs(current - close_value[s] / equity_close) < 1e-6, (day, s, current)
+        nxt = day + timedelta(days=1)
+        if day == DAYS[13] or nxt not in market[SYMBOLS[0]]:
+            continue
+        opens = {s: market[s][nxt][0] for s in SYMBOLS}
+        equity_open = cash + sum(held[s] * opens[s] for s in SYMBOLS)
+        trades = [t for t in sorted(by_day[day]) if t[1] in ("buy", "sell")]
+        for s, _, target, _ in trades:  # sells first
+            want = target * equity_open / opens[s]
+            if want < held[s]:
+                q = held[s] if target <= 0 else held[s] - want
+                p = opens[s] * (1 - SLIPPAGE)
+                if q * p >= 1.0:
+                    cash += q * p * (1 - FEE)
+                    held[s] -= q
+                    expected_fills.append((s, "sell", q, p))
+        for s, _, target, _ in trades:
+            want = target * equity_open / opens[s]
+            if want > held[s]:
+                p = opens[s] * (1 + SLIPPAGE)
+                q = min(want - held[s], cash / (p * (1 + FEE)))
+                if q * p >= 1.0:
+                    cash -= q * p * (1 + FEE)
+                    held[s] += q
+                    expected_fills.append((s, "buy", q, p))
+    got = [(s, side, float(q), float(p)) for _, s, side, q, p, *_ in shadow_fills(url)]
+    assert len(got) == len(expected_fills) and got
+    for (s, side, q, p), (es, eside, eq, ep) in zip(got, expected_fills, strict=True):
+        assert (s, side) == (es, eside) and abs(q - eq) < 1e-6 and abs(p - ep) < 1e-6
+    final = cash + sum(held[s] * market[s][DAYS[13]][1] for s in SYMBOLS)
+    with psycopg.connect(url) as conn:
+        total, fees, n = conn.execute(
+            "SELECT total_return, fees, n_decisions FROM recommendations.evaluation"
+            " WHERE account = %s AND generator = 'rules' AND baseline = 'recommendations'",
+            (ACCOUNT,),
+        ).fetchone()
+    assert abs(total - (final / 10_000.0 - 1)) < 1e-6 and fees > 0 and n == 14
+
+
+def test_perturbing_prices_after_day_d_changes_no_shadow_row_up_to_d(llm_run, databases):
+    url, _, _ = llm_run
+    cut = DAYS[7]
+    other = databases.create()
     try:
-        build_market(url, prices())
+        build_market(other, prices(perturb_after=cut))
         with llm_server() as server:
-            assert run(url, LLMResource(base_url=server.url + "/v1", model="test-model")).success
-            prompts = [
-                json.loads(r.json()["messages"][1]["content"].split("(JSON):\n", 1)[1].split("\n\n", 1)[0])
-                for r in server.requests
-            ]
-        for p in prompts:
-            decided = datetime.fromisoformat(p["decision_time_utc"])
-            for s in p["symbols"]:
-                assert datetime.fromisoformat(s["strategy_state"]["as_of"]) < decided
-                assert datetime.fromisoformat(s["strategy_state"]["as_of"]) >= decided - timedelta(days=1)
-        with psycopg.connect(url) as conn:
-            generators = {r[0] for r in conn.execute("SELECT DISTINCT generator FROM recommendations.evaluation")}
-            fills = conn.execute("SELECT count(*) FROM portfolio.trades WHERE account = %s", (ACCOUNT,)).fetchone()[0]
-        assert generators == {"llm"} and fills > 0
+            assert run(other, LLMResource(base_url=server.url + "/v1", model="test-model")).success
+        up_to = midnight(cut + timedelta(days=1))
+        assert [r for r in shadow_rows(url) if r[0] <= cut] == [r for r in shadow_rows(other) if r[0] <= cut]
+        before = [t for t in shadow_fills(url) if t[-1] <= up_to]
+        assert before and before == [t for t in shadow_fills(other) if t[-1] <= up_to]
+        assert shadow_rows(url) != shadow_rows(other)  # the perturbation did change what came later
     finally:
-        databases.drop(url)
+        databases.drop(other)
