@@ -38,7 +38,7 @@ class Curve:
     equity: list[float]  # at each day's close
     fees: float
     traded: float  # notional, quote currency
-    in_market: list[bool]  # held a position during the day (from the previous close)
+    in_market: list[bool]  # held a position during the day (after the fills at its open)
     n_decisions: int
 
 
@@ -68,12 +68,12 @@ def ledger_curve(
         (t for t in trades if t.executed_at > fill_time(days[0]) - timedelta(seconds=1)), key=lambda t: t.executed_at
     )
     for day in days[1:]:
-        in_market.append(any(q > 0 for q in held.values()))
         close_time = fill_time(day) - timedelta(seconds=1)
         todays = [t for t in pending if t.executed_at <= close_time]
         pending = [t for t in pending if t.executed_at > close_time]
         cash, f, x = _apply(todays, cash, held)
         fees, traded = fees + f, traded + x
+        in_market.append(any(q > 0 for q in held.values()))
         equity.append(_value(cash, held, prices, day))
     return Curve("recommendations", days, equity, fees, traded, in_market, n)
 
@@ -93,7 +93,6 @@ def simulated_curve(
     cash, fees, traded = start_equity, 0.0, 0.0
     equity, in_market, decisions = [start_equity], [False], 0
     for previous, day in zip(days, days[1:], strict=False):
-        in_market.append(any(q > 0 for q in held.values()))
         opens = {s: p[day][0] for s, p in prices.items() if day in p}
         fills = paper_fills(
             previous,
@@ -108,6 +107,7 @@ def simulated_curve(
         decisions += bool(fills)
         cash, f, x = _apply(fills, cash, held)
         fees, traded = fees + f, traded + x
+        in_market.append(any(q > 0 for q in held.values()))
         equity.append(_value(cash, held, prices, day))
     return Curve(baseline, days, equity, fees, traded, in_market, decisions)
 

@@ -235,8 +235,8 @@ def test_the_evaluation_rows_equal_baselines_computed_independently(paper_run):
         rows = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT baseline, generator, start_date, end_date, total_return, fees, max_drawdown, n_decisions"
-                " FROM recommendations.evaluation WHERE account = %s",
+                "SELECT baseline, generator, start_date, end_date, total_return, fees, max_drawdown, n_decisions,"
+                " hit_rate FROM recommendations.evaluation WHERE account = %s",
                 (ACCOUNT,),
             ).fetchall()
         }
@@ -251,6 +251,15 @@ def test_the_evaluation_rows_equal_baselines_computed_independently(paper_run):
     assert rows["cash"][3] == 0.0 and rows["cash"][4] == 0.0
     assert rows["buy_and_hold"][4] > 0 and rows["strategy_only"][4] > 0  # both paid fees
     assert rows["recommendations"][6] == 14  # one decision per day
+    # hit_rate: the share of the days in the market that gained; buy_and_hold is in from DAYS[1]'s open to the end.
+    cash, q = 10_000.0, {}
+    for s in SYMBOLS:
+        o = market[s][DAYS[1]][0]
+        q[s] = min(5_000.0 / o, cash / (o * (1 + SLIPPAGE) * (1 + FEE)))
+        cash -= q[s] * o * (1 + SLIPPAGE) * (1 + FEE)
+    equity = [10_000.0] + [cash + sum(q[s] * market[s][d][1] for s in SYMBOLS) for d in DAYS[1:14]]
+    gains = [b > a for a, b in zip(equity, equity[1:], strict=False)]
+    assert abs(rows["buy_and_hold"][7] - sum(gains) / len(gains)) < 1e-9
 
 
 def llm_server() -> ScriptedServer:
