@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import psycopg
@@ -10,7 +11,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.definitions import defs
 from fks_pipelines.defs.dbt.assets import dbt_daily_models, dbt_models
-from fks_pipelines.defs.dbt.resources import dbt_resource
+from fks_pipelines.defs.dbt.resources import dbt_project, dbt_resource, manifest_for_database
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.settings import PROJECT_ROOT
 
@@ -52,6 +53,20 @@ def test_every_dbt_check_has_a_description_and_a_readable_name():
     # The description written in the dbt YAML is the one the UI shows.
     hourly_sane = next(spec for spec in specs if spec.name == "ohlc_sane_fct_ohlcv_1h")
     assert hourly_sane.description.startswith("Prices positive")
+
+
+def test_manifest_for_database_moves_every_relation_and_leaves_the_parsed_manifest_alone():
+    manifest = dbt_project().manifest_path.read_text()
+    parsed = json.loads(manifest)
+    moved = manifest_for_database(parsed, "test_elsewhere")
+    hourly = moved["nodes"]["model.fks_pipelines.fct_ohlcv_1h"]
+    assert hourly["database"] == "test_elsewhere"
+    assert hourly["relation_name"] == '"test_elsewhere"."marts"."fct_ohlcv_1h"'
+    assert moved["sources"]["source.fks_pipelines.raw.binance_klines"]["relation_name"] == (
+        '"test_elsewhere"."raw"."binance_klines"'
+    )
+    assert all(n["database"] == "test_elsewhere" for n in moved["nodes"].values() if n.get("database"))
+    assert json.loads(manifest) == parsed  # the code location's manifest is not changed
 
 
 def test_all_assets_job_over_a_partition_range_builds_the_marts(db_url):
