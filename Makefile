@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint format install system-deps db-start db-stop dev bench clean lock
+.PHONY: demo test test-quick lint format install system-deps db-start db-stop dev bench clean lock screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ db-stop: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/fks dev
+
+## Screenshots of the real Dagster UI (lineage, an asset, the demo's run) into docs/img/ for the README, after
+## `make demo`; uses Debian's headless chromium (apt-get installs it when missing and root). Not part of CI.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py

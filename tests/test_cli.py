@@ -255,9 +255,10 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
     env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
     for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
         env.pop(key, None)
-    proc = subprocess.Popen(
-        [*FKS, "dev", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = server_home / "fks-dev.log"
+    # Started from the project root, beside the project's dagster.yaml, as a user would.
+    with log.open("w") as out:
+        proc = subprocess.Popen([*FKS, "dev", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 240
@@ -370,6 +371,12 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
         proc.wait(timeout=60)
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]
+        # No start-up warnings: neither "use dg dev" (superseded `dagster dev`) nor "Found dagster.yaml in the
+        # current folder, but DAGSTER_HOME ... will not be used" (a second instance config).
+        output = log.read_text()
+        assert "Serving dagster-webserver on http://127.0.0.1" in output, output
+        warnings = [line for line in output.splitlines() if "WARNING" in line.upper() or "dagster.yaml" in line]
+        assert not warnings, warnings
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -13,13 +13,16 @@ overlapping windows (a first boot's backfills) queue for dbt instead of rebuildi
 """
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster import AssetExecutionContext, AssetMaterialization, BackfillPolicy, Output
+from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
-from fks_pipelines.defs.dbt.resources import dbt_connection, dbt_project
+from fks_pipelines.defs.dbt.resources import dbt_connection, dbt_project, manifest_for_database
 from fks_pipelines.defs.dbt.translator import FksDbtTranslator
 from fks_pipelines.defs.shared import DBT_POOL, PostgresResource, daily_partitions
+from fks_pipelines.lib.db.connect import dbt_profile_env
 from fks_pipelines.lib.db.locks import DBT_BUILD, advisory_lock
 
 MANIFEST = dbt_project().manifest_path
@@ -42,7 +45,7 @@ def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, databa
     database.ensure_schema()
     with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
         build = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
-        yield from build.stream().fetch_row_counts().fetch_column_metadata()
+        yield from _with_table_metadata(context, build, database.url)
 
 
 @dbt_assets(
@@ -56,4 +59,21 @@ def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, databa
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
     database.ensure_schema()
     with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
-        yield from dbt.cli(["build"], context=context).stream().fetch_row_counts().fetch_column_metadata()
+        yield from _with_table_metadata(context, dbt.cli(["build"], context=context), database.url)
+
+
+def _with_table_metadata(context: AssetExecutionContext, build: DbtCliInvocation, url: str) -> Iterator[Any]:
+    """The build's events, each model's with its row count (tables; dagster-dbt does not count views), column
+    schema and table name read from the run's database (the manifest's relation names moved there first: see
+    manifest_for_database). A model's table is ``<database>.<key prefix>.<name>``: the key prefix is its schema."""
+    dbname = dbt_profile_env(url)["FKS_DBT_DBNAME"]
+    build.manifest = manifest_for_database(build.manifest, dbname)
+    for event in build.stream().fetch_row_counts().fetch_column_metadata():
+        if isinstance(event, AssetMaterialization):
+            key = event.asset_key
+        elif isinstance(event, Output):
+            key = context.asset_key_for_output(event.output_name)
+        else:
+            yield event
+            continue
+        yield event.with_metadata({**event.metadata, "dagster/table_name": ".".join([dbname, *key.path])})

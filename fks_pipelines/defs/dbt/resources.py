@@ -3,10 +3,11 @@
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
 
@@ -74,6 +75,31 @@ def dbt_connection(url: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def manifest_for_database(manifest: Mapping[str, Any], dbname: str) -> dict[str, Any]:
+    """The manifest with every model's, test's and source's relation in database ``dbname``.
+
+    The code location's manifest comes from `dbt parse`, which never connects and so names relations in the
+    profile's default database (``"fks"."marts"."fct_ohlcv_1h"``). dagster-dbt's fetch_row_counts() and
+    fetch_column_metadata() query those names as they stand, and PostgreSQL refuses a name in another database
+    ("cross-database references are not implemented"), so on any database not named fks the marts lost their
+    row counts and column schemas. A run's database is only known at run time (the database resource's URL), so
+    the invocation's manifest is pointed at it there; the rest of the manifest is shared, not copied."""
+    moved = dict(manifest)
+    for section in ("nodes", "sources"):
+        entries = dict(manifest.get(section, {}))
+        for unique_id, props in entries.items():
+            database = props.get("database")
+            if not database or database == dbname:
+                continue
+            relation = props.get("relation_name")
+            prefix = f'"{database}".'
+            if relation and relation.startswith(prefix):
+                relation = f'"{dbname}".' + relation[len(prefix) :]
+            entries[unique_id] = {**props, "database": dbname, "relation_name": relation}
+        moved[section] = entries
+    return moved
 
 
 def dbt_resource() -> DbtCliResource:

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetKey, AssetSpec
+from dagster import AssetCheckSpec, AssetKey, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
 from fks_pipelines.defs.shared import DBT_LAYERS, OWNERS
@@ -11,7 +11,8 @@ from fks_pipelines.defs.shared import DBT_LAYERS, OWNERS
 
 class FksDbtTranslator(DagsterDbtTranslator):
     """dbt sources map to the assets that land them (``raw.binance_klines`` -> ``raw/binance_klines``);
-    models get the key ``<schema>/<name>`` and the group of their layer, so the UI groups assets by layer."""
+    models get the key ``<schema>/<name>`` and the group of their layer, so the UI groups assets by layer; a dbt
+    test's ``description:`` (dbt_project YAML) is its check's description in the UI."""
 
     def __init__(self) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=True))
@@ -30,3 +31,13 @@ class FksDbtTranslator(DagsterDbtTranslator):
             kinds={"dbt", "postgres"},
             owners=OWNERS,
         )
+
+    def get_asset_check_spec(
+        self, asset_spec: AssetSpec, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> AssetCheckSpec | None:
+        # dagster-dbt 0.29 reads a check's description from the test's meta only; dbt (1.9+) has a description
+        # property on data tests, which is where the project writes it.
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        return spec._replace(description=manifest["nodes"][unique_id].get("description") or None)
