@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -152,6 +152,18 @@ def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server
         home_b.stop()
 
 
+# The first partition of every partitioned asset, as the code location's definitions build it.
+FIRST_PARTITIONS = """
+import json
+from fks_pipelines.definitions import defs
+graph = defs.resolve_asset_graph()
+nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
+print(json.dumps({
+    n.key.to_user_string(): n.partitions_def.get_first_partition_key() for n in nodes if n.partitions_def is not None
+}))
+"""
+
+
 def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
     """`make demo`'s command, end to end, on a fresh FKS_HOME (2 days to keep it short)."""
     env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
@@ -164,6 +176,17 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         assert demo.returncode == 0, demo.stdout + demo.stderr
         out = demo.stdout
         assert "SUCCESS" in out
+        # Partitions that fit the data: the demo records its first day as this home's partition start, and the
+        # definitions the code location loads with this home (what `fks dev` serves next) have no day before it.
+        first = datetime.now(UTC).date() - timedelta(days=2)
+        assert f"partitions: daily from {first}" in out
+        assert (server_home / "settings.env").read_text().endswith(f"FKS_PARTITIONS_START={first}\n")
+        seen = subprocess.run(
+            [sys.executable, "-c", FIRST_PARTITIONS], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert seen.returncode == 0, seen.stderr
+        firsts = json.loads(seen.stdout.strip().splitlines()[-1])
+        assert len(firsts) >= 7 and set(firsts.values()) == {first.isoformat()}, firsts
         passed, total = re.search(r"checks: (\d+) of (\d+) passed", out).groups()
         assert passed == total and int(total) > 20
         raw_part, marts_part = out.split("raw.binance_klines", 1)[1].split("marts.fct_ohlcv_1d", 1)
