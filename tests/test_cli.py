@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from fks_pipelines.cli import main
 from fks_pipelines.lib.db.embedded import EmbeddedPostgres, free_port
+from fks_pipelines.settings import record_partitions_start
 from tests.support import Reply, Request, ScriptedServer
 
 FKS = [sys.executable, "-m", "fks_pipelines.cli"]
@@ -276,8 +277,10 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
 
     port = free_port()
     env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
-    for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
+    for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME", "FKS_PARTITIONS_START"):
         env.pop(key, None)
+    # As after a demo that loaded from 2024-05-01: the home records its partition start, and the UI shows it.
+    record_partitions_start(server_home, date(2024, 5, 1))
     proc = subprocess.Popen(
         [*FKS, "dev", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -315,6 +318,10 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
             "knowledge/document_embeddings",
             "recommendations/daily",
         } <= keys
+        # Partitions that fit the data: every partitioned asset's first partition is the home's recorded start.
+        partitioned = ask("{ assetNodes { assetKey { path } isPartitioned partitionKeys } }")["assetNodes"]
+        firsts = {"/".join(n["assetKey"]["path"]): n["partitionKeys"][0] for n in partitioned if n["isPartitioned"]}
+        assert len(firsts) >= 7 and set(firsts.values()) == {"2024-05-01"}, firsts
         (repo,) = ask(
             "{ repositoriesOrError { ... on RepositoryConnection"
             " { nodes { name schedules { name } sensors { name } } } } }"
