@@ -361,7 +361,8 @@ class Settings(BaseSettings):
         recorded_file = recorded_settings_file(home) if recorded else None
         try:
             if env is None:
-                return cls(_env_file=recorded_file)  # pydantic-settings reads the process environment, then the file
+                # pydantic-settings reads the process environment, then the file (an init option the mypy plugin omits)
+                return cls(_env_file=recorded_file)  # type: ignore[call-arg]
             given = {var: values[var] for var in fields.values() if values.get(var)}
             if recorded_file is not None and recorded_file.is_file():
                 below = {k: v for k, v in dotenv_values(recorded_file).items() if k in fields.values() and v}

@@ -128,12 +128,12 @@ def daily_recommendations(
         context.log.info("DISCORD_WEBHOOK_URL not set: no notification")
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
     for day in days:
-        day_generations = [g for d, g in generations if d == day]
+        of_day = [g for d, g in generations if d == day]
         context.add_asset_metadata(
             {
                 "dagster/row_count": len(rows_by_day[day]),
-                "accounts": len({g.account for g in day_generations}),
-                "llm_failures": sum(1 for g in day_generations if g.llm_error),
+                "accounts": len({g.account for g in of_day}),
+                "llm_failures": sum(1 for g in of_day if g.llm_error),
                 "recommendations": _recommendations_table(rows_by_day[day]),
             },
             partition_key=day.isoformat(),
@@ -268,9 +268,7 @@ def _typed_table(rows: list[dict], columns: tuple[str, ...]) -> MetadataValue:
     types = {name: kind(name) for name in columns}
     cast = {"int": int, "float": float, "bool": bool, "string": str}
     records = [
-        TableRecord(
-            {name: None if r.get(name) is None else cast[types[name]](r[name]) for name in columns}  # type: ignore[operator]
-        )
+        TableRecord({name: None if r.get(name) is None else cast[types[name]](r[name]) for name in columns})
         for r in rows
     ]
     return MetadataValue.table(records, schema=TableSchema(columns=[TableColumn(n, types[n]) for n in columns]))
@@ -362,7 +360,7 @@ def evaluation(
         for name in ("total_return", "sharpe"):
             value = r.get(name)
             metadata[f"{name}_{r['account']}_{r['baseline']}"] = MetadataValue.float(
-                float("nan") if value is None else float(value)
+                float(value) if isinstance(value, (int, float, Decimal)) else float("nan")
             )
     if curves_by_account:
         metadata["equity_curves"] = MetadataValue.md(_equity_png(curves_by_account))
