@@ -31,7 +31,7 @@ from fks_pipelines.lib.db.knowledge import MAX_K
 from fks_pipelines.lib.db.platform import database_urls, embedded_server, platform_env
 from fks_pipelines.lib.errors import BadInputError, FksError
 from fks_pipelines.lib.rag.documents import KINDS
-from fks_pipelines.settings import PROJECT_ROOT, Settings
+from fks_pipelines.settings import PROJECT_ROOT, Settings, record_partitions_start
 
 DAYS = click.IntRange(1, 3660)  # fks ingest sample / fks demo --days: at most ten years
 PORT = click.IntRange(1, 65535)
@@ -609,7 +609,8 @@ def demo(days: int) -> None:
     """Run the main job on the embedded default (offline sample data) through Dagster, and print the result."""
     from fks_pipelines.demo import run_demo
 
-    settings = Settings.from_env()
+    # The start the environment allows (FKS_PARTITIONS_START, else its default), not the one a demo recorded.
+    settings = Settings.from_env(recorded=False)
     first = datetime.now(UTC).date() - timedelta(days=days)
     if first < date.fromisoformat(settings.partitions_start):
         raise click.BadParameter(
@@ -618,7 +619,12 @@ def demo(days: int) -> None:
             param_hint="'--days'",
         )
     env = _apply_env(settings)
-    run_demo(days=days, env=env)
+    # Partitions that fit the data: unless FKS_PARTITIONS_START is exported, the daily partitions of this home start
+    # on the demo's first day (or an earlier demo's), for the run it launches and for `fks dev` afterwards.
+    start = settings.partitions_start
+    if "partitions_start" not in settings.model_fields_set:
+        start = record_partitions_start(settings.home, first).isoformat()
+    run_demo(days=days, env=env, partitions_start=start)
 
 
 @main.command()

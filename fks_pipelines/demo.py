@@ -15,7 +15,7 @@ import click
 from fks_pipelines.settings import PROJECT_ROOT
 
 
-def run_demo(*, days: int, env: dict[str, str]) -> None:
+def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
     from dagster import DagsterInstance, DagsterRunStatus
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -39,6 +39,7 @@ def run_demo(*, days: int, env: dict[str, str]) -> None:
     )
     click.echo(f"  database: {redact(env['FKS_DATABASE_URL'])}")
     click.echo(f"  dagster:  {redact(env['FKS_DAGSTER_DATABASE_URL'])} (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    click.echo(f"  partitions: daily from {partitions_start} (FKS_PARTITIONS_START; docs/operations.md)")
 
     with connect(env["FKS_DATABASE_URL"]) as conn:
         migrate(conn, settings.timescale())

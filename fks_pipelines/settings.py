@@ -12,6 +12,7 @@ dict of their own); ``settings()`` is the same, read once per process, for defin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -125,7 +127,12 @@ class Settings(BaseSettings):
     source: Literal["sample", "binance_rest", "binance_archive"] = _env(
         "FKS_SOURCE", "Where raw bars come from: `sample` (offline), `binance_rest` or `binance_archive`.", "sample"
     )
-    partitions_start: str = _env("FKS_PARTITIONS_START", "First daily partition (YYYY-MM-DD).", "2020-01-01")
+    partitions_start: str = _env(
+        "FKS_PARTITIONS_START",
+        "First daily partition (YYYY-MM-DD). Unset: the first day `fks demo` loaded into this home (recorded in"
+        " `$FKS_HOME/settings.env`, so `fks dev` shows the same partitions), else 2020-01-01.",
+        "2020-01-01",
+    )
     sample_seed: int = _env("FKS_SAMPLE_SEED", "Seed of the offline sample.", 42)
     rest_base_url: str | None = _env(
         "FKS_BINANCE_REST_URL",
@@ -344,15 +351,24 @@ class Settings(BaseSettings):
 
     # -- reading ---------------------------------------------------------------------------------------------------
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: dict[str, str] | None = None, *, recorded: bool = True) -> Settings:
         """The settings from ``env`` (default: the process environment), or a one-line ``BadInputError`` naming
-        the first bad variable and the form it needs."""
+        the first bad variable and the form it needs. With ``recorded``, what the home recorded
+        (``$FKS_HOME/settings.env``, see ``record_partitions_start``) fills what the environment leaves unset."""
         values = dict(os.environ if env is None else env)
         fields = {name: _variable(name) for name in cls.model_fields}
+        home = Path(values.get(fields["home"]) or cls.model_fields["home"].default)
+        recorded_file = recorded_settings_file(home) if recorded else None
         try:
             if env is None:
-                return cls()  # pydantic-settings reads the process environment
-            return cls.model_validate({var: values[var] for var in fields.values() if values.get(var)})
+                # pydantic-settings reads the process environment, then the file (an init option the mypy plugin omits)
+                return cls(_env_file=recorded_file)  # type: ignore[call-arg]
+            given = {var: values[var] for var in fields.values() if values.get(var)}
+            if recorded_file is not None and recorded_file.is_file():
+                below = {k: v for k, v in dotenv_values(recorded_file).items() if k in fields.values() and v}
+                given = {**below, **given}
+                values = {**below, **values}
+            return cls.model_validate(given)
         except ValidationError as exc:
             error = exc.errors()[0]
             name = str(error["loc"][0]) if error["loc"] else ""
@@ -376,6 +392,30 @@ class Settings(BaseSettings):
 def settings() -> Settings:
     """The process environment's settings, read once (definitions built at import use these)."""
     return Settings.from_env()
+
+
+def recorded_settings_file(home: Path) -> Path:
+    """The settings a home recorded for itself (dotenv; only ``fks demo`` writes it): read below the environment,
+    so an exported variable always wins."""
+    return home / "settings.env"
+
+
+def record_partitions_start(home: Path, first: date) -> date:
+    """Make ``first`` this home's first daily partition, or keep an earlier recorded one (days a previous demo
+    loaded stay visible); returns the start recorded. ``fks demo`` calls it when FKS_PARTITIONS_START is unset,
+    so the partitions the UI shows start with the data instead of years of empty days."""
+    path = recorded_settings_file(home)
+    start = first
+    if path.is_file():
+        with contextlib.suppress(ValueError):  # unreadable: replaced by the demo's day
+            start = min(first, date.fromisoformat(dotenv_values(path).get("FKS_PARTITIONS_START") or ""))
+    home.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Recorded by `fks demo` for this FKS_HOME; an exported FKS_PARTITIONS_START overrides it.\n"
+        f"FKS_PARTITIONS_START={start.isoformat()}\n"
+    )
+    settings.cache_clear()
+    return start
 
 
 def lock_timeout_s() -> float:

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from fks_pipelines.cli import main
 from fks_pipelines.lib.db.embedded import EmbeddedPostgres, free_port
+from fks_pipelines.settings import record_partitions_start
 from tests.support import Reply, Request, ScriptedServer
 
 FKS = [sys.executable, "-m", "fks_pipelines.cli"]
@@ -152,6 +153,18 @@ def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server
         home_b.stop()
 
 
+# The first partition of every partitioned asset, as the code location's definitions build it.
+FIRST_PARTITIONS = """
+import json
+from fks_pipelines.definitions import defs
+graph = defs.resolve_asset_graph()
+nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
+print(json.dumps({
+    n.key.to_user_string(): n.partitions_def.get_first_partition_key() for n in nodes if n.partitions_def is not None
+}))
+"""
+
+
 def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
     """`make demo`'s command, end to end, on a fresh FKS_HOME (2 days to keep it short)."""
     env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
@@ -164,6 +177,17 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         assert demo.returncode == 0, demo.stdout + demo.stderr
         out = demo.stdout
         assert "SUCCESS" in out
+        # Partitions that fit the data: the demo records its first day as this home's partition start, and the
+        # definitions the code location loads with this home (what `fks dev` serves next) have no day before it.
+        first = datetime.now(UTC).date() - timedelta(days=2)
+        assert f"partitions: daily from {first}" in out
+        assert (server_home / "settings.env").read_text().endswith(f"FKS_PARTITIONS_START={first}\n")
+        seen = subprocess.run(
+            [sys.executable, "-c", FIRST_PARTITIONS], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert seen.returncode == 0, seen.stderr
+        firsts = json.loads(seen.stdout.strip().splitlines()[-1])
+        assert len(firsts) >= 7 and set(firsts.values()) == {first.isoformat()}, firsts
         passed, total = re.search(r"checks: (\d+) of (\d+) passed", out).groups()
         assert passed == total and int(total) > 20
         raw_part, marts_part = out.split("raw.binance_klines", 1)[1].split("marts.fct_ohlcv_1d", 1)
@@ -253,9 +277,11 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
 
     port = free_port()
     env = dict(os.environ, FKS_HOME=str(server_home), FKS_PG_PORT=str(free_port()))
-    for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME"):
+    for key in ("FKS_DATABASE_URL", "FKS_DAGSTER_DATABASE_URL", "DAGSTER_HOME", "FKS_PARTITIONS_START"):
         env.pop(key, None)
     log = server_home / "fks-dev.log"
+    # As after a demo that loaded from 2024-05-01: the home records its partition start, and the UI shows it.
+    record_partitions_start(server_home, date(2024, 5, 1))
     # Started from the project root, beside the project's dagster.yaml, as a user would.
     with log.open("w") as out:
         proc = subprocess.Popen([*FKS, "dev", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -293,6 +319,10 @@ def test_dev_serves_the_ui_and_stops_all_its_children(server_home):
             "knowledge/document_embeddings",
             "recommendations/daily",
         } <= keys
+        # Partitions that fit the data: every partitioned asset's first partition is the home's recorded start.
+        partitioned = ask("{ assetNodes { assetKey { path } isPartitioned partitionKeys } }")["assetNodes"]
+        firsts = {"/".join(n["assetKey"]["path"]): n["partitionKeys"][0] for n in partitioned if n["isPartitioned"]}
+        assert len(firsts) >= 7 and set(firsts.values()) == {"2024-05-01"}, firsts
         (repo,) = ask(
             "{ repositoriesOrError { ... on RepositoryConnection"
             " { nodes { name schedules { name } sensors { name } } } } }"

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.settings import Settings, configuration_markdown
+from fks_pipelines.settings import Settings, configuration_markdown, record_partitions_start, recorded_settings_file
 from tests.conftest import PROJECT_ROOT
 
 BAD = {
@@ -46,6 +47,32 @@ def test_the_process_environment_and_a_mapping_give_the_same_settings(monkeypatc
     assert from_process.symbols == ("BTCUSDT", "ETHUSDT") and from_process.pg_port == 6000
     assert from_process.automation and not from_process.timescaledb
     assert from_process.landing_dir == from_process.home / "landing"
+
+
+def test_a_demo_records_its_first_day_as_the_homes_partition_start_below_the_environment(tmp_path, monkeypatch):
+    """The partitions start with the data: a home's recorded start (what `fks demo` loaded) replaces the
+    2020-01-01 default, an earlier demo's day is kept, and an exported FKS_PARTITIONS_START still wins."""
+    home = tmp_path / "home"
+    env = {"FKS_HOME": str(home)}
+    assert Settings.from_env(env).partitions_start == "2020-01-01"
+    assert record_partitions_start(home, date(2026, 10, 26)) == date(2026, 10, 26)
+    assert Settings.from_env(env).partitions_start == "2026-10-26"
+    assert "partitions_start" in Settings.from_env(env).model_fields_set
+    assert record_partitions_start(home, date(2026, 11, 20)) == date(2026, 10, 26)  # a later demo keeps its days
+    assert record_partitions_start(home, date(2026, 9, 1)) == date(2026, 9, 1)  # a longer one reaches back
+    assert Settings.from_env(env).partitions_start == "2026-09-01"
+    assert Settings.from_env(env, recorded=False).partitions_start == "2020-01-01"
+    assert Settings.from_env({**env, "FKS_PARTITIONS_START": "2024-01-01"}).partitions_start == "2024-01-01"
+    # The process environment reads the same file (the code server started by `fks dev` has only FKS_HOME).
+    monkeypatch.setenv("FKS_HOME", str(home))
+    monkeypatch.delenv("FKS_PARTITIONS_START", raising=False)
+    assert Settings.from_env().partitions_start == "2026-09-01"
+    monkeypatch.setenv("FKS_PARTITIONS_START", "2025-05-05")
+    assert Settings.from_env().partitions_start == "2025-05-05"
+    # A bad recorded value is the one-line settings error naming the variable.
+    recorded_settings_file(home).write_text("FKS_PARTITIONS_START=someday\n")
+    with pytest.raises(BadInputError, match="FKS_PARTITIONS_START='someday'"):
+        Settings.from_env(env)
 
 
 def test_secrets_are_never_shown():

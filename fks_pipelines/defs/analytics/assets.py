@@ -24,7 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from fks_pipelines import __version__
-from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions
+from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions, table_metadata
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
@@ -139,6 +139,16 @@ DECISION_COLUMNS = (
     TableColumn("pbo", "float", description="Probability of Backtest Overfitting of best-Sharpe selection"),
     TableColumn("test_return", "float", description="the choice on the test window (empty until it ends)"),
     TableColumn("test_buy_and_hold", "float"),
+)
+CANDIDATE_COLUMNS = (
+    TableColumn("symbol", "string"),
+    TableColumn("decided_at", "string", description="UTC"),
+    TableColumn("strategy", "string"),
+    TableColumn("params", "string", description="JSON"),
+    TableColumn("in_sample_score", "float", description="the objective on the in-sample window"),
+    TableColumn("validation_return", "float", description="after fees"),
+    TableColumn("validation_sharpe", "float"),
+    TableColumn("chosen", "bool"),
 )
 
 
@@ -273,18 +283,31 @@ def strategy_choices(
                     end,
                     grid.iter_rows(named=True),
                 )
-    table = [
-        "| symbol | decided at | strategy | params | in-sample score | validation return | validation Sharpe"
-        " | chosen |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for symbol, decided_at, c, chosen in candidate_rows:
-        val = c["validation"]
-        table.append(
-            f"| {symbol} | {decided_at:%Y-%m-%d %H:%M} | {c['strategy']} | `{json.dumps(c['params'])}` |"
-            f" {c['in_sample_score']:.2f} | {val['total_return']:.2%} | {val['sharpe']:.2f} |"
-            f" {'**yes**' if chosen else ''} |"
+        catalog = table_metadata(conn, "analytics.strategy_choices")
+    candidates = [
+        TableRecord(
+            {
+                "symbol": symbol,
+                "decided_at": f"{decided_at:%Y-%m-%d %H:%M}",
+                "strategy": c["strategy"],
+                "params": json.dumps(c["params"]),
+                "in_sample_score": _number(c["in_sample_score"]),
+                "validation_return": _number(c["validation"]["total_return"]),
+                "validation_sharpe": _number(c["validation"]["sharpe"]),
+                "chosen": chosen,
+            }
         )
+        for symbol, decided_at, c, chosen in candidate_rows
+    ]
+    # The bars the decisions actually read (the requested lookback may reach before the data).
+    used = [bars["bucket"] for bars in bars_by_symbol.values() if len(bars["bucket"])]
+    data_range = (
+        f"{_utc(min(u[0] for u in used)):%Y-%m-%d %H:%M} .. "
+        f"{_utc(max(u[-1] for u in used)) + timedelta(hours=1):%Y-%m-%d %H:%M} UTC"
+        if used
+        else "no hourly bars"
+    )
+    test_sharpes = [c.test_sharpe for c in choices if c.test_sharpe is not None and np.isfinite(c.test_sharpe)]
     records = [
         TableRecord(
             {
@@ -303,21 +326,27 @@ def strategy_choices(
     ]
     latest = {c.symbol: c for c in choices}  # decisions are in time order per symbol
     metadata: dict[str, Any] = {
+        **catalog,
         "run_id": run_id,
         "objective": config.objective,
         "search": search.method
         if search.method == "grid"
         else f"optuna ({search.trials} trials/window, seed {search.seed})",
         "direction": "long and short" if config.allow_shorts else "long only",
-        "data_range": f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC",
+        "data_range": data_range,
+        "lookback": f"up to {config.history_days} days before {end:%Y-%m-%d %H:%M} UTC",
         "windows": (
             f"in-sample {config.in_sample_days}d, validation {config.validation_days}d, test {config.every_days}d;"
             f" a decision every {config.every_days}d; cash unless DSR >= {config.min_dsr}"
         ),
         "decision_count": len(choices),
+        # Out-of-sample: the choices' mean Sharpe on their ended test windows (NaN while none has a Sharpe, e.g.
+        # every choice so far was cash).
+        "test_sharpe_mean": MetadataValue.float(float(np.mean(test_sharpes)) if test_sharpes else float("nan")),
+        "test_windows": sum(1 for c in choices if c.test_total_return is not None),  # ended test windows
         "decisions": MetadataValue.table(records, schema=TableSchema(columns=list(DECISION_COLUMNS))),
         "chosen": MetadataValue.json({s: {"strategy": c.strategy, "params": c.params} for s, c in latest.items()}),
-        "candidates": MetadataValue.md("\n".join(table)),
+        "candidates": MetadataValue.table(candidates, schema=TableSchema(columns=list(CANDIDATE_COLUMNS))),
         "lookahead_flagged": MetadataValue.json({name: [f.line() for f in found] for name, found in flagged.items()}),
     }
     for symbol, last in latest.items():  # the latest decision's figures, as numbers the Plots tab can chart
@@ -372,23 +401,61 @@ def signals(
         analytics.replace_strategy_state(
             conn, market_data.market, market_data.symbols, window.start, window.end, states
         )
-    latest = [r for r in rows if r.bucket == max(x.bucket for x in rows)] if rows else []
-    preview = ["| symbol | close | RSI 14 | MACD hist | entries | exits |", "|---|---|---|---|---|---|"]
-    for _, symbol, _, st, sig in latest:
-        entries = ", ".join(k for k, v in sig.items() if v["entry"]) or "-"
-        exits = ", ".join(k for k, v in sig.items() if v["exit"]) or "-"
-        preview.append(
-            f"| {symbol} | {st['close']:.2f} | {st['rsi_14']:.1f} | {st['macd_hist']:.3f} | {entries} | {exits} |"
+        catalog = table_metadata(conn, "analytics.signals")
+    # Each partition's metadata describes its own day; the run's totals are labelled run_*.
+    day = window.start
+    while day < window.end:
+        day_rows = [r for r in rows if r.bucket == day]
+        day_states = [r for r in states if r.bucket == day]
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": len(day_rows),
+                "strategy_state_rows": len(day_states),
+                "strategy_state_in_position": sum(1 for r in day_states if r.position != "flat"),
+                "signals": _signals_table(day_rows),
+            },
+            partition_key=f"{day:%Y-%m-%d}",
         )
-    held = sum(1 for r in states if r.position != "flat")
+        day += timedelta(days=1)
+    del catalog["dagster/row_count"]  # each partition's, above
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(rows),
-            "latest": MetadataValue.md("\n".join(preview)),
-            "strategy_state_rows": len(states),
-            "strategy_state_in_position": held,
+            **catalog,
+            "run_rows": len(rows),
+            "run_days": (window.end - window.start).days,
+            "run_first_day": f"{window.start:%Y-%m-%d}",
+            "run_last_day": f"{window.end - timedelta(days=1):%Y-%m-%d}",
+            "run_strategy_state_in_position": sum(1 for r in states if r.position != "flat"),
         }
     )
+
+
+SIGNAL_COLUMNS = (
+    TableColumn("symbol", "string"),
+    TableColumn("close", "float", description="the day's last hourly close"),
+    TableColumn("rsi_14", "float"),
+    TableColumn("macd_hist", "float"),
+    TableColumn("entries", "string", description="strategies whose entry fired on the day's last bar"),
+    TableColumn("exits", "string", description="strategies whose exit fired on the day's last bar"),
+)
+
+
+def _signals_table(rows: list[analytics.Signal]) -> MetadataValue:
+    """One day's signals per symbol, as a table the UI renders."""
+    records = [
+        TableRecord(
+            {
+                "symbol": r.symbol,
+                "close": _number(r.indicators.get("close")),
+                "rsi_14": _number(r.indicators.get("rsi_14")),
+                "macd_hist": _number(r.indicators.get("macd_hist")),
+                "entries": ", ".join(k for k, v in r.strategy_signals.items() if v["entry"]) or "-",
+                "exits": ", ".join(k for k, v in r.strategy_signals.items() if v["exit"]) or "-",
+            }
+        )
+        for r in rows
+    ]
+    return MetadataValue.table(records, schema=TableSchema(columns=list(SIGNAL_COLUMNS)))
 
 
 def _strategy_state(conn, market: str, symbol: str, day: datetime, end: datetime, as_of: datetime, bars):
@@ -434,8 +501,14 @@ def market_regimes(
             for r in matrices.iter_rows(named=True)
         ]
         analytics.replace_regimes(conn, market_data.market, regimes, transitions)
+        catalog = table_metadata(conn, "analytics.market_regimes")
     latest = per_day.group_by("symbol").agg(pl.all().sort_by("bucket").last()) if per_day.height else per_day
     summary = {r["symbol"]: r["regime"] for r in latest.iter_rows(named=True)} if latest.height else {}
     return MaterializeResult(
-        metadata={"dagster/row_count": per_day.height, "latest_regimes": MetadataValue.json(summary)}
+        metadata={
+            **catalog,
+            "regime_days": per_day.height,
+            "transition_rows": len(transitions),
+            "latest_regimes": MetadataValue.json(summary),
+        }
     )

@@ -1,5 +1,7 @@
 """Documents from the marts and analytics (daily partitions), and their embeddings in pgvector."""
 
+from datetime import UTC, timedelta
+
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
@@ -10,6 +12,7 @@ from fks_pipelines.defs.shared import (
     MarketDataResource,
     PostgresResource,
     daily_partitions,
+    table_metadata,
 )
 from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
@@ -75,20 +78,40 @@ def documents(
             kinds=KINDS, market=market_data.market, symbols=market_data.symbols, after=window.start, until=window.end
         )
         result = knowledge.replace_documents(conn, docs, scope)
-    by_kind: dict[str, int] = {}
-    for d in docs:
-        by_kind[d.kind] = by_kind.get(d.kind, 0) + 1
+        catalog = table_metadata(conn, "knowledge.documents")
     context.log.info(f"{len(docs)} documents: {result}")
-    preview = max((d for d in docs if d.kind == "market_summary"), key=lambda d: d.as_of, default=None)
+    # Each partition's metadata describes the documents of its day: those whose information became known in
+    # (day, day + 1], as build_documents defines them. What the write did is the run's, labelled run_*.
+    by_day: dict[str, list[Document]] = {}
+    for d in docs:
+        by_day.setdefault(f"{d.as_of.astimezone(UTC) - timedelta(microseconds=1):%Y-%m-%d}", []).append(d)
+    day = window.start
+    while day < window.end:
+        key = f"{day:%Y-%m-%d}"
+        day_docs = by_day.get(key, [])
+        by_kind = {kind: sum(1 for d in day_docs if d.kind == kind) for kind in KINDS}
+        preview = max((d for d in day_docs if d.kind == "market_summary"), key=lambda d: d.as_of, default=None)
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": len(day_docs),
+                "documents": len(day_docs),
+                **{f"documents_{kind}": n for kind, n in by_kind.items()},
+                "preview": MetadataValue.md(f"**{preview.key}**\n\n{preview.text}")
+                if preview
+                else MetadataValue.text("no market summary"),
+            },
+            partition_key=key,
+        )
+        day += timedelta(days=1)
+    del catalog["dagster/row_count"]  # each partition's, above
     return MaterializeResult(
         metadata={
-            "documents": len(docs),
-            "by_kind": MetadataValue.json(by_kind),
-            "inserted": result.inserted,
-            "replaced": result.replaced,
-            "unchanged": result.unchanged,
-            "deleted": result.deleted,
-            **({"preview": MetadataValue.md(f"**{preview.key}**\n\n{preview.text}")} if preview else {}),
+            **catalog,
+            "run_documents": len(docs),
+            "run_inserted": result.inserted,
+            "run_replaced": result.replaced,
+            "run_unchanged": result.unchanged,
+            "run_deleted": result.deleted,
         }
     )
 
@@ -122,8 +145,10 @@ def document_embeddings(
     with database.connection() as conn:
         stats = embed_pending(conn, embedder, progress=progress)
         documents_indexed, chunks_indexed = knowledge.indexed_totals(conn)
+        catalog = table_metadata(conn, "knowledge.chunks")
     return MaterializeResult(
         metadata={
+            **catalog,
             "model": embedder.model,
             "model_version": embedder.version,
             "device": embedder.device_used,
@@ -133,6 +158,6 @@ def document_embeddings(
             "documents_per_second": round(stats.documents_per_second, 1),
             "documents_indexed": documents_indexed,
             "chunks_indexed": chunks_indexed,
-            "chunk_table": stats.table,
+            "chunk_table": stats.table,  # what ensure_chunk_table did: created, retyped or unchanged
         }
     )

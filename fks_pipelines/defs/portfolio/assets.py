@@ -3,12 +3,29 @@ deposits, trades, profit splits) are the platform's own and never readable by th
 
 from datetime import UTC, datetime, timedelta
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
 
-from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, table_metadata
 from fks_pipelines.lib.db.marts import latest_day
 from fks_pipelines.lib.db.portfolio import account_states, equity, replace_profit_splits
 from fks_pipelines.lib.portfolio.sizing import profit_split
+
+TABLE = "portfolio.profit_splits"
+TRANSFER_COLUMNS = (
+    TableColumn("account", "string"),
+    TableColumn("profit", "float", description="last complete month's profit, USDT"),
+    TableColumn("transfer_to_long_term", "float", description="to move to the long-term account, USDT"),
+    TableColumn("to", "string", description="the long-term account"),
+)
 
 
 @asset(
@@ -29,7 +46,9 @@ def profit_splits(
     with database.connection() as conn:
         latest = latest_day(conn, market_data.market)
         if latest is None:
-            return MaterializeResult(metadata={"transfers": 0, "note": "no market data yet"})
+            return MaterializeResult(
+                metadata={**table_metadata(conn, TABLE), "accounts_split": 0, "note": "no market data yet"}
+            )
         month_end = datetime(latest.year, latest.month, 1, tzinfo=UTC)  # the last complete month ends here
         month_start = (month_end - timedelta(days=1)).replace(day=1)
         if (latest + timedelta(days=1)).month != latest.month:  # the latest day closes its month
@@ -48,11 +67,17 @@ def profit_splits(
             profit, transfer = profit_split(equity_start, equity_end, net)
             rows.append((month_start.date(), end.account, long_term, equity_start, equity_end, net, profit, transfer))
         replace_profit_splits(conn, month_start.date(), rows)
+        catalog = table_metadata(conn, TABLE)
+    records = [
+        TableRecord({"account": r[1], "profit": round(r[6], 2), "transfer_to_long_term": round(r[7], 2), "to": r[2]})
+        for r in rows
+    ]
     return MaterializeResult(
         metadata={
+            **catalog,
             "month": f"{month_start:%Y-%m}",
-            "transfers": MetadataValue.json(
-                {r[1]: {"profit": round(r[6], 2), "transfer_to_long_term": round(r[7], 2), "to": r[2]} for r in rows}
-            ),
+            "accounts_split": len(rows),
+            "transfer_total": round(sum(r[7] for r in rows), 2),
+            "transfers": MetadataValue.table(records, schema=TableSchema(columns=list(TRANSFER_COLUMNS))),
         }
     )

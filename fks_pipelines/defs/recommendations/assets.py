@@ -3,8 +3,8 @@ Discord post."""
 
 import base64
 import io
-import json
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from dagster import (
@@ -16,6 +16,9 @@ from dagster import (
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 
@@ -30,6 +33,7 @@ from fks_pipelines.defs.shared import (
     MarketDataResource,
     PostgresResource,
     daily_partitions,
+    table_metadata,
 )
 from fks_pipelines.lib.db import analytics, recommendations
 from fks_pipelines.lib.db.marts import daily_bars, daily_opens
@@ -126,6 +130,8 @@ def daily_recommendations(
             if client is not None:
                 shadow_fills += fill_shadow_ledgers(conn, days[-1], market_data.market, market_data.symbols)
         last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
+        rows_by_day = {day: recommendations.latest_rows(conn, day) for day in days}  # each partition's metadata
+        catalog = table_metadata(conn, "recommendations.daily")
     if last_rows and discord.webhook_url:
         problem = post_to_discord(discord.webhook_url, recommendation_message(str(days[-1]), last_rows))
         context.log.info(
@@ -133,29 +139,31 @@ def daily_recommendations(
         )
     elif last_rows:
         context.log.info("DISCORD_WEBHOOK_URL not set: no notification")
-    table = [
-        "| account | symbol | action | target | now | price | confidence | generator | clamps |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in last_rows:
-        table.append(
-            f"| {r['account']} | {r['symbol']} | {r['action']} | {r['target_allocation']:.1%} |"
-            f" {r['current_allocation']:.1%} | {r['reference_price']:,.2f} | {r['confidence']:.0%} |"
-            f" {r['generator']} | {len(r['clamps'])} |"
+    # Each partition's metadata describes its own day; the run's totals are labelled run_*.
+    for day in days:
+        of_day = [g for d, g in generations if d == day]
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": len(rows_by_day[day]),
+                "accounts": len({g.account for g in of_day}),
+                "llm_failures": sum(1 for g in of_day if g.llm_error),
+                "recommendations": _recommendations_table(rows_by_day[day]),
+            },
+            partition_key=day.isoformat(),
         )
+    del catalog["dagster/row_count"]  # each partition's, above
     generators = sorted({g.generator for _, g in generations})
     return MaterializeResult(
         metadata={
-            "days": len(days),
-            "accounts": len({g.account for _, g in generations}),
-            "generators": ", ".join(generators) or "-",
+            **catalog,
+            "run_days": len(days),
+            "run_accounts": len({g.account for _, g in generations}),
+            "run_generators": ", ".join(generators) or "-",
             "llm": client.model if client else "none configured (rules engine)",
-            "llm_failures": len(failures),
-            "paper_fills": paper_trades,
-            "shadow_generations": shadow_count,  # the rules engine beside the LLM (0 without an LLM)
-            "shadow_fills": shadow_fills,
-            "latest": MetadataValue.md("\n".join(table)) if last_rows else MetadataValue.text("no recommendation"),
-            "latest_json": MetadataValue.json(json.loads(json.dumps(last_rows, default=str))),
+            "run_llm_failures": len(failures),
+            "run_paper_fills": paper_trades,
+            "run_shadow_generations": shadow_count,  # the rules engine beside the LLM (0 without an LLM)
+            "run_shadow_fills": shadow_fills,
         },
         check_results=[
             AssetCheckResult(
@@ -166,6 +174,40 @@ def daily_recommendations(
             )
         ],
     )
+
+
+RECOMMENDATION_COLUMNS = (
+    TableColumn("account", "string"),
+    TableColumn("symbol", "string"),
+    TableColumn("action", "string", description="buy, sell or hold"),
+    TableColumn("target_allocation", "float", description="share of the account's equity after sizing"),
+    TableColumn("current_allocation", "float"),
+    TableColumn("reference_price", "float", description="the decision day's close"),
+    TableColumn("stop_loss", "float"),
+    TableColumn("take_profit", "float"),
+    TableColumn("confidence", "float"),
+    TableColumn("generator", "string", description="llm or rules"),
+    TableColumn("clamps", "int", description="sizing limits applied"),
+)
+
+
+def _recommendations_table(rows: list[dict]) -> MetadataValue:
+    """A day's sized recommendations (recommendations.daily), every row, as a table the UI renders."""
+    records = [
+        TableRecord(
+            {
+                **{c.name: r[c.name] for c in RECOMMENDATION_COLUMNS if c.type == "string"},
+                **{
+                    c.name: None if r[c.name] is None else float(r[c.name])
+                    for c in RECOMMENDATION_COLUMNS
+                    if c.type == "float"
+                },
+                "clamps": len(r["clamps"]),
+            }
+        )
+        for r in rows
+    ]
+    return MetadataValue.table(records, schema=TableSchema(columns=list(RECOMMENDATION_COLUMNS)))
 
 
 def fill_paper_accounts(conn, day: date, market: str, symbols: list[str]) -> int:
@@ -241,18 +283,44 @@ def track_record(context: AssetExecutionContext, database: PostgresResource) -> 
     with database.connection() as conn:
         scored = recommendations.score_track_record(conn)
         summary = recommendations.track_record_summary(conn)
-    fmt = lambda v, pattern: "-" if v is None else format(v, pattern)  # noqa: E731
-    table = [
-        "| account | generator | scored | hit rate 1d | hit rate 7d | paper P&L 1d | paper P&L 7d |",
-        "|---|---|---|---|---|---|---|",
+        catalog = table_metadata(conn, "recommendations.track_record")
+    columns = ("account", "generator", "scored", "hit_rate_1d", "hit_rate_7d", "paper_pnl_1d", "paper_pnl_7d")
+    rows = [dict(zip(columns, row, strict=True)) for row in summary]
+    metadata: dict[str, Any] = {
+        **catalog,
+        "scored": scored,
+        "by_account_and_generator": _typed_table(rows, columns),
+    }
+    for r in rows:  # numbers the Plots tab charts, one stable key per account and generator
+        for name in ("hit_rate_1d", "hit_rate_7d"):
+            value = r[name]
+            metadata[f"{name}_{r['account']}_{r['generator']}"] = MetadataValue.float(
+                float("nan") if value is None else float(value)
+            )
+    return MaterializeResult(metadata=metadata)
+
+
+def _typed_table(rows: list[dict], columns: tuple[str, ...]) -> MetadataValue:
+    """Rows as a table the UI renders, each column typed by its values: int, float (numbers, decimals), bool,
+    or string (text, dates)."""
+
+    def kind(name: str) -> str:
+        values = [r.get(name) for r in rows if r.get(name) is not None]
+        if values and all(isinstance(v, bool) for v in values):
+            return "bool"
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return "int"
+        if values and all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in values):
+            return "float"
+        return "string"
+
+    types = {name: kind(name) for name in columns}
+    cast = {"int": int, "float": float, "bool": bool, "string": str}
+    records = [
+        TableRecord({name: None if r.get(name) is None else cast[types[name]](r[name]) for name in columns})
+        for r in rows
     ]
-    table += [
-        f"| {a} | {g} | {n} | {fmt(h1, '.0%')} | {fmt(h7, '.0%')} | {fmt(p1, ',.2f')} | {fmt(p7, ',.2f')} |"
-        for a, g, n, h1, h7, p1, p7 in summary
-    ]
-    return MaterializeResult(
-        metadata={"scored": scored, "by_account_and_generator": MetadataValue.md("\n".join(table))}
-    )
+    return MetadataValue.table(records, schema=TableSchema(columns=[TableColumn(n, types[n]) for n in columns]))
 
 
 def _equity_png(curves_by_account: dict[str, list]) -> str:
@@ -347,24 +415,18 @@ def evaluation(
                     | metrics(curve)
                 )
         recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
-    fmt = lambda v, pattern: "-" if v is None else format(v, pattern)  # noqa: E731
-    table = [
-        "| account | generator | baseline | window | return | CAGR | Sharpe | Sortino | max DD | turnover | fees"
-        " | hit rate | decisions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    table += [
-        f"| {r['account']} | {r['generator']} | {r['baseline']} | {r['start_date']} .. {r['end_date']} |"
-        f" {r['total_return']:.2%} | {fmt(r['cagr'], '.1%')} | {fmt(r['sharpe'], '.2f')} | {fmt(r['sortino'], '.2f')} |"
-        f" {r['max_drawdown']:.2%} | {r['turnover']:.2f} | {r['fees']:,.2f} | {fmt(r['hit_rate'], '.0%')} |"
-        f" {r['n_decisions']} |"
-        for r in rows
-    ]
+        catalog = table_metadata(conn, "recommendations.evaluation")
     metadata: dict[str, Any] = {
-        "dagster/row_count": len(rows),
-        "dagster/table_name": "recommendations.evaluation",
-        "evaluation": MetadataValue.md("\n".join(table)),
+        **catalog,
+        "evaluated_rows": len(rows),
+        "evaluation": _typed_table(rows, recommendations.EVALUATION_COLUMNS),
     }
+    for r in rows:  # numbers the Plots tab charts, one stable key per account and baseline
+        for name in ("total_return", "sharpe"):
+            value = r.get(name)
+            metadata[f"{name}_{r['account']}_{r['baseline']}"] = MetadataValue.float(
+                float(value) if isinstance(value, (int, float, Decimal)) else float("nan")
+            )
     if curves_by_account:
         metadata["equity_curves"] = MetadataValue.md(_equity_png(curves_by_account))
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 
 import psycopg
 import pytest
@@ -38,12 +38,26 @@ def test_strategy_choices_are_rolling_nested_and_reported_with_dsr_and_pbo(pipel
     DSR and PBO; the materialization shows every decision as a table and the latest DSR/PBO as numbers."""
     url, result = pipeline
     (event,) = [m for m in result.asset_materializations_for_node("analytics__strategy_choices")]
-    assert "| symbol | decided at | strategy |" in event.metadata["candidates"].value
     records = event.metadata["decisions"].value.records
     assert len(records) == event.metadata["decision_count"].value == 2 * len(SYMBOLS)
     assert {(r.data["symbol"], r.data["decided_at"]) for r in records} == {
         (s, d) for s in SYMBOLS for d in ("2024-05-13 00:00", "2024-05-20 00:00")
     }
+    # Every candidate of every decision, as a typed table (not Markdown).
+    candidates = event.metadata["candidates"].value
+    assert {c.name: c.type for c in candidates.schema.columns}["validation_sharpe"] == "float"
+    assert {(r.data["symbol"], r.data["decided_at"]) for r in candidates.records} == {
+        (r.data["symbol"], r.data["decided_at"]) for r in records
+    }
+    # data_range is the bars the decisions read: the 90-day lookback reaches before the data, which starts on
+    # 2024-05-01; the range ends with the last hourly bar.
+    with psycopg.connect(url) as conn:
+        first, last = conn.execute("SELECT min(bucket), max(bucket) FROM marts.fct_ohlcv_1h").fetchone()
+    assert first.date() == date(2024, 5, 1)
+    assert event.metadata["data_range"].value == (
+        f"{first.astimezone(UTC):%Y-%m-%d %H:%M} .. {last.astimezone(UTC) + timedelta(hours=1):%Y-%m-%d %H:%M} UTC"
+    )
+    assert event.metadata["lookback"].value.startswith("up to 90 days before")
     with psycopg.connect(url) as conn:
         run_id = event.metadata["run_id"].value
         (end,) = conn.execute("SELECT data_end FROM analytics.backtest_runs WHERE run_id = %s", (run_id,)).fetchone()

@@ -55,8 +55,8 @@ def test_rerunning_a_day_changes_nothing_and_embeds_nothing(pipeline):
     result = materialize([documents, document_embeddings], partition_key="2024-05-10", resources=resources)
     docs = result.asset_materializations_for_node("knowledge__documents")[0].metadata
     assert docs["documents"].value >= len(SYMBOLS)
-    assert (docs["inserted"].value, docs["replaced"].value, docs["deleted"].value) == (0, 0, 0)
-    assert docs["unchanged"].value == docs["documents"].value
+    assert (docs["run_inserted"].value, docs["run_replaced"].value, docs["run_deleted"].value) == (0, 0, 0)
+    assert docs["run_unchanged"].value == docs["run_documents"].value == docs["documents"].value  # a one-day run
     assert (
         result.asset_materializations_for_node("knowledge__document_embeddings")[0].metadata["documents_embedded"].value
         == 0

@@ -171,6 +171,31 @@ def test_llm_recommendations_are_sized_audited_and_posted(account_db):
         conn.execute("SET ROLE analyst")
         assert conn.execute("SELECT count(*) FROM recommendations.daily").fetchone()[0] >= len(rows)
     assert len(rows) == 11 * len(SYMBOLS) and {r[2] for r in rows} == {"llm"}
+    # The catalog: each daily partition describes its day (a typed table of every recommendation), the run's
+    # totals say run_*, and every table asset names its table, columns and rows; numbers the Plots tab charts.
+    with psycopg.connect(account_db) as conn:
+        per_day = dict(
+            conn.execute("SELECT decision_date::text, count(*) FROM recommendations.daily GROUP BY 1").fetchall()
+        )
+        splits = conn.execute("SELECT count(*) FROM portfolio.profit_splits").fetchone()[0]
+    daily = {m.partition: m.metadata for m in result.asset_materializations_for_node("recommendations__daily")}
+    assert sorted(daily) == [f"2024-05-{d}" for d in range(10, 21)]
+    for day, meta in daily.items():
+        records = meta["recommendations"].value.records
+        assert meta["dagster/row_count"].value == per_day[day] == len(records)
+        assert {r.data["account"] for r in records if r.data["symbol"] in SYMBOLS} >= {ACCOUNT}
+        assert all(isinstance(r.data["target_allocation"], float) and r.data["generator"] == "llm" for r in records)
+        assert meta["run_days"].value == 11 and meta["dagster/table_name"].value == "recommendations.daily"
+    (record,) = [m.metadata for m in result.asset_materializations_for_node("recommendations__track_record")]
+    scored_table = record["by_account_and_generator"].value
+    assert {c.name: c.type for c in scored_table.schema.columns}["hit_rate_1d"] == "float"
+    assert isinstance(record[f"hit_rate_1d_{ACCOUNT}_llm"].value, float)
+    assert record["dagster/row_count"].value == sum(r.data["scored"] for r in scored_table.records)
+    (profit,) = [m.metadata for m in result.asset_materializations_for_node("portfolio__profit_splits")]
+    assert profit["dagster/table_name"].value == "portfolio.profit_splits"
+    assert profit["dagster/row_count"].value == splits == len(profit["transfers"].value.records)
+    assert {c.name for c in profit["dagster/column_schema"].schema.columns} >= {"account", "transfer"}
+
     assert all(r[3] == 0.9 and r[4] <= 0.20 and r[5] for r in rows)  # the model's 90% never survives sizing
     model, prompt, tokens, latency, attempts = audit
     assert model == "test-model" and tokens == 10 and latency > 0 and attempts == 1
