@@ -365,6 +365,7 @@ def evaluation(
 ) -> MaterializeResult:
     symbols, market = market_data.symbols, market_data.market
     rows, curves_by_account = [], {}
+    plotted: list[tuple[str, dict]] = []  # (stable key suffix, row) for the Plots tab
     with database.connection() as conn:
         windows = recommendations.paper_windows(conn, market)
         shadow_days = recommendations.shadow_windows(conn, market)
@@ -401,6 +402,7 @@ def evaluation(
                     | {"start_date": start, "end_date": end}
                     | metrics(c)
                 )
+                plotted.append((f"{account}_{c.baseline}", rows[-1]))
             # The generators the account did not follow (the rules engine beside an LLM): their own ledgers, from
             # the same state at D0's close, over the same days and prices, with the same fill rules.
             for (shadow_account, shadow), n_shadow in shadow_days.items():
@@ -414,6 +416,7 @@ def evaluation(
                     | {"start_date": start, "end_date": end}
                     | metrics(curve)
                 )
+                plotted.append((f"{account}_{curve.baseline}_{shadow}", rows[-1]))
         recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
         catalog = table_metadata(conn, "recommendations.evaluation")
     metadata: dict[str, Any] = {
@@ -421,10 +424,12 @@ def evaluation(
         "evaluated_rows": len(rows),
         "evaluation": _typed_table(rows, recommendations.EVALUATION_COLUMNS),
     }
-    for r in rows:  # numbers the Plots tab charts, one stable key per account and baseline
+    # Numbers the Plots tab charts, one stable key per account and baseline (the rules engine's ledger beside an
+    # LLM's adds its generator, so it never overwrites the followed one).
+    for suffix, r in plotted:
         for name in ("total_return", "sharpe"):
             value = r.get(name)
-            metadata[f"{name}_{r['account']}_{r['baseline']}"] = MetadataValue.float(
+            metadata[f"{name}_{suffix}"] = MetadataValue.float(
                 float(value) if isinstance(value, (int, float, Decimal)) else float("nan")
             )
     if curves_by_account:
