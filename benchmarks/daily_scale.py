@@ -5,6 +5,7 @@ sample source derives from the name), a scratch database gets --history days thr
 range (one range run, as a backfill), then the weekly ``reoptimize_job`` (timed: the re-optimization's cost,
 reported, not targeted), then ``daily_job`` for the next day alone, as the schedule runs it (raw -> dbt ->
 signals -> documents and embeddings -> recommendation), timed, with the time per step from the run's events.
+One paper account (100,000 USDT from the first day) makes the recommendation step decide and fill every symbol.
 Peak RSS covers this process and its children (dbt). The last line is one JSON object; target:
 per_symbol_ratio (seconds per symbol at the large size / at the small size) <= 1.2.
 
@@ -24,7 +25,8 @@ import os
 import resource
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
@@ -37,6 +39,9 @@ from fks_pipelines.definitions import defs  # noqa: E402
 from fks_pipelines.defs.dbt.resources import dbt_resource  # noqa: E402
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource  # noqa: E402
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource  # noqa: E402
+from fks_pipelines.lib.db.connect import connect  # noqa: E402
+from fks_pipelines.lib.db.portfolio import import_accounts  # noqa: E402
+from fks_pipelines.lib.portfolio.ledger import Account  # noqa: E402
 from fks_pipelines.lib.sources.sample import SAMPLE_SYMBOLS  # noqa: E402
 
 FIRST_DAY = date(2024, 3, 1)
@@ -76,6 +81,9 @@ def measure(n: int, history: int) -> dict:
     url = create_scratch_database(f"fks_bench_scale_{n}")
     instance = DagsterInstance.ephemeral()
     try:
+        with connect(url) as conn:  # a paper account: the recommendation step decides (and fills) every symbol
+            opened = datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day, tzinfo=UTC)
+            import_accounts(conn, [Account("bench", "personal", Decimal(100_000), opened, [], mode="paper")], "spot")
         last_history = FIRST_DAY + timedelta(days=history - 1)
         t = time.perf_counter()
         backfill = defs.resolve_job_def("daily_job").execute_in_process(
