@@ -7,7 +7,9 @@ reported, not targeted), then ``daily_job`` for the next day alone, as the sched
 signals -> documents and embeddings -> recommendation), timed, with the time per step from the run's events.
 One paper account (100,000 USDT from the first day) makes the recommendation step decide and fill every symbol.
 Peak RSS covers this process and its children (dbt). The last line is one JSON object; target:
-per_symbol_ratio (seconds per symbol at the large size / at the small size) <= 1.2.
+per_symbol_ratio (seconds per symbol at the large size / at the small size) <= 1.2. dbt's start-up is a fixed cost
+that flatters that ratio, so the line also has the marginal seconds per added symbol and the per-symbol ratio of
+the steps other than dbt's (``non_dbt_per_symbol_ratio``): about 1.0 when the symbol-dependent work is linear.
 
 History: 21 days by default, enough for what the daily job reads: the indicators warm up within 50 hourly bars
 (MACD 26 + 9, SMA 50), and the walk-forward (7 days in-sample + 3 validation before each weekly Monday decision)
@@ -143,6 +145,11 @@ def count_decisions(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def non_dbt_seconds(row: dict) -> float:
+    """Seconds of the timed day's steps other than dbt's (whose start-up is a fixed cost)."""
+    return sum(v for k, v in row["steps_s"].items() if not k.startswith("dbt_"))
+
+
 def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -166,6 +173,12 @@ def main() -> None:
                 "seconds_small": small["daily_s"],
                 "seconds_large": large["daily_s"],
                 "per_symbol_ratio": round(large["daily_s_per_symbol"] / small["daily_s_per_symbol"], 3),
+                "marginal_s_per_symbol": round(
+                    (large["daily_s"] - small["daily_s"]) / max(args.large - args.small, 1), 3
+                ),
+                "non_dbt_per_symbol_ratio": round(
+                    non_dbt_seconds(large) / args.large / (non_dbt_seconds(small) / args.small), 3
+                ),
                 "reoptimize_per_symbol_ratio": round(
                     large["reoptimize_s_per_symbol"] / small["reoptimize_s_per_symbol"], 3
                 ),
