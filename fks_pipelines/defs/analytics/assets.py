@@ -385,17 +385,19 @@ def signals(
             bars_by_symbol = read_bars(
                 conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, end - timedelta(days=60), end
             )
+            # Every symbol's latest choice decided before the day's end, in one query (not one per symbol).
+            choices = analytics.latest_choice_records(conn, market_data.market, market_data.symbols, before=end)
             for symbol, bars in bars_by_symbol.items():
                 if len(bars["close"]) == 0:
                     continue
-                chosen = analytics.latest_choice(conn, market_data.market, symbol, before=end)
+                chosen = choices.get(symbol)
                 params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
                 if chosen and chosen[0] in STRATEGIES:  # "cash" (hold nothing) changes no strategy's parameters
                     params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
                 state = indicator_state(bars)
                 as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=UTC)
                 rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params)))
-                states.append(_strategy_state(conn, market_data.market, symbol, day, end, as_of, bars))
+                states.append(_strategy_state(symbol, day, as_of, bars, chosen))
             day = end
         analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
         analytics.replace_strategy_state(
@@ -458,10 +460,12 @@ def _signals_table(rows: list[analytics.Signal]) -> MetadataValue:
     return MetadataValue.table(records, schema=TableSchema(columns=list(SIGNAL_COLUMNS)))
 
 
-def _strategy_state(conn, market: str, symbol: str, day: datetime, end: datetime, as_of: datetime, bars):
-    """The chosen strategy's position at the close of ``day``: the latest choice decided before ``end``, walked
-    over ``bars``. A 'cash' choice, or no choice yet, is cash: flat."""
-    choice = analytics.latest_choice_record(conn, market, symbol, before=end)
+def _strategy_state(
+    symbol: str, day: datetime, as_of: datetime, bars, choice: tuple[str, dict, datetime] | None
+) -> analytics.StrategyStateRow:
+    """The chosen strategy's position at the close of ``day``: ``choice`` (the latest decided before the day's end,
+    from :func:`analytics.latest_choice_records`) walked over ``bars``. A 'cash' choice, or no choice yet, is cash:
+    flat."""
     name, params, decided = choice if choice else (CASH, {}, None)
     strategy = STRATEGIES.get(name)
     held = position_state(bars, strategy, params)

@@ -222,6 +222,19 @@ def latest_choice_record(
     return None if row is None else (row[0], row[1], row[2])
 
 
+def latest_choice_records(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], before: datetime
+) -> dict[str, tuple[str, dict, datetime]]:
+    """:func:`latest_choice_record` of every symbol in one query: symbol -> (strategy, params, decided_at) of its
+    latest choice decided strictly before ``before``; symbols without one are absent. Same tie-break (latest run)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (symbol) symbol, strategy, params, decided_at FROM analytics.strategy_choices"
+        " WHERE market = %s AND symbol = ANY(%s) AND decided_at < %s ORDER BY symbol, decided_at DESC, run_id DESC",
+        (market, list(symbols), before),
+    ).fetchall()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
 def replace_strategy_state(
     conn: psycopg.Connection,
     market: str,

@@ -243,3 +243,20 @@ def test_a_run_holds_several_decisions_with_their_windows_dsr_pbo_and_cash(conn)
     )
     analytics.insert_choice(conn, "run-b", "spot", second._replace(strategy="rsi_reversion", params={"window": 7}))
     assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=day(20)) == ("rsi_reversion", {"window": 7})
+
+
+def test_latest_choice_records_is_every_symbols_latest_choice_record_in_one_query(conn):
+    record(conn, "run-1", "BTCUSDT", day(10), "rsi_reversion")
+    record(conn, "run-2", "BTCUSDT", day(20), "ma_cross")
+    record(conn, "run-3", "ETHUSDT", day(1), "macd_cross")
+    record(conn, "run-4", "BTCUSDT", day(1), "bollinger_breakout", market="um")
+    record(conn, "run-5", "ETHUSDT", day(1), "rsi_reversion")  # re-decided at the same time: the latest run wins
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    for before in (day(1), day(10), day(10) + timedelta(seconds=1), day(20), day(40)):
+        batch = analytics.latest_choice_records(conn, "spot", symbols, before=before)
+        one_by_one = {s: analytics.latest_choice_record(conn, "spot", s, before=before) for s in symbols}
+        assert batch == {s: r for s, r in one_by_one.items() if r is not None}
+    assert analytics.latest_choice_records(conn, "spot", symbols, before=day(15))["BTCUSDT"][0] == "rsi_reversion"
+    assert set(analytics.latest_choice_records(conn, "spot", symbols, before=day(40))) == {"BTCUSDT", "ETHUSDT"}
+    assert analytics.latest_choice_records(conn, "spot", symbols, before=day(40))["ETHUSDT"][0] == "rsi_reversion"
+    assert analytics.latest_choice_records(conn, "um", symbols, before=day(40))["BTCUSDT"][0] == "bollinger_breakout"
