@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from dagster import DagsterInstance
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -12,6 +13,10 @@ from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+# Row counts of the platform's own tables right after the shared run, before any later test writes to its database
+# (e.g. the recommendation tests re-materialize portfolio/profit_splits there).
+ROWS_AFTER_PIPELINE: dict[str, int] = {}
+OWN_SCHEMAS = ("analytics", "knowledge", "recommendations", "portfolio")
 
 
 @pytest.fixture(scope="session")
@@ -34,5 +39,11 @@ def pipeline(databases):
             "embedding_model": EmbeddingModelResource(device="cpu"),
         },
     )
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname = ANY(%s)", (list(OWN_SCHEMAS),)
+        ).fetchall()
+        for (table,) in tables:
+            ROWS_AFTER_PIPELINE[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     yield url, result
     databases.drop(url)
