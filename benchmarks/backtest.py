@@ -2,8 +2,9 @@
 backtesting.py.
 
 Default: 3 symbols x 90 days of 1-minute bars (sample source) x the MA-crossover grid (397 combinations).
-- project: ``run_sweep`` (signals, chunked ``Portfolio.from_signals``, every metric) per symbol, serial
-  (workers=1) and parallel (workers=0: one forked process per core, chunks in parallel);
+- project: ``run_sweep`` (signals, vectorbt's ``from_signals`` kernel on chunks, every metric) per symbol,
+  serial (workers=1), and parallel: one ``SweepPool`` (a process per core, forked once for the three symbols'
+  histories, as a walk-forward forks once for its windows) running each symbol's chunks in parallel;
 - bare vectorbt: ``Portfolio.from_signals`` on the same precomputed entry/exit arrays (same chunks, same
   fees/slippage/fill rule) plus ``total_return`` only, single process; signal generation and freeing memory
   are not timed;
@@ -37,6 +38,7 @@ import polars as pl  # noqa: E402
 
 from fks_pipelines.lib.quant.backtest import (  # noqa: E402
     BacktestConfig,
+    SweepPool,
     effective_chunk_size,
     portfolio,
     run_sweep,
@@ -129,8 +131,9 @@ def main() -> None:
     print(f"  project serial: {project_s:.1f}s, peak RSS {project_rss:.0f} MB", file=sys.stderr)
 
     t = time.perf_counter()
-    for s in symbols:
-        run_sweep(bars_by_symbol[s], strategy, params, parallel)
+    with SweepPool(bars_by_symbol, strategy, parallel, workers) as pool:
+        for s in symbols:
+            pool.sweep(s, 0, n_bars, params)
     parallel_s = time.perf_counter() - t
     worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"  project parallel: {parallel_s:.1f}s, peak worker RSS {worker_rss:.0f} MB", file=sys.stderr)

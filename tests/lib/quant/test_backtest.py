@@ -145,3 +145,27 @@ def test_metrics_equal_vectorbts_own_accessors(hourly, allow_shorts):
     )
     assert trades.values["status"][trades.values["col"] == len(params) + 1].tolist() == [0]  # really open
     np.testing.assert_allclose(mine["buy_and_hold_return"], hourly["close"][-1] / hourly["close"][0] - 1)
+
+
+@pytest.mark.parametrize("allow_shorts", [False, True], ids=["long_only", "long_short"])
+def test_simulate_gives_the_portfolios_records_exactly(hourly, allow_shorts):
+    """The sweep runs vectorbt's kernels without building a Portfolio: its order and trade records, and so
+    every metric, are the Portfolio's own, bit for bit (an open last trade included)."""
+    from fks_pipelines.lib.quant.backtest import portfolio_metrics, simulate, simulation_metrics
+
+    strategy = STRATEGIES["ma_cross"]
+    params = strategy.parameter_sets()[:30]
+    entries, exits = signal_matrix(strategy, hourly, params)
+    held = np.zeros((len(hourly["close"]), 1), dtype=bool)
+    held[-50] = True
+    entries, exits = np.hstack([entries, held]), np.hstack([exits, np.zeros_like(held)])
+    config = BacktestConfig(allow_shorts=allow_shorts)
+    pf = portfolio(hourly, entries, exits, config)
+    simulation = simulate(hourly, entries, exits, config)
+    assert len(simulation.order_records) > 100
+    assert np.array_equal(simulation.order_records, pf.order_records)
+    assert np.array_equal(simulation.trade_records, pf.trades.values)
+    assert (simulation.trade_records["status"] == 0).any()
+    fast = simulation_metrics(simulation, hourly, 3600.0)
+    for name, values in portfolio_metrics(pf, hourly).items():
+        np.testing.assert_array_equal(fast[name], values, err_msg=name)
