@@ -42,6 +42,42 @@ METRICS = (
 
 
 @dataclass(frozen=True)
+class Conventions:
+    """How the metrics count where platforms differ (docs/strategies.md, "Metrics and their conventions"). The
+    defaults are this platform's; each alternative is the convention another tool uses.
+
+    - ``open_trades``: ``"count"`` a trade still open at the end, marked at the last close, in the trade
+      statistics (trades, win rate, profit factor, expectancy, duration); ``"exclude"`` it (backtesting.py
+      without ``finalize_trades``). The equity (return, Sharpe, drawdown) always marks it at the last close.
+    - ``profit_factor``: ``"pnl"`` gross profit / gross loss of trade PnL, ``inf`` with no loss; ``"returns"``
+      the same over trade returns, NaN with no loss (backtesting.py).
+    - ``exposure``: ``"exclude_exit_bar"`` bars that end holding a position; ``"include_exit_bar"`` also the
+      bar whose open sells it (entry bar to exit bar inclusive, as backtesting.py).
+    - ``atr_first_bar``: ``"high_low"`` bar 0's true range is high - low; ``"talib"`` it is undefined and the
+      average starts one bar later (TA-Lib) (``indicators.atr``)."""
+
+    open_trades: str = "count"
+    profit_factor: str = "pnl"
+    exposure: str = "exclude_exit_bar"
+    atr_first_bar: str = "high_low"
+
+    CHOICES = {
+        "open_trades": ("count", "exclude"),
+        "profit_factor": ("pnl", "returns"),
+        "exposure": ("exclude_exit_bar", "include_exit_bar"),
+        "atr_first_bar": ("high_low", "talib"),
+    }
+
+    def __post_init__(self) -> None:
+        for name, choices in self.CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
+
+
+DEFAULT_CONVENTIONS = Conventions()
+
+
+@dataclass(frozen=True)
 class BacktestConfig:
     fees: float = 0.001  # Binance spot taker
     slippage: float = 0.0005
@@ -53,6 +89,7 @@ class BacktestConfig:
     workers: int = 1  # processes a sweep's chunks run on (1: serial; 0: one per CPU core)...
     days_per_year: float = 365.0  # annualisation: crypto trades every day; 252 is the equities convention
     parallel_cells: int = 2_000_000  # ...when it has at least this many bars x parameter sets (forking costs ~0.1 s)
+    conventions: Conventions = DEFAULT_CONVENTIONS  # how the metrics count where platforms differ
 
 
 def next_bar(signals: np.ndarray) -> np.ndarray:
@@ -80,10 +117,11 @@ def portfolio(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backte
 
 
 @njit(cache=True)
-def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_cash):
+def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_cash, exit_bar_exposed):
     """Per column, one pass over the bars: replay the column's orders (sorted by bar) into cash and units,
     value the book at each close, and reduce on the fly. Returns (final value, mean return, std of returns
-    (ddof 1), downside deviation, max drawdown, longest drawdown in bars, bars exposed). The value series is
+    (ddof 1), downside deviation, max drawdown, longest drawdown in bars, bars exposed: holding at the close,
+    or with ``exit_bar_exposed`` also holding at the open of a bar with an order). The value series is
     computed exactly as ``init + cumsum(cash flows) + units * close``, vectorbt's own definition."""
     n, k = close.shape[0], init_cash.shape[0]
     out = np.empty((7, k))
@@ -95,6 +133,7 @@ def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_ca
         value = init_cash[j]
         for t in range(n):
             unit_flow, cash_flow = 0.0, 0.0
+            held_at_open, traded = units != 0.0, o < end and idx[o] == t
             while o < end and idx[o] == t:
                 sign = 1.0 if side[o] == 0 else -1.0
                 unit_flow += sign * size[o]
@@ -120,7 +159,7 @@ def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_ca
                     longest = run
             else:
                 run = 0
-            if units != 0.0:
+            if units != 0.0 or (exit_bar_exposed and traded and held_at_open):
                 exposed += 1
         mean = total / n
         squares = 0.0
@@ -136,9 +175,12 @@ def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_ca
     return out
 
 
-def _trade_metrics(trades: np.ndarray, k: int) -> dict[str, np.ndarray]:
+def _trade_metrics(trades: np.ndarray, k: int, conventions: Conventions = DEFAULT_CONVENTIONS) -> dict[str, np.ndarray]:
     """vectorbt's trade statistics (``pf.trades``: exit trades, open ones included) from its records, per
-    column: counts and sums by ``np.bincount`` instead of one mapped array per statistic."""
+    column: counts and sums by ``np.bincount`` instead of one mapped array per statistic. ``conventions``:
+    open trades left out, and the profit factor over returns (see :class:`Conventions`)."""
+    if conventions.open_trades == "exclude":
+        trades = trades[trades["status"] != 0]  # 0: open
     col, pnl = trades["col"], trades["pnl"]
     duration = trades["exit_idx"] - trades["entry_idx"] + (trades["status"] == 0)  # an open trade counts its last bar
 
@@ -155,9 +197,15 @@ def _trade_metrics(trades: np.ndarray, k: int) -> dict[str, np.ndarray]:
         avg_loss = np.where(losses > 0, lost / losses, 0.0)
         loss_rate = (count - wins - breakeven) / count
         has = count > 0
+        if conventions.profit_factor == "returns":
+            returns = trades["return"]
+            gained, given = per_col(returns, returns > 0), per_col(returns, returns < 0)
+            profit_factor = np.where(has & (given < 0), gained / np.abs(given), np.nan)
+        else:
+            profit_factor = np.where(has, won / np.abs(lost), np.nan)
         return {
             "win_rate": win_rate,
-            "profit_factor": np.where(has, won / np.abs(lost), np.nan),
+            "profit_factor": profit_factor,
             "expectancy": np.where(has, win_rate * avg_win - loss_rate * np.abs(avg_loss), np.nan),
             "trades": count,
             "avg_trade_duration_bars": np.where(has, per_col(duration.astype(float)) / count, np.nan),
@@ -255,16 +303,22 @@ def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backtes
     return Simulation(orders, trades, init_cash, k)
 
 
-def portfolio_metrics(pf, bars: Bars, days_per_year: float = 365.0) -> dict[str, np.ndarray]:
+def portfolio_metrics(
+    pf, bars: Bars, days_per_year: float = 365.0, conventions: Conventions = DEFAULT_CONVENTIONS
+) -> dict[str, np.ndarray]:
     """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set)."""
     k = pf.wrapper.shape_2d[1]
     init = np.ascontiguousarray(np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,)))
     simulation = Simulation(pf.order_records, pf.trades.values, init, k)
-    return simulation_metrics(simulation, bars, pf.wrapper.freq.total_seconds(), days_per_year)
+    return simulation_metrics(simulation, bars, pf.wrapper.freq.total_seconds(), days_per_year, conventions)
 
 
 def simulation_metrics(
-    simulation: Simulation, bars: Bars, bar_seconds: float, days_per_year: float = 365.0
+    simulation: Simulation,
+    bars: Bars,
+    bar_seconds: float,
+    days_per_year: float = 365.0,
+    conventions: Conventions = DEFAULT_CONVENTIONS,
 ) -> dict[str, np.ndarray]:
     """The metrics of every column of a simulation, as arrays (one value per parameter set).
 
@@ -289,6 +343,7 @@ def simulation_metrics(
         col_start,
         close,
         init,
+        conventions.exposure == "include_exit_bar",
     )
     growth = final / init
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -304,7 +359,7 @@ def simulation_metrics(
         "calmar": calmar,
         "max_drawdown": max_drawdown,
         "max_drawdown_duration_bars": longest,
-        **_trade_metrics(simulation.trade_records, k),
+        **_trade_metrics(simulation.trade_records, k, conventions),
         "exposure": exposed / n,
         "fees_paid": np.bincount(orders["col"], weights=orders["fees"], minlength=k),
         "buy_and_hold_return": np.full(k, close[-1] / close[0] - 1.0),
@@ -327,7 +382,7 @@ def effective_chunk_size(n_bars: int, config: BacktestConfig) -> int:
 def _chunk_metrics(bars: SweepBars, strategy: Strategy, chunk: list[dict], config: BacktestConfig) -> dict:
     entries, exits = signal_matrix(strategy, bars, chunk)
     metrics = simulation_metrics(
-        simulate(bars, entries, exits, config), bars, bar_seconds(config), config.days_per_year
+        simulate(bars, entries, exits, config), bars, bar_seconds(config), config.days_per_year, config.conventions
     )
     return {name: np.asarray(metrics[name], dtype=float) for name in METRICS}
 

@@ -131,14 +131,21 @@ def bollinger(close, n: int = 20, k: float = 2.0) -> tuple[np.ndarray, np.ndarra
     return middle - k * std, middle, middle + k * std
 
 
-def true_range(high, low, close) -> np.ndarray:
+def true_range(high, low, close, first_bar: str = "high_low") -> np.ndarray:
+    """max(high - low, |high - previous close|, |low - previous close|). Bar 0 has no previous close:
+    ``first_bar="high_low"`` takes high - low there; ``"talib"`` leaves it NaN (TA-Lib)."""
     high, low, close = _as_float(high), _as_float(low), _as_float(close)
     prev = np.concatenate([[np.nan], close[:-1]])
     ranges = np.stack([high - low, np.abs(high - prev), np.abs(low - prev)])
     tr = np.nanmax(ranges, axis=0)
+    if first_bar == "talib":
+        tr[:1] = np.nan
+    elif first_bar != "high_low":
+        raise ValueError(f"first_bar must be 'high_low' or 'talib', not {first_bar!r}")
     return tr
 
 
-def atr(high, low, close, n: int = 14) -> np.ndarray:
-    """Average True Range (Wilder)."""
-    return wilder(true_range(high, low, close), n)
+def atr(high, low, close, n: int = 14, first_bar: str = "high_low") -> np.ndarray:
+    """Average True Range (Wilder). ``first_bar="talib"``: bar 0's true range undefined, so the average is
+    seeded with bars 1..n and starts at bar n, as TA-Lib's (``Conventions.atr_first_bar``)."""
+    return wilder(true_range(high, low, close, first_bar), n)

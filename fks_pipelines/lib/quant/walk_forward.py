@@ -99,7 +99,9 @@ def out_of_sample_metrics(bars: Bars, strategy: Strategy, params: dict, window: 
     offset = window.decision - warm_start
     trade = _slice(span, offset, len(span["close"]))
     pf = portfolio(trade, entries[offset:, None], exits[offset:, None], config)
-    metrics = {k: float(v[0]) for k, v in portfolio_metrics(pf, trade).items()}
+    metrics = {
+        k: float(v[0]) for k, v in portfolio_metrics(pf, trade, config.days_per_year, config.conventions).items()
+    }
     return metrics | {"equity": np.asarray(pf.value())[:, 0]}
 
 
