@@ -2,17 +2,20 @@
 backtesting.py.
 
 Default: 3 symbols x 90 days of 1-minute bars (sample source) x the MA-crossover grid (397 combinations).
-- project: ``run_sweep`` (signals, chunked ``Portfolio.from_signals``, every metric) per symbol, serial
-  (workers=1) and parallel (workers=0: one forked process per core, chunks in parallel);
+- project: ``run_sweep`` (signals, vectorbt's ``from_signals`` kernel on chunks, every metric) per symbol,
+  serial (workers=1), and parallel: one ``SweepPool`` (a process per core, forked once for the three symbols'
+  histories, as a walk-forward forks once for its windows; fork and shutdown timed) running each symbol's
+  chunks in parallel;
 - bare vectorbt: ``Portfolio.from_signals`` on the same precomputed entry/exit arrays (same chunks, same
   fees/slippage/fill rule) plus ``total_return`` only, single process; signal generation and freeing memory
   are not timed;
 - backtesting.py: ``Backtest.run`` of the same MA crossover (SMA cross, entry/exit at the next bar's open,
   same fee) on a few combinations spread over the grid, one symbol, the first ``--peer-bars`` bars, scaled
   to the whole sweep (bars x combinations x symbols).
-The last line is one JSON object with backtests/s, peak RSS, ratio_vs_bare_vectorbt (serial project vs bare,
-target >= 0.7), parallel_vs_bare_vectorbt (target >= 1.7 on 2 cores) and speedup_vs_backtesting_py (parallel
-project vs backtesting.py, target >= 100).
+The three paths take turns symbol by symbol, so a change in a shared machine's load hits them alike; the JSON
+gives the 1-minute load average at the end. The last line is one JSON object with backtests/s, peak RSS,
+ratio_vs_bare_vectorbt (serial project vs bare, target >= 0.7), parallel_vs_bare_vectorbt (target >= 1.7 on
+2 cores) and speedup_vs_backtesting_py (parallel project vs backtesting.py, target >= 100).
 
     python benchmarks/backtest.py [--days 90] [--symbols 3] [--peer-combos 4] [--peer-bars 20000]
 """
@@ -37,6 +40,7 @@ import polars as pl  # noqa: E402
 
 from fks_pipelines.lib.quant.backtest import (  # noqa: E402
     BacktestConfig,
+    SweepPool,
     effective_chunk_size,
     portfolio,
     run_sweep,
@@ -121,31 +125,38 @@ def main() -> None:
     # Warm numba's on-disk cache so neither path pays compilation.
     run_sweep({k: v[:2000] for k, v in bars_by_symbol[symbols[0]].items()}, strategy, params[:2], config)
 
-    t = time.perf_counter()
-    for s in symbols:
-        run_sweep(bars_by_symbol[s], strategy, params, config)
-    project_s = time.perf_counter() - t
-    project_rss = peak_rss_mb()
-    print(f"  project serial: {project_s:.1f}s, peak RSS {project_rss:.0f} MB", file=sys.stderr)
-
-    t = time.perf_counter()
-    for s in symbols:
-        run_sweep(bars_by_symbol[s], strategy, params, parallel)
-    parallel_s = time.perf_counter() - t
-    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"  project parallel: {parallel_s:.1f}s, peak worker RSS {worker_rss:.0f} MB", file=sys.stderr)
-
-    bare_s = 0.0
-    for s in symbols:
-        bars = bars_by_symbol[s]
+    def bare_seconds(bars) -> float:
+        seconds = 0.0
         for chunk in chunks(params, effective_chunk_size(n_bars, config)):
             entries, exits = signal_matrix(strategy, bars, chunk)  # precomputed, not timed
             t = time.perf_counter()
             pf = portfolio(bars, entries, exits, config)
             pf.total_return()
-            bare_s += time.perf_counter() - t
+            seconds += time.perf_counter() - t
             del pf
-            gc.collect(1)  # free each chunk's portfolio as the project does (not timed: a fair baseline)
+            gc.collect(1)  # free each chunk's portfolio (not timed: a fair baseline)
+        return seconds
+
+    # The three paths take turns symbol by symbol, so a change in the load of a shared machine during the run
+    # hits all three alike. The pool is forked once before the first symbol; the fork counts in the parallel time.
+    project_s = parallel_s = bare_s = 0.0
+    t = time.perf_counter()
+    with SweepPool(bars_by_symbol, strategy, parallel, workers) as pool:
+        parallel_s += time.perf_counter() - t
+        for s in symbols:
+            t = time.perf_counter()
+            run_sweep(bars_by_symbol[s], strategy, params, config)
+            project_s += time.perf_counter() - t
+            t = time.perf_counter()
+            pool.sweep(s, 0, n_bars, params)
+            parallel_s += time.perf_counter() - t
+            bare_s += bare_seconds(bars_by_symbol[s])
+        t = time.perf_counter()
+    parallel_s += time.perf_counter() - t  # the workers' shutdown
+    project_rss = peak_rss_mb()
+    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"  project serial: {project_s:.1f}s, peak RSS {project_rss:.0f} MB", file=sys.stderr)
+    print(f"  project parallel: {parallel_s:.1f}s, peak worker RSS {worker_rss:.0f} MB", file=sys.stderr)
     print(f"  bare vectorbt: {bare_s:.1f}s", file=sys.stderr)
 
     peer_bars = {k: v[: args.peer_bars] for k, v in bars_by_symbol[symbols[0]].items()}
@@ -160,6 +171,7 @@ def main() -> None:
                 "bars": n_bars,
                 "combinations": len(params),
                 "cores": os.cpu_count(),
+                "load_average_1m": round(os.getloadavg()[0], 2),  # other processes' share of the cores
                 "workers": workers,
                 "project_s": round(project_s, 2),
                 "parallel_s": round(parallel_s, 2),

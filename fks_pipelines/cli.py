@@ -766,14 +766,15 @@ def _params(strategy, pairs: tuple[str, ...]) -> dict:
     return params
 
 
-def _config(interval: str, fee: float, workers: int = 1, days_per_year: float = 365.0):
-    from fks_pipelines.lib.quant.backtest import BacktestConfig
+def _config(interval: str, fee: float, workers: int = 1, days_per_year: float = 365.0, conventions=None):
+    from fks_pipelines.lib.quant.backtest import DEFAULT_CONVENTIONS, BacktestConfig
 
     return BacktestConfig(
         fees=fee,
         freq=interval.replace("m", "min") if interval.endswith("m") else interval,
         workers=workers,
         days_per_year=days_per_year,
+        conventions=conventions or DEFAULT_CONVENTIONS,
     )
 
 
@@ -798,10 +799,46 @@ FEE_OPTION = click.option(
     show_default=True,
     help="Annualisation (Sharpe, Sortino, CAGR): 365 for crypto; 252 is the equities convention.",
 )
+@click.option(
+    "--open-trades",
+    type=click.Choice(["count", "exclude"]),
+    default="count",
+    show_default=True,
+    help="A trade open at the end: counted in the trade statistics (marked at the last close) or left out.",
+)
+@click.option(
+    "--profit-factor",
+    type=click.Choice(["pnl", "returns"]),
+    default="pnl",
+    show_default=True,
+    help="Over trade PnL (inf with no loss) or trade returns (NaN with no loss, backtesting.py).",
+)
+@click.option(
+    "--exposure",
+    type=click.Choice(["exclude-exit-bar", "include-exit-bar"]),
+    default="exclude-exit-bar",
+    show_default=True,
+    help="Bars ending with a position held, or also each exit bar (entry to exit inclusive, backtesting.py).",
+)
 @FILE_OPTION
-def backtest(strategy_name, symbols, timerange, interval, pairs, fee, as_json, export, days_per_year, files) -> None:
+def backtest(
+    strategy_name,
+    symbols,
+    timerange,
+    interval,
+    pairs,
+    fee,
+    as_json,
+    export,
+    days_per_year,
+    open_trades,
+    profit_factor,
+    exposure,
+    files,
+) -> None:
     """One backtest of a strategy on the bars in the database (or --file): freqtrade-style tables of the
-    summary, per symbol, per exit reason, and with --export every trade. Signals at bar t fill at t+1's open."""
+    summary, per symbol, per exit reason, and with --export every trade. Signals at bar t fill at t+1's open.
+    The conventions options choose how the metrics count where platforms differ (docs/strategies.md)."""
     import json
 
     from fks_pipelines.lib.quant.report import backtest_symbol, json_ready, summary, text_report
@@ -810,7 +847,10 @@ def backtest(strategy_name, symbols, timerange, interval, pairs, fee, as_json, e
     strategy = _strategy(strategy_name, settings)
     params = _params(strategy, pairs)
     bars, interval = _bars(settings, _symbols_option(symbols, settings), interval, timerange, files)
-    config = _config(interval, fee, days_per_year=days_per_year)
+    from fks_pipelines.lib.quant.backtest import Conventions
+
+    conventions = Conventions(open_trades=open_trades, profit_factor=profit_factor, exposure=exposure.replace("-", "_"))
+    config = _config(interval, fee, days_per_year=days_per_year, conventions=conventions)
     results = [backtest_symbol(symbol, b, strategy, params, config) for symbol, b in bars.items()]
     totals = summary(results, config)
     trades = [t for r in results for t in r.trades]

@@ -117,3 +117,29 @@ def test_lookahead_analysis_exit_codes_and_a_broken_file(setup):
     )
     assert broken.returncode == 2 and broken.stdout == ""
     assert broken.stderr.strip() == f"error: {folder / 'broken.py'}: defines no signals(bars, **params) function"
+
+
+def test_backtest_conventions_are_flags(setup):
+    """--open-trades, --profit-factor and --exposure switch to the other platforms' conventions; a bad choice
+    is one line, exit 2."""
+    _, files, env = setup
+    base = ["backtest", "--strategy", "ma_cross", "--params", "fast=10", "--params", "slow=30", "--json", *files]
+    ours = json.loads(fks(base, env).output)
+    other = fks(
+        [*base, "--open-trades", "exclude", "--profit-factor", "returns", "--exposure", "include-exit-bar"], env
+    )
+    assert other.exit_code == 0, other.output
+    theirs = json.loads(other.output)
+    trades = ours["trades"]
+    still_open = sum(t["exit_reason"].startswith("open at end") for t in trades)
+    closed = [t for t in trades if not t["exit_reason"].startswith("open at end")]
+    assert theirs["metrics"]["trades"] == len(trades) - still_open == len(closed)
+    gained, given = (
+        sum(t["return"] for t in closed if t["return"] > 0),
+        -sum(t["return"] for t in closed if t["return"] < 0),
+    )
+    assert theirs["metrics"]["profit_factor"] == pytest.approx(gained / given, rel=1e-12)
+    assert theirs["metrics"]["exposure"] > ours["metrics"]["exposure"]
+    assert theirs["metrics"]["total_return"] == ours["metrics"]["total_return"]
+    bad = CliRunner().invoke(main, [*base, "--exposure", "always"], env=env)
+    assert bad.exit_code == 2 and "--exposure" in bad.output

@@ -10,10 +10,9 @@ exactly as in the serial run, so the results are identical.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -43,6 +42,42 @@ METRICS = (
 
 
 @dataclass(frozen=True)
+class Conventions:
+    """How the metrics count where platforms differ (docs/strategies.md, "Metrics and their conventions"). The
+    defaults are this platform's; each alternative is the convention another tool uses.
+
+    - ``open_trades``: ``"count"`` a trade still open at the end, marked at the last close, in the trade
+      statistics (trades, win rate, profit factor, expectancy, duration); ``"exclude"`` it (backtesting.py
+      without ``finalize_trades``). The equity (return, Sharpe, drawdown) always marks it at the last close.
+    - ``profit_factor``: ``"pnl"`` gross profit / gross loss of trade PnL, ``inf`` with no loss; ``"returns"``
+      the same over trade returns, NaN with no loss (backtesting.py).
+    - ``exposure``: ``"exclude_exit_bar"`` bars that end holding a position; ``"include_exit_bar"`` also the
+      bar whose open sells it (entry bar to exit bar inclusive, as backtesting.py).
+    - ``atr_first_bar``: ``"high_low"`` bar 0's true range is high - low; ``"talib"`` it is undefined and the
+      average starts one bar later (TA-Lib) (``indicators.atr``)."""
+
+    open_trades: str = "count"
+    profit_factor: str = "pnl"
+    exposure: str = "exclude_exit_bar"
+    atr_first_bar: str = "high_low"
+
+    CHOICES = {
+        "open_trades": ("count", "exclude"),
+        "profit_factor": ("pnl", "returns"),
+        "exposure": ("exclude_exit_bar", "include_exit_bar"),
+        "atr_first_bar": ("high_low", "talib"),
+    }
+
+    def __post_init__(self) -> None:
+        for name, choices in self.CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
+
+
+DEFAULT_CONVENTIONS = Conventions()
+
+
+@dataclass(frozen=True)
 class BacktestConfig:
     fees: float = 0.001  # Binance spot taker
     slippage: float = 0.0005
@@ -54,6 +89,7 @@ class BacktestConfig:
     workers: int = 1  # processes a sweep's chunks run on (1: serial; 0: one per CPU core)...
     days_per_year: float = 365.0  # annualisation: crypto trades every day; 252 is the equities convention
     parallel_cells: int = 2_000_000  # ...when it has at least this many bars x parameter sets (forking costs ~0.1 s)
+    conventions: Conventions = DEFAULT_CONVENTIONS  # how the metrics count where platforms differ
 
 
 def next_bar(signals: np.ndarray) -> np.ndarray:
@@ -81,10 +117,11 @@ def portfolio(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backte
 
 
 @njit(cache=True)
-def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_cash):
+def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_cash, exit_bar_exposed):
     """Per column, one pass over the bars: replay the column's orders (sorted by bar) into cash and units,
     value the book at each close, and reduce on the fly. Returns (final value, mean return, std of returns
-    (ddof 1), downside deviation, max drawdown, longest drawdown in bars, bars exposed). The value series is
+    (ddof 1), downside deviation, max drawdown, longest drawdown in bars, bars exposed: holding at the close,
+    or with ``exit_bar_exposed`` also holding at the open of a bar with an order). The value series is
     computed exactly as ``init + cumsum(cash flows) + units * close``, vectorbt's own definition."""
     n, k = close.shape[0], init_cash.shape[0]
     out = np.empty((7, k))
@@ -96,6 +133,7 @@ def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_ca
         value = init_cash[j]
         for t in range(n):
             unit_flow, cash_flow = 0.0, 0.0
+            held_at_open, traded = units != 0.0, o < end and idx[o] == t
             while o < end and idx[o] == t:
                 sign = 1.0 if side[o] == 0 else -1.0
                 unit_flow += sign * size[o]
@@ -121,7 +159,7 @@ def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_ca
                     longest = run
             else:
                 run = 0
-            if units != 0.0:
+            if units != 0.0 or (exit_bar_exposed and traded and held_at_open):
                 exposed += 1
         mean = total / n
         squares = 0.0
@@ -137,9 +175,12 @@ def _bar_metrics_nb(idx, col, side, size, price, fees, col_start, close, init_ca
     return out
 
 
-def _trade_metrics(trades: np.ndarray, k: int) -> dict[str, np.ndarray]:
+def _trade_metrics(trades: np.ndarray, k: int, conventions: Conventions = DEFAULT_CONVENTIONS) -> dict[str, np.ndarray]:
     """vectorbt's trade statistics (``pf.trades``: exit trades, open ones included) from its records, per
-    column: counts and sums by ``np.bincount`` instead of one mapped array per statistic."""
+    column: counts and sums by ``np.bincount`` instead of one mapped array per statistic. ``conventions``:
+    open trades left out, and the profit factor over returns (see :class:`Conventions`)."""
+    if conventions.open_trades == "exclude":
+        trades = trades[trades["status"] != 0]  # 0: open
     col, pnl = trades["col"], trades["pnl"]
     duration = trades["exit_idx"] - trades["entry_idx"] + (trades["status"] == 0)  # an open trade counts its last bar
 
@@ -156,27 +197,140 @@ def _trade_metrics(trades: np.ndarray, k: int) -> dict[str, np.ndarray]:
         avg_loss = np.where(losses > 0, lost / losses, 0.0)
         loss_rate = (count - wins - breakeven) / count
         has = count > 0
+        if conventions.profit_factor == "returns":
+            returns = trades["return"]
+            gained, given = per_col(returns, returns > 0), per_col(returns, returns < 0)
+            profit_factor = np.where(has & (given < 0), gained / np.abs(given), np.nan)
+        else:
+            profit_factor = np.where(has, won / np.abs(lost), np.nan)
         return {
             "win_rate": win_rate,
-            "profit_factor": np.where(has, won / np.abs(lost), np.nan),
+            "profit_factor": profit_factor,
             "expectancy": np.where(has, win_rate * avg_win - loss_rate * np.abs(avg_loss), np.nan),
             "trades": count,
             "avg_trade_duration_bars": np.where(has, per_col(duration.astype(float)) / count, np.nan),
         }
 
 
-def portfolio_metrics(pf, bars: Bars, days_per_year: float = 365.0) -> dict[str, np.ndarray]:
-    """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set).
+@dataclass(frozen=True)
+class Simulation:
+    """What the metrics need from a vectorbt simulation of ``k`` columns: its order and exit-trade record
+    arrays (vectorbt's own dtypes) and each column's starting cash."""
+
+    order_records: np.ndarray
+    trade_records: np.ndarray
+    init_cash: np.ndarray
+    n_columns: int
+
+
+def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: BacktestConfig) -> Simulation:
+    """The records ``portfolio(bars, entries, exits, config)`` would hold, from the same vectorbt kernels
+    (``simulate_from_signals``, then ``get_exit_trades``) with the arguments ``Portfolio.from_signals`` passes
+    them, but without building the Portfolio: its pandas wrappers copy the close price out to bars x columns
+    several times, a third of a sweep's time. A test checks the records equal the Portfolio's, bit for bit."""
+    from vectorbt._settings import settings
+    from vectorbt.portfolio import dispatch, enums
+    from vectorbt.portfolio import nb as pnb
+    from vectorbt.records import dispatch as rdispatch
+    from vectorbt.utils.enum_ import map_enum_fields
+
+    cfg = settings["portfolio"]
+    entries = np.asarray(entries, dtype=bool)
+    n, k = entries.shape
+    close = np.ascontiguousarray(bars["close"], dtype=np.float64)[:, None]  # read flexibly: one column for all
+    price = np.ascontiguousarray(bars["open"], dtype=np.float64)[:, None]
+    shape = (n, k)
+    group_lens = np.ones(k, dtype=np.int64)
+    init_cash = np.full(k, float(config.init_cash))
+    call_seq = pnb.build_call_seq(shape, group_lens, call_seq_type=map_enum_fields(cfg["call_seq"], enums.CallSeqType))
+    direction = enums.Direction.Both if config.allow_shorts else enums.Direction.LongOnly
+
+    def setting(name: str, enum=None):
+        value = cfg[name] if enum is None else map_enum_fields(cfg[name], enum)
+        return np.asarray(value)
+
+    orders, _ = dispatch.simulate_from_signals(
+        shape,
+        group_lens,
+        init_cash,
+        call_seq,
+        entries=next_bar(entries),
+        exits=next_bar(np.asarray(exits, dtype=bool)),
+        direction=np.asarray(direction),
+        size=setting("size"),
+        price=price,
+        size_type=setting("size_type", enums.SizeType),
+        fees=np.asarray(config.fees),
+        fixed_fees=setting("fixed_fees"),
+        slippage=np.asarray(config.slippage),
+        min_size=setting("min_size"),
+        max_size=setting("max_size"),
+        size_granularity=setting("size_granularity"),
+        reject_prob=setting("reject_prob"),
+        lock_cash=setting("lock_cash"),
+        allow_partial=setting("allow_partial"),
+        raise_reject=setting("raise_reject"),
+        log=setting("log"),
+        accumulate=np.asarray(map_enum_fields(cfg["accumulate"], enums.AccumulationMode, ignore_type=(int, bool))),
+        upon_long_conflict=setting("upon_long_conflict", enums.ConflictMode),
+        upon_short_conflict=setting("upon_short_conflict", enums.ConflictMode),
+        upon_dir_conflict=setting("upon_dir_conflict", enums.DirectionConflictMode),
+        upon_opposite_entry=setting("upon_opposite_entry", enums.OppositeEntryMode),
+        val_price=setting("val_price"),
+        open=np.asarray(np.nan),
+        high=np.asarray(np.nan),
+        low=np.asarray(np.nan),
+        close=close,
+        sl_stop=setting("sl_stop"),
+        sl_trail=setting("sl_trail"),
+        tp_stop=setting("tp_stop"),
+        stop_entry_price=setting("stop_entry_price", enums.StopEntryPrice),
+        stop_exit_price=setting("stop_exit_price", enums.StopExitPrice),
+        upon_stop_exit=setting("upon_stop_exit", enums.StopExitMode),
+        upon_stop_update=setting("upon_stop_update", enums.StopUpdateMode),
+        use_stops=bool(cfg["use_stops"]) if cfg["use_stops"] is not None else False,
+        auto_call_seq=False,
+        ffill_val_price=cfg["ffill_val_price"],
+        update_value=cfg["update_value"],
+        max_orders=n * k,
+        max_logs=1,
+        init_temp_records=cfg["init_temp_records"],
+        flex_2d=True,
+        seed=cfg["seed"],
+    )
+    col_map = rdispatch.col_map(orders["col"], k)
+    trades = dispatch.get_exit_trades(orders, np.broadcast_to(close, shape), col_map)
+    return Simulation(orders, trades, init_cash, k)
+
+
+def portfolio_metrics(
+    pf, bars: Bars, days_per_year: float = 365.0, conventions: Conventions = DEFAULT_CONVENTIONS
+) -> dict[str, np.ndarray]:
+    """The metrics of every column of a vectorbt portfolio, as arrays (one value per parameter set)."""
+    k = pf.wrapper.shape_2d[1]
+    init = np.ascontiguousarray(np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,)))
+    simulation = Simulation(pf.order_records, pf.trades.values, init, k)
+    return simulation_metrics(simulation, bars, pf.wrapper.freq.total_seconds(), days_per_year, conventions)
+
+
+def simulation_metrics(
+    simulation: Simulation,
+    bars: Bars,
+    bar_seconds: float,
+    days_per_year: float = 365.0,
+    conventions: Conventions = DEFAULT_CONVENTIONS,
+) -> dict[str, np.ndarray]:
+    """The metrics of every column of a simulation, as arrays (one value per parameter set).
 
     Computed from vectorbt's order and trade records in one numba pass per column (vectorbt's accessors
     would each build and copy bars x columns DataFrames); the formulas are vectorbt's own, and the tests
     compare every metric with its accessors.
     """
-    ann_factor = days_per_year * 86400 / pf.wrapper.freq.total_seconds()
+    ann_factor = days_per_year * 86400 / bar_seconds
     close = np.ascontiguousarray(bars["close"], dtype=float)
-    n, k = len(close), pf.wrapper.shape_2d[1]
-    init = np.ascontiguousarray(np.broadcast_to(np.asarray(pf.init_cash, dtype=float).reshape(-1), (k,)))
-    orders = pf.order_records
+    n, k = len(close), simulation.n_columns
+    init = simulation.init_cash
+    orders = simulation.order_records
     orders = orders[np.lexsort((orders["idx"], orders["col"]))]
     col_start = np.searchsorted(orders["col"], np.arange(k + 1))
     final, mean, std, downside, max_drawdown, longest, exposed = _bar_metrics_nb(
@@ -189,6 +343,7 @@ def portfolio_metrics(pf, bars: Bars, days_per_year: float = 365.0) -> dict[str,
         col_start,
         close,
         init,
+        conventions.exposure == "include_exit_bar",
     )
     growth = final / init
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -204,11 +359,18 @@ def portfolio_metrics(pf, bars: Bars, days_per_year: float = 365.0) -> dict[str,
         "calmar": calmar,
         "max_drawdown": max_drawdown,
         "max_drawdown_duration_bars": longest,
-        **_trade_metrics(pf.trades.values, k),
+        **_trade_metrics(simulation.trade_records, k, conventions),
         "exposure": exposed / n,
         "fees_paid": np.bincount(orders["col"], weights=orders["fees"], minlength=k),
         "buy_and_hold_return": np.full(k, close[-1] / close[0] - 1.0),
     }
+
+
+def bar_seconds(config: BacktestConfig) -> float:
+    """The bar length in seconds, parsed as vectorbt parses ``freq``."""
+    from vectorbt.utils.datetime_ import freq_to_timedelta
+
+    return float(freq_to_timedelta(config.freq).total_seconds())
 
 
 def effective_chunk_size(n_bars: int, config: BacktestConfig) -> int:
@@ -219,29 +381,29 @@ def effective_chunk_size(n_bars: int, config: BacktestConfig) -> int:
 
 def _chunk_metrics(bars: SweepBars, strategy: Strategy, chunk: list[dict], config: BacktestConfig) -> dict:
     entries, exits = signal_matrix(strategy, bars, chunk)
-    pf = portfolio(bars, entries, exits, config)
-    metrics = portfolio_metrics(pf, bars, config.days_per_year)
-    # vectorbt's cached properties form reference cycles: collect them after every chunk, or every chunk's
-    # arrays stay alive until the cyclic collector happens to run (several GB over a long sweep). The
-    # chunk's objects are young, so a generation-1 collection finds them without walking the whole heap.
-    del pf, entries, exits
-    gc.collect(1)
+    metrics = simulation_metrics(
+        simulate(bars, entries, exits, config), bars, bar_seconds(config), config.days_per_year, config.conventions
+    )
     return {name: np.asarray(metrics[name], dtype=float) for name in METRICS}
 
 
-# The sweep a forked worker runs: set before the pool forks, so bars and strategy (a user strategy's
-# closure included) reach the workers by fork, never pickled; each worker builds its own indicator cache.
-_FORKED: tuple | None = None
+# What forked workers serve: set before a :class:`SweepPool` forks, so the histories and the strategy (a user
+# strategy's closure included) reach the workers by fork (copy-on-write), never pickled.
+_FORKED: dict | None = None
+SWEEP_CACHE_CELLS = 40_000_000  # indicator floats a sweep may keep (split between the workers of a pool)
 
 
-def _forked_chunk(chunk: list[dict]) -> dict:
-    assert _FORKED is not None, "run_sweep sets the sweep before forking"
-    bars, strategy, config, max_cells = _FORKED
-    if not isinstance(bars, SweepBars) or bars.memo.get(("__pid__",)) != os.getpid():
-        bars = SweepBars(dict(bars), max_cells=max_cells)
-        bars.memo[("__pid__",)] = os.getpid()
-        globals()["_FORKED"] = (bars, strategy, config, max_cells)
-    return _chunk_metrics(bars, strategy, chunk, config)
+def _forked_chunk(task: tuple[str, int, int, list[dict]]) -> dict:
+    """One chunk of the sweep over ``histories[key][start:end]``, in a worker. The worker keeps the indicator
+    cache of the span it last swept (a sweep sends a span's chunks together), so an indicator is computed
+    once per span and worker."""
+    assert _FORKED is not None, "SweepPool sets the sweep before forking"
+    key, start, end, chunk = task
+    span = (key, start, end)
+    if _FORKED["span"] != span:
+        bars = {column: values[start:end] for column, values in _FORKED["histories"][key].items()}
+        _FORKED["bars"], _FORKED["span"] = SweepBars(bars, max_cells=_FORKED["max_cells"]), span
+    return _chunk_metrics(_FORKED["bars"], _FORKED["strategy"], chunk, _FORKED["config"])
 
 
 def sweep_workers(config: BacktestConfig, n_chunks: int, cells: int | None = None) -> int:
@@ -253,6 +415,94 @@ def sweep_workers(config: BacktestConfig, n_chunks: int, cells: int | None = Non
     return max(1, min(config.workers or cores, n_chunks))
 
 
+class SweepPool:
+    """Worker processes forked once and reused by every sweep over the histories they were forked with: a
+    walk-forward's windows (slices of one history) or several symbols' histories. Forking a process that holds
+    vectorbt costs about 0.1 s, so a pool per window or per symbol would pay it again and again.
+
+    Each worker computes the indicators of the span it sweeps once and keeps them while it gets that span's
+    chunks; warming them in the parent before forking would cost more than it saves (the MA grid's 52 SMAs
+    over 43,200 bars take ~20 ms, computing its 397 signal pairs to find them ~100 ms, serially). Every chunk
+    is computed exactly as the serial sweep computes it, so the results are identical (a test checks it)."""
+
+    def __init__(
+        self,
+        histories: Mapping[str, Bars],
+        strategy: Strategy,
+        config: BacktestConfig,
+        workers: int,
+    ):
+        self.histories, self.strategy, self.config, self.workers = histories, strategy, config, workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> SweepPool:
+        global _FORKED
+        if self.workers > 1:
+            max_cells = SWEEP_CACHE_CELLS // self.workers  # each worker gets its share of the serial bound
+            state: dict = {"histories": self.histories, "strategy": self.strategy, "config": self.config}
+            _FORKED = state | {"max_cells": max_cells, "span": None, "bars": None}
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+            self._pool.submit(int).result()  # fork now, while _FORKED holds this pool's sweep
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _FORKED
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        _FORKED = None
+
+    def sweep(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        parameter_sets: list[dict],
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> pl.DataFrame:
+        """``run_sweep`` on ``histories[key][start:end]``, its chunks on the pool's workers (in-process when
+        the pool has one worker)."""
+        bars = {column: values[start:end] for column, values in self.histories[key].items()}
+        if self._pool is None:
+            return _serial_sweep(bars, self.strategy, parameter_sets, self.config, on_chunk)
+        parts = list(chunks(parameter_sets, effective_chunk_size(end - start, self.config)))
+        results = self._pool.map(_forked_chunk, [(key, start, end, chunk) for chunk in parts])  # in order
+        return _sweep_frame(self.strategy, parameter_sets, zip(parts, results, strict=True), on_chunk)
+
+
+def _sweep_frame(
+    strategy: Strategy,
+    parameter_sets: list[dict],
+    parts: Iterable[tuple[list[dict], dict]],
+    on_chunk: Callable[[int, int], None] | None,
+) -> pl.DataFrame:
+    rows: dict[str, list] = {m: [] for m in METRICS}
+    done = 0
+    for chunk, metrics in parts:
+        for name in METRICS:
+            rows[name] += [float(v) for v in metrics[name]]
+        done += len(chunk)
+        if on_chunk:
+            on_chunk(done, len(parameter_sets))
+    frame = pl.DataFrame({"strategy": [strategy.name] * len(parameter_sets), **rows})
+    return frame.with_columns(pl.Series("params", [dict(p) for p in parameter_sets], dtype=pl.Object)).select(
+        "strategy", "params", *METRICS
+    )
+
+
+def _serial_sweep(
+    bars: Bars,
+    strategy: Strategy,
+    parameter_sets: list[dict],
+    config: BacktestConfig,
+    on_chunk: Callable[[int, int], None] | None,
+) -> pl.DataFrame:
+    sweep_bars = SweepBars(bars)  # each indicator once per sweep, not once per parameter set
+    parts = chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config))
+    results = ((chunk, _chunk_metrics(sweep_bars, strategy, chunk, config)) for chunk in parts)
+    return _sweep_frame(strategy, parameter_sets, results, on_chunk)
+
+
 def run_sweep(
     bars: Bars,
     strategy: Strategy,
@@ -260,39 +510,16 @@ def run_sweep(
     config: BacktestConfig = BacktestConfig(),
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> pl.DataFrame:
-    """One row per parameter set: the parameters (as a JSON-able dict column) and every metric."""
-    rows: dict[str, list] = {m: [] for m in METRICS}
-    parts = list(chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config)))
-    workers = sweep_workers(config, len(parts), len(bars["close"]) * len(parameter_sets))
-    done = 0
-
-    def collect(chunk: list[dict], metrics: dict) -> None:
-        nonlocal done
-        for name in METRICS:
-            rows[name] += [float(v) for v in metrics[name]]
-        done += len(chunk)
-        if on_chunk:
-            on_chunk(done, len(parameter_sets))
-
+    """One row per parameter set: the parameters (as a JSON-able dict column) and every metric. With
+    ``config.workers`` != 1 on a large enough sweep, the chunks run on workers forked for this sweep (several
+    sweeps over one history share a :class:`SweepPool` instead)."""
+    n_chunks = len(list(chunks(parameter_sets, effective_chunk_size(len(bars["close"]), config))))
+    workers = sweep_workers(config, n_chunks, len(bars["close"]) * len(parameter_sets))
     if workers == 1:
-        sweep_bars = SweepBars(bars)  # each indicator once per sweep, not once per parameter set
-        for chunk in parts:
-            collect(chunk, _chunk_metrics(sweep_bars, strategy, chunk, config))
-    else:
-        global _FORKED
-        # Each worker's indicator cache gets its share of the serial bound, so the sweep's total stays the same.
-        _FORKED = (bars, strategy, config, 40_000_000 // workers)
-        try:
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                for chunk, metrics in zip(parts, pool.map(_forked_chunk, parts), strict=True):  # in order
-                    collect(chunk, metrics)
-        finally:
-            _FORKED = None
-    frame = pl.DataFrame({"strategy": [strategy.name] * len(parameter_sets), **rows})
-    return frame.with_columns(pl.Series("params", [dict(p) for p in parameter_sets], dtype=pl.Object)).select(
-        "strategy", "params", *METRICS
-    )
+        return _serial_sweep(bars, strategy, parameter_sets, config, on_chunk)
+    n = len(bars["close"])
+    with SweepPool({"": bars}, strategy, config, workers) as one_off:
+        return one_off.sweep("", 0, n, parameter_sets, on_chunk)
 
 
 OBJECTIVES: dict[str, Callable[[pl.DataFrame], pl.Series]] = {

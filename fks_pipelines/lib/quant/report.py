@@ -42,7 +42,10 @@ def backtest_symbol(
     """One parameter set on one symbol's bars: signals at bar t fill at bar t+1's open (backtest.portfolio)."""
     entries, exits = strategy.signals(bars, **params)
     pf = portfolio(bars, entries[:, None], exits[:, None], config)
-    metrics = {name: float(values[0]) for name, values in portfolio_metrics(pf, bars, config.days_per_year).items()}
+    metrics = {
+        name: float(values[0])
+        for name, values in portfolio_metrics(pf, bars, config.days_per_year, config.conventions).items()
+    }
     metrics["fees"] = metrics["fees_paid"]
     trades = []
     for record in pf.trades.values:
@@ -70,16 +73,21 @@ def backtest_symbol(
 
 def summary(results: list[SymbolBacktest], config: BacktestConfig) -> dict[str, float]:
     """All symbols as one book with equal capital per symbol: returns and ratios are the mean over symbols,
-    trades and fees the sum; win rate and profit factor are computed over every trade."""
+    trades and fees the sum; win rate and profit factor are computed over every trade (``config.conventions``:
+    open trades left out, profit factor over returns)."""
     if not results:
         return {}
     out = {name: float(np.mean([r.metrics[name] for r in results])) for name in METRICS}
     trades = [t for r in results for t in r.trades]
-    won = sum(t["pnl"] for t in trades if t["pnl"] > 0)
-    lost = -sum(t["pnl"] for t in trades if t["pnl"] < 0)
+    if config.conventions.open_trades == "exclude":
+        trades = [t for t in trades if not t["exit_reason"].startswith("open at end")]
+    by = "return" if config.conventions.profit_factor == "returns" else "pnl"
+    won = sum(t[by] for t in trades if t[by] > 0)
+    lost = -sum(t[by] for t in trades if t[by] < 0)
+    no_loss = math.nan if by == "return" else math.inf
     out["trades"] = float(len(trades))
     out["win_rate"] = sum(t["pnl"] > 0 for t in trades) / len(trades) if trades else math.nan
-    out["profit_factor"] = (won / lost if lost else math.inf) if trades else math.nan
+    out["profit_factor"] = (won / lost if lost else no_loss) if trades else math.nan
     out["fees"] = out["fees_paid"] = float(sum(r.metrics["fees_paid"] for r in results))
     out["init_cash"] = config.init_cash * len(results)
     return out

@@ -1,7 +1,8 @@
-"""Trading strategies as signal generators, each with its parameter grid: the built-ins below and the user's
-strategy files (strategy_files.py), all by name in :data:`STRATEGIES`.
+"""Trading strategies as signal generators, each with its parameter grid, all by name in :data:`STRATEGIES`:
+the built-ins (strategy files in the package, ``fks_pipelines/strategies/``) and the user's (``FKS_STRATEGIES_DIR``),
+both loaded by strategy_files.py.
 
-A strategy maps bars (numpy arrays) and one parameter set to boolean ``entries``/``exits`` arrays where the
+A strategy maps bars and one parameter set to boolean ``entries``/``exits`` arrays where the
 signal at bar t uses bars <= t only. Orders then fill at the next bar's open (see backtest.py), so no
 strategy can trade on a close it has not yet seen.
 """
@@ -9,14 +10,13 @@ strategy can trade on a close it has not yet seen.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from fks_pipelines.lib.quant import indicators as ind
 
 Bars = Mapping[str, np.ndarray]  # open, high, low, close (float64, same length)
 Signals = tuple[np.ndarray, np.ndarray]
@@ -45,50 +45,44 @@ class SweepBars(dict):
         self.free_cells = max_cells
 
 
-def indicator(bars: Bars, function: Callable, *args):
-    """``function(bars["close"], *args)``, memoised when ``bars`` is a :class:`SweepBars`."""
-    if not isinstance(bars, SweepBars):
-        return function(bars["close"], *args)
+# The polars frame a strategy file's ``signals`` gets for a SweepBars (built once per sweep, strategy_files.py)
+# -> that SweepBars, by the frame's id while the frame lives (a DataFrame is not hashable), so ``indicator``
+# finds the sweep's cache from the frame.
+_SWEEP_OF_FRAME: dict[int, weakref.ref] = {}
+
+
+def link_frame(frame: object, bars: SweepBars) -> None:
+    _SWEEP_OF_FRAME[id(frame)] = weakref.ref(bars)
+    weakref.finalize(frame, _SWEEP_OF_FRAME.pop, id(frame), None)
+
+
+def _sweep_bars(bars: object) -> SweepBars | None:
+    if isinstance(bars, SweepBars):
+        return bars
+    ref = _SWEEP_OF_FRAME.get(id(bars))
+    return ref() if ref is not None else None
+
+
+def indicator(bars: object, function: Callable, *args):
+    """``function(close, *args)`` for ``bars`` (a mapping of numpy columns or a strategy file's polars frame),
+    memoised when they are a sweep's (:class:`SweepBars`, or the frame built from one)."""
+    sweep = _sweep_bars(bars)
+    if sweep is None:
+        return function(np.asarray(bars["close"], dtype=np.float64), *args)  # type: ignore[index]
     key = (function.__name__, *args)
-    if key not in bars.memo:
-        value = function(bars["close"], *args)
+    if key not in sweep.memo:
+        value = function(np.asarray(sweep["close"], dtype=np.float64), *args)
         cells = sum(np.size(v) for v in (value if isinstance(value, tuple) else (value,)))
-        if cells > bars.free_cells:
+        if cells > sweep.free_cells:
             return value
-        bars.free_cells -= cells
-        bars.memo[key] = value
-    return bars.memo[key]
+        sweep.free_cells -= cells
+        sweep.memo[key] = value
+    return sweep.memo[key]
 
 
 def ma_cross(bars: Bars, fast: int, slow: int) -> Signals:
-    """Long when the fast SMA crosses above the slow one; out when it crosses back below."""
-    f, s = indicator(bars, ind.sma, fast), indicator(bars, ind.sma, slow)
-    return crossed_above(f, s), crossed_below(f, s)
-
-
-def rsi_reversion(bars: Bars, window: int, lower: float, upper: float) -> Signals:
-    """Buy oversold (RSI crosses below ``lower``), sell overbought (RSI crosses above ``upper``)."""
-    r = indicator(bars, ind.rsi, window)
-    return crossed_below(r, np.full_like(r, lower)), crossed_above(r, np.full_like(r, upper))
-
-
-def macd_cross(bars: Bars, fast: int, slow: int, signal: int) -> Signals:
-    line, sig, _ = indicator(bars, ind.macd, fast, slow, signal)
-    return crossed_above(line, sig), crossed_below(line, sig)
-
-
-def bollinger_reversion(bars: Bars, window: int, k: float) -> Signals:
-    """Buy a close below the lower band, sell at the middle band."""
-    lower, middle, _ = indicator(bars, ind.bollinger, window, k)
-    close = bars["close"]
-    return crossed_below(close, lower), crossed_above(close, middle)
-
-
-def bollinger_breakout(bars: Bars, window: int, k: float) -> Signals:
-    """Buy a close above the upper band, sell when it falls back below the middle band."""
-    _, middle, upper = indicator(bars, ind.bollinger, window, k)
-    close = bars["close"]
-    return crossed_above(close, upper), crossed_below(close, middle)
+    """The built-in ``ma_cross`` strategy's signals (``fks_pipelines/strategies/ma_cross.py``), callable directly."""
+    return STRATEGIES["ma_cross"].signals(bars, fast=fast, slow=slow)
 
 
 @dataclass(frozen=True)
@@ -100,6 +94,7 @@ class Strategy:
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None  # the strategy file, for a user strategy; None for a built-in
+    warmup_bars: Callable[[dict], int] | None = None  # the file's warmup(params), when it defines one
 
     def parameter_sets(self) -> list[dict]:
         keys = list(self.grid)
@@ -108,7 +103,10 @@ class Strategy:
 
     def warmup(self, params: Mapping) -> int:
         """Bars before the signals can be defined (a look-back to prepend when walking forward). A user
-        strategy's integer parameters are all taken for windows (the safe side: a longer warm-up)."""
+        strategy file's ``warmup(params)`` says; without one, its integer parameters are all taken for windows
+        (the safe side: a longer warm-up)."""
+        if self.warmup_bars is not None:
+            return int(self.warmup_bars(dict(params)))
         if self.source is not None:
             windows = [int(v) for v in params.values() if isinstance(v, int) and not isinstance(v, bool)]
         else:
@@ -116,49 +114,9 @@ class Strategy:
         return 3 * max(windows, default=1)
 
 
-BUILTIN_STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        Strategy(
-            "ma_cross",
-            ma_cross,
-            {"fast": (5, 10, 15, 20, 25, 30, 40, 50, 60, 80), "slow": tuple(range(20, 440, 10))},  # 397 pairs
-            lambda p: p["fast"] < p["slow"],
-        ),
-        Strategy(
-            "rsi_reversion",
-            rsi_reversion,
-            {"window": (7, 14, 21), "lower": (20, 25, 30, 35), "upper": (65, 70, 75, 80)},
-        ),
-        Strategy(
-            "macd_cross",
-            macd_cross,
-            {"fast": (8, 12, 16), "slow": (21, 26, 34), "signal": (5, 9, 13)},
-            lambda p: p["fast"] < p["slow"],
-        ),
-        Strategy("bollinger_reversion", bollinger_reversion, {"window": (10, 20, 40), "k": (1.5, 2.0, 2.5, 3.0)}),
-        Strategy("bollinger_breakout", bollinger_breakout, {"window": (10, 20, 40), "k": (1.5, 2.0, 2.5, 3.0)}),
-    )
-}
-
-
-# What each built-in trades before any walk-forward choice exists (textbook settings).
-BUILTIN_DEFAULTS: dict[str, dict] = {
-    "ma_cross": {"fast": 20, "slow": 50},
-    "rsi_reversion": {"window": 14, "lower": 30, "upper": 70},
-    "macd_cross": {"fast": 12, "slow": 26, "signal": 9},
-    "bollinger_reversion": {"window": 20, "k": 2.0},
-    "bollinger_breakout": {"window": 20, "k": 2.0},
-}
-for _name, _strategy in BUILTIN_STRATEGIES.items():
-    BUILTIN_STRATEGIES[_name] = Strategy(
-        _strategy.name,
-        _strategy.signals,
-        _strategy.grid,
-        _strategy.valid,
-        description=(_strategy.signals.__doc__ or "").strip(),
-        defaults=BUILTIN_DEFAULTS[_name],
-    )
+# The built-in strategies' files (``fks_pipelines/strategies/``): loaded like the user's, listed as built-ins.
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "strategies"
+BUILTIN_MODULE_PREFIX = "fks_pipelines.strategies."
 
 
 class _Registry(dict):
@@ -226,11 +184,14 @@ def refresh_strategies(directory: Path | None = None) -> dict[str, str]:
     from fks_pipelines.lib.quant.strategy_files import load_strategy_dir
     from fks_pipelines.settings import Settings
 
+    builtins, broken = load_strategy_dir(BUILTIN_DIR, builtin=True)
+    if broken:  # the package's own files: a bug, not the user's input
+        raise RuntimeError(f"built-in strategy files refused: {broken}")
     folder = directory if directory is not None else Settings.from_env().strategies_dir
     user, errors = load_strategy_dir(folder)
-    for name in sorted(set(user) & set(BUILTIN_STRATEGIES)):
+    for name in sorted(set(user) & set(builtins)):
         errors[name] = f"{user.pop(name).source}: {name!r} is a built-in strategy; rename the file"
-    merged = {**BUILTIN_STRATEGIES, **user}
+    merged = {**builtins, **user}
     dict.clear(STRATEGIES)
     dict.update(STRATEGIES, merged)
     dict.clear(DEFAULT_PARAMS)

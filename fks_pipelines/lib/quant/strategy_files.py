@@ -5,8 +5,13 @@ A strategy file defines
   high, low, close, volume when known; oldest first); ``entries`` and ``exits`` are boolean numpy arrays of the
   same length; a signal on bar t is acted on at bar t+1's open;
 - ``GRID``: parameter name -> list of values (what sweeps, walk-forward and Optuna search);
-- optionally a module docstring (its description) and ``DEFAULTS`` (what it trades before any walk-forward
-  choice exists; default: each parameter's first grid value).
+- optionally a module docstring (its description), ``DEFAULTS`` (what it trades before any walk-forward
+  choice exists; default: each parameter's first grid value), ``valid(params) -> bool`` (which combinations
+  of the grid are searched, e.g. fast < slow; default: all) and ``warmup(params) -> int`` (bars the signals
+  need before they are defined, prepended when walking forward; default: 3 x the largest integer parameter).
+
+The built-in strategies are files of this interface too, in ``fks_pipelines/strategies/``, loaded by this
+same loader (``builtin=True``: imported as package modules, listed with ``source`` None).
 
 The file name without ``.py`` is the strategy's name; files starting with ``_`` are ignored. A file that is
 broken (does not import, no ``signals``, a bad ``GRID`` or ``DEFAULTS``) is refused with one line naming the file
@@ -26,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.lib.quant.strategies import Bars, Signals, Strategy, SweepBars
+from fks_pipelines.lib.quant.strategies import BUILTIN_MODULE_PREFIX, Bars, Signals, Strategy, SweepBars, link_frame
 
 MODULE_PREFIX = "fks_user_strategies."
 
@@ -45,6 +50,7 @@ def bars_frame(bars: Bars) -> pl.DataFrame:
     frame = pl.DataFrame({name: np.asarray(values) for name, values in bars.items()})
     if isinstance(bars, SweepBars):
         bars.memo[("__frame__",)] = frame
+        link_frame(frame, bars)  # the sweep's indicator cache, found from the frame (strategies.indicator)
     return frame
 
 
@@ -100,13 +106,22 @@ def _grid(module: object, where: str) -> dict[str, tuple]:
     return out
 
 
-def load_strategy_file(path: Path) -> Strategy:
-    """The strategy ``path`` defines, checked; :class:`StrategyFileError` names the file and the fault."""
+def _optional_function(module: object, name: str, where: str) -> Callable | None:
+    function = getattr(module, name, None)
+    if function is not None and not callable(function):
+        raise StrategyFileError(f"{name} must be a function of the parameters dict", where=where)
+    return function
+
+
+def load_strategy_file(path: Path, builtin: bool = False) -> Strategy:
+    """The strategy ``path`` defines, checked; :class:`StrategyFileError` names the file and the fault.
+    ``builtin``: one of the package's own strategy files."""
     where = str(path)
     name = path.stem
     if not name.isidentifier():
         raise StrategyFileError(f"{name!r} is not a valid strategy name (letters, digits, _)", where=where)
-    spec = importlib.util.spec_from_file_location(MODULE_PREFIX + name, path)
+    prefix = BUILTIN_MODULE_PREFIX if builtin else MODULE_PREFIX
+    spec = importlib.util.spec_from_file_location(prefix + name, path)
     if spec is None or spec.loader is None:
         raise StrategyFileError("is not a Python file", where=where)
     module = importlib.util.module_from_spec(spec)
@@ -117,7 +132,7 @@ def load_strategy_file(path: Path) -> Strategy:
         at = f" (line {line})" if line else ""
         message = (str(exc).splitlines() or [""])[0]
         raise StrategyFileError(f"does not import{at}: {type(exc).__name__}: {message}", where=where) from None
-    sys.modules[MODULE_PREFIX + name] = module  # worker processes forked later find it
+    sys.modules[prefix + name] = module  # worker processes forked later find it
     function = getattr(module, "signals", None)
     if not callable(function):
         raise StrategyFileError("defines no signals(bars, **params) function", where=where)
@@ -132,17 +147,21 @@ def load_strategy_file(path: Path) -> Strategy:
     except TypeError as exc:
         raise StrategyFileError(f"signals does not take the GRID parameters: {exc}", where=where) from None
     description = (inspect.getdoc(module) or "").strip()
+    valid = _optional_function(module, "valid", where)
+    warmup = _optional_function(module, "warmup", where)
     return Strategy(
         name,
         checked_signals(function, grid, where),
         grid,
+        valid=(lambda p: bool(valid(p))) if valid is not None else (lambda p: True),
         description=description,
         defaults=dict(defaults),
-        source=where,
+        source=None if builtin else where,
+        warmup_bars=warmup,
     )
 
 
-def load_strategy_dir(directory: Path) -> tuple[dict[str, Strategy], dict[str, str]]:
+def load_strategy_dir(directory: Path, builtin: bool = False) -> tuple[dict[str, Strategy], dict[str, str]]:
     """(strategies by name, one-line error by name for the files refused); a missing folder holds none."""
     strategies: dict[str, Strategy] = {}
     errors: dict[str, str] = {}
@@ -152,7 +171,7 @@ def load_strategy_dir(directory: Path) -> tuple[dict[str, Strategy], dict[str, s
         if path.name.startswith("_"):
             continue
         try:
-            strategies[path.stem] = load_strategy_file(path)
+            strategies[path.stem] = load_strategy_file(path, builtin)
         except StrategyFileError as exc:
             errors[path.stem] = str(exc)
     return strategies, errors

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from fks_pipelines.lib.quant.backtest import BacktestConfig, best, portfolio, portfolio_metrics, run_sweep
+from fks_pipelines.lib.quant.backtest import (
+    BacktestConfig,
+    SweepPool,
+    best,
+    effective_chunk_size,
+    portfolio,
+    portfolio_metrics,
+    run_sweep,
+    sweep_workers,
+)
 from fks_pipelines.lib.quant.optimize import optimize_with_optuna
-from fks_pipelines.lib.quant.strategies import Bars, Strategy
+from fks_pipelines.lib.quant.strategies import Bars, Strategy, chunks
 
 
 @dataclass(frozen=True)
@@ -66,15 +75,19 @@ def choose_parameters(
     objective: str,
     config: BacktestConfig,
     search: Search = Search(),
+    pool: SweepPool | None = None,
 ) -> dict:
     """The in-sample winner for ``window``: reads bars before ``window.decision`` only. Optuna searches the
-    strategy's grid values (``parameter_sets`` is the grid search's list)."""
+    strategy's grid values (``parameter_sets`` is the grid search's list). ``pool``: workers forked over
+    ``bars`` (under the key ``""``) that run the grid search's chunks."""
     in_sample = _slice(bars, window.in_sample_start, window.decision)
     if search.method == "optuna":
         winner, _ = optimize_with_optuna(
             in_sample, strategy, objective=objective, n_trials=search.trials, seed=search.seed, config=config
         )
         return winner
+    if pool is not None:
+        return best(pool.sweep("", window.in_sample_start, window.decision, parameter_sets), objective)
     return best(run_sweep(in_sample, strategy, parameter_sets, config), objective)
 
 
@@ -86,7 +99,9 @@ def out_of_sample_metrics(bars: Bars, strategy: Strategy, params: dict, window: 
     offset = window.decision - warm_start
     trade = _slice(span, offset, len(span["close"]))
     pf = portfolio(trade, entries[offset:, None], exits[offset:, None], config)
-    metrics = {k: float(v[0]) for k, v in portfolio_metrics(pf, trade).items()}
+    metrics = {
+        k: float(v[0]) for k, v in portfolio_metrics(pf, trade, config.days_per_year, config.conventions).items()
+    }
     return metrics | {"equity": np.asarray(pf.value())[:, 0]}
 
 
@@ -102,11 +117,30 @@ def walk_forward(
     search: Search = Search(),
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """One row per window (chosen parameters, in-sample score, out-of-sample metrics) and the chained
-    out-of-sample equity curve (each window starts from the previous window's final equity)."""
+    out-of-sample equity curve (each window starts from the previous window's final equity). With
+    ``config.workers`` != 1, one pool of workers, forked once, runs every window's grid search."""
+    windows = walk_forward_windows(len(bars["close"]), in_sample, out_of_sample)
+    n_chunks = len(list(chunks(parameter_sets, effective_chunk_size(in_sample, config))))
+    cells = in_sample * len(parameter_sets) * len(windows)
+    workers = sweep_workers(config, n_chunks, cells) if search.method == "grid" else 1
+    with SweepPool({"": bars}, strategy, config, workers) as pool:
+        return _walk_forward(bars, strategy, parameter_sets, windows, objective, config, search, pool)
+
+
+def _walk_forward(
+    bars: Bars,
+    strategy: Strategy,
+    parameter_sets: list[dict],
+    windows: list[Window],
+    objective: str,
+    config: BacktestConfig,
+    search: Search,
+    pool: SweepPool,
+) -> tuple[pl.DataFrame, np.ndarray]:
     rows, curve = [], []
     capital = config.init_cash
-    for i, window in enumerate(walk_forward_windows(len(bars["close"]), in_sample, out_of_sample)):
-        chosen = choose_parameters(bars, strategy, parameter_sets, window, objective, config, search)
+    for i, window in enumerate(windows):
+        chosen = choose_parameters(bars, strategy, parameter_sets, window, objective, config, search, pool)
         oos = out_of_sample_metrics(bars, strategy, chosen["params"], window, config)
         equity = oos.pop("equity")
         curve.append(equity / equity[0] * capital)

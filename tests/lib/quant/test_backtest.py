@@ -145,3 +145,109 @@ def test_metrics_equal_vectorbts_own_accessors(hourly, allow_shorts):
     )
     assert trades.values["status"][trades.values["col"] == len(params) + 1].tolist() == [0]  # really open
     np.testing.assert_allclose(mine["buy_and_hold_return"], hourly["close"][-1] / hourly["close"][0] - 1)
+
+
+@pytest.mark.parametrize("allow_shorts", [False, True], ids=["long_only", "long_short"])
+def test_simulate_gives_the_portfolios_records_exactly(hourly, allow_shorts):
+    """The sweep runs vectorbt's kernels without building a Portfolio: its order and trade records, and so
+    every metric, are the Portfolio's own, bit for bit (an open last trade included)."""
+    from fks_pipelines.lib.quant.backtest import portfolio_metrics, simulate, simulation_metrics
+
+    strategy = STRATEGIES["ma_cross"]
+    params = strategy.parameter_sets()[:30]
+    entries, exits = signal_matrix(strategy, hourly, params)
+    held = np.zeros((len(hourly["close"]), 1), dtype=bool)
+    held[-50] = True
+    entries, exits = np.hstack([entries, held]), np.hstack([exits, np.zeros_like(held)])
+    config = BacktestConfig(allow_shorts=allow_shorts)
+    pf = portfolio(hourly, entries, exits, config)
+    simulation = simulate(hourly, entries, exits, config)
+    assert len(simulation.order_records) > 100
+    assert np.array_equal(simulation.order_records, pf.order_records)
+    assert np.array_equal(simulation.trade_records, pf.trades.values)
+    assert (simulation.trade_records["status"] == 0).any()
+    fast = simulation_metrics(simulation, hourly, 3600.0)
+    for name, values in portfolio_metrics(pf, hourly).items():
+        np.testing.assert_array_equal(fast[name], values, err_msg=name)
+
+
+def _with_open_and_winning_columns(hourly, n_params: int = 20):
+    """Signals of ``n_params`` MA pairs, plus a column whose only trade is still open at the end and one
+    column with a single winning trade (no loss)."""
+    strategy = STRATEGIES["ma_cross"]
+    entries, exits = signal_matrix(strategy, hourly, strategy.parameter_sets()[:n_params])
+    n = len(hourly["close"])
+    held, win_in, win_out = (np.zeros((n, 1), dtype=bool) for _ in range(3))
+    held[-50] = True
+    opens = hourly["open"]
+    i = 100
+    j = i + 1 + int(np.argmax(opens[i + 2 : i + 500] > opens[i + 1] * 1.02))  # fills at j + 1's open, 2% higher
+    win_in[i], win_out[j] = True, True
+    return np.hstack([entries, held, win_in]), np.hstack([exits, np.zeros_like(held), win_out])
+
+
+def _metrics(hourly, entries, exits, **conventions):
+    from fks_pipelines.lib.quant.backtest import Conventions, simulate, simulation_metrics
+
+    simulation = simulate(hourly, entries, exits, BacktestConfig())
+    return simulation, simulation_metrics(simulation, hourly, 3600.0, 365.0, Conventions(**conventions))
+
+
+def test_open_trades_option_leaves_them_out_of_the_trade_statistics(hourly):
+    entries, exits = _with_open_and_winning_columns(hourly)
+    simulation, counted = _metrics(hourly, entries, exits)
+    _, excluded = _metrics(hourly, entries, exits, open_trades="exclude")
+    trades = simulation.trade_records
+    k = entries.shape[1]
+    closed = np.bincount(trades["col"][trades["status"] == 1], minlength=k)
+    every = np.bincount(trades["col"], minlength=k)
+    assert (every > closed).sum() >= 2  # several columns really end in an open trade
+    assert np.array_equal(counted["trades"], every) and np.array_equal(excluded["trades"], closed)
+    won = np.bincount(trades["col"][(trades["status"] == 1) & (trades["pnl"] > 0)], minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.testing.assert_allclose(excluded["win_rate"], won / closed, rtol=1e-12)
+    assert excluded["trades"][-2] == 0 and np.isnan(excluded["win_rate"][-2])  # the held column: nothing closed
+    assert np.array_equal(counted["total_return"], excluded["total_return"])  # equity marks it either way
+
+
+def test_profit_factor_option_uses_returns_and_is_undefined_without_a_loss(hourly):
+    entries, exits = _with_open_and_winning_columns(hourly)
+    simulation, by_pnl = _metrics(hourly, entries, exits)
+    _, by_returns = _metrics(hourly, entries, exits, profit_factor="returns")
+    assert by_pnl["profit_factor"][-1] == np.inf and np.isnan(by_returns["profit_factor"][-1])  # one winning trade
+    trades = simulation.trade_records
+    for column in range(3):
+        r = trades["return"][trades["col"] == column]
+        assert (r < 0).any() and (r > 0).any()
+        assert by_returns["profit_factor"][column] == pytest.approx(r[r > 0].sum() / -r[r < 0].sum(), rel=1e-12)
+    assert not np.allclose(by_returns["profit_factor"][:3], by_pnl["profit_factor"][:3])
+
+
+def test_exposure_option_counts_entry_to_exit_inclusive(hourly):
+    entries, exits = _with_open_and_winning_columns(hourly)
+    simulation, without = _metrics(hourly, entries, exits)
+    _, with_exit = _metrics(hourly, entries, exits, exposure="include_exit_bar")
+    n, trades = len(hourly["close"]), simulation.trade_records
+    for column in range(entries.shape[1]):
+        have_position = np.zeros(n, dtype=bool)  # backtesting.py's definition: entry bar .. exit bar inclusive
+        for t in trades[trades["col"] == column]:
+            have_position[t["entry_idx"] : (t["exit_idx"] + 1 if t["status"] == 1 else n)] = True
+        assert with_exit["exposure"][column] == pytest.approx(have_position.mean(), abs=1e-15)
+        closed = int(((trades["col"] == column) & (trades["status"] == 1)).sum())
+        assert with_exit["exposure"][column] - without["exposure"][column] == pytest.approx(closed / n, abs=1e-12)
+    assert (with_exit["exposure"] > without["exposure"]).any()
+
+
+def test_atr_option_starts_like_talib():
+    from fks_pipelines.lib.quant import indicators as ind
+
+    rng = np.random.default_rng(7)
+    close = 100 + np.cumsum(rng.normal(size=300))
+    high, low = close + rng.random(300), close - rng.random(300)
+    ours, talib_like = ind.atr(high, low, close, 14), ind.atr(high, low, close, 14, first_bar="talib")
+    tr = ind.true_range(high, low, close)
+    assert ours[13] == pytest.approx(tr[:14].mean(), rel=1e-12) and np.isnan(talib_like[13])
+    assert talib_like[14] == pytest.approx(tr[1:15].mean(), rel=1e-12)  # seeded with bars 1..14, as TA-Lib
+    assert abs(ours[14] - talib_like[14]) > 1e-6 and abs(ours[-1] - talib_like[-1]) < 1e-6 * ours[-1]
+    with pytest.raises(ValueError, match="first_bar"):
+        ind.atr(high, low, close, 14, first_bar="zero")

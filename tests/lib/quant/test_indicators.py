@@ -118,3 +118,39 @@ def test_bollinger_sigma_is_exact_relative_to_sigma_on_a_long_minute_history(lon
         naive = np.sqrt(np.maximum(ind.sma(close * close, n) - ind.sma(close, n) ** 2, 0.0))[n - 1 :]
         assert (np.abs(naive[positive] - exact[positive]) / exact[positive]).max() > 1e-7
         np.testing.assert_array_equal(np.isnan(lower), np.arange(len(close)) < n - 1)
+
+
+def _ewm_loop(x: np.ndarray, alpha: float, warmup: int, seed_with_mean: bool) -> np.ndarray:
+    """The recursive averages as the plain per-bar Python loop they were before being compiled."""
+    out = np.full(x.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(x))
+    if len(valid) == 0:
+        return out
+    start = valid[0]
+    if seed_with_mean:
+        if len(x) - start < warmup:
+            return out
+        value, first = x[start : start + warmup].mean(), start + warmup - 1
+    else:
+        value, first = x[start], start
+    out[first] = value
+    for i in range(first + 1, len(x)):
+        if not np.isnan(x[i]):
+            value = value + alpha * (x[i] - value)
+        out[i] = value
+    if not seed_with_mean:
+        out[start : min(start + warmup - 1, len(x))] = np.nan
+    return out
+
+
+def test_compiled_recursive_averages_equal_the_python_loop(bars):
+    """EMA and Wilder's average run compiled (look-ahead checks call them thousands of times); they give the
+    Python loop's values to the last bit, leading and inner NaNs and too-short inputs included."""
+    close = bars["close"].to_numpy().copy()
+    gappy = close.copy()
+    gappy[:7], gappy[1000] = np.nan, np.nan
+    for x in (close, gappy, close[:3]):
+        for n in (1, 2, 9, 14, 26, 200):
+            assert np.array_equal(ind.ema(x, n), _ewm_loop(x, 2.0 / (n + 1), n, False), equal_nan=True)
+            assert np.array_equal(ind.wilder(x, n), _ewm_loop(x, 1.0 / n, n, True), equal_nan=True)
+    assert np.isfinite(ind.ema(gappy, 14)[20:]).all()

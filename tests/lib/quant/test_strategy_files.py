@@ -182,3 +182,33 @@ def test_annualisation_is_an_option(bars):
     equities = run_sweep(bars, strategy, params, BacktestConfig(freq="1min", days_per_year=252))
     assert equities["sharpe"][0] == pytest.approx(crypto["sharpe"][0] * np.sqrt(252 / 365), rel=1e-12)
     assert equities["total_return"][0] == crypto["total_return"][0]
+
+
+BUILTINS = ("ma_cross", "rsi_reversion", "macd_cross", "bollinger_reversion", "bollinger_breakout")
+
+
+def test_builtins_are_strategy_files_in_the_package_loaded_by_the_same_loader(bars):
+    """Each built-in is a strategy file of the user's interface (signals, GRID, docstring, DEFAULTS) in
+    fks_pipelines/strategies/, loaded by load_strategy_file: same checks, same signals as the registry's."""
+    from fks_pipelines.lib.quant import indicators as ind
+    from fks_pipelines.lib.quant.strategies import BUILTIN_DIR, crossed_above, crossed_below
+
+    refresh_strategies(BUILTIN_DIR.parent / "no_user_strategies")
+    assert sorted(p.stem for p in BUILTIN_DIR.glob("[!_]*.py")) == sorted(BUILTINS)
+    for name in BUILTINS:
+        loaded = load_strategy_file(BUILTIN_DIR / f"{name}.py", builtin=True)
+        registered = STRATEGIES[name]
+        assert loaded.description and loaded.description == registered.description
+        assert dict(loaded.grid) == dict(registered.grid) and loaded.defaults == DEFAULT_PARAMS[name]
+        assert loaded.parameter_sets() == registered.parameter_sets()
+        entries, exits = loaded.signals(bars, **loaded.defaults)
+        again = registered.signals(pl.DataFrame(bars), **registered.defaults)
+        assert np.array_equal(entries, again[0]) and np.array_equal(exits, again[1]) and entries.any()
+        with pytest.raises(StrategyFileError, match=f"{name}.py: parameters not in GRID: bogus"):
+            loaded.signals(bars, **loaded.defaults, bogus=1)
+    # The same numbers as the indicators crossed by hand, and the grid's constraint (fast < slow) kept.
+    fast, slow = ind.sma(bars["close"], 20), ind.sma(bars["close"], 50)
+    entries, exits = STRATEGIES["ma_cross"].signals(bars, fast=20, slow=50)
+    assert np.array_equal(entries, crossed_above(fast, slow)) and np.array_equal(exits, crossed_below(fast, slow))
+    assert len(STRATEGIES["ma_cross"].parameter_sets()) == 397
+    assert STRATEGIES["rsi_reversion"].warmup({"window": 14, "lower": 30, "upper": 70}) == 42  # levels aren't windows

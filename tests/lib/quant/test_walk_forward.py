@@ -85,3 +85,25 @@ def test_optuna_search_is_point_in_time_and_reproducible(hourly):
     np.testing.assert_array_equal(curve, curve2)
     with pytest.raises(ValueError, match="grid' or 'optuna"):
         Search("random")
+
+
+@pytest.mark.slow
+def test_walk_forward_on_one_pool_equals_the_serial_walk_forward(hourly):
+    """Every window's grid search runs on the same forked workers (one pool per walk-forward); the choices,
+    scores and out-of-sample figures are the serial run's, bit for bit."""
+    from dataclasses import replace
+
+    from polars.testing import assert_frame_equal
+
+    strategy = STRATEGIES["macd_cross"]
+    serial_config = BacktestConfig(chunk_size=5, workers=1)
+    kwargs = dict(in_sample=720, out_of_sample=240, objective="sharpe")
+    serial, serial_curve = walk_forward(hourly, strategy, strategy.parameter_sets(), config=serial_config, **kwargs)
+    parallel_config = replace(serial_config, workers=2, parallel_cells=0)
+    parallel, parallel_curve = walk_forward(
+        hourly, strategy, strategy.parameter_sets(), config=parallel_config, **kwargs
+    )
+    assert serial.height > 3
+    assert_frame_equal(serial.drop("params"), parallel.drop("params"))
+    assert serial["params"].to_list() == parallel["params"].to_list()
+    assert np.array_equal(serial_curve, parallel_curve)
