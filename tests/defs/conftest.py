@@ -14,8 +14,15 @@ from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 # Row counts of the platform's own tables right after the shared run, before any later test writes to its database
-# (e.g. the recommendation tests re-materialize portfolio/profit_splits there).
+# (e.g. the recommendation tests re-materialize portfolio/profit_splits there): per table, and per day for the
+# daily tables (the day a row describes, as its partition does).
 ROWS_AFTER_PIPELINE: dict[str, int] = {}
+DAILY_ROWS_AFTER_PIPELINE: dict[str, dict[str, int]] = {}
+DAY_OF_ROW = {
+    "analytics.signals": "bucket::date::text",
+    "knowledge.documents": "((as_of AT TIME ZONE 'UTC') - interval '1 microsecond')::date::text",
+    "recommendations.daily": "decision_date::text",
+}
 OWN_SCHEMAS = ("analytics", "knowledge", "recommendations", "portfolio")
 
 
@@ -45,5 +52,8 @@ def pipeline(databases):
         ).fetchall()
         for (table,) in tables:
             ROWS_AFTER_PIPELINE[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table, day in DAY_OF_ROW.items():
+            rows = conn.execute(f"SELECT {day}, count(*) FROM {table} GROUP BY 1").fetchall()
+            DAILY_ROWS_AFTER_PIPELINE[table] = dict(rows)
     yield url, result
     databases.drop(url)
