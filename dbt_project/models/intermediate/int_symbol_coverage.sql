@@ -27,14 +27,20 @@ changed as (
                       - interval '{{ var("fks_coverage_lag", "1 hour") }}'
 ),
 bars as (
+    -- One primary-key range scan per changed day: the lateral subquery with `offset 0` is not flattened, so the
+    -- planner cannot swap it for a join over all of raw (it cannot know how few days changed).
     select s.market, s.symbol, s.open_time, s.loaded_at
     from changed c
-    join {{ ref('stg_binance_klines') }} s
-      on s.market = c.market
-     and s.symbol = c.symbol
-     and s.interval = '1m'
-     and s.open_time >= c.day_start at time zone 'UTC'
-     and s.open_time < (c.day_start + interval '1 day') at time zone 'UTC'
+    cross join lateral (
+        select market, symbol, open_time, loaded_at
+        from {{ ref('stg_binance_klines') }}
+        where market = c.market
+          and symbol = c.symbol
+          and interval = '1m'
+          and open_time >= c.day_start at time zone 'UTC'
+          and open_time < (c.day_start + interval '1 day') at time zone 'UTC'
+        offset 0
+    ) s
 )
 {%- else %}
 bars as (
