@@ -19,12 +19,18 @@
 
 with
 {%- if fks_is_incremental() %}
-changed as (
-    select distinct market, symbol, date_trunc('day', open_time at time zone 'UTC') as day_start
+loaded as materialized (
+    -- Materialized, so the planner scans raw once in storage order for the filter (loaded_at has no index)
+    -- instead of walking the primary key to feed the distinct below in its order.
+    select market, symbol, open_time
     from {{ ref('stg_binance_klines') }}
     where interval = '1m'
       and loaded_at > (select coalesce(max(loaded_through), '-infinity') from {{ this }})
-                      - interval '{{ var("fks_coverage_lag", "1 hour") }}'
+                      - interval '{{ var("fks_coverage_lag", "10 minutes") }}'
+),
+changed as (
+    select distinct market, symbol, date_trunc('day', open_time at time zone 'UTC') as day_start
+    from loaded
 ),
 bars as (
     -- One primary-key range scan per changed day: the lateral subquery with `offset 0` is not flattened, so the
