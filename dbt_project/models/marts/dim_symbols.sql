@@ -3,11 +3,22 @@
 
 with quotes(quote_asset) as (
     values ('USDT'), ('USDC'), ('FDUSD'), ('BUSD'), ('TUSD'), ('USD'), ('EUR'), ('TRY'), ('BTC'), ('ETH'), ('BNB')
+), coverage as (
+    -- Per-day coverage summed per symbol: one row per (symbol, day) held, 1/1440 of the bars.
+    select
+        market,
+        symbol,
+        min(first_bar) as first_bar,
+        max(last_bar) as last_bar,
+        sum(minute_bars)::bigint as minute_bars,
+        count(*) as days_with_data
+    from {{ ref('int_symbol_coverage') }}
+    group by market, symbol
 ), parsed as (
     select
         c.*,
         regexp_replace(c.symbol, '_PERP$|_\d{6}$', '') as pair
-    from {{ ref('int_symbol_coverage') }} c
+    from coverage c
 )
 select
     p.market,
