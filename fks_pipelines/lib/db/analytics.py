@@ -214,19 +214,15 @@ def latest_choice_record(
 ) -> tuple[str, dict, datetime] | None:
     """(strategy, params, decided_at) of the symbol's latest choice decided strictly before ``before``, or None.
     Runs that re-decided the same time: the latest run's."""
-    row = conn.execute(
-        "SELECT strategy, params, decided_at FROM analytics.strategy_choices WHERE market = %s AND symbol = %s"
-        " AND decided_at < %s ORDER BY decided_at DESC, run_id DESC LIMIT 1",
-        (market, symbol, before),
-    ).fetchone()
-    return None if row is None else (row[0], row[1], row[2])
+    return latest_choice_records(conn, market, [symbol], before).get(symbol)
 
 
 def latest_choice_records(
     conn: psycopg.Connection, market: str, symbols: Sequence[str], before: datetime
 ) -> dict[str, tuple[str, dict, datetime]]:
-    """:func:`latest_choice_record` of every symbol in one query: symbol -> (strategy, params, decided_at) of its
-    latest choice decided strictly before ``before``; symbols without one are absent. Same tie-break (latest run)."""
+    """Every symbol's latest choice in one query: symbol -> (strategy, params, decided_at) of its latest choice
+    decided strictly before ``before`` (runs that re-decided the same time: the latest run's); symbols without one
+    are absent."""
     rows = conn.execute(
         "SELECT DISTINCT ON (symbol) symbol, strategy, params, decided_at FROM analytics.strategy_choices"
         " WHERE market = %s AND symbol = ANY(%s) AND decided_at < %s ORDER BY symbol, decided_at DESC, run_id DESC",

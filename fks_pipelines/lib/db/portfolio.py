@@ -89,19 +89,25 @@ def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]
                 )
             )[0]
         )
-        cash = deposits
-        positions: dict[str, float] = {}
-        for symbol, side, quantity, price, fee in conn.execute(
+        trades = conn.execute(
             "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM portfolio.trades"
             " WHERE account = %s AND executed_at <= %s ORDER BY executed_at, trade_id",
             (account, at),
-        ).fetchall():
-            sign = 1.0 if side == "buy" else -1.0
-            positions[symbol] = positions.get(symbol, 0.0) + sign * quantity
-            cash -= sign * quantity * price + fee
-        held = {k: v for k, v in positions.items() if v != 0}
+        ).fetchall()
+        cash, held = holdings(deposits, trades)
         out.append(AccountState(account, kind, market, cash, held, deposits, mode))
     return out
+
+
+def holdings(cash: float, trades: list[tuple[str, str, float, float, float]]) -> tuple[float, dict[str, float]]:
+    """Cash and non-zero positions after ``trades`` ((symbol, side, quantity, price, fee), in time order) from
+    ``cash``: the one replay of a ledger (the accounts' and the rules engine's shadow ledgers)."""
+    positions: dict[str, float] = {}
+    for symbol, side, quantity, price, fee in trades:
+        sign = 1.0 if side == "buy" else -1.0
+        positions[symbol] = positions.get(symbol, 0.0) + sign * quantity
+        cash -= sign * quantity * price + fee
+    return cash, {k: v for k, v in positions.items() if v != 0}
 
 
 PAPER_PREFIX = "paper-"  # trade ids the platform writes for paper accounts: paper-<decision day>-<symbol>

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, AccountState, account_states, equity
+from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, AccountState, account_states, equity, holdings
 from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.portfolio.ledger import Trade
 from fks_pipelines.lib.recommend.generate import Generation
@@ -413,8 +413,7 @@ SHADOW_GENERATOR = "rules"
 def shadow_state(conn: psycopg.Connection, state: AccountState, at: datetime, generator: str) -> AccountState:
     """``state``'s account as the shadow ledger of ``generator`` holds it at ``at``: the same deposits and imported
     trades, the shadow fills instead of the paper fills, nothing after ``at``."""
-    cash, positions = state.net_deposits, dict[str, float]()
-    for symbol, side, quantity, price, fee in conn.execute(
+    trades = conn.execute(
         "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM ("
         " SELECT symbol, side, quantity, price, fee, executed_at, trade_id FROM portfolio.trades"
         "  WHERE account = %(a)s AND executed_at <= %(at)s AND trade_id NOT LIKE %(paper)s"
@@ -422,11 +421,8 @@ def shadow_state(conn: psycopg.Connection, state: AccountState, at: datetime, ge
         "  WHERE account = %(a)s AND generator = %(g)s AND executed_at <= %(at)s"
         ") t ORDER BY executed_at, trade_id",
         {"a": state.account, "at": at, "paper": f"{PAPER_PREFIX}%", "g": generator},
-    ).fetchall():
-        sign = 1.0 if side == "buy" else -1.0
-        positions[symbol] = positions.get(symbol, 0.0) + sign * quantity
-        cash -= sign * quantity * price + fee
-    held = {k: v for k, v in positions.items() if v != 0}
+    ).fetchall()
+    cash, held = holdings(state.net_deposits, trades)
     return replace(state, cash=cash, positions=held)
 
 
