@@ -2,7 +2,6 @@
 Discord post."""
 
 import base64
-import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -45,8 +44,9 @@ from fks_pipelines.lib.db.portfolio import (
 )
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
 from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
-from fks_pipelines.lib.recommend.evaluation import evaluate, ledger_curve, metrics
+from fks_pipelines.lib.recommend.evaluation import evaluate, evaluation_rows, ledger_curve
 from fks_pipelines.lib.recommend.generate import Generation, generate, shadow_generation
+from fks_pipelines.lib.recommend.plots import equity_drawdown_png
 from fks_pipelines.lib.recommend.retrieval import retriever
 from fks_pipelines.lib.recommend.schema import AccountContext
 from fks_pipelines.settings import settings
@@ -324,26 +324,12 @@ def _typed_table(rows: list[dict], columns: tuple[str, ...]) -> MetadataValue:
 
 
 def _equity_png(curves_by_account: dict[str, list]) -> str:
-    """One plot: every account's curves (its ledger, the baselines, and the ledger of each generator it did not
-    follow), keyed by "account (generator)", as a markdown PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=90)
-    for account, curves in curves_by_account.items():
-        for c in curves:
-            ax.plot(c.days, [v / c.equity[0] for v in c.equity], lw=1.3, label=f"{account}: {c.baseline}")
-    ax.set_title("equity (x starting equity): recommendations vs baselines", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.autofmt_xdate()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return f"![equity curves](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+    """Every account's curves (its ledger, the baselines, and the ledger of each generator it did not follow),
+    keyed by "account (generator)", equity above drawdown, as a markdown PNG."""
+    png = equity_drawdown_png(
+        curves_by_account, title="equity (x starting equity) and drawdown: recommendations vs baselines"
+    )
+    return f"![equity curves](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 @asset(
@@ -396,13 +382,9 @@ def evaluation(
                 n_decisions=n,
             )
             curves_by_account[f"{account} ({generator})"] = curves
-            for c in curves:
-                rows.append(
-                    {"account": account, "generator": generator, "baseline": c.baseline}
-                    | {"start_date": start, "end_date": end}
-                    | metrics(c)
-                )
-                plotted.append((f"{account}_{c.baseline}", rows[-1]))
+            account_rows = evaluation_rows(curves, account, generator)
+            rows += account_rows
+            plotted += [(f"{account}_{r['baseline']}", r) for r in account_rows if r["period"] == "window"]
             # The generators the account did not follow (the rules engine beside an LLM): their own ledgers, from
             # the same state at D0's close, over the same days and prices, with the same fill rules.
             for (shadow_account, shadow), n_shadow in shadow_days.items():
@@ -411,12 +393,9 @@ def evaluation(
                 trades = recommendations.shadow_trade_history(conn, account, shadow)
                 curve = ledger_curve(days, prices, state.cash, state.positions, trades, n_shadow)
                 curves_by_account[f"{account} ({shadow})"] = [curve]
-                rows.append(
-                    {"account": account, "generator": shadow, "baseline": curve.baseline}
-                    | {"start_date": start, "end_date": end}
-                    | metrics(curve)
-                )
-                plotted.append((f"{account}_{curve.baseline}_{shadow}", rows[-1]))
+                shadow_rows = evaluation_rows([curve], account, shadow)
+                rows += shadow_rows
+                plotted += [(f"{account}_{curve.baseline}_{shadow}", r) for r in shadow_rows if r["period"] == "window"]
         recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
         catalog = table_metadata(conn, "recommendations.evaluation")
     metadata: dict[str, Any] = {

@@ -283,6 +283,7 @@ EVALUATION_COLUMNS = (
     "account",
     "generator",
     "baseline",
+    "period",
     "start_date",
     "end_date",
     "total_return",
@@ -322,11 +323,14 @@ def replace_evaluation(conn: psycopg.Connection, accounts: list[str], rows: list
     return len(rows)
 
 
-def evaluation_table(conn: psycopg.Connection) -> list[dict]:
-    """Every evaluation row, baselines in their documented order, as the demo prints them."""
+def evaluation_table(conn: psycopg.Connection, period: str | None = "window") -> list[dict]:
+    """The evaluation rows of one ``period`` ('window', a year 'YYYY', or None for all), baselines in their
+    documented order, as the demo prints them."""
     cursor = conn.execute(
-        f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM recommendations.evaluation ORDER BY account, generator,"
-        " array_position(ARRAY['recommendations', 'cash', 'buy_and_hold', 'strategy_only'], baseline)"
+        f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM recommendations.evaluation"
+        " WHERE %(period)s::text IS NULL OR period = %(period)s ORDER BY account, generator, period,"
+        " array_position(ARRAY['recommendations', 'cash', 'buy_and_hold', 'strategy_only'], baseline)",
+        {"period": period},
     )
     return [dict(zip(EVALUATION_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
 

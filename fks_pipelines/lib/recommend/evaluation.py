@@ -33,13 +33,24 @@ Prices = Mapping[str, Mapping[date, tuple[float, float]]]  # symbol -> day -> (o
 
 @dataclass
 class Curve:
+    """One baseline's daily record over D0 .. E. Every list has one entry per day, so that a calendar year's
+    slice (:func:`by_year`) is exactly the same curve restricted to its days."""
+
     baseline: str
     days: list[date]  # D0 .. E
     equity: list[float]  # at each day's close
-    fees: float
-    traded: float  # notional, quote currency
+    daily_fees: list[float]  # fees and slippage paid by the fills at the day's open, quote currency
+    daily_traded: list[float]  # notional filled at the day's open, quote currency
     in_market: list[bool]  # held a position during the day (after the fills at its open)
     n_decisions: int
+
+    @property
+    def fees(self) -> float:
+        return float(sum(self.daily_fees))
+
+    @property
+    def traded(self) -> float:
+        return float(sum(self.daily_traded))
 
 
 def _value(cash: float, positions: Mapping[str, float], prices: Prices, day: date) -> float:
@@ -62,8 +73,8 @@ def ledger_curve(
     days: list[date], prices: Prices, cash: float, positions: Mapping[str, float], trades: Sequence[Trade], n: int
 ) -> Curve:
     """The paper account's equity at each close, replaying its trades after D0's close."""
-    held, fees, traded = dict(positions), 0.0, 0.0
-    equity, in_market = [_value(cash, held, prices, days[0])], [False]
+    held = dict(positions)
+    equity, in_market, fees, traded = [_value(cash, held, prices, days[0])], [False], [0.0], [0.0]
     pending = sorted(
         (t for t in trades if t.executed_at > fill_time(days[0]) - timedelta(seconds=1)), key=lambda t: t.executed_at
     )
@@ -72,7 +83,8 @@ def ledger_curve(
         todays = [t for t in pending if t.executed_at <= close_time]
         pending = [t for t in pending if t.executed_at > close_time]
         cash, f, x = _apply(todays, cash, held)
-        fees, traded = fees + f, traded + x
+        fees.append(f)
+        traded.append(x)
         in_market.append(any(q > 0 for q in held.values()))
         equity.append(_value(cash, held, prices, day))
     return Curve("recommendations", days, equity, fees, traded, in_market, n)
@@ -90,7 +102,7 @@ def simulated_curve(
 ) -> Curve:
     """Start all in cash at D0's close; each day d's ``targets`` fill at d+1's open (the paper rules)."""
     held: dict[str, float] = {}
-    cash, fees, traded = start_equity, 0.0, 0.0
+    cash, fees, traded = start_equity, [0.0], [0.0]
     equity, in_market, decisions = [start_equity], [False], 0
     for previous, day in zip(days, days[1:], strict=False):
         opens = {s: p[day][0] for s, p in prices.items() if day in p}
@@ -106,7 +118,8 @@ def simulated_curve(
         )
         decisions += bool(fills)
         cash, f, x = _apply(fills, cash, held)
-        fees, traded = fees + f, traded + x
+        fees.append(f)
+        traded.append(x)
         in_market.append(any(q > 0 for q in held.values()))
         equity.append(_value(cash, held, prices, day))
     return Curve(baseline, days, equity, fees, traded, in_market, decisions)
@@ -150,7 +163,8 @@ def evaluate(
     ledger = ledger_curve(days, prices, cash, positions, trades, n_decisions)
     start = ledger.equity[0]
     targets = baseline_targets(days, symbols, strategy_positions)
-    cash_curve = Curve("cash", days, [start] * len(days), 0.0, 0.0, [False] * len(days), 0)
+    zeros = [0.0] * len(days)
+    cash_curve = Curve("cash", days, [start] * len(days), zeros, zeros, [False] * len(days), 0)
     return [
         ledger,
         cash_curve,
@@ -179,3 +193,47 @@ def metrics(curve: Curve) -> dict[str, float | int | None]:
         "hit_rate": float(np.mean([r > 0 for r in invested])) if invested else None,
         "n_decisions": curve.n_decisions,
     }
+
+
+def by_year(curve: Curve) -> list[Curve]:
+    """The curve cut into calendar years (UTC): each year's slice starts at the previous year's last close (or at
+    D0 for the first year) and ends at the year's last close within the window, so its returns are exactly the
+    whole curve's returns of that year. A slice's ``n_decisions`` counts its days with a fill (per-day decision
+    counts are not kept for the followed ledger)."""
+    out = []
+    years = sorted({d.year for d in curve.days[1:]})
+    for year in years:
+        idx = [i for i, d in enumerate(curve.days) if d.year == year and i > 0]
+        start = idx[0] - 1  # the close before the year's first counted day
+        sl = slice(start, idx[-1] + 1)
+        fees, traded = list(curve.daily_fees[sl]), list(curve.daily_traded[sl])
+        fees[0] = traded[0] = 0.0  # the start close's own fills belong to the previous slice
+        out.append(
+            Curve(
+                curve.baseline,
+                curve.days[sl],
+                curve.equity[sl],
+                fees,
+                traded,
+                [False, *curve.in_market[start + 1 : idx[-1] + 1]],
+                sum(1 for x in traded[1:] if x > 0),
+            )
+        )
+    return out
+
+
+def evaluation_rows(curves: Sequence[Curve], account: str, generator: str) -> list[dict]:
+    """recommendations.evaluation's rows for one account and generator: each curve over its whole window
+    (period 'window') and, when the window spans more than one calendar year, per year (period 'YYYY')."""
+    rows = []
+    for curve in curves:
+        parts = [("window", curve)]
+        if curve.days[0].year != curve.days[-1].year:
+            parts += [(str(part.days[-1].year), part) for part in by_year(curve)]
+        for period, part in parts:
+            rows.append(
+                {"account": account, "generator": generator, "baseline": curve.baseline, "period": period}
+                | {"start_date": part.days[0], "end_date": part.days[-1]}
+                | metrics(part)
+            )
+    return rows
