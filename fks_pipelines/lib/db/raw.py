@@ -196,6 +196,163 @@ def replace_klines(
     return LoadResult(scope=scope, rows_deleted=deleted, rows_loaded=total, duration_s=duration, log_id=log_id)
 
 
+STAGE = "fks_klines_stage"
+
+
+def replace_days(
+    conn: psycopg.Connection,
+    frame: pl.DataFrame,
+    scope: LoadScope,
+    *,
+    source: str,
+    detail: str,
+    checksum: str | None = None,
+    force: bool = False,
+    absent: Sequence[ProvenAbsent] = (),
+    on_day: Callable[[int, int], None] | None = None,
+) -> list[LoadResult]:
+    """Replace ``scope`` (whole UTC days: a month's archive, a freqtrade file's years) one transaction per UTC day,
+    with the same promises as ``replace_klines`` for each day, and for the whole: the frame is validated, and
+    every day checked for shrinking, before the first day is written, so a bad or refused input writes nothing.
+
+    Fast for thousands of days: the rows go to the server once (one COPY into a session temp table), then each
+    day is a ``DELETE`` plus ``INSERT ... SELECT`` from it in its own transaction. ``on_day(done, total)`` is
+    called after each day commits."""
+    days = _whole_days(scope)
+
+    def log(day_scope: LoadScope, **fields: Any) -> int:
+        return _log(conn, scope=day_scope, source=source, detail=detail, partition_key=None, run_id=None, **fields)
+
+    try:
+        validate_klines(frame, where=detail)
+        check_within_scope(frame, scope, where=detail)
+        check_closed(frame, scope, now=datetime.now(UTC))
+    except BadInputError as exc:
+        with conn.transaction():
+            log(scope, status="rejected", checksum=checksum, error=str(exc))
+        raise
+    by_day = _rows_per_day_and_symbol(frame)
+    if not force:
+        shrinking = _shrinking_days(conn, scope, by_day, absent)
+        if shrinking:
+            more = f" (and {len(shrinking) - 3} more days)" if len(shrinking) > 3 else ""
+            error = (
+                f"refused to replace {scope.market} {scope.interval}: {'; '.join(shrinking[:3])}{more}; "
+                "the source does not prove the missing bars do not exist (to replace anyway: --force)"
+            )
+            with conn.transaction():
+                log(scope, status="refused", checksum=checksum, error=error)
+            raise RefusedLoadError(error)
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE {TABLE}) ON COMMIT PRESERVE ROWS")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {STAGE}_open_time ON {STAGE} (open_time)")
+    conn.execute(f"TRUNCATE {STAGE}")
+    columns = ", ".join(COPY_COLUMNS)
+    with conn.cursor() as cur, cur.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        for _, chunk in _serialized_chunks(frame, source, CHUNK_ROWS):
+            copy.write(chunk)
+    conn.execute(f"ANALYZE {STAGE}")
+    results = []
+    try:
+        for i, day_start in enumerate(days, start=1):
+            day_scope = LoadScope(scope.market, scope.interval, scope.symbols, day_start, day_start + timedelta(days=1))
+            day_began = time.perf_counter()
+            offered = sum(by_day.get(day_start.date(), {}).values())
+            with conn.transaction():
+                advisory_xact_lock(
+                    conn, TABLE, f"{scope.market}/{scope.interval}", what=f"{scope.market}/{scope.interval} load"
+                )
+                shrinking = (
+                    []
+                    if force
+                    else _shrinking_days(conn, day_scope, {day_start.date(): by_day.get(day_start.date(), {})}, absent)
+                )
+                if shrinking:  # the table changed since the check above: refuse this day, keep those committed
+                    raise RefusedLoadError(f"refused to replace {scope.market} {scope.interval}: {shrinking[0]}")
+                where_day = (
+                    " WHERE market = %s AND interval = %s AND symbol = ANY(%s) AND open_time >= %s AND open_time < %s"
+                )
+                params = (scope.market, scope.interval, list(scope.symbols), day_scope.start, day_scope.end)
+                deleted = conn.execute(f"DELETE FROM {TABLE}{where_day}", params).rowcount
+                loaded = conn.execute(
+                    f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM {STAGE}{where_day}", params
+                ).rowcount
+                if loaded != offered:
+                    raise DatabaseError(f"{day_scope.describe()}: staged {loaded} rows, expected {offered}")
+                duration = time.perf_counter() - day_began
+                log_id = log(
+                    day_scope,
+                    status="loaded",
+                    rows_deleted=deleted,
+                    rows_loaded=loaded,
+                    checksum=checksum,
+                    duration_s=duration,
+                )
+            results.append(LoadResult(day_scope, deleted, loaded, duration, log_id))
+            if on_day:
+                on_day(i, len(days))
+    except RefusedLoadError as exc:
+        with conn.transaction():
+            log(scope, status="refused", checksum=checksum, error=str(exc))
+        raise
+    finally:
+        if not conn.closed and not conn.broken:
+            conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    return results
+
+
+def _whole_days(scope: LoadScope) -> list[datetime]:
+    midnight = datetime.min.time()
+    if scope.start.time() != midnight or scope.end.time() != midnight:
+        raise BadInputError(f"a per-day load needs whole UTC days, not {scope.describe()}")
+    return [scope.start + timedelta(days=i) for i in range((scope.end - scope.start).days)]
+
+
+def _rows_per_day_and_symbol(frame: pl.DataFrame) -> dict[date, dict[str, int]]:
+    if frame.height == 0:
+        return {}
+    counts: dict[date, dict[str, int]] = {}
+    for day, symbol, n in frame.group_by(pl.col("open_time").dt.date().alias("day"), "symbol").len().iter_rows():
+        counts.setdefault(day, {})[symbol] = int(n)
+    return counts
+
+
+def _shrinking_days(
+    conn: psycopg.Connection,
+    scope: LoadScope,
+    offered: dict[date, dict[str, int]],
+    absent: Sequence[ProvenAbsent],
+) -> list[str]:
+    """``DAY SYMBOL: N bars held, M offered`` for each day of ``scope`` where the table holds more bars of a
+    symbol than ``offered`` (bars inside a range the source proved empty not counted); one grouped query."""
+    proven = [a for a in absent if a.symbol in scope.symbols]
+    held = conn.execute(
+        f"""
+        SELECT (k.open_time AT TIME ZONE 'UTC')::date AS day, k.symbol, count(*) FROM {TABLE} k
+        WHERE k.market = %s AND k.interval = %s AND k.symbol = ANY(%s) AND k.open_time >= %s AND k.open_time < %s
+          AND NOT EXISTS (
+              SELECT 1
+              FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
+              WHERE a.symbol = k.symbol AND k.open_time >= a.range_start AND k.open_time < a.range_end)
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        (
+            scope.market,
+            scope.interval,
+            list(scope.symbols),
+            scope.start,
+            scope.end,
+            [a.symbol for a in proven],
+            [a.start for a in proven],
+            [a.end for a in proven],
+        ),
+    ).fetchall()
+    return [
+        f"{day} {symbol}: {n} bars held, {offered.get(day, {}).get(symbol, 0)} offered"
+        for day, symbol, n in held
+        if offered.get(day, {}).get(symbol, 0) < n
+    ]
+
+
 def _span(scope: LoadScope) -> str:
     if scope.end - scope.start == timedelta(days=1) and scope.start.time() == datetime.min.time():
         return f"{scope.start:%Y-%m-%d}"
