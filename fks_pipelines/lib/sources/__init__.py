@@ -11,7 +11,7 @@ Five sources, one shape (``klines.KLINE_SCHEMA``):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -19,8 +19,13 @@ from typing import Protocol
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.lib.sources.binance_archive import DEFAULT_ARCHIVE_URL, BinanceArchiveClient
+from fks_pipelines.lib.sources.binance_archive import (
+    DEFAULT_ARCHIVE_URL,
+    ArchiveNotPublishedError,
+    BinanceArchiveClient,
+)
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S, BinanceRestClient
+from fks_pipelines.lib.sources.files import KlineFile
 from fks_pipelines.lib.sources.frame import ProvenAbsent, check_market, empty_klines, interval_timedelta
 from fks_pipelines.lib.sources.freqtrade import FreqtradeFile, find_freqtrade_files, read_freqtrade_file
 from fks_pipelines.lib.sources.sample import check_gap_rate, sample_day
@@ -104,19 +109,43 @@ def _listed_later(
 
 @dataclass
 class ArchiveSource:
+    """data.binance.vision archives: a day of a month that is over is cut from the monthly file (downloaded and
+    parsed once per instance), a day of the current month (or of a month whose file is not published yet) is
+    its daily file."""
+
     cache_dir: Path
     base_url: str = DEFAULT_ARCHIVE_URL
     name: str = "binance_archive"
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
+    _months: dict[tuple[str, str, str, int, int], KlineFile | None] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def _day_file(self, client: BinanceArchiveClient, market: str, symbol: str, interval: str, day: date) -> KlineFile:
+        today = self.now().date()
+        if (day.year, day.month) < (today.year, today.month):
+            key = (market, symbol, interval, day.year, day.month)
+            if key not in self._months:
+                try:
+                    self._months[key] = client.fetch_month(market, symbol, interval, day.year, day.month)
+                except ArchiveNotPublishedError:
+                    self._months[key] = None  # not published yet: the daily files
+            month = self._months[key]
+            if month is not None:
+                start, end = _day_bounds(day)
+                frame = month.frame.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end))
+                return replace(month, frame=frame)
+        return client.fetch_day(market, symbol, interval, day)
 
     def fetch_day(self, market: str, symbols: Sequence[str], interval: str, day: date) -> DayBatch:
         client = BinanceArchiveClient(self.cache_dir, self.base_url)
         try:
-            files = [client.fetch_day(market, s, interval, day) for s in symbols]
+            files = [self._day_file(client, market, s, interval, day) for s in symbols]
         finally:
             client.close()
         frame = pl.concat([f.frame for f in files]) if files else empty_klines()
         checksum = ",".join(f.sha256 for f in files)
-        return DayBatch(frame, "; ".join(str(f.path) for f in files), checksum)
+        return DayBatch(frame, "; ".join(f"{f.path} {day}" for f in files), checksum)
 
 
 @dataclass
