@@ -20,7 +20,7 @@ import io
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,31 @@ TABLE = "raw.binance_klines"
 COPY_COLUMNS = (*KLINE_COLUMNS, "source")
 COPY_SQL = f"COPY {TABLE} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
 CHUNK_ROWS = 50_000
+
+
+KNOWN_GAPS = "raw.known_gaps"
+
+
+def _record_known_gaps(conn: psycopg.Connection, scope: LoadScope, absent: Sequence[ProvenAbsent], source: str) -> None:
+    """Replace the proofs of absent bars recorded for ``scope`` with ``absent`` (clipped to the scope), inside the
+    caller's transaction: the known gaps of a day are those its latest load relied on."""
+    conn.execute(
+        f"DELETE FROM {KNOWN_GAPS} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
+        " AND range_start >= %s AND range_start < %s",
+        (scope.market, scope.interval, list(scope.symbols), scope.start, scope.end),
+    )
+    rows = [
+        (scope.market, a.symbol, scope.interval, max(a.start, scope.start), min(a.end, scope.end), a.evidence, source)
+        for a in absent
+        if a.symbol in scope.symbols and a.start < scope.end and a.end > scope.start
+    ]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {KNOWN_GAPS} (market, symbol, interval, range_start, range_end, evidence, source)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
 
 
 @dataclass(frozen=True)
@@ -180,6 +205,7 @@ def replace_klines(
                     copy.write(chunk)
                     if on_progress:
                         on_progress(done, total)
+            _record_known_gaps(conn, scope, absent, source)
             duration = time.perf_counter() - started
             log_id = log(
                 status="loaded", rows_deleted=deleted, rows_loaded=total, checksum=checksum, duration_s=duration
@@ -283,6 +309,7 @@ def replace_days(
                 ).rowcount
                 if loaded != offered:
                     raise DatabaseError(f"{day_scope.describe()}: staged {loaded} rows, expected {offered}")
+                _record_known_gaps(conn, day_scope, absent, source)
                 duration = time.perf_counter() - day_began
                 log_id = log(
                     day_scope,
@@ -456,6 +483,9 @@ class SymbolSummary:
     last_bar: datetime | None
     missing_bars: int
     missing_ranges: list[tuple[datetime, datetime]]
+    # Of the missing bars, those inside a range a source proved empty (raw.known_gaps): exchange outages.
+    known_gap_bars: int = 0
+    known_gap_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int = 20) -> list[SymbolSummary]:
@@ -479,8 +509,8 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
         ).fetchall()
     }
     # Missing bars: the expected grid of every symbol minus what is there, collapsed into runs (gaps-and-islands).
-    gaps: dict[str, list[tuple[datetime, datetime, int]]] = {}
-    for symbol, first_missing, last_missing, n in conn.execute(
+    gaps: dict[str, list[tuple[datetime, datetime, int, bool]]] = {}
+    for symbol, first_missing, last_missing, n, known in conn.execute(
         f"""
         WITH grid AS (
             SELECT s.symbol, g AS open_time
@@ -488,22 +518,27 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
             CROSS JOIN generate_series(
                 %(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval) g
         ), missing AS (
-            SELECT grid.symbol, grid.open_time FROM grid
+            SELECT grid.symbol, grid.open_time, EXISTS (
+                SELECT 1 FROM {KNOWN_GAPS} g
+                WHERE g.market = %(market)s AND g.interval = %(interval)s AND g.symbol = grid.symbol
+                  AND grid.open_time >= g.range_start AND grid.open_time < g.range_end) AS known
+            FROM grid
             WHERE NOT EXISTS (
                 SELECT 1 FROM {TABLE} k
                 WHERE k.market = %(market)s AND k.interval = %(interval)s AND k.symbol = grid.symbol
                   AND k.open_time = grid.open_time)
         ), runs AS (
-            SELECT symbol, open_time,
-                   open_time - (row_number() OVER (PARTITION BY symbol ORDER BY open_time)) * %(step)s::interval
-                       AS island
+            SELECT symbol, open_time, known,
+                   open_time - (row_number() OVER (PARTITION BY symbol, known ORDER BY open_time))
+                       * %(step)s::interval AS island
             FROM missing
         )
-        SELECT symbol, min(open_time), max(open_time), count(*) FROM runs GROUP BY symbol, island ORDER BY 1, 2
+        SELECT symbol, min(open_time), max(open_time), count(*), known FROM runs
+        GROUP BY symbol, island, known ORDER BY 1, 2
         """,
         params,
     ).fetchall():
-        gaps.setdefault(symbol, []).append((first_missing, last_missing, int(n)))
+        gaps.setdefault(symbol, []).append((first_missing, last_missing, int(n), bool(known)))
     summaries = []
     for symbol in scope.symbols:
         rows, first, last = totals.get(symbol, (0, None, None))
@@ -516,6 +551,8 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
                 last_bar=last,
                 missing_bars=sum(g[2] for g in mine),
                 missing_ranges=[(g[0], g[1]) for g in mine[:max_ranges]],
+                known_gap_bars=sum(g[2] for g in mine if g[3]),
+                known_gap_ranges=[(g[0], g[1]) for g in mine if g[3]][:max_ranges],
             )
         )
     return summaries
@@ -565,21 +602,39 @@ def incomplete_days(
     conn: psycopg.Connection, market: str, interval: str, symbols: list[str], first_day, last_day, bars_per_day: int
 ) -> list[tuple[str, date, int]]:
     """(symbol, day, rows) for every day in [first_day, last_day] a symbol has fewer than ``bars_per_day`` bars
-    (0 when the day is missing altogether), read through the (open_time, interval) index."""
+    (0 when the day is missing altogether), read through the (open_time, interval) index. Bars a source proved
+    do not exist (``raw.known_gaps``) count as present: a day with an exchange outage is complete as loaded."""
     rows = conn.execute(
         f"""
-        WITH days AS (SELECT d::date AS day FROM generate_series(%s::date, %s::date, interval '1 day') d),
-        wanted AS (SELECT s AS symbol, day FROM unnest(%s::text[]) s CROSS JOIN days),
+        WITH days AS (SELECT d::date AS day FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d),
+        wanted AS (SELECT s AS symbol, day FROM unnest(%(symbols)s::text[]) s CROSS JOIN days),
         have AS (
             SELECT symbol, (open_time AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM {TABLE}
-            WHERE market = %s AND interval = %s AND symbol = ANY(%s)
-              AND open_time >= %s::date::timestamptz AND open_time < (%s::date + 1)::timestamptz
+            WHERE market = %(market)s AND interval = %(interval)s AND symbol = ANY(%(symbols)s)
+              AND open_time >= %(first)s::date::timestamptz AND open_time < (%(last)s::date + 1)::timestamptz
+            GROUP BY 1, 2
+        ),
+        known AS (
+            SELECT g.symbol, (t AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+            FROM {KNOWN_GAPS} g
+            CROSS JOIN LATERAL generate_series(
+                g.range_start, g.range_end - interval '1 day' / %(bars)s, interval '1 day' / %(bars)s) t
+            WHERE g.market = %(market)s AND g.interval = %(interval)s AND g.symbol = ANY(%(symbols)s)
+              AND g.range_end > %(first)s::date::timestamptz AND g.range_start < (%(last)s::date + 1)::timestamptz
             GROUP BY 1, 2
         )
-        SELECT w.symbol, w.day, coalesce(h.n, 0) FROM wanted w LEFT JOIN have h USING (symbol, day)
-        WHERE coalesce(h.n, 0) < %s ORDER BY w.day, w.symbol
+        SELECT w.symbol, w.day, coalesce(h.n, 0) FROM wanted w
+        LEFT JOIN have h USING (symbol, day) LEFT JOIN known k USING (symbol, day)
+        WHERE coalesce(h.n, 0) + coalesce(k.n, 0) < %(bars)s ORDER BY w.day, w.symbol
         """,
-        (first_day, last_day, symbols, market, interval, symbols, first_day, last_day, bars_per_day),
+        {
+            "first": first_day,
+            "last": last_day,
+            "symbols": symbols,
+            "market": market,
+            "interval": interval,
+            "bars": bars_per_day,
+        },
     ).fetchall()
     return [(s, d, int(n)) for s, d, n in rows]
 

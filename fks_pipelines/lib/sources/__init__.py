@@ -26,8 +26,13 @@ from fks_pipelines.lib.sources.binance_archive import (
 )
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S, BinanceRestClient
 from fks_pipelines.lib.sources.files import KlineFile
-from fks_pipelines.lib.sources.frame import ProvenAbsent, check_market, empty_klines, interval_timedelta
-from fks_pipelines.lib.sources.freqtrade import FreqtradeFile, find_freqtrade_files, read_freqtrade_file
+from fks_pipelines.lib.sources.frame import ProvenAbsent, check_market, empty_klines
+from fks_pipelines.lib.sources.freqtrade import (
+    FreqtradeFile,
+    exchange_gaps,
+    find_freqtrade_files,
+    read_freqtrade_file,
+)
 from fks_pipelines.lib.sources.sample import check_gap_rate, sample_day
 
 SOURCE_KINDS = ("sample", "binance_rest", "binance_archive", "freqtrade")
@@ -160,6 +165,7 @@ class FreqtradeSource:
     data_dir: Path = BUNDLED_FREQTRADE_DIR
     name: str = "freqtrade"
     _files: dict[tuple[str, str, str], FreqtradeFile | None] = field(default_factory=dict, init=False, repr=False)
+    _file_gaps: dict[Path, list[ProvenAbsent]] = field(default_factory=dict, init=False, repr=False)
 
     def _file(self, market: str, symbol: str, interval: str) -> FreqtradeFile | None:
         key = (market, symbol, interval)
@@ -175,9 +181,13 @@ class FreqtradeSource:
             self._files[key] = read_freqtrade_file(paths[0]) if paths else None
         return self._files[key]
 
+    def _gaps(self, file: FreqtradeFile) -> list[ProvenAbsent]:
+        if file.path not in self._file_gaps:
+            self._file_gaps[file.path] = exchange_gaps(file)
+        return self._file_gaps[file.path]
+
     def fetch_day(self, market: str, symbols: Sequence[str], interval: str, day: date) -> DayBatch:
         start, end = _day_bounds(day)
-        step = interval_timedelta(interval)
         frames, absent, details = [], [], []
         for symbol in symbols:
             file = self._file(market, symbol, interval)
@@ -187,32 +197,9 @@ class FreqtradeSource:
             part = file.frame.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end))
             frames.append(part)
             details.append(f"{file.path} {day}")
-            if file.frame.height:
-                covered_from = max(start, file.frame["open_time"][0])
-                covered_to = min(end, file.frame["open_time"][-1] + step)
-                absent += _missing_runs(symbol, part["open_time"].to_list(), covered_from, covered_to, step, file)
+            absent += [gap for gap in self._gaps(file) if gap.start < end and gap.end > start]
         frame = pl.concat(frames) if frames else empty_klines()
         return DayBatch(frame, "; ".join(details), absent=tuple(absent))
-
-
-def _missing_runs(
-    symbol: str, held: list[datetime], start: datetime, end: datetime, step: timedelta, file: FreqtradeFile
-) -> list[ProvenAbsent]:
-    """The runs of ``[start, end)`` on the interval grid with no bar in ``held``, as proofs naming the file."""
-    present = set(held)
-    runs: list[ProvenAbsent] = []
-    run_start: datetime | None = None
-    t = start
-    while t < end:
-        if t not in present and run_start is None:
-            run_start = t
-        elif t in present and run_start is not None:
-            runs.append(ProvenAbsent(symbol, run_start, t, f"{file.path.name} has no bar there (exchange gap)"))
-            run_start = None
-        t += step
-    if run_start is not None:
-        runs.append(ProvenAbsent(symbol, run_start, end, f"{file.path.name} has no bar there (exchange gap)"))
-    return runs
 
 
 def build_source(

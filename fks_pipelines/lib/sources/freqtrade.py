@@ -47,6 +47,7 @@ from fks_pipelines.lib.sources.frame import (
     KLINE_COLUMNS,
     PRICE,
     TIME,
+    ProvenAbsent,
     check_market,
     interval_timedelta,
     validate_klines,
@@ -95,6 +96,20 @@ class FreqtradeFile:
             return []
         first, last = self.frame["open_time"][0].date(), self.frame["open_time"][-1].date()
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def exchange_gaps(file: FreqtradeFile) -> list[ProvenAbsent]:
+    """The runs of bars missing between the file's first and last bar: freqtrade stores what the exchange
+    returned, so inside its range a missing bar did not exist (Binance's outages and maintenance)."""
+    frame = file.frame
+    if frame.height < 2:
+        return []
+    step = interval_timedelta(file.name.interval)
+    gaps = frame.select((pl.col("open_time").shift(1) + step).alias("start"), pl.col("open_time").alias("end")).filter(
+        pl.col("start") < pl.col("end")
+    )
+    evidence = f"{file.path.name} has no bar there: not published by the exchange (outage)"
+    return [ProvenAbsent(file.name.symbol, start, end, evidence) for start, end in gaps.iter_rows()]
 
 
 def pair_to_symbol(pair: str, *, where: str = "pair") -> str:

@@ -20,7 +20,13 @@ from fks_pipelines.lib.db.raw import replace_days
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.sources.files import KlineFile
 from fks_pipelines.lib.sources.frame import LoadScope
-from fks_pipelines.lib.sources.freqtrade import FreqtradeFile, Skipped, find_freqtrade_files, read_freqtrade_file
+from fks_pipelines.lib.sources.freqtrade import (
+    FreqtradeFile,
+    Skipped,
+    exchange_gaps,
+    find_freqtrade_files,
+    read_freqtrade_file,
+)
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,8 @@ def import_freqtrade(
     on_day: Callable[[Path, int, int], None] | None = None,
 ) -> ImportResult:
     """Import a freqtrade file or data directory. All files are parsed and validated first (a bad one raises its
-    BadInputError and nothing is written); then each file replaces its days, one transaction per UTC day."""
+    BadInputError and nothing is written); then each file replaces its days, one transaction per UTC day. The bars a
+    file lacks inside its range are recorded as known gaps (``raw.known_gaps``): the exchange did not publish them."""
     found, skipped = find_freqtrade_files(root, symbols=symbols, intervals=intervals)
     if not found:
         raise BadInputError("no freqtrade OHLCV files to import (check --symbols/--timeframes)", where=str(root))
@@ -119,6 +126,7 @@ def import_freqtrade(
             source="freqtrade",
             detail=str(file.path),
             force=force,
+            absent=exchange_gaps(file),
             on_day=_per_file(on_day, file.path),
         )
         load = FileLoad(

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from fks_pipelines.lib.db.connect import migrate
-from fks_pipelines.lib.db.raw import load_day, read_klines, replace_klines
+from fks_pipelines.lib.db.raw import incomplete_days, load_day, read_klines, replace_klines
 from fks_pipelines.lib.errors import RefusedLoadError
 from fks_pipelines.lib.sources import BUNDLED_FREQTRADE_DIR, FreqtradeSource, build_source
 from fks_pipelines.lib.sources.frame import LoadScope
@@ -46,7 +46,7 @@ def test_a_real_gap_is_proven_absent_reloaded_and_never_filled(conn, shared_data
     (proof,) = batch.absent
     assert (proof.start, proof.end) == (
         datetime(2018, 2, 8, 1, tzinfo=UTC),
-        datetime(2018, 2, 9, tzinfo=UTC),
+        datetime(2018, 2, 9, 10, tzinfo=UTC),
     )
     # The day held 24 bars from elsewhere (say, a filled series): the file's proof lets the load drop them.
     scope = LoadScope.for_day("spot", "1h", ["BTCUSDT"], MAINTENANCE.isoformat())
@@ -65,3 +65,11 @@ def test_a_real_gap_is_proven_absent_reloaded_and_never_filled(conn, shared_data
         result, _ = load_day(conn, source, "spot", "1h", ["BTCUSDT"], MAINTENANCE)
         assert result.rows_loaded == 1
     assert read_klines(conn, scope).height == 1
+    # The proof is kept as a known gap (clipped to the day): the gap sensor does not re-fetch the day.
+    assert conn.execute("SELECT range_start, range_end FROM raw.known_gaps").fetchall() == [
+        (datetime(2018, 2, 8, 1, tzinfo=UTC), datetime(2018, 2, 9, tzinfo=UTC))
+    ]
+    assert incomplete_days(conn, "spot", "1h", ["BTCUSDT"], MAINTENANCE, MAINTENANCE, 24) == []
+    assert incomplete_days(conn, "spot", "1h", ["ETHUSDT"], MAINTENANCE, MAINTENANCE, 24) == [
+        ("ETHUSDT", MAINTENANCE, 0)
+    ]
