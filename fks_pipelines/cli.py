@@ -2,7 +2,7 @@
 
     fks db start|stop|status|url|psql|env   the embedded PostgreSQL (or the external one's URL)
     fks db backup FILE | restore FILE       pg_dump / pg_restore of the data (or Dagster's) database
-    fks ingest sample|binance|archive       load raw klines through the same path as the Dagster asset
+    fks ingest sample|binance|archive|freqtrade   load raw klines through the same path as the Dagster asset
     fks demo                                the main job on the embedded default, end to end
     fks dev                                 the database + `dg dev`, stopped together
     fks backtest|hyperopt|lookahead-analysis|plot   one strategy (built-in or a file in FKS_STRATEGIES_DIR)
@@ -80,6 +80,20 @@ class Interval(click.ParamType):
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         return value
+
+
+class Intervals(click.ParamType):
+    """A comma-separated list of Binance intervals (1h,1d)."""
+
+    name = "intervals"
+
+    def convert(self, value, param, ctx) -> list[str]:
+        if isinstance(value, list):
+            return value
+        items = [Interval().convert(x.strip(), param, ctx) for x in value.split(",") if x.strip()]
+        if not items:
+            self.fail(f"{value!r} names no interval", param, ctx)
+        return items
 
 
 class GapRate(click.ParamType):
@@ -552,12 +566,13 @@ def ingest_archive(
 ) -> None:
     """Load data.binance.vision files (.zip/.csv, .CHECKSUM verified when present) or REST JSON dumps.
 
-    Each file replaces exactly the day (or month) its name covers; a bad file is rejected with the reason
-    and nothing of it is written; the other files still load.
+    Each file replaces exactly the day (or month) its name covers, one transaction per UTC day; a bad file is
+    rejected with the reason and nothing of it is written; the other files still load.
     """
     from fks_pipelines.lib.db.connect import connect, migrate
     from fks_pipelines.lib.db.raw import SymbolSummary, replace_klines, scope_summary
     from fks_pipelines.lib.sources.files import read_kline_file
+    from fks_pipelines.lib.sources.imports import load_kline_file, whole_days
 
     files = []
     for path in paths:
@@ -575,22 +590,23 @@ def ingest_archive(
         for i, path in enumerate(files, start=1):
             try:
                 parsed = read_kline_file(path, market=market, symbol=symbol, interval=interval)
-                result = replace_klines(
-                    conn,
-                    parsed.frame,
-                    parsed.scope,
-                    source="file",
-                    detail=str(path),
-                    checksum=parsed.sha256,
-                    force=force,
-                )
+                if whole_days(parsed.scope):  # a daily or monthly archive: one transaction per UTC day
+                    rows = load_kline_file(conn, parsed, force=force).rows
+                else:  # a REST dump: exactly the span it holds
+                    rows = replace_klines(
+                        conn,
+                        parsed.frame,
+                        parsed.scope,
+                        source="file",
+                        detail=str(path),
+                        checksum=parsed.sha256,
+                        force=force,
+                    ).rows_loaded
             except FksError as exc:
                 failures += 1
                 click.echo(f"  [{i}/{len(files)}] REJECTED {exc}", err=True)
                 continue
-            click.echo(
-                f"  [{i}/{len(files)}] {path.name}: {result.rows_loaded} rows ({parsed.scope.describe()})", err=True
-            )
+            click.echo(f"  [{i}/{len(files)}] {path.name}: {rows} rows ({parsed.scope.describe()})", err=True)
             for s in scope_summary(conn, parsed.scope, max_ranges=5):
                 summaries.setdefault(f"{parsed.scope.market}:{s.symbol}:{parsed.scope.interval}", []).append(s)
     _print_summary(summaries, time.perf_counter() - began)
@@ -598,6 +614,76 @@ def ingest_archive(
         raise click.ClickException(
             f"{failures} of {len(files)} file(s) rejected (see above); nothing of them was written"
         )
+
+
+@ingest.command("freqtrade")
+@click.argument("path", type=click.Path(exists=True, dir_okay=True, path_type=Path))
+@click.option(
+    "--market", type=click.Choice(["spot", "usdm", "coinm"]), help="Override the market the file names imply."
+)
+@click.option("--symbols", help="Only these symbols, comma-separated (BTCUSDT for the pair BTC/USDT).")
+@click.option("--timeframes", type=Intervals(), help="Only these timeframes, comma-separated (1h,1d).")
+@FORCE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON summary line on stdout (progress stays on stderr).")
+def ingest_freqtrade(
+    path: Path, market: str | None, symbols: str | None, timeframes: list[str] | None, force: bool, as_json: bool
+) -> None:
+    """Load freqtrade OHLCV files: one file or a data directory (user_data/data/binance, futures/ included).
+
+    json, json.gz, feather and parquet; BTC_USDT-1h.json is spot BTCUSDT, futures/BTC_USDT_USDT-1h-futures.feather
+    USD-M BTCUSDT. Every file is validated before anything is written (a bad one: exit 2, nothing written); each
+    UTC day is one transaction; quote volume, trades and taker volumes stay NULL (freqtrade does not keep them).
+    """
+    from fks_pipelines.lib.db.connect import connect, migrate
+    from fks_pipelines.lib.db.raw import SymbolSummary, scope_summary
+    from fks_pipelines.lib.sources.imports import FileLoad, import_freqtrade
+
+    settings = Settings.from_env()
+    wanted = _symbols_option(symbols, settings) if symbols else None
+    data_url, _ = database_urls(settings)
+
+    def on_file(i: int, total: int, load: FileLoad) -> None:
+        late = f", {load.left_out_rows} bars of today left for later" if load.left_out_rows else ""
+        click.echo(
+            f"  [{i}/{total}] {load.path.name}: {load.rows} rows, {load.days} days ({load.seconds:.1f}s{late})",
+            err=True,
+        )
+
+    began = time.perf_counter()
+    with connect(data_url) as conn:
+        migrate(conn, settings.timescale())
+        click.echo(f"reading {path} ...", err=True)
+        result = import_freqtrade(
+            conn, path, market=market, symbols=wanted, intervals=timeframes, force=force, on_file=on_file
+        )
+        for skipped in result.skipped:
+            click.echo(f"  skipped {skipped.path}: {skipped.reason}", err=True)
+        summaries: dict[str, list[SymbolSummary]] = {}
+        gaps: dict[str, int] = {}
+        for load in result.loads:
+            key = f"{load.scope.market}:{','.join(load.scope.symbols)}:{load.scope.interval}"
+            for s in scope_summary(conn, load.scope, max_ranges=5):
+                summaries.setdefault(key, []).append(s)
+                gaps[key] = gaps.get(key, 0) + len(s.missing_ranges)
+    elapsed = time.perf_counter() - began
+    if as_json:
+        files = []
+        for load in result.loads:
+            key = f"{load.scope.market}:{','.join(load.scope.symbols)}:{load.scope.interval}"
+            files.append(load.as_json() | {"missing_bars": sum(s.missing_bars for s in summaries.get(key, []))})
+        click.echo(
+            json.dumps(
+                {
+                    "files": files,
+                    "skipped": [{"path": str(s.path), "reason": s.reason} for s in result.skipped],
+                    "rows": sum(load.rows for load in result.loads),
+                    "days": sum(load.days for load in result.loads),
+                    "seconds": round(elapsed, 3),
+                }
+            )
+        )
+        return
+    _print_summary(summaries, elapsed)
 
 
 # -- fks demo / fks dev --------------------------------------------------------------------------------------

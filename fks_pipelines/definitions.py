@@ -38,6 +38,7 @@ resources = {
         rest_max_retry_after_s=settings.binance_max_retry_after_s,
         archive_base_url=settings.archive_base_url,
         archive_cache_dir=str(settings.archive_cache_dir),
+        freqtrade_dir=str(settings.freqtrade_dir),
     ),
     "embedding_model": EmbeddingModelResource(
         model=settings.embedding_model, model_path=settings.embedding_model_path, device=settings.embedding_device

@@ -33,6 +33,8 @@ from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.symbols import check_symbol
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The real BTC/ETH history shipped in the package (freqtrade jsongz files; see its README.md).
+BUNDLED_FREQTRADE_DIR = Path(__file__).resolve().parent / "data" / "freqtrade"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 _MEMORY = re.compile(r"^(\d+)(kB|MB|GB)$")
 _KB = {"kB": 1, "MB": 1024, "GB": 1024 * 1024}
@@ -124,8 +126,11 @@ class Settings(BaseSettings):
     symbols: Symbols = _env("FKS_SYMBOLS", "The symbol universe, comma-separated.", DEFAULT_SYMBOLS)
     market: Literal["spot", "usdm", "coinm"] = _env("FKS_MARKET", "Binance market: `spot`, `usdm` or `coinm`.", "spot")
     interval: str = _env("FKS_INTERVAL", "Bar interval, Binance's spelling.", "1m")
-    source: Literal["sample", "binance_rest", "binance_archive"] = _env(
-        "FKS_SOURCE", "Where raw bars come from: `sample` (offline), `binance_rest` or `binance_archive`.", "sample"
+    source: Literal["sample", "binance_rest", "binance_archive", "freqtrade"] = _env(
+        "FKS_SOURCE",
+        "Where raw bars come from: `sample` (offline), `binance_rest`, `binance_archive` or `freqtrade`"
+        " (the files in `FKS_FREQTRADE_DIR`).",
+        "sample",
     )
     partitions_start: str = _env(
         "FKS_PARTITIONS_START",
@@ -152,6 +157,12 @@ class Settings(BaseSettings):
     )
     archive_cache_dir: Path | None = _env(
         "FKS_ARCHIVE_CACHE_DIR", "Downloaded archives, in Binance's path layout; default: `$FKS_HOME/archive`.", None
+    )
+    freqtrade_dir: Path | None = _env(
+        "FKS_FREQTRADE_DIR",
+        "freqtrade data directory read by `FKS_SOURCE=freqtrade` (spot files at its top, futures in `futures/`);"
+        " default: the real BTC/ETH 1h and 1d history bundled in the package (`fks_pipelines/data/freqtrade`).",
+        None,
     )
 
     # -- analytics ---------------------------------------------------------------------------------------------------
@@ -347,6 +358,7 @@ class Settings(BaseSettings):
         object.__setattr__(self, "home", home)
         object.__setattr__(self, "archive_cache_dir", (self.archive_cache_dir or home / "archive").absolute())
         object.__setattr__(self, "landing_dir", (self.landing_dir or home / "landing").absolute())
+        object.__setattr__(self, "freqtrade_dir", (self.freqtrade_dir or BUNDLED_FREQTRADE_DIR).absolute())
         return self
 
     # -- reading ---------------------------------------------------------------------------------------------------

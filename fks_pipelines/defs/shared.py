@@ -124,6 +124,9 @@ class MarketDataResource(ConfigurableResource):
     )
     archive_base_url: str | None = None
     archive_cache_dir: str = ".fks/archive"
+    freqtrade_dir: str | None = Field(
+        default=None, description="freqtrade data directory (FKS_FREQTRADE_DIR); None: the bundled BTC/ETH history."
+    )
 
     def build(self) -> KlineSource:
         return build_source(
@@ -134,6 +137,7 @@ class MarketDataResource(ConfigurableResource):
             rest_max_retry_after_s=self.rest_max_retry_after_s,
             archive_base_url=self.archive_base_url,
             archive_cache_dir=self.archive_cache_dir,
+            freqtrade_dir=self.freqtrade_dir,
         )
 
 

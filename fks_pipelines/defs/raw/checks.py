@@ -37,7 +37,11 @@ from fks_pipelines.lib.sources.frame import LoadScope
 # Check name -> (description, the row rules of lib/quality/rules.py it reports; complete_days is a SQL summary).
 CHECKS: dict[str, tuple[str, list[str]]] = {
     "unique_natural_key": ("No two rows share (market, symbol, interval, open_time).", ["unique_natural_key"]),
-    "complete_days": ("Every day has every bar (1440 one-minute bars per symbol); missing bars are listed.", []),
+    "complete_days": (
+        "Every day has every bar (1440 one-minute bars per symbol); missing bars are listed. Bars a source proved"
+        " do not exist (exchange outages, raw.known_gaps) are known gaps: a warning that lists them.",
+        [],
+    ),
     "ohlc_consistent": (
         "high >= max(open, close) and low <= min(open, close) on every bar.",
         ["high_not_below_open_close", "low_not_above_open_close"],
@@ -125,18 +129,30 @@ def raw_klines_checks(
     }
     for name, (_, rules) in CHECKS.items():
         if name == "complete_days":
+            # Missing bars a source proved do not exist (exchange outages, raw.known_gaps) are known gaps: a
+            # warning that lists them; any other missing bar fails the check.
             missing = {s.symbol: s.missing_bars for s in summaries}
+            known = {s.symbol: s.known_gap_bars for s in summaries}
+            unexplained = sum(missing.values()) - sum(known.values())
             ranges = [
                 f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.missing_ranges
+            ]
+            known_ranges = [
+                f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}"
+                for s in summaries
+                for a, b in s.known_gap_ranges
             ]
             yield AssetCheckResult(
                 check_name=name,
                 passed=sum(missing.values()) == 0,
+                severity=AssetCheckSeverity.WARN if unexplained == 0 else AssetCheckSeverity.ERROR,
                 metadata={
                     **window,
                     "missing_bars_total": sum(missing.values()),
                     "missing_bars": MetadataValue.json(missing),
                     "missing_ranges": MetadataValue.md("\n".join(f"- {r}" for r in ranges[:50]) or "none"),
+                    "known_gap_bars_total": sum(known.values()),
+                    "known_gaps": MetadataValue.md("\n".join(f"- {r}" for r in known_ranges[:50]) or "none"),
                     "rows": MetadataValue.json({s.symbol: s.rows for s in summaries}),
                 },
             )

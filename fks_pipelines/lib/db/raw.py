@@ -20,7 +20,7 @@ import io
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,31 @@ TABLE = "raw.binance_klines"
 COPY_COLUMNS = (*KLINE_COLUMNS, "source")
 COPY_SQL = f"COPY {TABLE} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
 CHUNK_ROWS = 50_000
+
+
+KNOWN_GAPS = "raw.known_gaps"
+
+
+def _record_known_gaps(conn: psycopg.Connection, scope: LoadScope, absent: Sequence[ProvenAbsent], source: str) -> None:
+    """Replace the proofs of absent bars recorded for ``scope`` with ``absent`` (clipped to the scope), inside the
+    caller's transaction: the known gaps of a day are those its latest load relied on."""
+    conn.execute(
+        f"DELETE FROM {KNOWN_GAPS} WHERE market = %s AND interval = %s AND symbol = ANY(%s)"
+        " AND range_start >= %s AND range_start < %s",
+        (scope.market, scope.interval, list(scope.symbols), scope.start, scope.end),
+    )
+    rows = [
+        (scope.market, a.symbol, scope.interval, max(a.start, scope.start), min(a.end, scope.end), a.evidence, source)
+        for a in absent
+        if a.symbol in scope.symbols and a.start < scope.end and a.end > scope.start
+    ]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {KNOWN_GAPS} (market, symbol, interval, range_start, range_end, evidence, source)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
 
 
 @dataclass(frozen=True)
@@ -180,6 +205,7 @@ def replace_klines(
                     copy.write(chunk)
                     if on_progress:
                         on_progress(done, total)
+            _record_known_gaps(conn, scope, absent, source)
             duration = time.perf_counter() - started
             log_id = log(
                 status="loaded", rows_deleted=deleted, rows_loaded=total, checksum=checksum, duration_s=duration
@@ -194,6 +220,169 @@ def replace_klines(
                 log(status="failed", checksum=checksum, error=str(exc).strip()[:2000])
         raise
     return LoadResult(scope=scope, rows_deleted=deleted, rows_loaded=total, duration_s=duration, log_id=log_id)
+
+
+STAGE = "fks_klines_stage"
+
+
+def replace_days(
+    conn: psycopg.Connection,
+    frame: pl.DataFrame,
+    scope: LoadScope,
+    *,
+    source: str,
+    detail: str,
+    checksum: str | None = None,
+    force: bool = False,
+    absent: Sequence[ProvenAbsent] = (),
+    on_day: Callable[[int, int], None] | None = None,
+) -> list[LoadResult]:
+    """Replace ``scope`` (whole UTC days: a month's archive, a freqtrade file's years) one transaction per UTC day,
+    with the same promises as ``replace_klines`` for each day, and for the whole: the frame is validated, and
+    every day checked for shrinking, before the first day is written, so a bad or refused input writes nothing.
+
+    Fast for thousands of days: the rows go to the server once (one COPY into a session temp table), then each
+    day is a ``DELETE`` plus ``INSERT ... SELECT`` from it in its own transaction. ``on_day(done, total)`` is
+    called after each day commits."""
+    days = _whole_days(scope)
+
+    def log(day_scope: LoadScope, **fields: Any) -> int:
+        return _log(conn, scope=day_scope, source=source, detail=detail, partition_key=None, run_id=None, **fields)
+
+    try:
+        validate_klines(frame, where=detail)
+        check_within_scope(frame, scope, where=detail)
+        check_closed(frame, scope, now=datetime.now(UTC))
+    except BadInputError as exc:
+        with conn.transaction():
+            log(scope, status="rejected", checksum=checksum, error=str(exc))
+        raise
+    by_day = _rows_per_day_and_symbol(frame)
+    if not force:
+        shrinking = _shrinking_days(conn, scope, by_day, absent)
+        if shrinking:
+            more = f" (and {len(shrinking) - 3} more days)" if len(shrinking) > 3 else ""
+            error = (
+                f"refused to replace {scope.market} {scope.interval}: {'; '.join(shrinking[:3])}{more}; "
+                "the source does not prove the missing bars do not exist (to replace anyway: --force)"
+            )
+            with conn.transaction():
+                log(scope, status="refused", checksum=checksum, error=error)
+            raise RefusedLoadError(error)
+    columns = ", ".join(COPY_COLUMNS)
+    conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    conn.execute(f"CREATE TEMP TABLE {STAGE} AS SELECT {columns} FROM {TABLE} WITH NO DATA")
+    conn.execute(f"CREATE INDEX ON {STAGE} (open_time)")
+    with conn.cursor() as cur, cur.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        for _, chunk in _serialized_chunks(frame, source, CHUNK_ROWS):
+            copy.write(chunk)
+    conn.execute(f"ANALYZE {STAGE}")
+    results = []
+    lock_key = tuple(
+        int(one_row(conn.execute("SELECT hashtext(%s)", (k,)))[0]) for k in (TABLE, f"{scope.market}/{scope.interval}")
+    )
+    try:
+        for i, day_start in enumerate(days, start=1):
+            day_scope = LoadScope(scope.market, scope.interval, scope.symbols, day_start, day_start + timedelta(days=1))
+            day_began = time.perf_counter()
+            offered = sum(by_day.get(day_start.date(), {}).values())
+            with conn.transaction():
+                if i < len(days):
+                    # Commits do not wait for the disk, except the last day's, which flushes all before it: a
+                    # server crash mid-import may lose whole recent days (never part of one); re-running restores.
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                advisory_xact_lock(conn, *lock_key, what=f"{scope.market}/{scope.interval} load")
+                shrinking = (
+                    []
+                    if force
+                    else _shrinking_days(conn, day_scope, {day_start.date(): by_day.get(day_start.date(), {})}, absent)
+                )
+                if shrinking:  # the table changed since the check above: refuse this day, keep those committed
+                    raise RefusedLoadError(f"refused to replace {scope.market} {scope.interval}: {shrinking[0]}")
+                where_day = (
+                    " WHERE market = %s AND interval = %s AND symbol = ANY(%s) AND open_time >= %s AND open_time < %s"
+                )
+                params = (scope.market, scope.interval, list(scope.symbols), day_scope.start, day_scope.end)
+                deleted = conn.execute(f"DELETE FROM {TABLE}{where_day}", params).rowcount
+                loaded = conn.execute(
+                    f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM {STAGE}{where_day}", params
+                ).rowcount
+                if loaded != offered:
+                    raise DatabaseError(f"{day_scope.describe()}: staged {loaded} rows, expected {offered}")
+                _record_known_gaps(conn, day_scope, absent, source)
+                duration = time.perf_counter() - day_began
+                log_id = log(
+                    day_scope,
+                    status="loaded",
+                    rows_deleted=deleted,
+                    rows_loaded=loaded,
+                    checksum=checksum,
+                    duration_s=duration,
+                )
+            results.append(LoadResult(day_scope, deleted, loaded, duration, log_id))
+            if on_day:
+                on_day(i, len(days))
+    except RefusedLoadError as exc:
+        with conn.transaction():
+            log(scope, status="refused", checksum=checksum, error=str(exc))
+        raise
+    finally:
+        if not conn.closed and not conn.broken:
+            conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    return results
+
+
+def _whole_days(scope: LoadScope) -> list[datetime]:
+    midnight = datetime.min.time()
+    if scope.start.time() != midnight or scope.end.time() != midnight:
+        raise BadInputError(f"a per-day load needs whole UTC days, not {scope.describe()}")
+    return [scope.start + timedelta(days=i) for i in range((scope.end - scope.start).days)]
+
+
+def _rows_per_day_and_symbol(frame: pl.DataFrame) -> dict[date, dict[str, int]]:
+    if frame.height == 0:
+        return {}
+    counts: dict[date, dict[str, int]] = {}
+    for day, symbol, n in frame.group_by(pl.col("open_time").dt.date().alias("day"), "symbol").len().iter_rows():
+        counts.setdefault(day, {})[symbol] = int(n)
+    return counts
+
+
+def _shrinking_days(
+    conn: psycopg.Connection,
+    scope: LoadScope,
+    offered: dict[date, dict[str, int]],
+    absent: Sequence[ProvenAbsent],
+) -> list[str]:
+    """``DAY SYMBOL: N bars held, M offered`` for each day of ``scope`` where the table holds more bars of a
+    symbol than ``offered`` (bars inside a range the source proved empty not counted); one grouped query."""
+    proven = [a for a in absent if a.symbol in scope.symbols]
+    held = conn.execute(
+        f"""
+        SELECT (k.open_time AT TIME ZONE 'UTC')::date AS day, k.symbol, count(*) FROM {TABLE} k
+        WHERE k.market = %s AND k.interval = %s AND k.symbol = ANY(%s) AND k.open_time >= %s AND k.open_time < %s
+          AND NOT EXISTS (
+              SELECT 1
+              FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
+              WHERE a.symbol = k.symbol AND k.open_time >= a.range_start AND k.open_time < a.range_end)
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        (
+            scope.market,
+            scope.interval,
+            list(scope.symbols),
+            scope.start,
+            scope.end,
+            [a.symbol for a in proven],
+            [a.start for a in proven],
+            [a.end for a in proven],
+        ),
+    ).fetchall()
+    return [
+        f"{day} {symbol}: {n} bars held, {offered.get(day, {}).get(symbol, 0)} offered"
+        for day, symbol, n in held
+        if offered.get(day, {}).get(symbol, 0) < n
+    ]
 
 
 def _span(scope: LoadScope) -> str:
@@ -294,6 +483,9 @@ class SymbolSummary:
     last_bar: datetime | None
     missing_bars: int
     missing_ranges: list[tuple[datetime, datetime]]
+    # Of the missing bars, those inside a range a source proved empty (raw.known_gaps): exchange outages.
+    known_gap_bars: int = 0
+    known_gap_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int = 20) -> list[SymbolSummary]:
@@ -317,8 +509,8 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
         ).fetchall()
     }
     # Missing bars: the expected grid of every symbol minus what is there, collapsed into runs (gaps-and-islands).
-    gaps: dict[str, list[tuple[datetime, datetime, int]]] = {}
-    for symbol, first_missing, last_missing, n in conn.execute(
+    gaps: dict[str, list[tuple[datetime, datetime, int, bool]]] = {}
+    for symbol, first_missing, last_missing, n, known in conn.execute(
         f"""
         WITH grid AS (
             SELECT s.symbol, g AS open_time
@@ -326,22 +518,27 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
             CROSS JOIN generate_series(
                 %(start)s::timestamptz, %(end)s::timestamptz - %(step)s::interval, %(step)s::interval) g
         ), missing AS (
-            SELECT grid.symbol, grid.open_time FROM grid
+            SELECT grid.symbol, grid.open_time, EXISTS (
+                SELECT 1 FROM {KNOWN_GAPS} g
+                WHERE g.market = %(market)s AND g.interval = %(interval)s AND g.symbol = grid.symbol
+                  AND grid.open_time >= g.range_start AND grid.open_time < g.range_end) AS known
+            FROM grid
             WHERE NOT EXISTS (
                 SELECT 1 FROM {TABLE} k
                 WHERE k.market = %(market)s AND k.interval = %(interval)s AND k.symbol = grid.symbol
                   AND k.open_time = grid.open_time)
         ), runs AS (
-            SELECT symbol, open_time,
-                   open_time - (row_number() OVER (PARTITION BY symbol ORDER BY open_time)) * %(step)s::interval
-                       AS island
+            SELECT symbol, open_time, known,
+                   open_time - (row_number() OVER (PARTITION BY symbol, known ORDER BY open_time))
+                       * %(step)s::interval AS island
             FROM missing
         )
-        SELECT symbol, min(open_time), max(open_time), count(*) FROM runs GROUP BY symbol, island ORDER BY 1, 2
+        SELECT symbol, min(open_time), max(open_time), count(*), known FROM runs
+        GROUP BY symbol, island, known ORDER BY 1, 2
         """,
         params,
     ).fetchall():
-        gaps.setdefault(symbol, []).append((first_missing, last_missing, int(n)))
+        gaps.setdefault(symbol, []).append((first_missing, last_missing, int(n), bool(known)))
     summaries = []
     for symbol in scope.symbols:
         rows, first, last = totals.get(symbol, (0, None, None))
@@ -354,6 +551,8 @@ def scope_summary(conn: psycopg.Connection, scope: LoadScope, *, max_ranges: int
                 last_bar=last,
                 missing_bars=sum(g[2] for g in mine),
                 missing_ranges=[(g[0], g[1]) for g in mine[:max_ranges]],
+                known_gap_bars=sum(g[2] for g in mine if g[3]),
+                known_gap_ranges=[(g[0], g[1]) for g in mine if g[3]][:max_ranges],
             )
         )
     return summaries
@@ -403,21 +602,39 @@ def incomplete_days(
     conn: psycopg.Connection, market: str, interval: str, symbols: list[str], first_day, last_day, bars_per_day: int
 ) -> list[tuple[str, date, int]]:
     """(symbol, day, rows) for every day in [first_day, last_day] a symbol has fewer than ``bars_per_day`` bars
-    (0 when the day is missing altogether), read through the (open_time, interval) index."""
+    (0 when the day is missing altogether), read through the (open_time, interval) index. Bars a source proved
+    do not exist (``raw.known_gaps``) count as present: a day with an exchange outage is complete as loaded."""
     rows = conn.execute(
         f"""
-        WITH days AS (SELECT d::date AS day FROM generate_series(%s::date, %s::date, interval '1 day') d),
-        wanted AS (SELECT s AS symbol, day FROM unnest(%s::text[]) s CROSS JOIN days),
+        WITH days AS (SELECT d::date AS day FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d),
+        wanted AS (SELECT s AS symbol, day FROM unnest(%(symbols)s::text[]) s CROSS JOIN days),
         have AS (
             SELECT symbol, (open_time AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM {TABLE}
-            WHERE market = %s AND interval = %s AND symbol = ANY(%s)
-              AND open_time >= %s::date::timestamptz AND open_time < (%s::date + 1)::timestamptz
+            WHERE market = %(market)s AND interval = %(interval)s AND symbol = ANY(%(symbols)s)
+              AND open_time >= %(first)s::date::timestamptz AND open_time < (%(last)s::date + 1)::timestamptz
+            GROUP BY 1, 2
+        ),
+        known AS (
+            SELECT g.symbol, (t AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+            FROM {KNOWN_GAPS} g
+            CROSS JOIN LATERAL generate_series(
+                g.range_start, g.range_end - interval '1 day' / %(bars)s, interval '1 day' / %(bars)s) t
+            WHERE g.market = %(market)s AND g.interval = %(interval)s AND g.symbol = ANY(%(symbols)s)
+              AND g.range_end > %(first)s::date::timestamptz AND g.range_start < (%(last)s::date + 1)::timestamptz
             GROUP BY 1, 2
         )
-        SELECT w.symbol, w.day, coalesce(h.n, 0) FROM wanted w LEFT JOIN have h USING (symbol, day)
-        WHERE coalesce(h.n, 0) < %s ORDER BY w.day, w.symbol
+        SELECT w.symbol, w.day, coalesce(h.n, 0) FROM wanted w
+        LEFT JOIN have h USING (symbol, day) LEFT JOIN known k USING (symbol, day)
+        WHERE coalesce(h.n, 0) + coalesce(k.n, 0) < %(bars)s ORDER BY w.day, w.symbol
         """,
-        (first_day, last_day, symbols, market, interval, symbols, first_day, last_day, bars_per_day),
+        {
+            "first": first_day,
+            "last": last_day,
+            "symbols": symbols,
+            "market": market,
+            "interval": interval,
+            "bars": bars_per_day,
+        },
     ).fetchall()
     return [(s, d, int(n)) for s, d, n in rows]
 

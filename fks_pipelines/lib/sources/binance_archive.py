@@ -1,4 +1,8 @@
-"""data.binance.vision daily kline archives: download, verify the ``.CHECKSUM`` sha256, parse.
+"""data.binance.vision kline archives, daily and monthly: download, verify the ``.CHECKSUM`` sha256, parse.
+
+A month that is over is one monthly file (``data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2022-09.zip``), so a
+backfill of years downloads a file per month, not per day; the current month (and a past month whose file
+Binance has not published yet) comes from the daily files.
 
 Files are cached under ``cache_dir`` with Binance's own path layout, so a re-run does not download again
 and an analyst can find the exact bytes a partition was loaded from. A file that fails its checksum is
@@ -28,6 +32,19 @@ def archive_path(market: str, symbol: str, interval: str, day: date) -> str:
     check_symbol(symbol, where="binance_archive source")  # it becomes part of a URL and a cache path
     name = f"{symbol}-{interval}-{day.isoformat()}.zip"
     return f"data/{_MARKET_PATHS[market]}/daily/klines/{symbol}/{interval}/{name}"
+
+
+def monthly_archive_path(market: str, symbol: str, interval: str, year: int, month: int) -> str:
+    """Binance's path of one monthly archive, e.g. ``data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2022-09.zip``."""
+    if market not in _MARKET_PATHS:
+        raise BadInputError(f"no Binance archive for market {market!r}")
+    check_symbol(symbol, where="binance_archive source")
+    name = f"{symbol}-{interval}-{year:04d}-{month:02d}.zip"
+    return f"data/{_MARKET_PATHS[market]}/monthly/klines/{symbol}/{interval}/{name}"
+
+
+class ArchiveNotPublishedError(BadInputError):
+    """data.binance.vision answered 404: no archive for that symbol, interval and day (or month)."""
 
 
 @dataclass
@@ -61,7 +78,7 @@ class BinanceArchiveClient:
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(f"GET {url} failed: {exc}") from None
         if response.status_code == 404:
-            raise BadInputError(
+            raise ArchiveNotPublishedError(
                 "not published (HTTP 404): no archive for that symbol, interval and day", where=f"GET {url}"
             )
         if response.status_code != 200:
@@ -73,7 +90,12 @@ class BinanceArchiveClient:
         return target
 
     def fetch_day(self, market: str, symbol: str, interval: str, day: date) -> KlineFile:
-        relative = archive_path(market, symbol, interval, day)
+        return self._fetch(archive_path(market, symbol, interval, day), market, symbol, interval)
+
+    def fetch_month(self, market: str, symbol: str, interval: str, year: int, month: int) -> KlineFile:
+        return self._fetch(monthly_archive_path(market, symbol, interval, year, month), market, symbol, interval)
+
+    def _fetch(self, relative: str, market: str, symbol: str, interval: str) -> KlineFile:
         path = self._download(relative)
         self._download(relative + ".CHECKSUM")
         try:

@@ -242,19 +242,27 @@ def klines_from_binance_strings(
     return frame
 
 
-def validate_klines(frame: pl.DataFrame, *, where: str, first_row: int = 1) -> None:
+# Columns a source may leave NULL because it does not publish them (freqtrade keeps only OHLCV).
+NULLABLE_COLUMNS = ("quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
+
+
+def validate_klines(
+    frame: pl.DataFrame, *, where: str, first_row: int = 1, nullable: Sequence[str] = NULLABLE_COLUMNS
+) -> None:
     """Reject a kline frame that breaks the invariants every Binance bar satisfies.
 
     Used on every load, whatever the source: schema, consistent OHLC, non-negative volumes and trades,
-    ``close_time = open_time + interval - 1 ms``, and no duplicate natural key.
+    ``close_time = open_time + interval - 1 ms``, and no duplicate natural key. Only the ``nullable`` columns
+    (those some sources do not publish, e.g. freqtrade) may be NULL; a NULL rule value never fails a rule.
     """
     if dict(frame.schema) != KLINE_SCHEMA:
         got = ", ".join(f"{k}:{v}" for k, v in frame.schema.items())
         raise BadInputError(f"kline frame has the wrong schema ({got})", where=where)
     if frame.height == 0:
         return
-    if frame.null_count().sum_horizontal().item():
-        nulls = frame.select(pl.any_horizontal(pl.all().is_null())).to_series()
+    required = [c for c in frame.columns if c not in nullable]
+    if frame.select(required).null_count().sum_horizontal().item():
+        nulls = frame.select(pl.any_horizontal(pl.col(required).is_null())).to_series()
         _fail_rows("null value in a kline row", nulls, where, first_row)
     for market in frame["market"].unique().to_list():
         check_market(market)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psycopg
 
-from fks_pipelines.lib.db.raw import replace_klines
+from fks_pipelines.lib.db.raw import replace_days, replace_klines
 from fks_pipelines.lib.errors import FksError
 from fks_pipelines.lib.sources.files import read_kline_file
+from fks_pipelines.lib.sources.imports import whole_days
 
 DATA_SUFFIXES = (".zip", ".csv")
 
@@ -43,11 +44,19 @@ def _move(path: Path, folder: Path) -> Path:
 def import_landed_file(conn: psycopg.Connection, path: Path, landing: Path) -> LandingResult:
     try:
         parsed = read_kline_file(path)
-        result = replace_klines(
-            conn, parsed.frame, parsed.scope, source="landing", detail=str(path.name), checksum=parsed.sha256
-        )
+        if whole_days(parsed.scope):  # a daily or monthly archive: one transaction per UTC day
+            rows = sum(
+                r.rows_loaded
+                for r in replace_days(
+                    conn, parsed.frame, parsed.scope, source="landing", detail=path.name, checksum=parsed.sha256
+                )
+            )
+        else:
+            rows = replace_klines(
+                conn, parsed.frame, parsed.scope, source="landing", detail=str(path.name), checksum=parsed.sha256
+            ).rows_loaded
     except FksError as e:
         moved = _move(path, landing / "quarantine")
         moved.with_name(moved.name + ".reason.txt").write_text(f"{e}\n")
         return LandingResult(path, moved, 0, str(e))
-    return LandingResult(path, _move(path, landing / "imported"), result.rows_loaded, None)
+    return LandingResult(path, _move(path, landing / "imported"), rows, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -35,7 +35,8 @@ def test_archive_path_follows_binance_layout():
 
 def test_downloads_verifies_and_caches(shared_data, tmp_path):
     with archive_server(shared_data) as server:
-        source = ArchiveSource(tmp_path / "cache", server.url)
+        # January 2020 is the current month: its days are daily files (a month that is over: its monthly file).
+        source = ArchiveSource(tmp_path / "cache", server.url, now=lambda: datetime(2020, 1, 10, tzinfo=UTC))
         batch = source.fetch_day("spot", ["BTCUSDT"], "1m", date(2020, 1, 3))
         assert batch.frame.height == 1440
         assert batch.checksum == "9623b3d0c487715f410caee51fbce2474375ece85c854a0682c90b3dad0bf8be"
