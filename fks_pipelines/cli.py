@@ -624,6 +624,7 @@ def demo(days: int) -> None:
     start = settings.partitions_start
     if "partitions_start" not in settings.model_fields_set:
         start = record_partitions_start(settings.home, first).isoformat()
+        env = _apply_env(Settings.from_env())  # now with the recorded start, for the processes the run starts
     run_demo(days=days, env=env, partitions_start=start)
 
 

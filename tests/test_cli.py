@@ -155,7 +155,10 @@ def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server
 
 # The first partition of every partitioned asset, as the code location's definitions build it.
 FIRST_PARTITIONS = """
-import json
+import json, os
+from fks_pipelines.lib.db.platform import platform_env
+from fks_pipelines.settings import Settings
+os.environ.update(platform_env(Settings.from_env(), start=False))  # what `fks dev` gives its code server
 from fks_pipelines.definitions import defs
 graph = defs.resolve_asset_graph()
 nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
