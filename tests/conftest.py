@@ -67,6 +67,33 @@ _INTEGRATION_FIXTURES = {"pg_server", "databases", "db_url", "conn", "server_hom
 _INTEGRATION_FOLDERS = ("defs", "dbt", "launchers")
 
 
+def _selects_integration(markexpr: str) -> bool:
+    """Whether ``-m markexpr`` can select a test marked ``integration`` (and not ``quick``), whatever other
+    markers it carries: every test under _INTEGRATION_FOLDERS is such a test."""
+    from itertools import product
+
+    from _pytest.mark.expression import Expression
+
+    expression = Expression.compile(markexpr)
+    others = sorted(expression.idents() - {"integration", "quick"})
+    for values in product((False, True), repeat=len(others)):
+        marks = {"integration": True, "quick": False, **dict(zip(others, values, strict=True))}
+        if expression.evaluate(lambda name, /, marks=marks, **kwargs: marks.get(name, False)):
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path, config):
+    """`make test-quick` does not import the integration folders' modules at all: they build the Dagster
+    definitions (dbt's manifest, every layer) at import, seconds spent to deselect every test they hold."""
+    markexpr = config.getoption("markexpr")
+    if not markexpr or collection_path.parent != PROJECT_ROOT / "tests":
+        return None
+    if collection_path.name in _INTEGRATION_FOLDERS and not _selects_integration(markexpr):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         folder = Path(str(item.fspath)).relative_to(PROJECT_ROOT / "tests").parts[0]
