@@ -1122,7 +1122,7 @@ def status(as_json: bool) -> None:
                 {
                     "taken_at": snap.taken_at.isoformat(),
                     "overall": overall(rows),
-                    "items": [{"item": r.item, "state": r.state, "detail": r.detail} for r in rows],
+                    "items": [{"item": r.item, "state": r.state, "detail": r.detail, **r.values} for r in rows],
                 }
             )
         )
