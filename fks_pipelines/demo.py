@@ -296,8 +296,7 @@ def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_conf
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-    from fks_pipelines.defs.shared import GPU_TAGS
-    from fks_pipelines.launchers.routing import gpu_steps
+    from fks_pipelines.launchers.routing import gpu_run_tags
 
     target = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")])
     with WorkspaceProcessContext(instance, target) as process_context:
@@ -329,8 +328,8 @@ def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_conf
             asset_check_selection=None,
             asset_graph=repo.asset_graph,
         )
-        if gpu_steps(instance, run):  # what the run coordinator adds on submission (dagster.yaml)
-            instance.add_run_tags(run.run_id, GPU_TAGS)
+        if gpu_tags := gpu_run_tags(instance, run):  # what the run coordinator adds on submission (dagster.yaml)
+            instance.add_run_tags(run.run_id, gpu_tags)
         instance.launch_run(run.run_id, workspace)
         click.echo(f"  dagster run {run.run_id} launched on code location {location_name}; waiting for it to end")
         while True:
