@@ -33,7 +33,9 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
-## The pure tests only (marker "quick"): seconds, no database.
+## The pure tests only (marker "quick", not "slow"): no database, no Dagster run; ~40 s of CPU, under a minute on
+## 2 free cores. The integration folders are not even imported (tests/conftest.py), and comparisons against
+## vectorbt's own uncached kernels are marked slow (they run in `make test`).
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "quick and not slow"
 
@@ -62,8 +64,21 @@ dev: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/ingest.py
+## Every benchmark in benchmarks/, one after another, each printing its JSON line (installs the `bench` extra:
+## backtesting.py, the backtest's peer). About 45 minutes on 2 cores (benchmarks/README.md lists each one's time).
+## Each builds its own FKS_HOME on a free port (benchmarks/_home.py): it never touches .fks or a running demo.
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCHMARKS  := $(filter-out benchmarks/_%,$(sort $(wildcard benchmarks/*.py)))
+
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@failed=""; for b in $(BENCHMARKS); do \
+	  echo "== $$b"; $(BIN)/python $$b || failed="$$failed $$b"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 clean:
 	-$(BIN)/fks db stop

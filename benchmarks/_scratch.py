@@ -1,7 +1,8 @@
-"""A scratch database on the platform's server (embedded or FKS_DATABASE_URL's) for one benchmark."""
+"""A scratch database on the benchmark's own embedded server (``_home``: a temporary FKS_HOME on a free port)."""
 
 from __future__ import annotations
 
+import _home  # noqa: F401 - the benchmark's own FKS_HOME and port (normally imported first by the script)
 import psycopg
 
 from fks_pipelines.lib.db.connect import connect, migrate, with_database

@@ -34,8 +34,9 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
+import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
 import polars as pl  # noqa: E402
 
 from fks_pipelines.lib.quant.backtest import (  # noqa: E402

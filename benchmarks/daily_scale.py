@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
+import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
 from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
 from dagster import DagsterInstance  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402

@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
+import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
 from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
 
 from fks_pipelines.defs.dbt.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_connection  # noqa: E402

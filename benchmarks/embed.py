@@ -20,8 +20,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
+import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
 import numpy as np  # noqa: E402
 
 from fks_pipelines.lib.rag.documents import market_summary  # noqa: E402

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
+import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
 from _scratch import create_scratch_database  # noqa: E402
 
 from fks_pipelines.lib.db.connect import connect  # noqa: E402

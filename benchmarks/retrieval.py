@@ -24,9 +24,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-from benchmarks._scratch import create_scratch_database, drop_scratch_database  # noqa: E402
+import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
+from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
+
 from fks_pipelines.lib.db import knowledge  # noqa: E402
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.rag import documents as d  # noqa: E402

@@ -18,12 +18,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
+import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
 import numpy as np  # noqa: E402
+from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 
-from benchmarks._scratch import create_scratch_database, drop_scratch_database  # noqa: E402
 from fks_pipelines.lib.db import knowledge  # noqa: E402
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.rag.synthetic import clustered_vectors, queries_near  # noqa: E402

@@ -710,6 +710,7 @@ def demo(days: int) -> None:
     start = settings.partitions_start
     if "partitions_start" not in settings.model_fields_set:
         start = record_partitions_start(settings.home, first).isoformat()
+        env = _apply_env(Settings.from_env())  # now with the recorded start, for the processes the run starts
     run_demo(days=days, env=env, partitions_start=start)
 
 
@@ -1207,7 +1208,7 @@ def status(as_json: bool) -> None:
                 {
                     "taken_at": snap.taken_at.isoformat(),
                     "overall": overall(rows),
-                    "items": [{"item": r.item, "state": r.state, "detail": r.detail} for r in rows],
+                    "items": [{"item": r.item, "state": r.state, "detail": r.detail, **r.values} for r in rows],
                 }
             )
         )

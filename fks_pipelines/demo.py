@@ -7,8 +7,15 @@ in the UI afterwards (``fks dev``).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -51,19 +58,24 @@ def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
             click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 
     tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    log = Path(env["FKS_HOME"]) / "logs" / f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}.log"
     with DagsterInstance.get() as instance:
-        # In-process executor inside the launched run: one process for all steps, as fast as before on a laptop.
-        run = run_on_code_location(instance, "all_assets_job", tags, {"execution": {"config": {"in_process": {}}}})
+        # Dagster's event log (the code server's, the run's, dbt's) goes to `log`; the console gets a line per step.
+        with output_to(log) as console, StepProgress(instance, "all_assets_job", console):
+            # In-process executor inside the launched run: one process for all steps, as fast as before on a laptop.
+            run = run_on_code_location(instance, "all_assets_job", tags, {"execution": {"config": {"in_process": {}}}})
+        log = log.rename(log.with_name(f"demo-{run.run_id}.log"))
         result = RunOutcome(run.run_id, run.status == DagsterRunStatus.SUCCESS)
         checks = [e.asset_check_evaluation_data for e in run_events(instance, run.run_id, "ASSET_CHECK_EVALUATION")]
         step_failures = run_events(instance, run.run_id, "STEP_FAILURE")
     click.echo(f"  dagster run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    click.echo(f"  dagster's event log: {log}")
     if not result.success:
         for event in step_failures:
             error = event.step_failure_data.error
-            message = error.message.strip() if error else "(no error recorded)"
-            click.echo(f"  step {event.step_key} failed: {message}", err=True)
-        raise click.ClickException("the main job failed (see above); the database keeps the last good state")
+            text = error.to_string().strip() if error else "(no error recorded)"
+            click.echo(f"  step {event.step_key} failed:\n{text}", err=True)
+        raise click.ClickException(f"the main job failed (see above and {log}); the database keeps the last good state")
     failed = [e for e in checks if not e.passed]
     click.echo(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
     for evaluation in failed:
@@ -142,13 +154,96 @@ def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
     print_recommendation(last, recommendation, generations)  # last: it ends with the JSON
 
 
-def print_window(first, last, rows: list[tuple]) -> None:
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[TextIO]:
+    """Send this process's stdout and stderr, and those of every process it starts meanwhile (the code server,
+    the run it launches, dbt), to ``log``; yield a stream to the console for the progress lines. A Python error
+    raised inside still reaches the console in full: the streams are restored before it propagates."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    with log.open("ab") as target:
+        os.dup2(target.fileno(), 1)
+        os.dup2(target.fileno(), 2)
+    try:
+        yield console
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, fd)
+            os.close(original)
+        console.close()
+
+
+STEP_OUTCOMES = {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}
+
+
+class StepProgress:
+    """A line per step of ``job_name``'s next run as it ends (``[3/13] dbt_models  4.3 s  ok``), read from the
+    instance's event log by a background thread while the run is launched and awaited."""
+
+    def __init__(self, instance, job_name: str, console: TextIO, poll_s: float = 0.5):
+        self.instance, self.job_name, self.console, self.poll_s = instance, job_name, console, poll_s
+        self.since = datetime.now(UTC)
+        self.run_id: str | None = None
+        self.cursor: str | None = None
+        self.done = 0
+        self.total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-progress", daemon=True)
+
+    def __enter__(self) -> StepProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()  # the steps that ended after the thread's last look
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.poll()
+
+    def poll(self) -> None:
+        from dagster import DagsterEventType, RunsFilter
+
+        if self.run_id is None:
+            runs = self.instance.get_runs(RunsFilter(job_name=self.job_name, created_after=self.since), limit=1)
+            if not runs:
+                return
+            run = runs[0]
+            self.run_id = run.run_id
+            plan = self.instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+            self.total = len(plan.steps)
+            self.console.write(f"  dagster run {run.run_id}: {self.total} steps, a line as each ends\n")
+        ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_SKIPPED}
+        page = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, of_type=ends)
+        self.cursor = page.cursor
+        for record in page.records:
+            event = record.event_log_entry.dagster_event
+            if event is None:
+                continue
+            self.done += 1
+            data = event.event_specific_data
+            seconds = f"{data.duration_ms / 1000:7.1f} s" if getattr(data, "duration_ms", None) else " " * 9
+            outcome = {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}[
+                event.event_type_value
+            ]
+            width = len(str(self.total))
+            self.console.write(f"  [{self.done:>{width}}/{self.total}] {event.step_key:<32}{seconds}  {outcome}\n")
+
+
+def print_window(first, last, rows: list[tuple], shown: int = 10) -> None:
     """Every non-zero target of the window: the recommendation acts while the chosen strategy is in position."""
     click.echo(f"\nthe window's non-zero target allocations, {first} .. {last}: {len(rows)}")
-    for day, account, symbol, action, target, current in rows[:40]:
+    for day, account, symbol, action, target, current in rows[:shown]:
         click.echo(f"  {day}  {account:<16}{symbol:<9}{action:<5}{target:>7.1%}  (now {current:.1%})")
-    if len(rows) > 40:
-        click.echo(f"  ... and {len(rows) - 40} more")
+    if len(rows) > shown:
+        click.echo(f"  ... and {len(rows) - shown} more (recommendations.daily)")
 
 
 def print_evaluation(rows: list[dict]) -> None:
@@ -201,8 +296,7 @@ def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_conf
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-    from fks_pipelines.defs.shared import GPU_TAGS
-    from fks_pipelines.launchers.routing import gpu_steps
+    from fks_pipelines.launchers.routing import gpu_run_tags
 
     target = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")])
     with WorkspaceProcessContext(instance, target) as process_context:
@@ -234,8 +328,8 @@ def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_conf
             asset_check_selection=None,
             asset_graph=repo.asset_graph,
         )
-        if gpu_steps(instance, run):  # what the run coordinator adds on submission (dagster.yaml)
-            instance.add_run_tags(run.run_id, GPU_TAGS)
+        if gpu_tags := gpu_run_tags(instance, run):  # what the run coordinator adds on submission (dagster.yaml)
+            instance.add_run_tags(run.run_id, gpu_tags)
         instance.launch_run(run.run_id, workspace)
         click.echo(f"  dagster run {run.run_id} launched on code location {location_name}; waiting for it to end")
         while True:
@@ -245,12 +339,14 @@ def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_conf
             time.sleep(poll_s)
 
 
-def print_evidence(day, rows: list[tuple]) -> None:
+def print_evidence(day, rows: list[tuple], shown: int = 12) -> None:
     """The documents the day's decisions read, with their as_of: the decision day's own facts first."""
     click.echo(f"\nevidence read for the decisions of {day} (by key and time, then analogs), with its as_of")
-    for account, kind, symbol, as_of, line in rows[:24]:
+    for account, kind, symbol, as_of, line in rows[:shown]:
         excerpt = line[:90].replace("{", "(").replace("}", ")")
         click.echo(f"  {account:<16}{as_of:%Y-%m-%d %H:%M}  {kind:<17}{symbol or '-':<9} {excerpt}")
+    if len(rows) > shown:
+        click.echo(f"  ... and {len(rows) - shown} more")
     if not rows:
         click.echo("  (nothing retrieved: no documents before the decision)")
 
@@ -274,7 +370,9 @@ def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> Non
             f"{r['account']:<16}{r['symbol']:<9}{r['action']:<7}{r['target_allocation']:>8.1%}{r['current_allocation']:>8.1%}"
             f"{r['reference_price']:>12,.2f}{stop:>12}{take:>12}{r['confidence']:>6.0%}  {len(r['clamps'])}"
         )
-    click.echo(json.dumps({"decision_date": str(day), "recommendations": rows}, default=str, indent=2))
+    # The same as JSON, a recommendation a line: machine-readable, and short on the console.
+    lines = ",\n".join(f"  {json.dumps(r, default=str)}" for r in rows)
+    click.echo(f'{{"decision_date": "{day}", "recommendations": [\n{lines}\n]}}')
 
 
 MARTS_DAILY_SQL = """

@@ -7,7 +7,10 @@ CLI exits 2). Secrets (database URLs with passwords, the LLM key, the webhook) h
 printed, and reach Dagster resources through ``EnvVar`` in ``definitions.py``.
 
 ``Settings.from_env()`` reads the environment each time it is called (the CLI once per command, tests with a
-dict of their own); ``settings()`` is the same, read once per process, for definitions built at import.
+dict of their own), with what the home recorded (``$FKS_HOME/settings.env``) below it. ``settings()`` is the
+process environment alone, read once per process, for definitions built at import: the ``fks`` commands pass a
+recorded value on to the Dagster processes they start (``platform_env``), so importing the definitions anywhere
+else (tests, benchmarks, a notebook) never depends on what a demo left in a home.
 """
 
 from __future__ import annotations
@@ -402,13 +405,15 @@ class Settings(BaseSettings):
 
 @cache
 def settings() -> Settings:
-    """The process environment's settings, read once (definitions built at import use these)."""
-    return Settings.from_env()
+    """The process environment's settings, read once (definitions built at import use these). Not the home's
+    recorded file: the ``fks`` command that starts a Dagster process exports what it recorded (``platform_env``)."""
+    return Settings.from_env(recorded=False)
 
 
 def recorded_settings_file(home: Path) -> Path:
-    """The settings a home recorded for itself (dotenv; only ``fks demo`` writes it): read below the environment,
-    so an exported variable always wins."""
+    """The settings a home recorded for itself (dotenv; only ``fks demo`` writes it): read by ``Settings.from_env``
+    below the environment, so an exported variable always wins, and exported by ``fks`` to the Dagster processes
+    it starts; ``settings()`` (the definitions' import) does not read it."""
     return home / "settings.env"
 
 

@@ -155,7 +155,10 @@ def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server
 
 # The first partition of every partitioned asset, as the code location's definitions build it.
 FIRST_PARTITIONS = """
-import json
+import json, os
+from fks_pipelines.lib.db.platform import platform_env
+from fks_pipelines.settings import Settings
+os.environ.update(platform_env(Settings.from_env(), start=False))  # what `fks dev` gives its code server
 from fks_pipelines.definitions import defs
 graph = defs.resolve_asset_graph()
 nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
@@ -259,6 +262,7 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
             ((pipeline_name, body),) = conn.execute("SELECT pipeline_name, run_body FROM runs").fetchall()
         origin = json.loads(body)["external_pipeline_origin"]  # the remote job origin, by its serialized name
         assert pipeline_name == "all_assets_job"
+        assert '"fks/gpu"' not in body  # a CPU-only run (no FKS_GPUS) is not tagged for a GPU
         assert origin is not None and '"location_name": "fks_pipelines"' in json.dumps(origin)
         assert "open http://127.0.0.1:3000/runs/" in out
         assert not list((server_home / "dagster_home").glob("**/*.db"))

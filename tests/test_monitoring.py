@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -19,7 +20,14 @@ from click.testing import CliRunner
 from fks_pipelines.cli import main
 from fks_pipelines.lib.alerts import CheckOutcome
 from fks_pipelines.lib.db.embedded import free_port
-from fks_pipelines.lib.metrics import AssetFreshness, PlatformSnapshot, RunSummary, prometheus_text, status_rows
+from fks_pipelines.lib.metrics import (
+    AssetFreshness,
+    PlatformSnapshot,
+    RunSummary,
+    overall,
+    prometheus_text,
+    status_rows,
+)
 from tests.conftest import PROJECT_ROOT
 
 MONITORING = PROJECT_ROOT / "docker" / "monitoring"
@@ -76,7 +84,25 @@ def test_status_rows_say_ok_warn_fail():
     assert rows["database"].state == "ok" and rows["asset raw/binance_klines"].state == "ok"
     assert rows["last run"].state == "fail" and "daily_job FAILURE" in rows["last run"].detail
     assert rows["checks"].state == "fail" and "raw/binance_klines:ohlc_sane" in rows["checks"].detail
-    assert rows["embeddings"].state == "warn"
+    assert rows["embeddings"].state == "warn" and rows["embeddings"].values == {"backlog": 5}
+    # The same facts as numbers (what `fks status --json` adds to each item), not only inside the sentence.
+    assert rows["asset raw/binance_klines"].values == {"lag_s": 7200.0, "latest_partition": "2024-05-02"}
+    assert rows["last run"].values["duration_s"] == 42.0 and rows["checks"].values == {"failing": 1, "evaluated": 1}
+
+
+def test_no_llm_is_a_state_not_a_warning():
+    """Without an LLM the rules engine answers: a healthy platform so configured is `ok` overall."""
+    healthy = replace(
+        full_snapshot(),
+        llm_configured=False,
+        checks=[CheckOutcome("raw/binance_klines", "ohlc_sane", True, "ERROR")],
+        runs=[RunSummary("all_assets_job", "SUCCESS", 42.0, datetime(2024, 5, 3, tzinfo=UTC))],
+        embedding_backlog=0,
+    )
+    rows = {r.item: r for r in status_rows(healthy)}
+    assert rows["llm"].state == "ok" and "rules engine" in rows["llm"].detail
+    assert rows["llm"].values["configured"] is False and rows["llm"].values["generator"] == "rules"
+    assert overall(list(rows.values())) == "ok"
 
 
 def test_the_dashboard_names_only_metrics_the_platform_exports():
@@ -104,6 +130,7 @@ def test_cli_metrics_and_status_read_the_database(db_url, tmp_path):
     data = json.loads(status.output.strip().splitlines()[-1])
     items = {i["item"]: i for i in data["items"]}
     assert items["database"]["state"] == "ok" and items["last run"]["state"] == "warn"
+    assert items["llm"]["state"] == "ok" and items["llm"]["configured"] is False and items["checks"]["evaluated"] == 0
     assert data["overall"] in {"warn", "fail"}
     screen = runner.invoke(main, ["status"], env=env, catch_exceptions=False)
     assert "database" in screen.output and "last run" in screen.output and "llm" in screen.output

@@ -3,6 +3,8 @@ the model itself."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -10,8 +12,15 @@ from datetime import date
 
 import pytest
 
+from fks_pipelines.lib.db.platform import platform_env
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.settings import Settings, configuration_markdown, record_partitions_start, recorded_settings_file
+from fks_pipelines.settings import (
+    Settings,
+    configuration_markdown,
+    record_partitions_start,
+    recorded_settings_file,
+    settings,
+)
 from tests.conftest import PROJECT_ROOT
 
 BAD = {
@@ -73,6 +82,59 @@ def test_a_demo_records_its_first_day_as_the_homes_partition_start_below_the_env
     recorded_settings_file(home).write_text("FKS_PARTITIONS_START=someday\n")
     with pytest.raises(BadInputError, match="FKS_PARTITIONS_START='someday'"):
         Settings.from_env(env)
+
+
+def test_the_definitions_settings_ignore_a_recorded_start_that_fks_passes_on(tmp_path, monkeypatch):
+    """Only `fks` reads what a demo recorded: it exports it to the Dagster processes it starts (`platform_env`),
+    while `settings()`, which the definitions are built from at import, reads the process environment alone."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FKS_HOME", str(home))
+    monkeypatch.setenv("FKS_DATABASE_URL", "postgresql://fks:secret@127.0.0.1:9/fks")  # named, never reached
+    assert "FKS_PARTITIONS_START" not in platform_env(Settings.from_env(), start=False)
+    record_partitions_start(home, date(2026, 11, 4))
+    assert settings().partitions_start == "2020-01-01"
+    assert Settings.from_env().partitions_start == "2026-11-04"
+    passed_on = platform_env(Settings.from_env(), start=False)
+    assert passed_on["FKS_PARTITIONS_START"] == "2026-11-04" and passed_on["FKS_HOME"] == str(home)
+
+
+# What a test module sees after the test session's conftest: the definitions' partition starts and the session's
+# home and port. Run in a fresh interpreter because the definitions are built once, at import.
+TESTS_VIEW = """
+import json, os
+import tests.conftest as conftest
+from fks_pipelines.definitions import defs
+graph = defs.resolve_asset_graph()
+starts = {graph.get(k).partitions_def.get_first_partition_key() for k in graph.get_all_asset_keys()
+          if graph.get(k).partitions_def is not None}
+print(json.dumps({"starts": sorted(starts), "home": os.environ["FKS_HOME"], "port": os.environ["FKS_PG_PORT"],
+                  "session_home": str(conftest.SESSION_HOME)}))
+"""
+
+
+@pytest.mark.integration  # builds the whole definitions in a subprocess (seconds)
+def test_a_demo_run_before_the_tests_does_not_move_their_partitions(tmp_path):
+    """`make demo` then `make test`: the demo recorded its first day in the user's home (./.fks) and the user's
+    shell exports FKS_* variables; the tests' definitions still start on the default day, in a home and on a
+    port of their own."""
+    user_home = tmp_path / ".fks"
+    record_partitions_start(user_home, date(2026, 11, 4))  # the demo's recording step
+    shell = {k: v for k, v in os.environ.items() if not k.startswith("FKS_")}
+    shell.update(FKS_PARTITIONS_START="2026-11-05", FKS_PG_PORT="54329", PYTHONPATH=str(PROJECT_ROOT))
+    for user_env in ({}, {"FKS_HOME": str(user_home)}):  # the default ./.fks, then an exported FKS_HOME
+        seen = subprocess.run(
+            [sys.executable, "-c", TESTS_VIEW],
+            env={**shell, **user_env},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert seen.returncode == 0, seen.stderr
+        view = json.loads(seen.stdout.strip().splitlines()[-1])
+        os.rmdir(view["session_home"])  # empty: no test ran in that interpreter
+        assert view["starts"] == ["2020-01-01"]
+        assert view["home"] == view["session_home"] and view["port"] != "54329"
 
 
 def test_secrets_are_never_shown():

@@ -186,11 +186,15 @@ class GpuRoutingRunLauncher(RunLauncher, ConfigurableClass):
         return cls(inst_data=inst_data, **config_value)
 
     # -- routing ----------------------------------------------------------------------------------------
+    @property
+    def gpu_reachable(self) -> bool:
+        """Local mode: GPUs configured (FKS_GPUS); docker and k8s modes: the device request or the GPU node pool,
+        no FKS_GPUS needed."""
+        return bool(self.gpus) or self.mode != "local"
+
     def route(self, run) -> str:
-        """'gpu' when the run executes a GPU step and a GPU is reachable (local mode: FKS_GPUS; docker and k8s
-        modes: the device request or the GPU node pool, no FKS_GPUS needed), else 'default'."""
-        gpu_reachable = bool(self.gpus) or self.mode != "local"
-        return "gpu" if gpu_reachable and run_needs_gpu(self._instance, run) else "default"
+        """'gpu' when the run executes a GPU step and a GPU is reachable, else 'default'."""
+        return "gpu" if self.gpu_reachable and run_needs_gpu(self._instance, run) else "default"
 
     def _launcher(self, route: str) -> RunLauncher:
         if route == "default":

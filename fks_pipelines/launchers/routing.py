@@ -25,3 +25,15 @@ def gpu_steps(instance: DagsterInstance, run: DagsterRun) -> list[str]:
 
 def run_needs_gpu(instance: DagsterInstance, run: DagsterRun) -> bool:
     return run.tags.get(GPU_TAG_KEY) == GPU_TAGS[GPU_TAG_KEY] or bool(gpu_steps(instance, run))
+
+
+def gpu_run_tags(instance: DagsterInstance, run: DagsterRun) -> dict[str, str]:
+    """The GPU tag a run gets on submission (the run coordinator, the demo): ``GPU_TAGS`` when it executes a GPU
+    step and the instance's launcher can reach a GPU, else none. On a CPU-only instance (no FKS_GPUS: laptops,
+    CI, the demo) every step runs on the CPU, so the tag would say what is not true, and its concurrency
+    limit would queue such runs one at a time for a GPU that does not exist."""
+    from fks_pipelines.launchers.gpu import GpuRoutingRunLauncher
+
+    launcher = instance.run_launcher
+    reachable = isinstance(launcher, GpuRoutingRunLauncher) and launcher.gpu_reachable
+    return dict(GPU_TAGS) if reachable and gpu_steps(instance, run) else {}

@@ -8,7 +8,7 @@ totals over the tables they come from (monotonic while rows are only added); gau
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -222,9 +222,13 @@ def prometheus_text(snap: PlatformSnapshot) -> str:
 # -- fks status ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StatusRow:
+    """One line of ``fks status``: its state, the sentence shown, and the same facts as numbers for ``--json``
+    (e.g. an asset's ``lag_s``), so scripts never parse the sentence."""
+
     item: str
     state: str  # ok | warn | fail
     detail: str
+    values: Mapping[str, float | int | str | bool | None] = field(default_factory=dict)
 
 
 def _lag_state(lag_s: float) -> str:
@@ -246,26 +250,50 @@ def status_rows(snap: PlatformSnapshot) -> list[StatusRow]:
         rows.append(StatusRow("freshness", "warn", "no asset materialized yet"))
     for f in snap.freshness:
         partition = f"latest partition {f.latest_partition}" if f.latest_partition else "unpartitioned"
-        rows.append(StatusRow(f"asset {f.asset}", _lag_state(f.lag_s), f"{partition}, {f.lag_s / 3600:.1f} h behind"))
+        rows.append(
+            StatusRow(
+                f"asset {f.asset}",
+                _lag_state(f.lag_s),
+                f"{partition}, {f.lag_s / 3600:.1f} h behind",
+                {"lag_s": round(f.lag_s, 1), "latest_partition": f.latest_partition},
+            )
+        )
     if snap.runs:
         last = snap.runs[0]
         state = {"SUCCESS": "ok", "FAILURE": "fail", "CANCELED": "warn"}.get(last.status, "warn")
         took = f", {last.duration_s:.0f} s" if last.duration_s is not None else ""
         when = f" started {last.started:%Y-%m-%d %H:%M} UTC" if last.started else ""
-        rows.append(StatusRow("last run", state, f"{last.job} {last.status}{when}{took}"))
+        values = {
+            "job": last.job,
+            "status": last.status,
+            "started": last.started.isoformat() if last.started else None,
+            "duration_s": last.duration_s,
+        }
+        rows.append(StatusRow("last run", state, f"{last.job} {last.status}{when}{took}", values))
     else:
         rows.append(StatusRow("last run", "warn", "no run recorded"))
     failing = [c for c in snap.checks if not c.passed]
     if failing:
         state = "fail" if any(c.severity == "ERROR" for c in failing) else "warn"
         names = ", ".join(sorted({f"{c.asset}:{c.check}" for c in failing})[:6])
-        rows.append(StatusRow("checks", state, f"{len(failing)} failing of {len(snap.checks)}: {names}"))
+    counts = {"failing": len(failing), "evaluated": len(snap.checks)}
+    if failing:
+        state = "fail" if any(c.severity == "ERROR" for c in failing) else "warn"
+        names = ", ".join(sorted({f"{c.asset}:{c.check}" for c in failing})[:6])
+        rows.append(StatusRow("checks", state, f"{len(failing)} failing of {len(snap.checks)}: {names}", counts))
     else:
-        rows.append(StatusRow("checks", "ok", f"{len(snap.checks)} evaluated, none failing"))
+        rows.append(StatusRow("checks", "ok", f"{len(snap.checks)} evaluated, none failing", counts))
+    llm = {
+        "configured": snap.llm_configured,
+        "generations": snap.llm_generations,
+        "answers": snap.llm_answers,
+        "fallbacks": snap.llm_fallbacks,
+    }
     if not snap.llm_configured:
-        rows.append(StatusRow("llm", "warn", "not configured: the rules engine answers"))
+        # A configuration, not a fault: without an LLM the rules engine is the generator (docs/architecture.md).
+        rows.append(StatusRow("llm", "ok", "none configured: the rules engine answers", {**llm, "generator": "rules"}))
     elif snap.llm_last_error:
-        rows.append(StatusRow("llm", "fail", f"last generation fell back: {snap.llm_last_error[:120]}"))
+        rows.append(StatusRow("llm", "fail", f"last generation fell back: {snap.llm_last_error[:120]}", llm))
     else:
         rate = snap.llm_fallbacks / snap.llm_generations if snap.llm_generations else 0.0
         rows.append(
@@ -273,12 +301,16 @@ def status_rows(snap: PlatformSnapshot) -> list[StatusRow]:
                 "llm",
                 "ok" if rate < 0.2 else "warn",
                 f"{snap.llm_answers} answers, {snap.llm_fallbacks} fallbacks of {snap.llm_generations} generations",
+                llm,
             )
         )
     if snap.embedding_backlog is not None:
         rows.append(
             StatusRow(
-                "embeddings", "ok" if snap.embedding_backlog == 0 else "warn", f"{snap.embedding_backlog} not embedded"
+                "embeddings",
+                "ok" if snap.embedding_backlog == 0 else "warn",
+                f"{snap.embedding_backlog} not embedded",
+                {"backlog": snap.embedding_backlog},
             )
         )
     return rows

@@ -23,7 +23,7 @@ from fks_pipelines.launchers.gpu import (
     docker_launcher_config,
     k8s_launcher_config,
 )
-from fks_pipelines.launchers.routing import gpu_steps
+from fks_pipelines.launchers.routing import gpu_run_tags, gpu_steps
 from fks_pipelines.launchers.slots import GpuSlots
 from tests.launchers import gpu_jobs
 
@@ -77,6 +77,19 @@ def test_runs_are_routed_by_what_they_execute(instance, tmp_path, assets, tags, 
     k8s.register_instance(instance)
     assert k8s.route(run) == route
     assert bool(gpu_steps(instance, run)) == (assets is None or "embeddings" in assets)
+
+
+@pytest.mark.parametrize(("gpus", "tagged"), [("", False), ("0", True)])
+def test_a_run_is_tagged_for_a_gpu_only_where_one_is_reachable(tmp_path, gpus, tagged):
+    """The coordinator's (and the demo's) GPU tag: a CPU-only instance (no FKS_GPUS, local mode) runs every step
+    on the CPU, so its runs are not tagged fks/gpu; with a GPU configured, a run with a GPU step is."""
+    (tmp_path / "dagster_home").mkdir()
+    routing = {"module": "fks_pipelines.launchers.gpu", "class": "GpuRoutingRunLauncher", "config": {"gpus": gpus}}
+    with DagsterInstance.local_temp(str(tmp_path / "dagster_home"), overrides={"run_launcher": routing}) as inst:
+        run = create_run(inst, None, {"team": "quant"})  # the whole job: the embeddings step included
+        assert gpu_steps(inst, run)
+        assert gpu_run_tags(inst, run) == ({GPU_TAG_KEY: "true"} if tagged else {})
+        assert gpu_run_tags(inst, create_run(inst, {"prices"})) == {}  # nothing GPU in it
 
 
 def hold(slot) -> subprocess.Popen:

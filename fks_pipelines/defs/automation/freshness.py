@@ -20,12 +20,12 @@ from datetime import timedelta
 
 from dagster import (
     AssetCheckSeverity,
+    DefaultSensorStatus,
     build_last_update_freshness_checks,
     build_sensor_for_freshness_checks,
     build_time_partition_freshness_checks,
 )
 
-from fks_pipelines.defs.automation.sensors import DEFAULT_STATUS
 from fks_pipelines.defs.shared import DAILY_ASSETS, UNPARTITIONED_MARTS
 from fks_pipelines.settings import settings
 
@@ -55,5 +55,7 @@ with warnings.catch_warnings():
         freshness_checks=freshness_checks,
         minimum_interval_seconds=600,
         name="freshness_checks_sensor",
-        default_status=DEFAULT_STATUS,
+        # Running by default, unlike the sensors that launch pipeline runs (DEFAULT_STATUS): it only evaluates
+        # checks, so after `make demo` and `fks dev` the checks show a result instead of "Not evaluated".
+        default_status=DefaultSensorStatus.RUNNING,
     )

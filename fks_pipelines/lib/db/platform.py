@@ -34,7 +34,8 @@ def database_urls(settings: Settings, *, start: bool = True) -> tuple[str, str]:
 
 
 def platform_env(settings: Settings, *, start: bool = True) -> dict[str, str]:
-    """The environment Dagster processes need: database URLs and a DAGSTER_HOME holding our dagster.yaml."""
+    """The environment Dagster processes need: database URLs, a DAGSTER_HOME holding our dagster.yaml, and the
+    partition start the home recorded (the definitions' ``settings()`` reads the environment only)."""
     data_url, dagster_url = database_urls(settings, start=start)
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -47,6 +48,11 @@ def platform_env(settings: Settings, *, start: bool = True) -> dict[str, str]:
         "FKS_DAGSTER_DATABASE_URL": dagster_url,
         "DAGSTER_HOME": str(dagster_home),
         "FKS_HOME": str(settings.home),
+        **(
+            {"FKS_PARTITIONS_START": settings.partitions_start}
+            if "partitions_start" in settings.model_fields_set
+            else {}
+        ),
         # For dbt run by hand in dbt_project/ (Dagster's dbt assets derive these from the database resource).
         **dbt_profile_env(data_url),
     }

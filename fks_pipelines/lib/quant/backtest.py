@@ -10,6 +10,8 @@ exactly as in the serial run, so the results are identical.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -223,6 +225,33 @@ class Simulation:
     n_columns: int
 
 
+@functools.cache
+def _cached_from_signals_kernel():
+    """vectorbt's ``simulate_from_signals_nb``, compiled with ``cache=True``: vectorbt declares it with a bare
+    ``@njit``, so every process (a test session, each sweep worker, each Dagster run) compiled it again, 10-40 s
+    on 2 cores; the same Python function under ``cache=True`` is compiled once and then loaded from numba's
+    on-disk cache (beside vectorbt's own cached kernels, or numba's user cache when that folder is read-only)."""
+    from vectorbt.portfolio.nb import simulate_from_signals_nb
+
+    return njit(cache=True)(simulate_from_signals_nb.py_func)
+
+
+def simulate_from_signals(*args, **kwargs):
+    """``vectorbt.portfolio.dispatch.simulate_from_signals`` (same arguments, same records) on the cached kernel;
+    with a reject probability (random, seeded by vectorbt) or the Rust engine configured: vectorbt's own path."""
+    from vectorbt._settings import settings
+    from vectorbt.portfolio import dispatch
+
+    bound = inspect.signature(dispatch.simulate_from_signals).bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    seed, engine = arguments.pop("seed"), arguments.pop("engine")
+    if np.any(np.asarray(arguments["reject_prob"]) > 0) or (engine or settings["engine"]) == "rust":
+        return dispatch.simulate_from_signals(*args, **kwargs)
+    del seed  # used only with a reject probability
+    return _cached_from_signals_kernel()(**arguments)
+
+
 def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: BacktestConfig) -> Simulation:
     """The records ``portfolio(bars, entries, exits, config)`` would hold, from the same vectorbt kernels
     (``simulate_from_signals``, then ``get_exit_trades``) with the arguments ``Portfolio.from_signals`` passes
@@ -249,7 +278,7 @@ def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backtes
         value = cfg[name] if enum is None else map_enum_fields(cfg[name], enum)
         return np.asarray(value)
 
-    orders, _ = dispatch.simulate_from_signals(
+    orders, _ = simulate_from_signals(
         shape,
         group_lens,
         init_cash,

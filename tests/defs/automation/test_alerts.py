@@ -37,6 +37,18 @@ def test_every_daily_asset_and_the_unpartitioned_mart_has_a_freshness_check():
     assert deadline_cron("00:30", 6) == "30 6 * * *" and deadline_cron("22:00", 3.5) == "30 1 * * *"
 
 
+def test_the_freshness_sensor_runs_by_default_and_the_run_launching_ones_do_not():
+    """Freshness checks show a result after `make demo` and `fks dev` without a switch in the UI; the sensors
+    that launch pipeline runs start only with FKS_AUTOMATION=on."""
+    from dagster import DefaultSensorStatus
+
+    from fks_pipelines.defs.automation.freshness import freshness_checks_sensor
+    from fks_pipelines.defs.automation.sensors import gap_sensor
+
+    assert freshness_checks_sensor.default_status == DefaultSensorStatus.RUNNING
+    assert gap_sensor.default_status == DefaultSensorStatus.STOPPED
+
+
 def test_a_stale_asset_is_posted_once_with_a_link_to_it():
     (raw_check,) = [c for c in freshness_checks if RAW in {k.asset_key for k in c.check_keys}]
 

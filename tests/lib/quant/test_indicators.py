@@ -33,6 +33,7 @@ def close_enough(mine: np.ndarray, reference, start: int = 0) -> None:
     np.testing.assert_allclose(mine[start:], reference[start:], rtol=0, atol=TOL)
 
 
+@pytest.mark.slow  # vectorbt's indicator factory compiles its kernels in every process (seconds each)
 def test_sma_and_ema_equal_vectorbt_exactly(bars, vbt):
     close = bars["close"].to_numpy()
     for n in (5, 20, 50):
@@ -41,6 +42,7 @@ def test_sma_and_ema_equal_vectorbt_exactly(bars, vbt):
     assert np.isnan(ind.sma(close, 20)[:19]).all() and not np.isnan(ind.sma(close, 20)[19])
 
 
+@pytest.mark.slow  # vectorbt's indicator factory compiles its kernels in every process (seconds each)
 def test_rsi_is_wilders_and_matches_vectorbt_after_warmup(bars, vbt):
     close = bars["close"].to_numpy()
     mine = ind.rsi(close, 14)
@@ -54,6 +56,7 @@ def test_rsi_is_wilders_and_matches_vectorbt_after_warmup(bars, vbt):
     assert np.isnan(mine[:14]).all() and np.nanmin(mine) >= 0 and np.nanmax(mine) <= 100
 
 
+@pytest.mark.slow  # vectorbt's indicator factory compiles its kernels in every process (seconds each)
 def test_macd_matches_vectorbt(bars, vbt):
     close = bars["close"].to_numpy()
     line, signal, hist = ind.macd(close, 12, 26, 9)
@@ -63,6 +66,7 @@ def test_macd_matches_vectorbt(bars, vbt):
     close_enough(hist, ref.hist.to_numpy(), start=WARMUP)
 
 
+@pytest.mark.slow  # vectorbt's indicator factory compiles its kernels in every process (seconds each)
 def test_bollinger_matches_vectorbt(bars, vbt):
     close = bars["close"].to_numpy()
     lower, middle, upper = ind.bollinger(close, 20, 2.0)
@@ -72,6 +76,7 @@ def test_bollinger_matches_vectorbt(bars, vbt):
         np.testing.assert_allclose(mine[19:], theirs.to_numpy()[19:], rtol=1e-9)
 
 
+@pytest.mark.slow  # vectorbt's indicator factory compiles its kernels in every process (seconds each)
 def test_atr_matches_vectorbt_after_warmup(bars, vbt):
     high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
     mine = ind.atr(high, low, close, 14)
