@@ -417,19 +417,31 @@ def recorded_settings_file(home: Path) -> Path:
     return home / "settings.env"
 
 
-def record_partitions_start(home: Path, first: date) -> date:
+# What `fks demo` records for its home: the first partition, and the data it ran on (source, bar interval,
+# universe), so that `fks dev` afterwards shows the same data. An exported variable always wins.
+RECORDED_VARIABLES = ("FKS_PARTITIONS_START", "FKS_SOURCE", "FKS_INTERVAL", "FKS_SYMBOLS")
+
+
+def record_partitions_start(home: Path, first: date, data: dict[str, str] | None = None) -> date:
     """Make ``first`` this home's first daily partition, or keep an earlier recorded one (days a previous demo
-    loaded stay visible); returns the start recorded. ``fks demo`` calls it when FKS_PARTITIONS_START is unset,
-    so the partitions the UI shows start with the data instead of years of empty days."""
+    loaded stay visible), and record ``data`` (FKS_SOURCE, FKS_INTERVAL, FKS_SYMBOLS: what the demo ran on,
+    replacing what an earlier demo recorded); returns the start recorded. ``fks demo`` calls it for what the
+    environment leaves unset, so the partitions the UI shows start with the data instead of years of empty days."""
     path = recorded_settings_file(home)
     start = first
+    before: dict[str, str] = {}
     if path.is_file():
+        before = {k: v for k, v in dotenv_values(path).items() if k in RECORDED_VARIABLES and v}
         with contextlib.suppress(ValueError):  # unreadable: replaced by the demo's day
-            start = min(first, date.fromisoformat(dotenv_values(path).get("FKS_PARTITIONS_START") or ""))
+            start = min(first, date.fromisoformat(before.get("FKS_PARTITIONS_START") or ""))
+    unknown = sorted(set(data or {}) - set(RECORDED_VARIABLES))
+    if unknown:
+        raise ValueError(f"not a recorded variable: {', '.join(unknown)}")
+    values = {**before, **(data or {}), "FKS_PARTITIONS_START": start.isoformat()}
     home.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "# Recorded by `fks demo` for this FKS_HOME; an exported FKS_PARTITIONS_START overrides it.\n"
-        f"FKS_PARTITIONS_START={start.isoformat()}\n"
+        "# Recorded by `fks demo` for this FKS_HOME; an exported variable overrides it.\n"
+        + "".join(f"{k}={values[k]}\n" for k in RECORDED_VARIABLES if k in values)
     )
     settings.cache_clear()
     return start

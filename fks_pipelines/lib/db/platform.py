@@ -33,9 +33,22 @@ def database_urls(settings: Settings, *, start: bool = True) -> tuple[str, str]:
     return server.url("fks"), settings.dagster_database_url or server.url("dagster", driver="psycopg2")
 
 
+def recorded_env(settings: Settings) -> dict[str, str]:
+    """The recorded (or exported) partition start and demo data (source, interval, universe), as the variables the
+    Dagster processes read: their ``settings()`` reads the environment only."""
+    fields = {"FKS_PARTITIONS_START": "partitions_start", "FKS_SOURCE": "source", "FKS_INTERVAL": "interval"}
+    fields["FKS_SYMBOLS"] = "symbols"
+    out = {}
+    for variable, field in fields.items():
+        if field in settings.model_fields_set:
+            value = getattr(settings, field)
+            out[variable] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return out
+
+
 def platform_env(settings: Settings, *, start: bool = True) -> dict[str, str]:
-    """The environment Dagster processes need: database URLs, a DAGSTER_HOME holding our dagster.yaml, and the
-    partition start the home recorded (the definitions' ``settings()`` reads the environment only)."""
+    """The environment Dagster processes need: database URLs, a DAGSTER_HOME holding our dagster.yaml, and what the
+    home recorded (``recorded_env``: the definitions' ``settings()`` reads the environment only)."""
     data_url, dagster_url = database_urls(settings, start=start)
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -48,11 +61,7 @@ def platform_env(settings: Settings, *, start: bool = True) -> dict[str, str]:
         "FKS_DAGSTER_DATABASE_URL": dagster_url,
         "DAGSTER_HOME": str(dagster_home),
         "FKS_HOME": str(settings.home),
-        **(
-            {"FKS_PARTITIONS_START": settings.partitions_start}
-            if "partitions_start" in settings.model_fields_set
-            else {}
-        ),
+        **recorded_env(settings),
         # For dbt run by hand in dbt_project/ (Dagster's dbt assets derive these from the database resource).
         **dbt_profile_env(data_url),
     }
