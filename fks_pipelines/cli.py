@@ -298,11 +298,15 @@ def portfolio() -> None:
 
 @portfolio.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def portfolio_import(file: Path) -> None:
-    """Import FILE: YAML (accounts with cash and trades; each account in it is replaced) or CSV (trades added
-    to existing accounts). Everything is validated first; on any error nothing is written."""
+@click.option("--reset-paper", is_flag=True, help="Also delete the paper fills of the file's paper accounts.")
+@click.option("--yes", is_flag=True, help="Delete what the file does not contain without asking (for scripts).")
+def portfolio_import(file: Path, reset_paper: bool, yes: bool) -> None:
+    """Import FILE: YAML (accounts with cash and trades; each account in it is replaced, its paper fills kept
+    unless --reset-paper) or CSV (trades added to existing accounts). Everything is validated first and what is
+    replaced is printed; deleting anything the file does not contain is asked first (--yes: without asking; no
+    terminal and no --yes: refused). On any error nothing is written."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.portfolio import account_states, import_accounts, import_trades
+    from fks_pipelines.lib.db.portfolio import account_states, import_accounts, import_trades, plan_import
     from fks_pipelines.lib.errors import BadInputError
     from fks_pipelines.lib.portfolio.ledger import read_ledger
 
@@ -317,7 +321,16 @@ def portfolio_import(file: Path) -> None:
         try:
             ledger = read_ledger(file, set(settings.symbols), existing, settings.portfolio_max_bytes)
             if isinstance(ledger, list):
-                trades = import_accounts(conn, ledger, settings.market)
+                plan = plan_import(conn, ledger, reset_paper)
+                losing = [step for step in plan if step.loses()]
+                if losing and not yes and not sys.stdin.isatty():
+                    lost = "; ".join(step.describe() for step in losing)
+                    raise UserError(f"{file}: {lost}: confirm with --yes (nothing was written)")
+                for step in plan:
+                    click.echo(f"  {step.describe()}")
+                if losing and not yes and not click.confirm("Delete what the file does not contain?", default=False):
+                    raise click.ClickException("not confirmed: nothing was written")
+                trades = import_accounts(conn, ledger, settings.market, reset_paper, confirmed=plan)
                 click.echo(f"imported {len(ledger)} account(s), {trades} trade(s) from {file}")
             else:
                 trades = import_trades(conn, ledger, str(file))
