@@ -258,11 +258,21 @@ def db_backup(output: Path, database: str) -> None:
 @db.command("restore")
 @click.argument("dump", type=click.Path(path_type=Path))
 @_DATABASE_OPTION
-def db_restore(dump: Path, database: str) -> None:
-    """Restore a backup made by `fks db backup` into the database, replacing its objects (one transaction)."""
+@click.option(
+    "--force", is_flag=True, help="Restore even when the database holds runs, accounts, trades or loads the dump lacks."
+)
+def db_restore(dump: Path, database: str, force: bool) -> None:
+    """Restore a backup made by `fks db backup` into the database, replacing its objects (one transaction).
+    Refused: a dump of the other database, and (without --force) one that would lose newer records, which are
+    named. The current state is backed up first under $FKS_HOME/backups (its path is printed)."""
     from fks_pipelines.lib.db.backup import restore
 
-    restore(_database_url(Settings.from_env(), database), dump)
+    settings = Settings.from_env()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    before = settings.home / "backups" / f"{database}-before-restore-{stamp}.dump"
+    taken = restore(_database_url(settings, database), dump, database=database, force=force, before=before)
+    if taken:
+        click.echo(f"{database}: the state before the restore is backed up to {taken}")
     click.echo(f"{database}: restored from {dump}")
 
 
