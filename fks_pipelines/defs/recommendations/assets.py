@@ -396,6 +396,8 @@ def evaluation(
                 shadow_rows = evaluation_rows([curve], account, shadow)
                 rows += shadow_rows
                 plotted += [(f"{account}_{curve.baseline}_{shadow}", r) for r in shadow_rows if r["period"] == "window"]
+        # The picture before the write: a failure anywhere leaves the previous evaluation whole (all or nothing).
+        png = _equity_png(curves_by_account) if curves_by_account else None
         recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
         catalog = table_metadata(conn, "recommendations.evaluation")
     metadata: dict[str, Any] = {
@@ -411,8 +413,8 @@ def evaluation(
             metadata[f"{name}_{suffix}"] = MetadataValue.float(
                 float(value) if isinstance(value, (int, float, Decimal)) else float("nan")
             )
-    if curves_by_account:
-        metadata["equity_curves"] = MetadataValue.md(_equity_png(curves_by_account))
+    if png:
+        metadata["equity_curves"] = MetadataValue.md(png)
     else:
         context.log.warning("no paper account with recommendations: set `mode: paper` in the portfolio YAML")
     return MaterializeResult(metadata=metadata)
