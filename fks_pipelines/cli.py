@@ -16,6 +16,7 @@ is started), else the embedded server under ``$FKS_HOME``, started on demand.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import click
 from fks_pipelines.lib.db.knowledge import MAX_K
 from fks_pipelines.lib.db.platform import database_urls, embedded_server, platform_env
 from fks_pipelines.lib.errors import BadInputError, FksError
+from fks_pipelines.lib.outputs import check_output
 from fks_pipelines.lib.rag.documents import KINDS
 from fks_pipelines.settings import PROJECT_ROOT, Settings, record_partitions_start
 
@@ -374,18 +376,16 @@ def search(
     if not question.strip():
         raise UserError("the question is empty")
     settings = Settings.from_env()
+    wanted = _symbols_option(symbols, settings) if symbols else None  # the one symbol rule, before the model loads
     when = as_of or datetime.now(UTC)
     embedder = Embedder(settings.embedding_model, settings.embedding_model_path, settings.embedding_device)
     data_url, _ = database_urls(settings)
-    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     with connect(data_url) as conn:
         if not has_chunks(conn):
             raise click.ClickException(
                 "nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings"
             )
-        hits = hybrid_search(
-            conn, question, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=kinds
-        )
+        hits = hybrid_search(conn, question, embedder.encode([question])[0], k, as_of=when, symbols=wanted, kinds=kinds)
     if as_json:
         for hit in hits:
             row = {"key": hit.key, "kind": hit.kind, "symbol": hit.symbol, "as_of": hit.as_of.isoformat()}
@@ -780,13 +780,30 @@ def _params(strategy, pairs: tuple[str, ...]) -> dict:
         if not sep or key not in strategy.grid:
             raise BadInputError(f"--params: {pair!r} is not NAME=VALUE with NAME in {', '.join(strategy.grid)}")
         kind = type(strategy.grid[key][0])
-        try:
-            params[key] = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
-        except ValueError:
-            raise BadInputError(f"--params: {key}={raw!r} is not a {kind.__name__}") from None
+        params[key] = _param_value(key, raw, kind)
     if not strategy.valid(params):
         raise BadInputError(f"--params: {params} is not a valid combination for {strategy.name}")
     return params
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number"}
+
+
+def _param_value(key: str, raw: str, kind: type):
+    """One --params value typed like the strategy's GRID values: bool from true/false, yes/no, on/off, 1/0
+    (any case); int from an integral number; float finite; a bad one: BadInputError naming it."""
+    try:
+        if kind is bool:
+            return _BOOLS[raw.strip().lower()]
+        if kind is int and float(raw).is_integer():
+            return int(float(raw))
+        value = kind(raw)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(raw)
+        return value
+    except (KeyError, ValueError):
+        raise BadInputError(f"--params: {key}={raw!r} is not {_KIND_NAMES.get(kind, kind.__name__)}") from None
 
 
 def _config(interval: str, fee: float, workers: int = 1, days_per_year: float = 365.0, conventions=None):
@@ -866,6 +883,8 @@ def backtest(
 
     from fks_pipelines.lib.quant.report import backtest_symbol, json_ready, summary, text_report
 
+    if export:
+        check_output(export, "--export")
     settings = Settings.from_env()
     strategy = _strategy(strategy_name, settings)
     params = _params(strategy, pairs)
@@ -1043,6 +1062,9 @@ def plot(strategy_name, symbol, timerange, interval, pairs, fee, output, html, f
     from fks_pipelines.lib.quant.plot import plot_backtest
     from fks_pipelines.lib.quant.report import backtest_symbol
 
+    check_output(output, "--output")  # both before anything is drawn: no PNG left behind when --html is bad
+    if html:
+        check_output(html, "--html")
     settings = Settings.from_env()
     strategy = _strategy(strategy_name, settings)
     params = _params(strategy, pairs)
@@ -1188,7 +1210,7 @@ def run(args: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo("error: " + " ".join(message.split("\n")), err=True)
+    click.echo("Error: " + " ".join(message.split("\n")), err=True)
     sys.exit(code)
 
 

@@ -16,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.errors import BadInputError, FksError
+from fks_pipelines.lib.outputs import check_output
 
 
 def pg_tool(name: str) -> str:
@@ -49,24 +50,10 @@ def _run(command: list[str], env: dict[str, str], what: str) -> None:
         raise FksError(f"{what} failed: {lines[-1] if lines else f'exit {result.returncode}'}")
 
 
-def check_output(output: Path, what: str) -> None:
-    """A file path something can be written to: named, not a folder, under a folder that exists or can be
-    created. A bad one is a BadInputError naming it, before anything is written."""
-    if not str(output).strip() or output.name in ("", ".", "..") or output.is_dir():
-        raise BadInputError(f"{str(output)!r} is not a file name", where=what)
-    parent = output.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise BadInputError(f"cannot write {output}: {parent} is not a folder", where=what)
-    if not os.access(parent, os.W_OK):
-        raise BadInputError(f"cannot write {output}: {parent} is not writable", where=what)
-
-
 def backup(url: str, output: Path) -> Path:
     """Dump the database at ``url`` into ``output`` (custom format). Written to a temporary name and renamed,
     so a failed dump leaves no half file under the final name."""
-    check_output(output, "backup file")
+    check_output(output, "backup file", create_folders=True)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     conninfo, env = _split_password(url)
