@@ -270,8 +270,12 @@ def db_restore(dump: Path, database: str, force: bool) -> None:
     from fks_pipelines.lib.db.backup import restore
 
     settings = Settings.from_env()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     before = settings.home / "backups" / f"{database}-before-restore-{stamp}.dump"
+    n = 1
+    while before.exists():  # never over an earlier one (it may be the very dump being restored)
+        n += 1
+        before = before.with_name(f"{database}-before-restore-{stamp}-{n}.dump")
     taken = restore(_database_url(settings, database), dump, database=database, force=force, before=before)
     if taken:
         click.echo(f"{database}: the state before the restore is backed up to {taken}")

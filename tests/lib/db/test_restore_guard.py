@@ -112,9 +112,11 @@ def test_an_older_data_backup_is_refused_unless_forced_and_the_current_state_is_
     saved = Path(forced.stdout.split("backed up to ")[1].split("\n")[0])
     assert saved.is_file() and saved.parent.name == "backups"
     assert accounts(db_url) == ["a"]
-    # The state before the restore is a backup that restores: b comes back.
-    assert fks(["db", "restore", str(saved)], db_url).exit_code == 0
+    # The state before the restore is a backup that restores: b comes back, and restoring it keeps it.
+    again = fks(["db", "restore", str(saved)], db_url)
+    assert again.exit_code == 0 and str(saved) not in again.stdout.split("backed up to ")[1].split("\n")[0]
     assert accounts(db_url) == ["a", "b"]
+    assert len(list(saved.parent.iterdir())) == 2
 
 
 def test_a_fake_backup_is_one_line_exit_2(db_url, tmp_path):
