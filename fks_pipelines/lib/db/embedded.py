@@ -301,7 +301,7 @@ class EmbeddedPostgres:
         if other is not None and other != self.home:
             raise DatabaseError(
                 f"port {self.host}:{self.port} is in use by the embedded server of {other}, not of this home"
-                f" ({self.home}, which was not created); use that one with FKS_HOME={other} (or run fks from its"
+                f" ({self.home}: nothing was created there); use that one with FKS_HOME={other} (or run fks from its"
                 " project folder), or give this home a free port with FKS_PG_PORT"
             )
         raise DatabaseError(

@@ -19,6 +19,9 @@ def test_fks_elsewhere_names_the_running_home_and_creates_nothing(pg_server, tmp
         done = subprocess.run([*FKS, *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-        assert f"in use by the embedded server of {pg_server.home}, not of this home ({elsewhere / '.fks'}" in lines[0]
+        assert (
+            f"in use by the embedded server of {pg_server.home}, not of this home"
+            f" ({elsewhere / '.fks'}: nothing was created there)" in lines[0]
+        )
         assert f"FKS_HOME={pg_server.home}" in lines[0]
         assert list(elsewhere.iterdir()) == []
