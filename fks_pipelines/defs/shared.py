@@ -208,4 +208,10 @@ def one_run_at_a_time(fn: Callable[..., Any]) -> Callable[..., Any]:
         with advisory_lock(database.url, asset_lock(key), f"{key} run {context.run_id[:8]}", waiting):
             return fn(context, *args, **kwargs)
 
-    return serialized
+    # The UI's code reference (with_source_code_references: the file of the decorated function's code, the line of
+    # the function it wraps) points at the asset's own file.
+    wrapper: Any = serialized
+    wrapper.__code__ = wrapper.__code__.replace(
+        co_filename=fn.__code__.co_filename, co_firstlineno=fn.__code__.co_firstlineno
+    )
+    return wrapper

@@ -111,3 +111,15 @@ def test_every_asset_writing_shared_tables_takes_its_lock():
     for assets_def in (daily_recommendations, track_record, evaluation, profit_splits):
         fn = assets_def.op.compute_fn.decorated_fn
         assert fn.__code__.co_qualname == "one_run_at_a_time.<locals>.serialized", assets_def.key
+
+
+def test_the_code_references_of_the_serialized_assets_point_at_their_own_files():
+    from fks_pipelines.definitions import defs
+
+    for key, file in (
+        ("recommendations/daily", "recommendations/assets.py"),
+        ("portfolio/profit_splits", "portfolio/assets.py"),
+    ):
+        spec = next(s for s in defs.resolve_all_asset_specs() if s.key.to_user_string() == key)
+        references = spec.metadata["dagster/code_references"].code_references
+        assert any(r.file_path.endswith(f"fks_pipelines/defs/{file}") for r in references), references
