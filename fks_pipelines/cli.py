@@ -16,6 +16,7 @@ is started), else the embedded server under ``$FKS_HOME``, started on demand.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import click
 from fks_pipelines.lib.db.knowledge import MAX_K
 from fks_pipelines.lib.db.platform import database_urls, embedded_server, platform_env
 from fks_pipelines.lib.errors import BadInputError, FksError
+from fks_pipelines.lib.outputs import check_output
 from fks_pipelines.lib.rag.documents import KINDS
 from fks_pipelines.settings import PROJECT_ROOT, Settings, record_partitions_start
 
@@ -272,11 +274,25 @@ def db_backup(output: Path, database: str) -> None:
 @db.command("restore")
 @click.argument("dump", type=click.Path(path_type=Path))
 @_DATABASE_OPTION
-def db_restore(dump: Path, database: str) -> None:
-    """Restore a backup made by `fks db backup` into the database, replacing its objects (one transaction)."""
+@click.option(
+    "--force", is_flag=True, help="Restore even when the database holds runs, accounts, trades or loads the dump lacks."
+)
+def db_restore(dump: Path, database: str, force: bool) -> None:
+    """Restore a backup made by `fks db backup` into the database, replacing its objects (one transaction).
+    Refused: a dump of the other database, and (without --force) one that would lose newer records, which are
+    named. The current state is backed up first under $FKS_HOME/backups (its path is printed)."""
     from fks_pipelines.lib.db.backup import restore
 
-    restore(_database_url(Settings.from_env(), database), dump)
+    settings = Settings.from_env()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    before = settings.home / "backups" / f"{database}-before-restore-{stamp}.dump"
+    n = 1
+    while before.exists():  # never over an earlier one (it may be the very dump being restored)
+        n += 1
+        before = before.with_name(f"{database}-before-restore-{stamp}-{n}.dump")
+    taken = restore(_database_url(settings, database), dump, database=database, force=force, before=before)
+    if taken:
+        click.echo(f"{database}: the state before the restore is backed up to {taken}")
     click.echo(f"{database}: restored from {dump}")
 
 
@@ -312,11 +328,15 @@ def portfolio() -> None:
 
 @portfolio.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def portfolio_import(file: Path) -> None:
-    """Import FILE: YAML (accounts with cash and trades; each account in it is replaced) or CSV (trades added
-    to existing accounts). Everything is validated first; on any error nothing is written."""
+@click.option("--reset-paper", is_flag=True, help="Also delete the paper fills of the file's paper accounts.")
+@click.option("--yes", is_flag=True, help="Delete what the file does not contain without asking (for scripts).")
+def portfolio_import(file: Path, reset_paper: bool, yes: bool) -> None:
+    """Import FILE: YAML (accounts with cash and trades; each account in it is replaced, its paper fills kept
+    unless --reset-paper) or CSV (trades added to existing accounts). Everything is validated first and what is
+    replaced is printed; deleting anything the file does not contain is asked first (--yes: without asking; no
+    terminal and no --yes: refused). On any error nothing is written."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.portfolio import account_states, import_accounts, import_trades
+    from fks_pipelines.lib.db.portfolio import account_states, import_accounts, import_trades, plan_import
     from fks_pipelines.lib.errors import BadInputError
     from fks_pipelines.lib.portfolio.ledger import read_ledger
 
@@ -331,7 +351,16 @@ def portfolio_import(file: Path) -> None:
         try:
             ledger = read_ledger(file, set(settings.symbols), existing, settings.portfolio_max_bytes)
             if isinstance(ledger, list):
-                trades = import_accounts(conn, ledger, settings.market)
+                plan = plan_import(conn, ledger, reset_paper)
+                losing = [step for step in plan if step.loses()]
+                if losing and not yes and not sys.stdin.isatty():
+                    lost = "; ".join(step.describe() for step in losing)
+                    raise UserError(f"{file}: {lost}: confirm with --yes (nothing was written)")
+                for step in plan:
+                    click.echo(f"  {step.describe()}")
+                if losing and not yes and not click.confirm("Delete what the file does not contain?", default=False):
+                    raise click.ClickException("not confirmed: nothing was written")
+                trades = import_accounts(conn, ledger, settings.market, reset_paper, confirmed=plan)
                 click.echo(f"imported {len(ledger)} account(s), {trades} trade(s) from {file}")
             else:
                 trades = import_trades(conn, ledger, str(file))
@@ -365,18 +394,16 @@ def search(
     if not question.strip():
         raise UserError("the question is empty")
     settings = Settings.from_env()
+    wanted = _symbols_option(symbols, settings) if symbols else None  # the one symbol rule, before the model loads
     when = as_of or datetime.now(UTC)
     embedder = Embedder(settings.embedding_model, settings.embedding_model_path, settings.embedding_device)
     data_url, _ = database_urls(settings)
-    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
     with connect(data_url) as conn:
         if not has_chunks(conn):
             raise click.ClickException(
                 "nothing is embedded yet: run `fks demo` or materialize knowledge/document_embeddings"
             )
-        hits = hybrid_search(
-            conn, question, embedder.encode([question])[0], k, as_of=when, symbols=split(symbols), kinds=kinds
-        )
+        hits = hybrid_search(conn, question, embedder.encode([question])[0], k, as_of=when, symbols=wanted, kinds=kinds)
     if as_json:
         for hit in hits:
             row = {"key": hit.key, "kind": hit.kind, "symbol": hit.symbol, "as_of": hit.as_of.isoformat()}
@@ -844,13 +871,30 @@ def _params(strategy, pairs: tuple[str, ...]) -> dict:
         if not sep or key not in strategy.grid:
             raise BadInputError(f"--params: {pair!r} is not NAME=VALUE with NAME in {', '.join(strategy.grid)}")
         kind = type(strategy.grid[key][0])
-        try:
-            params[key] = kind(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
-        except ValueError:
-            raise BadInputError(f"--params: {key}={raw!r} is not a {kind.__name__}") from None
+        params[key] = _param_value(key, raw, kind)
     if not strategy.valid(params):
         raise BadInputError(f"--params: {params} is not a valid combination for {strategy.name}")
     return params
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number"}
+
+
+def _param_value(key: str, raw: str, kind: type):
+    """One --params value typed like the strategy's GRID values: bool from true/false, yes/no, on/off, 1/0
+    (any case); int from an integral number; float finite; a bad one: BadInputError naming it."""
+    try:
+        if kind is bool:
+            return _BOOLS[raw.strip().lower()]
+        if kind is int and float(raw).is_integer():
+            return int(float(raw))
+        value = kind(raw)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(raw)
+        return value
+    except (KeyError, ValueError):
+        raise BadInputError(f"--params: {key}={raw!r} is not {_KIND_NAMES.get(kind, kind.__name__)}") from None
 
 
 def _config(interval: str, fee: float, workers: int = 1, days_per_year: float = 365.0, conventions=None):
@@ -930,6 +974,8 @@ def backtest(
 
     from fks_pipelines.lib.quant.report import backtest_symbol, json_ready, summary, text_report
 
+    if export:
+        check_output(export, "--export")
     settings = Settings.from_env()
     strategy = _strategy(strategy_name, settings)
     params = _params(strategy, pairs)
@@ -1107,6 +1153,9 @@ def plot(strategy_name, symbol, timerange, interval, pairs, fee, output, html, f
     from fks_pipelines.lib.quant.plot import plot_backtest
     from fks_pipelines.lib.quant.report import backtest_symbol
 
+    check_output(output, "--output")  # both before anything is drawn: no PNG left behind when --html is bad
+    if html:
+        check_output(html, "--html")
     settings = Settings.from_env()
     strategy = _strategy(strategy_name, settings)
     params = _params(strategy, pairs)
@@ -1252,7 +1301,7 @@ def run(args: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo("error: " + " ".join(message.split("\n")), err=True)
+    click.echo("Error: " + " ".join(message.split("\n")), err=True)
     sys.exit(code)
 
 

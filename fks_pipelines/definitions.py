@@ -55,16 +55,21 @@ resources = {
     "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if settings.discord_webhook_url else None),
 }
 
-_merged = Definitions.merge(
-    raw.defs,
-    dbt.defs,
-    analytics.defs,
-    knowledge.defs,
-    recommendations.defs,
-    portfolio.defs,
-    automation.defs,
-    Definitions(resources=resources, executor=step_executor(settings.executor, settings.gpu_image)),
-)
 
-# Each asset links to the file and line of its code in the UI (dbt models: their .sql, set by the translator).
-defs = copy(_merged, assets=with_source_code_references(list(_merged.assets or [])))
+def _definitions() -> Definitions:
+    merged = Definitions.merge(
+        raw.defs,
+        dbt.defs,
+        analytics.defs,
+        knowledge.defs,
+        recommendations.defs,
+        portfolio.defs,
+        automation.defs,
+        Definitions(resources=resources, executor=step_executor(settings.executor, settings.gpu_image)),
+    )
+    # Each asset links to the file and line of its code in the UI (dbt models: their .sql, set by the translator).
+    return copy(merged, assets=with_source_code_references(list(merged.assets or [])))
+
+
+# The one Definitions object at module level, so `dagster ... -m fks_pipelines.definitions` finds it without `-a`.
+defs = _definitions()

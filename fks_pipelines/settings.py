@@ -237,10 +237,24 @@ class Settings(BaseSettings):
     )
 
     # -- strategies and sweeps ----------------------------------------------------------------------------------------
-    strategies_dir: Path = _env(
+    strategies_dir: Path | None = _env(
         "FKS_STRATEGIES_DIR",
-        "Folder of user strategy files (`*.py` with `signals`, `GRID`); relative paths from the working directory.",
-        Path("strategies"),
+        "Folder of user strategy files (`*.py` with `signals`, `GRID`); relative paths from the working directory;"
+        " unset: none (never the working directory by default). They are trusted code (docs/security.md).",
+        None,
+    )
+    strategy_max_grid: int = _env(
+        "FKS_STRATEGY_MAX_GRID",
+        "Most parameter combinations a user strategy's GRID may have; a larger one is refused when the file loads.",
+        10_000,
+        ge=1,
+        le=10_000_000,
+    )
+    strategy_timeout_s: Seconds = _env(
+        "FKS_STRATEGY_TIMEOUT",
+        "Seconds one call of a user strategy's `signals` may take before it is stopped and reported by name"
+        " (enforced on a process's main thread: the CLI, sweep workers, a run's step).",
+        60.0,
     )
     lookahead_policy: Literal["refuse", "flag", "off"] = _env(
         "FKS_LOOKAHEAD_POLICY",

@@ -134,7 +134,7 @@ def test_db_url_is_only_printed_for_this_homes_own_server(server_home, pg_server
     stopped = db_url(pg_server.port)
     assert stopped.returncode != 0 and stopped.stdout == ""
     assert stopped.stderr.strip().splitlines() == [
-        f"error: the embedded server of {server_home} is not running; start it with: fks db start"
+        f"Error: the embedded server of {server_home} is not running; start it with: fks db start"
     ]
     home_b = EmbeddedPostgres(server_home, port=free_port())
     home_b.start()
@@ -508,7 +508,7 @@ def test_project_errors_are_one_line_bad_input_exit_2_others_exit_1(db_url):
     for done, code, text in ((refused, 2, "Invalid symbol"), (unreachable, 1, "cannot connect")):
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == code, done.stderr
-        assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], done.stderr
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and text in lines[0], done.stderr
 
 
 TRADE = "{id: t1, symbol: BTCUSDT, side: buy, quantity: 0.01, price: 60000, at: 2024-05-01T00:00:00Z}"

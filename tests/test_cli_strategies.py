@@ -116,7 +116,7 @@ def test_lookahead_analysis_exit_codes_and_a_broken_file(setup):
         [*FKS, "backtest", "--strategy", "broken", *files], env=environment, capture_output=True, text=True, timeout=600
     )
     assert broken.returncode == 2 and broken.stdout == ""
-    assert broken.stderr.strip() == f"error: {folder / 'broken.py'}: defines no signals(bars, **params) function"
+    assert broken.stderr.strip() == f"Error: {folder / 'broken.py'}: defines no signals(bars, **params) function"
 
 
 def test_backtest_conventions_are_flags(setup):

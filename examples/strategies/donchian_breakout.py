@@ -1,7 +1,7 @@
 """Donchian breakout: buy a close above the highest high of the previous ``entry`` bars, sell a close below
 the lowest low of the previous ``exit`` bars (the turtle traders' channel rule).
 
-Copy this file into ``$FKS_STRATEGIES_DIR`` (default ``./strategies``), then:
+Copy this file into the folder ``$FKS_STRATEGIES_DIR`` names (unset: no user strategies), then:
     fks backtest --strategy donchian_breakout --timerange 20240101-20240301
     fks lookahead-analysis --strategy donchian_breakout
 """

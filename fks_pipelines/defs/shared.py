@@ -1,7 +1,8 @@
 """What every layer shares: the daily partitions, the platform database, the market-data universe, notifications
 and the GPU marker. One place for each, imported by the layers' definitions (never from another layer)."""
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +24,7 @@ from pydantic import Field
 from fks_pipelines.lib.alerts import CheckOutcome
 from fks_pipelines.lib.db.catalog import table_columns, table_row_count
 from fks_pipelines.lib.db.connect import connect, migrate
+from fks_pipelines.lib.db.locks import advisory_lock, asset_lock
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S
@@ -191,3 +193,29 @@ def table_metadata(conn: psycopg.Connection, table: str, *, row_count: int | Non
         "dagster/column_schema": TableSchema(columns=columns),
         "dagster/row_count": table_row_count(conn, table) if row_count is None else row_count,
     }
+
+
+def one_run_at_a_time(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For an asset that rewrites shared tables (placed under ``@asset``): its runs take turns, whichever process
+    runs them. A run that finds another one writing the asset logs that run's id and waits for it (a database
+    advisory lock per asset key, held by a session of its own: a killed run leaves none behind). The asset needs
+    the ``database`` resource."""
+
+    @functools.wraps(fn)
+    def serialized(context: Any, *args: Any, **kwargs: Any) -> Any:
+        key = context.asset_key.to_user_string()
+        database: PostgresResource = kwargs["database"]
+
+        def waiting(other: str) -> None:
+            context.log.info(f"{key} is being written by {other.removeprefix('fks ')}: waiting for it to finish")
+
+        with advisory_lock(database.url, asset_lock(key), f"{key} run {context.run_id[:8]}", waiting):
+            return fn(context, *args, **kwargs)
+
+    # The UI's code reference (with_source_code_references: the file of the decorated function's code, the line of
+    # the function it wraps) points at the asset's own file.
+    wrapper: Any = serialized
+    wrapper.__code__ = wrapper.__code__.replace(
+        co_filename=fn.__code__.co_filename, co_firstlineno=fn.__code__.co_firstlineno
+    )
+    return wrapper

@@ -14,7 +14,13 @@ from dagster import (
     asset,
 )
 
-from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, table_metadata
+from fks_pipelines.defs.shared import (
+    OWNERS,
+    MarketDataResource,
+    PostgresResource,
+    one_run_at_a_time,
+    table_metadata,
+)
 from fks_pipelines.lib.db.marts import latest_day
 from fks_pipelines.lib.db.portfolio import account_states, equity, replace_profit_splits
 from fks_pipelines.lib.portfolio.sizing import profit_split
@@ -40,6 +46,7 @@ TRANSFER_COLUMNS = (
         "the transfer to make (it does not move money)."
     ),
 )
+@one_run_at_a_time
 def profit_splits(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:

@@ -32,6 +32,7 @@ from fks_pipelines.defs.shared import (
     MarketDataResource,
     PostgresResource,
     daily_partitions,
+    one_run_at_a_time,
     table_metadata,
 )
 from fks_pipelines.lib.db import analytics, recommendations
@@ -85,6 +86,7 @@ _IN_PROCESS_LLM = settings().llm_engine == "in_process"
         "the last day to Discord."
     ),
 )
+@one_run_at_a_time
 def daily_recommendations(
     context: AssetExecutionContext,
     database: PostgresResource,
@@ -279,6 +281,7 @@ def fill_shadow_ledgers(conn, day: date, market: str, symbols: list[str]) -> int
         "recommendations.track_record."
     ),
 )
+@one_run_at_a_time
 def track_record(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     with database.connection() as conn:
         scored = recommendations.score_track_record(conn)
@@ -346,6 +349,7 @@ def _equity_png(curves_by_account: dict[str, list]) -> str:
         "per account, generator, baseline and window) and plots every equity curve."
     ),
 )
+@one_run_at_a_time
 def evaluation(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:
@@ -396,6 +400,8 @@ def evaluation(
                 shadow_rows = evaluation_rows([curve], account, shadow)
                 rows += shadow_rows
                 plotted += [(f"{account}_{curve.baseline}_{shadow}", r) for r in shadow_rows if r["period"] == "window"]
+        # The picture before the write: a failure anywhere leaves the previous evaluation whole (all or nothing).
+        png = _equity_png(curves_by_account) if curves_by_account else None
         recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
         catalog = table_metadata(conn, "recommendations.evaluation")
     metadata: dict[str, Any] = {
@@ -411,8 +417,8 @@ def evaluation(
             metadata[f"{name}_{suffix}"] = MetadataValue.float(
                 float(value) if isinstance(value, (int, float, Decimal)) else float("nan")
             )
-    if curves_by_account:
-        metadata["equity_curves"] = MetadataValue.md(_equity_png(curves_by_account))
+    if png:
+        metadata["equity_curves"] = MetadataValue.md(png)
     else:
         context.log.warning("no paper account with recommendations: set `mode: paper` in the portfolio YAML")
     return MaterializeResult(metadata=metadata)

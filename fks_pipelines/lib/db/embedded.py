@@ -256,7 +256,10 @@ class EmbeddedPostgres:
         return self._postmaster_pid() is not None
 
     def start(self, timeout: float = 60) -> ServerStatus:
-        """Initialise (once), start (unless running), and make sure both databases exist."""
+        """Initialise (once), start (unless running), and make sure both databases exist. A port another server
+        holds is refused before anything is created (no empty home left behind), naming that server's home."""
+        if not self.running() and _port_in_use(self.host, self.port):
+            self._refuse_taken_port()
         self.home.mkdir(parents=True, exist_ok=True)
         if not self.initialized():
             self._initdb()
@@ -271,9 +274,7 @@ class EmbeddedPostgres:
         self._lock_down()
         if not self.running():
             if _port_in_use(self.host, self.port):
-                raise DatabaseError(
-                    f"port {self.host}:{self.port} is already in use by another process; set FKS_PG_PORT to a free port"
-                )
+                self._refuse_taken_port()
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             options = (
                 f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories='{self.socket_dir}'"
@@ -294,6 +295,18 @@ class EmbeddedPostgres:
             )
         self._ensure_databases()
         return self.status()
+
+    def _refuse_taken_port(self) -> None:
+        other = embedded_home_on_port(self.port)
+        if other is not None and other != self.home:
+            raise DatabaseError(
+                f"port {self.host}:{self.port} is in use by the embedded server of {other}, not of this home"
+                f" ({self.home}: nothing was created there); use that one with FKS_HOME={other} (or run fks from its"
+                " project folder), or give this home a free port with FKS_PG_PORT"
+            )
+        raise DatabaseError(
+            f"port {self.host}:{self.port} is already in use by another process; set FKS_PG_PORT to a free port"
+        )
 
     def _lock_down(self) -> None:
         """Only the owner reaches the socket and every login needs the password; also fixes older data dirs."""
@@ -385,6 +398,23 @@ def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def embedded_home_on_port(port: int) -> Path | None:
+    """The FKS_HOME of the embedded server listening on ``port`` (its postgres process's ``-D <home>/pgdata`` and
+    ``-c port=``, as :meth:`EmbeddedPostgres.start` runs it), from /proc; None when none is found (another
+    program, or not Linux)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not args[0].endswith("/postgres") or "-D" not in args[:-1] or f"port={port}" not in args:
+            continue
+        data_dir = Path(args[args.index("-D") + 1])
+        if data_dir.name == "pgdata":
+            return data_dir.parent
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

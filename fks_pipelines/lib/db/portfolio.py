@@ -4,24 +4,146 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 
 import psycopg
 
 from fks_pipelines.lib.db.connect import one_row
-from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.lib.portfolio.ledger import Account, Trade, check_account
+from fks_pipelines.lib.errors import BadInputError, FksError
+from fks_pipelines.lib.portfolio.ledger import PAPER_PREFIX, Account, Trade, check_account
 
 
-def import_accounts(conn: psycopg.Connection, accounts: list[Account], market: str) -> int:
-    """Replace each account in the file (its deposits and trades) in one transaction; returns trades written."""
+@dataclass(frozen=True)
+class Replacement:
+    """What importing one account of a YAML file does to what the ledger holds: the file's account replaces the
+    held one (kind, mode, opening cash, imported trades); the paper fills stay unless reset (or the account stops
+    being paper). ``deleted_*`` is what the file does not contain: it is asked for before anything is written."""
+
+    account: str
+    new: bool
+    cash_before: Decimal | None
+    cash_after: Decimal
+    trades_before: int  # imported trades held
+    trades_after: int
+    deleted_trades: tuple[str, ...]  # ids held but not in the file, or in it with other values
+    paper_fills: int  # held
+    deleted_paper_fills: int
+
+    def loses(self) -> bool:
+        return bool(self.deleted_trades or self.deleted_paper_fills)
+
+    def describe(self) -> str:
+        if self.new:
+            return f"{self.account}: new account, opening cash {self.cash_after:,.2f}, {self.trades_after} trade(s)"
+        cash = f"{self.cash_before or 0:,.2f}" + (
+            "" if self.cash_before == self.cash_after else f" -> {self.cash_after:,.2f}"
+        )
+        parts = [f"opening cash {cash}", f"trades {self.trades_before} -> {self.trades_after}"]
+        if self.deleted_trades:
+            shown = ", ".join(self.deleted_trades[:5]) + (", ..." if len(self.deleted_trades) > 5 else "")
+            parts.append(f"deletes {len(self.deleted_trades)} trade(s) the file does not hold as they are ({shown})")
+        kept = self.paper_fills - self.deleted_paper_fills
+        if self.deleted_paper_fills:
+            parts.append(f"deletes {self.deleted_paper_fills} paper fill(s)")
+        if kept:
+            parts.append(f"keeps {kept} paper fill(s)")
+        return f"{self.account}: replaces the account ({'; '.join(parts)})"
+
+
+def _held_trades(conn: psycopg.Connection, account: str) -> list[Trade]:
+    return [
+        Trade(*row)
+        for row in conn.execute(
+            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades"
+            " WHERE account = %s ORDER BY executed_at, trade_id",
+            (account,),
+        ).fetchall()
+    ]
+
+
+def plan_import(conn: psycopg.Connection, accounts: list[Account], reset_paper: bool = False) -> list[Replacement]:
+    """What :func:`import_accounts` would replace, keep and delete (nothing is written). A file whose trades no
+    longer fit the paper fills kept (a sell of more than is then held, cash below zero) is a BadInputError."""
+    held_names = {name.lower(): name for (name,) in conn.execute("SELECT account FROM portfolio.accounts").fetchall()}
+    plan = []
+    for a in accounts:
+        other = held_names.get(a.name.lower())
+        if other is not None and other != a.name:
+            raise BadInputError(f"account {a.name!r} differs from the existing {other!r} only by case")
+        row = conn.execute(
+            "SELECT a.mode, (SELECT sum(amount) FROM portfolio.deposits d WHERE d.account = a.account)"
+            " FROM portfolio.accounts a WHERE a.account = %s",
+            (a.name,),
+        ).fetchone()
+        if row is None:
+            plan.append(Replacement(a.name, True, None, a.cash, 0, len(a.trades), (), 0, 0))
+            continue
+        mode, cash_before = row
+        held = _held_trades(conn, a.name)
+        paper = [t for t in held if mode == "paper" and t.trade_id.startswith(PAPER_PREFIX)]
+        imported = [t for t in held if t not in paper]
+        in_file = set(a.trades)
+        deleted = tuple(t.trade_id for t in imported if t not in in_file)
+        drop_paper = reset_paper or a.mode != "paper"
+        if paper and not drop_paper:
+            check_account(
+                Account(a.name, a.kind, a.cash, a.cash_at, [*a.trades, *paper], a.mode),
+                f"account {a.name} with its {len(paper)} paper fill(s) kept (--reset-paper drops them)",
+            )
+        plan.append(
+            Replacement(
+                a.name,
+                False,
+                cash_before,
+                a.cash,
+                len(imported),
+                len(a.trades),
+                deleted,
+                len(paper),
+                len(paper) if drop_paper else 0,
+            )
+        )
+    return plan
+
+
+def import_accounts(
+    conn: psycopg.Connection,
+    accounts: list[Account],
+    market: str,
+    reset_paper: bool = False,
+    confirmed: list[Replacement] | None = None,
+) -> int:
+    """Replace each account in the file (kind, mode, opening cash and imported trades) in one transaction,
+    keeping its paper fills unless ``reset_paper``; returns trades written. ``confirmed``: the plan a person
+    agreed to; if the ledger changed since (another import), nothing is written."""
     n = 0
     with conn.transaction():
-        for a in accounts:
-            conn.execute("DELETE FROM portfolio.accounts WHERE account = %s", (a.name,))
-            conn.execute(
-                "INSERT INTO portfolio.accounts (account, kind, market, mode) VALUES (%s, %s, %s, %s)",
-                (a.name, a.kind, market, a.mode),
+        conn.execute("LOCK TABLE portfolio.accounts, portfolio.trades IN SHARE ROW EXCLUSIVE MODE")
+        plan = plan_import(conn, accounts, reset_paper)
+        if confirmed is not None and plan != confirmed:
+            raise FksError(
+                "the ledger changed while the import waited for confirmation: nothing was written; run it again"
             )
+        for a, step in zip(accounts, plan, strict=True):
+            if step.new:
+                conn.execute(
+                    "INSERT INTO portfolio.accounts (account, kind, market, mode) VALUES (%s, %s, %s, %s)",
+                    (a.name, a.kind, market, a.mode),
+                )
+            else:
+                conn.execute(
+                    "UPDATE portfolio.accounts SET kind = %s, market = %s, mode = %s, imported_at = now()"
+                    " WHERE account = %s",
+                    (a.kind, market, a.mode, a.name),
+                )
+                conn.execute("DELETE FROM portfolio.deposits WHERE account = %s", (a.name,))
+                if step.deleted_paper_fills or not step.paper_fills:
+                    conn.execute("DELETE FROM portfolio.trades WHERE account = %s", (a.name,))
+                else:  # the platform's paper fills stay; only the imported trades are replaced
+                    conn.execute(
+                        "DELETE FROM portfolio.trades WHERE account = %s AND trade_id NOT LIKE %s",
+                        (a.name, f"{PAPER_PREFIX}%"),
+                    )
             conn.execute(
                 "INSERT INTO portfolio.deposits (account, at, amount, note) VALUES (%s, %s, %s, 'opening cash')",
                 (a.name, a.cash_at, a.cash),
@@ -110,7 +232,8 @@ def holdings(cash: float, trades: list[tuple[str, str, float, float, float]]) ->
     return cash, {k: v for k, v in positions.items() if v != 0}
 
 
-PAPER_PREFIX = "paper-"  # trade ids the platform writes for paper accounts: paper-<decision day>-<symbol>
+# PAPER_PREFIX (lib/portfolio/ledger.py): the trade ids the platform writes for paper accounts, paper-<day>-<symbol>,
+# refused on import; so the functions below delete only what the platform wrote.
 
 
 def replace_paper_fills(conn: psycopg.Connection, account: str, decision_day: date, fills: list[Trade]) -> None:

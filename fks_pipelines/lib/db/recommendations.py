@@ -16,7 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, AccountState, account_states, equity, holdings
-from fks_pipelines.lib.errors import DatabaseError
+from fks_pipelines.lib.errors import DatabaseError, FksError
 from fks_pipelines.lib.portfolio.ledger import Trade
 from fks_pipelines.lib.recommend.generate import Generation
 from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
@@ -311,7 +311,14 @@ def paper_windows(conn: psycopg.Connection, market: str) -> list[tuple[str, date
 
 
 def replace_evaluation(conn: psycopg.Connection, accounts: list[str], rows: list[dict]) -> int:
-    """Make the evaluation of ``accounts`` exactly ``rows`` (dicts with EVALUATION_COLUMNS), in one transaction."""
+    """Make the evaluation of ``accounts`` exactly ``rows`` (dicts with EVALUATION_COLUMNS), in one transaction.
+    A NaN or infinite number is refused before anything is written (the previous rows stay)."""
+    for r in rows:
+        bad = [c for c in EVALUATION_COLUMNS if isinstance(r[c], float) and not math.isfinite(r[c])]
+        if bad:
+            raise FksError(
+                f"evaluation of {r['account']} ({r['baseline']}, {r['period']}): {', '.join(bad)} not finite"
+            )
     with conn.transaction():
         conn.execute("DELETE FROM recommendations.evaluation WHERE account = ANY(%s)", (accounts,))
         with conn.cursor() as cur:

@@ -6,7 +6,9 @@ raise a BadInputError naming the file and the account/row.
 Limits, checked before anything is written: the file's size (checked before it is parsed), at most
 MAX_ACCOUNTS accounts and MAX_TRADES trades per file, amounts up to MAX_AMOUNT with 8 decimal places (the
 ledger tables' precision), no time in the future, and account names of 1 to 64 characters among ASCII
-letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit (they reach Discord posts and logs).
+letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit (they reach Discord posts and logs),
+unique ignoring case. Trade ids starting with ``paper-`` (any case) are refused: they are the platform's paper
+fills, which a re-run replaces. CSV files may start with a UTF-8 byte-order mark (as Excel writes them).
 
 YAML::
 
@@ -46,6 +48,9 @@ MAX_AMOUNT = Decimal(10) ** 15  # cash, quantity, price, fee (the tables hold nu
 PLACES = Decimal("1e-8")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULE = "1 to 64 characters among ASCII letters, digits, '.', '_' and '-', starting with a letter or digit"
+# Trade ids the platform writes for paper accounts (paper-<decision day>-<symbol>): reserved, so a re-run that
+# replaces its own fills can never delete a trade a user imported. Refused in any case (Paper-, PAPER-) on import.
+PAPER_PREFIX = "paper-"
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,13 @@ def _trade(raw: dict, where: str, symbols: set[str]) -> Trade:
     fee = _decimal(raw.get("fee") or 0, "fee", where)
     if quantity <= 0 or price <= 0 or fee < 0:
         raise BadInputError("quantity and price must be positive, fee not negative", where=where)
-    return Trade(str(raw["id"]), symbol, side, quantity, price, fee, _time(raw["at"], "time", where))
+    trade_id = str(raw["id"])
+    if trade_id.lower().startswith(PAPER_PREFIX):
+        raise BadInputError(
+            f"trade id {_show(trade_id)}: ids starting with {PAPER_PREFIX!r} are reserved for paper fills",
+            where=where,
+        )
+    return Trade(trade_id, symbol, side, quantity, price, fee, _time(raw["at"], "time", where))
 
 
 def check_account(account: Account, where: str) -> None:
@@ -206,9 +217,12 @@ def _read_yaml(path: Path, where: str, symbols: set[str]) -> list[Account]:
     accounts, names = [], set()
     for i, raw in enumerate(data["accounts"], start=1):
         account = _account(raw, f"{where}: account {i}", symbols)
-        if account.name in names:
-            raise BadInputError(f"duplicate account {account.name!r}", where=f"{where}: account {i} ({account.name})")
-        names.add(account.name)
+        if account.name.lower() in names:  # names differing only by case would be one account to a reader
+            raise BadInputError(
+                f"duplicate account {account.name!r} (names are compared ignoring case)",
+                where=f"{where}: account {i} ({account.name})",
+            )
+        names.add(account.name.lower())
         accounts.append(account)
     return accounts
 
@@ -216,7 +230,7 @@ def _read_yaml(path: Path, where: str, symbols: set[str]) -> list[Account]:
 def _read_csv(path: Path, where: str, symbols: set[str], existing: set[str]) -> dict[str, list[Trade]]:
     out: dict[str, list[Trade]] = {}
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte-order mark is not a column
             reader = csv.DictReader(f)
             expected = {"account", "trade_id", "symbol", "side", "quantity", "price", "fee", "executed_at"}
             if not reader.fieldnames or not expected <= set(reader.fieldnames):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from fks_pipelines.lib.portfolio.ledger import PLACES, Trade
+from fks_pipelines.lib.portfolio.ledger import PAPER_PREFIX, PLACES, Trade
 
 FEE = 0.001  # per fill, of the notional (Binance spot taker: 0.1%), as the backtests use
 SLIPPAGE = 0.0005  # the fill price is the open moved this share against the account
@@ -54,7 +54,7 @@ def paper_fills(
             return 0.0
         cost = q * p * Decimal(repr(fee))
         f = cost.quantize(PLACES)
-        fills.append(Trade(f"paper-{decision_day.isoformat()}-{symbol}", symbol, side, q, p, f, fill_at))
+        fills.append(Trade(f"{PAPER_PREFIX}{decision_day.isoformat()}-{symbol}", symbol, side, q, p, f, fill_at))
         return float(q * p) * (1 if side == "sell" else -1) - float(f)
 
     for t in sorted(wanted, key=lambda t: t.symbol):

@@ -181,14 +181,16 @@ def refresh_strategies(directory: Path | None = None) -> dict[str, str]:
     """(Re)load :data:`STRATEGIES` and :data:`DEFAULT_PARAMS` in place: the built-ins, then the files in
     ``directory`` (default: ``FKS_STRATEGIES_DIR``). Returns the refused files' one-line errors by name; a file
     named like a built-in is refused."""
-    from fks_pipelines.lib.quant.strategy_files import load_strategy_dir
+    from fks_pipelines.lib.quant.strategy_files import StrategyLimits, load_strategy_dir
     from fks_pipelines.settings import Settings
 
     builtins, broken = load_strategy_dir(BUILTIN_DIR, builtin=True)
     if broken:  # the package's own files: a bug, not the user's input
         raise RuntimeError(f"built-in strategy files refused: {broken}")
-    folder = directory if directory is not None else Settings.from_env().strategies_dir
-    user, errors = load_strategy_dir(folder)
+    settings = Settings.from_env()
+    folder = directory if directory is not None else settings.strategies_dir
+    limits = StrategyLimits(settings.strategy_max_grid, settings.strategy_timeout_s)
+    user, errors = load_strategy_dir(folder, limits=limits) if folder is not None else ({}, {})
     for name in sorted(set(user) & set(builtins)):
         errors[name] = f"{user.pop(name).source}: {name!r} is a built-in strategy; rename the file"
     merged = {**builtins, **user}

@@ -1,4 +1,5 @@
-"""User strategies: one Python file each, in ``FKS_STRATEGIES_DIR`` (default ``./strategies``).
+"""User strategies: one Python file each, in ``FKS_STRATEGIES_DIR`` (unset: none; never the working directory by
+default). They are trusted code, run with the platform's rights (docs/security.md).
 
 A strategy file defines
 - ``signals(bars, **params) -> (entries, exits)``: ``bars`` is a polars DataFrame of one symbol's bars (open,
@@ -16,15 +17,23 @@ same loader (``builtin=True``: imported as package modules, listed with ``source
 The file name without ``.py`` is the strategy's name; files starting with ``_`` are ignored. A file that is
 broken (does not import, no ``signals``, a bad ``GRID`` or ``DEFAULTS``) is refused with one line naming the file
 and what is wrong, and so is a call that returns arrays of the wrong length or dtype, NaN signals, or gets a
-parameter not in ``GRID``: :class:`StrategyFileError`, a :class:`BadInputError` (the CLI exits 2).
+parameter not in ``GRID``: :class:`StrategyFileError`, a :class:`BadInputError` (the CLI exits 2). So is a file
+that exits at import (``sys.exit``), a ``signals`` that raises or exits, a ``GRID`` of more than
+``FKS_STRATEGY_MAX_GRID`` combinations, and a ``signals`` call running past ``FKS_STRATEGY_TIMEOUT`` seconds (on a
+process's main thread, where a timer signal can stop it; code stuck inside one C call is stopped when it returns).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import math
+import signal
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +47,40 @@ MODULE_PREFIX = "fks_user_strategies."
 
 class StrategyFileError(BadInputError):
     """A strategy file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class StrategyLimits:
+    """What one user strategy may take: GRID combinations, and seconds per ``signals`` call (None: no limit)."""
+
+    max_grid: int | None = None
+    timeout_s: float | None = None
+
+
+NO_LIMITS = StrategyLimits()
+
+
+class _TimedOut(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise _TimedOut in the block after ``seconds`` (a SIGALRM timer: only on the main thread, else no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum, _frame):
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def bars_frame(bars: Bars) -> pl.DataFrame:
@@ -66,9 +109,11 @@ def _checked_array(value: object, what: str, n: int, where: str) -> np.ndarray:
     return array
 
 
-def checked_signals(function: Callable[..., object], grid: Mapping[str, tuple], where: str) -> Callable[..., Signals]:
+def checked_signals(
+    function: Callable[..., object], grid: Mapping[str, tuple], where: str, timeout_s: float | None = None
+) -> Callable[..., Signals]:
     """``function`` behind the interface's checks: known parameters in, two boolean arrays of the bars'
-    length out."""
+    length out, within ``timeout_s`` seconds; raising or exiting is a StrategyFileError naming the file."""
 
     def signals(bars: Bars, **params) -> Signals:
         unknown = sorted(set(params) - set(grid))
@@ -78,9 +123,16 @@ def checked_signals(function: Callable[..., object], grid: Mapping[str, tuple], 
             )
         frame = bars_frame(bars)
         try:
-            result = function(frame, **params)
+            with _time_limit(timeout_s):
+                result = function(frame, **params)
         except BadInputError:
             raise
+        except _TimedOut:
+            raise StrategyFileError(
+                f"signals({params}) ran past {timeout_s:g} s (FKS_STRATEGY_TIMEOUT) and was stopped", where=where
+            ) from None
+        except SystemExit as exc:
+            raise StrategyFileError(f"signals({params}) called sys.exit({exc.code!r})", where=where) from None
         except Exception as exc:
             message = str(exc).splitlines()[0] if str(exc) else ""
             raise StrategyFileError(f"signals({params}) raised {type(exc).__name__}: {message}", where=where) from exc
@@ -113,9 +165,9 @@ def _optional_function(module: object, name: str, where: str) -> Callable | None
     return function
 
 
-def load_strategy_file(path: Path, builtin: bool = False) -> Strategy:
+def load_strategy_file(path: Path, builtin: bool = False, limits: StrategyLimits = NO_LIMITS) -> Strategy:
     """The strategy ``path`` defines, checked; :class:`StrategyFileError` names the file and the fault.
-    ``builtin``: one of the package's own strategy files."""
+    ``builtin``: one of the package's own strategy files (no limits apply to them)."""
     where = str(path)
     name = path.stem
     if not name.isidentifier():
@@ -126,7 +178,12 @@ def load_strategy_file(path: Path, builtin: bool = False) -> Strategy:
         raise StrategyFileError("is not a Python file", where=where)
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with _time_limit(None if builtin else limits.timeout_s):
+            spec.loader.exec_module(module)
+    except _TimedOut:
+        raise StrategyFileError(f"took more than {limits.timeout_s:g} s to import", where=where) from None
+    except SystemExit as exc:  # sys.exit() at import: the file's fault, not the command's exit code
+        raise StrategyFileError(f"does not import: it called sys.exit({exc.code!r})", where=where) from None
     except Exception as exc:  # any failure to import is the file's fault; say which
         line = getattr(exc, "lineno", None)
         at = f" (line {line})" if line else ""
@@ -137,6 +194,11 @@ def load_strategy_file(path: Path, builtin: bool = False) -> Strategy:
     if not callable(function):
         raise StrategyFileError("defines no signals(bars, **params) function", where=where)
     grid = _grid(module, where)
+    combinations = math.prod(len(values) for values in grid.values())
+    if not builtin and limits.max_grid is not None and combinations > limits.max_grid:
+        raise StrategyFileError(
+            f"GRID has {combinations:,} combinations: at most {limits.max_grid:,} (FKS_STRATEGY_MAX_GRID)", where=where
+        )
     defaults = getattr(module, "DEFAULTS", None)
     if defaults is None:
         defaults = {key: values[0] for key, values in grid.items()}
@@ -151,7 +213,7 @@ def load_strategy_file(path: Path, builtin: bool = False) -> Strategy:
     warmup = _optional_function(module, "warmup", where)
     return Strategy(
         name,
-        checked_signals(function, grid, where),
+        checked_signals(function, grid, where, None if builtin else limits.timeout_s),
         grid,
         valid=(lambda p: bool(valid(p))) if valid is not None else (lambda p: True),
         description=description,
@@ -161,7 +223,9 @@ def load_strategy_file(path: Path, builtin: bool = False) -> Strategy:
     )
 
 
-def load_strategy_dir(directory: Path, builtin: bool = False) -> tuple[dict[str, Strategy], dict[str, str]]:
+def load_strategy_dir(
+    directory: Path, builtin: bool = False, limits: StrategyLimits = NO_LIMITS
+) -> tuple[dict[str, Strategy], dict[str, str]]:
     """(strategies by name, one-line error by name for the files refused); a missing folder holds none."""
     strategies: dict[str, Strategy] = {}
     errors: dict[str, str] = {}
@@ -171,7 +235,7 @@ def load_strategy_dir(directory: Path, builtin: bool = False) -> tuple[dict[str,
         if path.name.startswith("_"):
             continue
         try:
-            strategies[path.stem] = load_strategy_file(path, builtin)
+            strategies[path.stem] = load_strategy_file(path, builtin, limits)
         except StrategyFileError as exc:
             errors[path.stem] = str(exc)
     return strategies, errors

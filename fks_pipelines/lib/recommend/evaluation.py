@@ -174,8 +174,22 @@ def evaluate(
 
 
 def metrics(curve: Curve) -> dict[str, float | int | None]:
-    """The evaluation table's numbers for one curve (daily closes; Sharpe and Sortino annualised by sqrt(365))."""
+    """The evaluation table's numbers for one curve (daily closes; Sharpe and Sortino annualised by sqrt(365)). A
+    curve that is ever at zero equity or below (an account with no cash) is flat: return and drawdown 0, ratios
+    None; never NaN."""
     values = np.asarray(curve.equity, dtype=float)
+    if not len(values) or values.min() <= 0:  # no equity to measure against (a paper account with zero cash): flat
+        return {
+            "total_return": 0.0,
+            "cagr": None,
+            "sharpe": None,
+            "sortino": None,
+            "max_drawdown": 0.0,
+            "turnover": 0.0,
+            "fees": curve.fees,
+            "hit_rate": None,
+            "n_decisions": curve.n_decisions,
+        }
     m = curve_metrics(values, DAYS_PER_YEAR)
     returns = np.diff(values) / values[:-1] if len(values) > 1 else np.array([])
     years = len(returns) / DAYS_PER_YEAR

@@ -266,5 +266,5 @@ def test_a_bad_limit_is_refused_in_one_line_before_anything_is_written(db_url, t
     )
     assert done.returncode == 2, done.stderr
     assert done.stdout == "" and done.stderr.count("\n") == 1
-    assert done.stderr.startswith(f"error: environment: {name}={value!r} is not ")
+    assert done.stderr.startswith(f"Error: environment: {name}={value!r} is not ")
     assert not home.exists()

@@ -69,7 +69,9 @@ def test_stop_and_restart_keep_the_data(server_home):
 
 def test_port_taken_by_someone_else_is_a_clear_error(server_home, pg_server):
     other = EmbeddedPostgres(server_home, port=pg_server.port)
-    with pytest.raises(DatabaseError, match=f"port 127.0.0.1:{pg_server.port} is already in use"):
+    with pytest.raises(
+        DatabaseError, match=f"port 127.0.0.1:{pg_server.port} is in use by the embedded server of {pg_server.home}"
+    ):
         other.start()
 
 
