@@ -33,7 +33,13 @@ from fks_pipelines.lib.db.platform import database_urls, embedded_server, platfo
 from fks_pipelines.lib.errors import BadInputError, FksError
 from fks_pipelines.lib.outputs import check_output
 from fks_pipelines.lib.rag.documents import KINDS
-from fks_pipelines.settings import PROJECT_ROOT, Settings, record_partitions_start
+from fks_pipelines.settings import (
+    BUNDLED_FREQTRADE_DIR,
+    DEFAULT_SYMBOLS,
+    PROJECT_ROOT,
+    Settings,
+    record_partitions_start,
+)
 
 DAYS = click.IntRange(1, 3660)  # fks ingest sample / fks demo --days: at most ten years
 PORT = click.IntRange(1, 65535)
@@ -714,31 +720,60 @@ def ingest_freqtrade(
 
 
 # -- fks demo / fks dev --------------------------------------------------------------------------------------
+# The bundled real history the demo runs on by default (fks_pipelines/data/freqtrade), and the days before its
+# window that warm the marts, regimes and the first weekly choices up (the paper account opens after them).
+DEMO_REAL = {"FKS_SOURCE": "freqtrade", "FKS_INTERVAL": "1h", "FKS_SYMBOLS": "BTCUSDT,ETHUSDT"}
+DEMO_WARMUP_DAYS = 30
+
+
 @main.command()
 @click.option(
-    "--days", type=DAYS, default=30, show_default=True, help="Complete UTC days to materialize, ending yesterday."
+    "--days",
+    type=DAYS,
+    default=None,
+    help="Days the example paper account follows the recommendations: the last ones of the real history"
+    " (default 90, after 30 days of warm-up), or with --sample the last ones ending yesterday (default 30).",
 )
-def demo(days: int) -> None:
-    """Run the main job on the embedded default (offline sample data) through Dagster, and print the result."""
+@click.option(
+    "--sample", is_flag=True, help="The synthetic offline sample (1-minute bars up to yesterday), not real history."
+)
+def demo(days: int | None, sample: bool) -> None:
+    """Run the main job through Dagster on the embedded default and print the result: by default on the bundled
+    real BTC/ETH hourly history (its last 90 days), with --sample on the synthetic sample up to yesterday."""
     from fks_pipelines.demo import run_demo
+    from fks_pipelines.lib.sources.freqtrade import whole_days
 
-    # The start the environment allows (FKS_PARTITIONS_START, else its default), not the one a demo recorded.
-    settings = Settings.from_env(recorded=False)
-    first = datetime.now(UTC).date() - timedelta(days=days)
-    if first < date.fromisoformat(settings.partitions_start):
+    # The environment as exported (not what an earlier demo recorded): an exported variable always wins.
+    exported = Settings.from_env(recorded=False)
+    if sample:
+        data = {"FKS_SOURCE": "sample", "FKS_INTERVAL": "1m", "FKS_SYMBOLS": ",".join(DEFAULT_SYMBOLS)}
+        last = datetime.now(UTC).date() - timedelta(days=1)
+        opened = last - timedelta(days=(days or 30) - 1)
+        first = opened
+    else:
+        data = dict(DEMO_REAL)
+        symbols = exported.symbols if "symbols" in exported.model_fields_set else data["FKS_SYMBOLS"].split(",")
+        held_from, last = whole_days(exported.freqtrade_dir or BUNDLED_FREQTRADE_DIR, symbols, "1h")
+        opened = last - timedelta(days=(days or 90) - 1)
+        first = max(held_from, opened - timedelta(days=DEMO_WARMUP_DAYS))
+        if opened < held_from:
+            raise click.BadParameter(
+                f"{days} days reach back to {opened}, before the history held from {held_from}", param_hint="'--days'"
+            )
+    if first < date.fromisoformat(exported.partitions_start):
         raise click.BadParameter(
-            f"{days} reaches back to {first}, before the first partition"
-            f" {settings.partitions_start} (FKS_PARTITIONS_START)",
+            f"{days} days reach back to {first}, before the first partition"
+            f" {exported.partitions_start} (FKS_PARTITIONS_START)",
             param_hint="'--days'",
         )
-    env = _apply_env(settings)
-    # Partitions that fit the data: unless FKS_PARTITIONS_START is exported, the daily partitions of this home start
-    # on the demo's first day (or an earlier demo's), for the run it launches and for `fks dev` afterwards.
-    start = settings.partitions_start
-    if "partitions_start" not in settings.model_fields_set:
-        start = record_partitions_start(settings.home, first).isoformat()
-        env = _apply_env(Settings.from_env())  # now with the recorded start, for the processes the run starts
-    run_demo(days=days, env=env, partitions_start=start)
+    unset = {var: value for var, value in data.items() if not os.environ.get(var)}
+    # Partitions and data that fit: unless exported, this home's daily partitions start on the demo's first day (or
+    # an earlier demo's), on the data it ran on, for the run it launches and for `fks dev` afterwards.
+    start = record_partitions_start(exported.home, first, unset).isoformat()
+    if "partitions_start" in exported.model_fields_set:
+        start = exported.partitions_start
+    env = _apply_env(Settings.from_env())
+    run_demo(first=first, opened=opened, last=last, env=env, partitions_start=start)
 
 
 @main.command()

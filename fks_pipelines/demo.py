@@ -12,8 +12,8 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -22,7 +22,9 @@ import click
 from fks_pipelines.settings import PROJECT_ROOT
 
 
-def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
+def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], partitions_start: str) -> None:
+    """Materialize [first, last] in one run; the example paper account opens on ``opened`` (the days before it warm
+    the marts, regimes and choices up), so its recommendations and evaluation cover [opened, last]."""
     from dagster import DagsterInstance, DagsterRunStatus
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -39,11 +41,13 @@ def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
     from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.sources.frame import LoadScope
 
-    last = datetime.now(UTC).date() - timedelta(days=1)
-    first = last - timedelta(days=days - 1)
+    real = settings.source == "freqtrade"
     click.echo(
-        f"fks demo: {days} days ({first} .. {last}) of {', '.join(settings.symbols)} from the {settings.source} source"
+        f"fks demo: {(last - first).days + 1} days ({first} .. {last}) of {', '.join(settings.symbols)}"
+        f" {settings.interval} bars from the {settings.source} source"
+        + (f" (real Binance history: {settings.freqtrade_dir})" if real else " (synthetic)")
     )
+    click.echo(f"  the example paper account opens on {opened}: recommendations and evaluation {opened} .. {last}")
     click.echo(f"  database: {redact(env['FKS_DATABASE_URL'])}")
     click.echo(f"  dagster:  {redact(env['FKS_DAGSTER_DATABASE_URL'])} (DAGSTER_HOME={env['DAGSTER_HOME']})")
     click.echo(f"  partitions: daily from {partitions_start} (FKS_PARTITIONS_START; docs/operations.md)")
@@ -54,7 +58,8 @@ def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
             accounts = read_ledger(DEMO_PORTFOLIO, set(settings.symbols))
             if not isinstance(accounts, list):  # a YAML ledger gives accounts, a CSV one trades
                 raise click.ClickException(f"{DEMO_PORTFOLIO} is not a YAML ledger of accounts")
-            import_accounts(conn, accounts, settings.market)
+            opening = datetime(opened.year, opened.month, opened.day, tzinfo=UTC)
+            import_accounts(conn, [replace(a, cash_at=opening) for a in accounts], settings.market)
             click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 
     tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
@@ -101,7 +106,7 @@ def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
         as_of = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
         recommendation = latest_rows(conn, last)
-        window_targets = window_allocations(conn, first, last)
+        window_targets = window_allocations(conn, opened, last)
         evaluation_rows = evaluation_table(conn)
         evidence = decision_evidence(conn, last)
         generations = conn.execute(
@@ -144,8 +149,8 @@ def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
     click.echo(f'\nknowledge.search: "{DEMO_QUESTION}" as of {as_of:%Y-%m-%d %H:%M} UTC')
     for hit in hits:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
-    print_window(first, last, window_targets)
-    print_evaluation(evaluation_rows)
+    print_window(opened, last, window_targets)
+    print_evaluation(evaluation_rows, real)
     click.echo(
         f"\nNext: `fks dev`, then open http://127.0.0.1:3000/runs/{result.run_id} (this run) or"
         " http://127.0.0.1:3000/asset-groups (the lineage)"
@@ -246,12 +251,12 @@ def print_window(first, last, rows: list[tuple], shown: int = 10) -> None:
         click.echo(f"  ... and {len(rows) - shown} more (recommendations.daily)")
 
 
-def print_evaluation(rows: list[dict]) -> None:
-    """recommendations.evaluation: following the recommendations (the paper account) against the baselines.
-    The sample data is synthetic: these figures show the mechanics, not an edge."""
-    click.echo(
-        "\nrecommendations.evaluation (paper account vs baselines; synthetic sample data: mechanics, not an edge)"
-    )
+def print_evaluation(rows: list[dict], real: bool) -> None:
+    """recommendations.evaluation: following the recommendations (the paper account) against the baselines. On
+    the synthetic sample these figures show the mechanics, not an edge; on real history they are real (one short
+    window: docs/evaluation.md has the five years)."""
+    what = "real Binance prices; five years: docs/evaluation.md" if real else "synthetic data: mechanics, not an edge"
+    click.echo(f"\nrecommendations.evaluation (paper account vs baselines; {what})")
     click.echo(
         f"{'account':<16}{'generator':<10}{'baseline':<16}{'window':<25}{'return':>9}{'Sharpe':>8}{'max DD':>9}"
         f"{'turnover':>9}{'fees':>9}{'hit':>6}{'decisions':>10}"

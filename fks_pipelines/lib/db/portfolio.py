@@ -198,10 +198,15 @@ class AccountState:
 
 
 def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]:
-    """Every account as of ``at``: deposits and trades up to then, nothing later."""
+    """Every account open at ``at`` (its opening deposit is at or before it) as of ``at``: deposits and trades up
+    to then, nothing later. An account opened later does not exist yet for a decision at ``at``: no recommendation
+    is made for it, so a history backfill starts each account's ledger on its own first day."""
     out = []
     for account, kind, market, mode in conn.execute(
-        "SELECT account, kind, market, mode FROM portfolio.accounts ORDER BY account"
+        "SELECT a.account, a.kind, a.market, a.mode FROM portfolio.accounts a"
+        " WHERE EXISTS (SELECT 1 FROM portfolio.deposits d WHERE d.account = a.account AND d.at <= %s)"
+        " ORDER BY a.account",
+        (at,),
     ).fetchall():
         deposits = float(
             one_row(

@@ -36,7 +36,7 @@ import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -391,3 +391,24 @@ def split_days(frame: pl.DataFrame) -> dict[date, pl.DataFrame]:
         "_day", as_dict=True, maintain_order=True
     )
     return {key[0]: part.drop("_day") for key, part in sorted(parts.items())}
+
+
+def whole_days(data_dir: Path, symbols: Iterable[str], interval: str, market: str = "spot") -> tuple[date, date]:
+    """The UTC days every one of ``symbols`` holds from start to end in ``data_dir``'s ``interval`` files: from the
+    first day whose first bar opens at midnight to the last day whose last bar closes at the next midnight (the
+    range a run can load without a partial day at either end). A missing file is a one-line error."""
+    firsts, lasts = [], []
+    for symbol in symbols:
+        found, _ = find_freqtrade_files(data_dir, symbols=[symbol], intervals=[interval])
+        paths = [path for path, name in found if name.market == market]
+        if not paths:
+            raise BadInputError(f"no {market} {interval} freqtrade file for {symbol}", where=str(data_dir))
+        frame = read_freqtrade_file(sorted(paths)[0]).frame
+        if frame.height == 0:
+            raise BadInputError(f"the {symbol} {interval} file holds no bars", where=str(paths[0]))
+        step = interval_timedelta(interval)
+        first, last = frame["open_time"][0], frame["open_time"][-1] + step
+        midnight = datetime.combine(first.date(), time(), UTC)
+        firsts.append(first.date() if first == midnight else first.date() + timedelta(days=1))
+        lasts.append(last.date() - timedelta(days=1))
+    return max(firsts), min(lasts)
