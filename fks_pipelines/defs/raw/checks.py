@@ -30,14 +30,18 @@ from dagster._core.storage.tags import (
 
 from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
-from fks_pipelines.lib.db.raw import read_klines, scope_summary
+from fks_pipelines.lib.db.raw import confirmed_gaps, incomplete_days, read_klines, scope_summary
 from fks_pipelines.lib.quality.rules import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.sources.frame import LoadScope, bars_per_day
 
 # Check name -> (description, the row rules of lib/quality/rules.py it reports; complete_days is a SQL summary).
 CHECKS: dict[str, tuple[str, list[str]]] = {
     "unique_natural_key": ("No two rows share (market, symbol, interval, open_time).", ["unique_natural_key"]),
-    "complete_days": ("Every day has every bar (1440 one-minute bars per symbol); missing bars are listed.", []),
+    "complete_days": (
+        "Every day has every bar (1440 one-minute bars per symbol); missing bars are listed. Days a re-fetch"
+        " confirmed short (real exchange gaps) are known gaps: a warning, listed apart.",
+        [],
+    ),
     "ohlc_consistent": (
         "high >= max(open, close) and low <= min(open, close) on every bar.",
         ["high_not_below_open_close", "low_not_above_open_close"],
@@ -113,9 +117,16 @@ def raw_klines_checks(
         market_data.market, market_data.interval, tuple(market_data.symbols), first, last + timedelta(days=1)
     )
     threshold = context.op_execution_context.op_config["price_jump_threshold"]
+    bars = bars_per_day(scope.interval)
     with database.connection() as conn:
         frame = read_klines(conn, scope)
         summaries = scope_summary(conn, scope)
+        short = (
+            incomplete_days(conn, scope.market, scope.interval, list(scope.symbols), first.date(), last.date(), bars)
+            if bars
+            else []
+        )
+        confirmed = confirmed_gaps(conn, scope.market, scope.interval, [(s, d) for s, d, _ in short])
     results = validate_bar_rules(frame, price_jump_threshold=threshold)
     window: dict[str, Any] = {
         "first_day": MetadataValue.text(days[0]),
@@ -129,12 +140,23 @@ def raw_klines_checks(
             ranges = [
                 f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.missing_ranges
             ]
+            known = [(s, d, n) for s, d, n in short if (s, d) in confirmed]
+            known_missing = sum(bars - n for _, _, n in known) if bars else 0
             yield AssetCheckResult(
                 check_name=name,
                 passed=sum(missing.values()) == 0,
+                # Only known gaps missing: the exchange's own outages, a warning; anything else is an error.
+                severity=AssetCheckSeverity.WARN
+                if 0 < known_missing == sum(missing.values())
+                else AssetCheckSeverity.ERROR,
                 metadata={
                     **window,
                     "missing_bars_total": sum(missing.values()),
+                    "known_gap_bars": known_missing,
+                    "known_gaps": MetadataValue.md(
+                        "\n".join(f"- {s} {d}: {n} of {bars} bars (confirmed by a re-fetch)" for s, d, n in known[:50])
+                        or "none"
+                    ),
                     "missing_bars": MetadataValue.json(missing),
                     "missing_ranges": MetadataValue.md("\n".join(f"- {r}" for r in ranges[:50]) or "none"),
                     "rows": MetadataValue.json({s.symbol: s.rows for s in summaries}),
