@@ -5,16 +5,12 @@
   is rebuilt. Both give identical tables.
 -#}
 
-{#- is_incremental() that also knows the fks_rollup materialization (incremental on plain PostgreSQL). -#}
+{#- is_incremental(), usable from macros: an existing table of an incremental model, not a full refresh. -#}
 {% macro fks_is_incremental() -%}
   {%- if not execute -%}{{ return(false) }}{%- endif -%}
   {%- set relation = adapter.get_relation(this.database, this.schema, this.table) -%}
-  {%- if model.config.materialized == 'fks_rollup' and fks_has_timescaledb() -%}
-    {#- A continuous aggregate's query is the whole definition: TimescaleDB refreshes windows itself. -#}
-    {{ return(false) }}
-  {%- endif -%}
   {{ return(relation is not none and relation.type == 'table'
-            and model.config.materialized in ('incremental', 'fks_rollup') and not should_full_refresh()) }}
+            and model.config.materialized == 'incremental' and not should_full_refresh()) }}
 {%- endmacro %}
 
 {% macro fks_window_bounds() -%}

@@ -48,20 +48,16 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook for rollups: as plain tables they need their key and time indexes; continuous aggregates come
-    with TimescaleDB's own indexes on the materialized hypertable. -#}
-{% macro fks_rollup_indexes(key_columns, time_column) -%}
-  {%- if fks_has_timescaledb() -%}
-    select 1
-  {%- else -%}
-    create unique index if not exists "{{ this.identifier }}__key" on {{ this }} ({{ key_columns | join(', ') }});
-    create index if not exists "{{ this.identifier }}__{{ time_column }}_idx" on {{ this }} ({{ time_column }})
-  {%- endif -%}
+{#- A sum that stays NULL unless every summed value is known: freqtrade-sourced bars carry no quote volume,
+    trades or taker volumes (NULL in raw), and a bucket must not pass off a partial sum (or 0) as the total. -#}
+{% macro fks_known_sum(value) -%}
+    case when count({{ value }}) = count(*) then sum({{ value }}) end
 {%- endmacro %}
 
 {#- The columns of an OHLCV rollup of `time_column`-stamped bars into `width` buckets (grouped by 1, 2, 3):
-    open = first by time, high = max, low = min, close = last by time, sums of volumes and trades. -#}
-{% macro fks_ohlcv_rollup(width, time_column, bar_count) -%}
+    open = first by time, high = max, low = min, close = last by time, sums of volumes and trades (NULL when any
+    summed bar lacks the value), the number of source bars and the interval they are (`bar_source`). -#}
+{% macro fks_ohlcv_rollup(width, time_column, bar_count, bar_source) -%}
     market,
     symbol,
     {{ fks_bucket(width, time_column) }} as bucket,
@@ -69,10 +65,11 @@
     max(high) as high,
     min(low) as low,
     {{ fks_last('close', time_column) }} as close,
-    sum(volume) as volume,
-    sum(quote_volume) as quote_volume,
-    sum(trades)::bigint as trades,
-    sum(taker_buy_base) as taker_buy_base,
-    sum(taker_buy_quote) as taker_buy_quote,
-    {{ bar_count }}::int as bar_count
+    {{ fks_known_sum('volume') }} as volume,
+    {{ fks_known_sum('quote_volume') }} as quote_volume,
+    ({{ fks_known_sum('trades') }})::bigint as trades,
+    {{ fks_known_sum('taker_buy_base') }} as taker_buy_base,
+    {{ fks_known_sum('taker_buy_quote') }} as taker_buy_quote,
+    {{ bar_count }}::int as bar_count,
+    ({{ bar_source }})::text as bar_source
 {%- endmacro %}

@@ -2,8 +2,9 @@
 
 Runs when the test server offers the timescaledb extension (e.g. `FKS_PG_BIN_DIR=<a PostgreSQL 18 build with
 TimescaleDB>/bin make test`); the embedded default has no TimescaleDB, so CI runs the plain path only.
-The same raw data goes into two databases of one server, one using TimescaleDB (hypertables, continuous
-aggregates, compression policy) and one not; every mart must then hold exactly the same rows.
+The same raw data goes into two databases of one server, one using TimescaleDB (hypertables, time_bucket,
+first/last, compression policy) and one not; every mart must then hold exactly the same rows, over 1-minute bars,
+native 1h/1d bars and days mixing them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fks_pipelines.lib.db.timescale import TimescaleOptions, timescaledb_availab
 from fks_pipelines.lib.sources.files import read_kline_file
 from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
+from tests.dbt.test_marts_from_native_bars import NATIVE_1H_FILES, insert_freqtrade, load_files
 from tests.support import Dbt
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -63,30 +65,37 @@ def test_timescaledb_and_plain_postgres_give_identical_marts(two_databases, shar
     days = [date(2024, 3, 1) + timedelta(days=i) for i in range(5)]
     for url in (timescale, plain):
         load(url, shared_data, days[:4], gap_day=days[2])
+        # Native bars too: Binance's 1h files, and freqtrade's 1h/1d bars (NULL volumes) on mixed days (1m files on
+        # 2020-01-01..03, 1h only around them, 1d only before) and around the 2018-02-08 exchange gap.
+        load_files(url, shared_data, NATIVE_1H_FILES + ["spot/BTCUSDT-1m-2020-01-03.zip"])
+        insert_freqtrade(url, shared_data)
         Dbt(url).build()
-    assert snapshot(timescale) == snapshot(plain)
+    ts, pl_ = snapshot(timescale), snapshot(plain)
+    assert ts == pl_
+    assert {r[-1] for r in ts["fct_ohlcv_1h"]} == {"1m", "1h"}
+    assert {r[-1] for r in ts["fct_ohlcv_1d"]} == {"1m", "1h", "1d"}
 
     # The TimescaleDB objects are really there (this test is not comparing plain with plain).
     with psycopg.connect(timescale) as conn:
-        caggs = {r[0] for r in conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates")}
         hypertables = {r[0] for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")}
         compression = conn.execute(
             "SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'"
         ).fetchone()[0]
-    assert caggs == {"fct_ohlcv_1h", "fct_ohlcv_1d"}
-    assert {"binance_klines", "fct_returns"} <= hypertables
+    assert {"binance_klines", "fct_ohlcv_1h", "fct_ohlcv_1d", "fct_returns"} <= hypertables
     assert compression == 1
     with psycopg.connect(plain) as conn:
         assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (0,)
 
-    # A daily partition run after a new day lands (and a re-loaded day): still identical.
+    # A daily partition run after a new day lands (and a re-loaded day): still identical; so are partition runs
+    # across the mixed days.
     for url in (timescale, plain):
         load(url, shared_data, [days[2], days[4]])
         Dbt(url).build(days[2].isoformat(), (days[4] + timedelta(days=1)).isoformat(), "--select", "tag:partitioned")
+        Dbt(url).build("2019-12-31", "2020-01-05", "--select", "tag:partitioned")
     ts, pl_ = snapshot(timescale), snapshot(plain)
     for table in ("fct_ohlcv_1h", "fct_ohlcv_1d", "fct_returns"):
         assert ts[table] == pl_[table], table
-    assert sum(r[-1] for r in ts["fct_ohlcv_1d"] if r[0] == "spot" and r[2].date() == days[4]) == 2 * 1440
+    assert sum(r[-2] for r in ts["fct_ohlcv_1d"] if r[0] == "spot" and r[2].date() == days[4]) == 2 * 1440
 
 
 def test_compressed_raw_chunks_still_reload_idempotently(two_databases):

@@ -4,14 +4,17 @@
 with quotes(quote_asset) as (
     values ('USDT'), ('USDC'), ('FDUSD'), ('BUSD'), ('TUSD'), ('USD'), ('EUR'), ('TRY'), ('BTC'), ('ETH'), ('BNB')
 ), coverage as (
-    -- Per-day coverage summed per symbol: one row per (symbol, day) held, 1/1440 of the bars.
+    -- Per-day coverage summed per symbol: one row per (symbol, day) held, at most 1/24 of the bars.
     select
         market,
         symbol,
         min(first_bar) as first_bar,
         max(last_bar) as last_bar,
         sum(minute_bars)::bigint as minute_bars,
-        count(*) as days_with_data
+        count(*) as days_with_data,
+        count(*) filter (where bar_source = '1m') as days_from_1m,
+        count(*) filter (where bar_source = '1h') as days_from_1h,
+        count(*) filter (where bar_source = '1d') as days_from_1d
     from {{ ref('int_symbol_coverage') }}
     group by market, symbol
 ), parsed as (
@@ -29,7 +32,10 @@ select
     p.first_bar,
     p.last_bar,
     p.minute_bars,
-    p.days_with_data
+    p.days_with_data,
+    p.days_from_1m,
+    p.days_from_1h,
+    p.days_from_1d
 from parsed p
 left join lateral (
     select quote_asset from quotes where p.pair like '%' || quote_asset order by length(quote_asset) desc limit 1

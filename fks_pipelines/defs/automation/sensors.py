@@ -9,7 +9,10 @@ range in one pass, so N missing days are one run (not N ``RunRequest(partition_k
 ``RunRequest.for_asset_graph_subset`` would give a UI backfill object but is not a public API; declarative
 automation's backfills would re-evaluate the whole graph's conditions instead of the days we know are missing.
 Each request has a ``run_key`` derived from what it heals, so the same gap (or symbol) is never requested twice,
-and the range is bounded by the sensor's window.
+and the range is bounded by the sensor's window. Bars a source proved do not exist (``raw.known_gaps``: exchange
+outages in a freqtrade file's range) count as present, and a day that is still short after a source that proves
+nothing was asked for it twice (``lib.db.raw.confirmed_gaps``: a real exchange gap) is not requested again, even
+when the window moves and the set of gaps (so the run key) changes.
 """
 
 import hashlib
@@ -30,7 +33,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource, check_outcomes
 from fks_pipelines.lib.alerts import dump_cursor, load_cursor, new_problems, problem_message
-from fks_pipelines.lib.db.raw import incomplete_days, symbols_with_data
+from fks_pipelines.lib.db.raw import confirmed_gaps, incomplete_days, symbols_with_data
 from fks_pipelines.lib.notify import post_to_discord
 from fks_pipelines.lib.sources.frame import bars_per_day
 from fks_pipelines.lib.sources.landing import landed_files
@@ -81,8 +84,14 @@ def gap_sensor(context: SensorEvaluationContext, database: PostgresResource, mar
             if followed
             else []
         )
+        # Days a re-fetch already confirmed short (exchange outages): asking again would loop for ever.
+        confirmed = confirmed_gaps(conn, market_data.market, market_data.interval, [(s, d) for s, d, _ in gaps])
+    gaps = [g for g in gaps if (g[0], g[1]) not in confirmed]
     if not gaps:
-        return SkipReason(f"no missing or incomplete day for {len(followed)} symbol(s) in {first} .. {last}")
+        return SkipReason(
+            f"no missing or incomplete day for {len(followed)} symbol(s) in {first} .. {last}"
+            + (f" ({len(confirmed)} known gap(s), confirmed by a re-fetch)" if confirmed else "")
+        )
     days = sorted({d for _, d, _ in gaps})
     symbols = sorted({s for s, _, _ in gaps})
     fingerprint = hashlib.sha256(json.dumps([(s, str(d)) for s, d, _ in gaps]).encode()).hexdigest()[:16]

@@ -37,7 +37,10 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
     signals = knowledge.signals_by_day(conn, market, symbols, start, end)
     docs: list[Document] = []
     for row in knowledge.daily_bars_with_returns(conn, market, symbols, start, end):
-        day = row | {"expected_bars": bars_per_day(interval)}
+        # A day's bars are complete at 1440 one-minute or 24 hourly bars, whichever it was built from (bar_source,
+        # not the configured interval); bar_source itself stays out of the document (its content id).
+        source = row.pop("bar_source", None) or interval
+        day = row | {"expected_bars": bars_per_day(source)}
         state = signals.get((day["symbol"], day["bucket"]))
         indicators = (
             {k: v for k, v in state.items() if k not in ("market", "symbol", "bucket", "as_of", "strategy_signals")}

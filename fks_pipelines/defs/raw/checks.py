@@ -30,9 +30,9 @@ from dagster._core.storage.tags import (
 
 from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
-from fks_pipelines.lib.db.raw import read_klines, scope_summary
+from fks_pipelines.lib.db.raw import confirmed_gaps, incomplete_days, read_klines, scope_summary
 from fks_pipelines.lib.quality.rules import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.sources.frame import LoadScope, bars_per_day
 
 # Check name -> (description, the row rules of lib/quality/rules.py it reports; complete_days is a SQL summary).
 CHECKS: dict[str, tuple[str, list[str]]] = {
@@ -117,9 +117,17 @@ def raw_klines_checks(
         market_data.market, market_data.interval, tuple(market_data.symbols), first, last + timedelta(days=1)
     )
     threshold = context.op_execution_context.op_config["price_jump_threshold"]
+    bars = bars_per_day(scope.interval)
     with database.connection() as conn:
         frame = read_klines(conn, scope)
         summaries = scope_summary(conn, scope)
+        # Short days (bars a source proved absent count as present) that a re-fetch confirmed short: real gaps too.
+        short = (
+            incomplete_days(conn, scope.market, scope.interval, list(scope.symbols), first.date(), last.date(), bars)
+            if bars
+            else []
+        )
+        confirmed = confirmed_gaps(conn, scope.market, scope.interval, [(s, d) for s, d, _ in short])
     results = validate_bar_rules(frame, price_jump_threshold=threshold)
     window: dict[str, Any] = {
         "first_day": MetadataValue.text(days[0]),
@@ -133,7 +141,9 @@ def raw_klines_checks(
             # warning that lists them; any other missing bar fails the check.
             missing = {s.symbol: s.missing_bars for s in summaries}
             known = {s.symbol: s.known_gap_bars for s in summaries}
-            unexplained = sum(missing.values()) - sum(known.values())
+            refetched = [(s, d, n) for s, d, n in short if (s, d) in confirmed]
+            refetched_bars = sum(bars - n for _, _, n in refetched) if bars else 0
+            unexplained = sum(missing.values()) - sum(known.values()) - refetched_bars
             ranges = [
                 f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.missing_ranges
             ]
@@ -141,7 +151,7 @@ def raw_klines_checks(
                 f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}"
                 for s in summaries
                 for a, b in s.known_gap_ranges
-            ]
+            ] + [f"{s} {d}: {n} of {bars} bars (confirmed by a re-fetch)" for s, d, n in refetched]
             yield AssetCheckResult(
                 check_name=name,
                 passed=sum(missing.values()) == 0,
@@ -151,7 +161,7 @@ def raw_klines_checks(
                     "missing_bars_total": sum(missing.values()),
                     "missing_bars": MetadataValue.json(missing),
                     "missing_ranges": MetadataValue.md("\n".join(f"- {r}" for r in ranges[:50]) or "none"),
-                    "known_gap_bars_total": sum(known.values()),
+                    "known_gap_bars_total": sum(known.values()) + refetched_bars,
                     "known_gaps": MetadataValue.md("\n".join(f"- {r}" for r in known_ranges[:50]) or "none"),
                     "rows": MetadataValue.json({s.symbol: s.rows for s in summaries}),
                 },

@@ -330,13 +330,15 @@ def search(
 def daily_bars_with_returns(
     conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    """One row per symbol and UTC day with start <= bucket < end, by symbol then day: the day's OHLCV (float)
-    and bar count from marts.fct_ohlcv_1d, with its simple return and 7-/30-day volatility from
+    """One row per symbol and UTC day with start <= bucket < end, by symbol then day: the day's OHLCV (float),
+    bar count and bar source (the interval of the bars it was built from) from marts.fct_ohlcv_1d, with its
+    simple return and 7-/30-day volatility from
     marts.fct_returns (None where the returns mart has no row)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT d.market, d.symbol, d.bucket, d.open::float8 AS open, d.high::float8 AS high, d.low::float8 AS low,"
-            " d.close::float8 AS close, d.volume::float8 AS volume, d.bar_count, r.simple_return, r.volatility_7d,"
+            " d.close::float8 AS close, d.volume::float8 AS volume, d.bar_count, d.bar_source, r.simple_return,"
+            " r.volatility_7d,"
             " r.volatility_30d"
             " FROM marts.fct_ohlcv_1d d LEFT JOIN marts.fct_returns r USING (market, symbol, bucket)"
             " WHERE d.market = %s AND d.symbol = ANY(%s) AND d.bucket >= %s AND d.bucket < %s"

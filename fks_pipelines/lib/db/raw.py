@@ -639,6 +639,33 @@ def incomplete_days(
     return [(s, d, int(n)) for s, d, n in rows]
 
 
+def confirmed_gaps(
+    conn: psycopg.Connection, market: str, interval: str, days: Sequence[tuple[str, date]]
+) -> set[tuple[str, date]]:
+    """The (symbol, day)s among ``days`` (incomplete ones) whose bars the source was asked for at least twice, by
+    loads of the whole day that the source answered (``loaded``, or ``refused`` because it offered fewer bars than
+    held): a re-fetch confirmed what the first load found, so the missing bars do not exist at the source (an
+    exchange outage, e.g. Binance's maintenance on 2018-02-08). The gap sensor does not ask again and the checks
+    does not request them again. This is the fallback for sources that prove nothing (REST, archives); a source's
+    ``ProvenAbsent`` proof is kept in ``raw.known_gaps`` and counts at once (``incomplete_days``, the checks). Bars
+    deleted by hand from a day loaded twice also count as known: re-load such a day with ``--force``."""
+    if not days:
+        return set()
+    rows = conn.execute(
+        """
+        SELECT w.symbol, w.day FROM unnest(%s::text[], %s::date[]) AS w(symbol, day)
+        WHERE (
+            SELECT count(*) FROM raw.ingest_log l
+            WHERE l.market = %s AND l.interval = %s AND l.status IN ('loaded', 'refused') AND w.symbol = ANY(l.symbols)
+              AND l.range_start <= w.day::timestamp AT TIME ZONE 'UTC'
+              AND l.range_end >= (w.day + 1)::timestamp AT TIME ZONE 'UTC'
+        ) >= 2
+        """,
+        ([s for s, _ in days], [d for _, d in days], market, interval),
+    ).fetchall()
+    return {(s, d) for s, d in rows}
+
+
 def symbols_with_data(conn: psycopg.Connection, market: str, interval: str) -> set[str]:
     return {
         s

@@ -1,7 +1,8 @@
 """TimescaleDB when the server offers it, plain PostgreSQL when not.
 
 ``enable_timescaledb`` creates the extension if it is available (it must be in shared_preload_libraries, as it
-is on TimescaleDB-HA and on the embedded server when FKS_PG_BIN_DIR points at a build with it), makes the raw
+is on TimescaleDB-HA and on the embedded server whenever the extension is in its binaries' tree: the wheel's, or
+the build FKS_PG_BIN_DIR points at; lib/db/embedded.py), makes the raw
 minute table a hypertable (chunk interval configurable) and adds a compression policy for raw data older than
 a configurable age. Without TimescaleDB nothing happens: the plain path (indexes, date_bin in dbt) is the
 schema the migrations created. Query results are identical either way (tested when TimescaleDB is present).

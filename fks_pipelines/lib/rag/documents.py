@@ -185,7 +185,8 @@ def market_summary(day: dict, regime: dict | None, indicators: dict | None, jump
         )
     expected = day.get("expected_bars")
     if expected and day.get("bar_count") is not None and day["bar_count"] < expected:
-        events.append(f"a data gap: {day['bar_count']:,} of {expected:,} one-minute bars")
+        unit = {1440: "one-minute", 24: "hourly"}.get(expected, "source")
+        events.append(f"a data gap: {day['bar_count']:,} of {expected:,} {unit} bars")
     if regime:
         probabilities = ", ".join(
             f"{k} {v:.0%}" for k, v in sorted(regime["next_day_probabilities"].items(), key=lambda kv: -kv[1])[:3]

@@ -166,3 +166,38 @@ def test_only_all_assets_job_reoptimizes(name):
 
     keys = {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}
     assert "recommendations/daily" in keys and ("analytics/strategy_choices" in keys) == (name == "all_assets_job")
+
+
+def test_gap_sensor_does_not_refetch_a_gap_a_refetch_confirmed(db_url, monkeypatch):
+    """An exchange outage: the source answers the day short every time. One re-fetch, then it is a known gap,
+    not requested again, also when the window moves (a new gap changes the run key: the known one stays out)."""
+    monkeypatch.setenv("FKS_GAP_WINDOW_DAYS", "3")
+    days = [YESTERDAY - timedelta(days=i) for i in range(3)]
+    load(db_url, ("BTCUSDT",), days[:2])
+
+    def short_load(day):
+        frame = sample_klines(("BTCUSDT",), day, day + timedelta(days=1))
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            replace_klines(
+                conn,
+                frame.filter(frame["open_time"] < frame["open_time"].min() + timedelta(hours=20)),
+                LoadScope.for_day("spot", "1m", ("BTCUSDT",), day.isoformat()),
+                source="sample",
+            )
+
+    short_load(days[2])
+    request = evaluate(gap_sensor, db_url, ["BTCUSDT"])
+    assert isinstance(request, RunRequest)  # fetched once: worth one re-fetch
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == days[2].isoformat()
+    short_load(days[2])  # the re-fetch: the same short day
+    skipped = evaluate(gap_sensor, db_url, ["BTCUSDT"])
+    assert isinstance(skipped, SkipReason) and "1 known gap(s)" in skipped.skip_message
+    # A new gap elsewhere is requested alone, without the known one.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM raw.binance_klines WHERE open_time >= %s::date::timestamptz", (days[0],))
+    request = evaluate(gap_sensor, db_url, ["BTCUSDT"])
+    assert isinstance(request, RunRequest)
+    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        days[0].isoformat(),
+        days[0].isoformat(),
+    )

@@ -28,23 +28,23 @@ def test_dbt_source_is_the_raw_asset_and_groups_follow_layers():
     assert {"unique_key_fct_ohlcv_1h", "ohlc_sane_fct_ohlcv_1h", "no_bucket_gaps_fct_ohlcv_1h"} <= check_names
 
 
-def test_only_the_hourly_rollup_reads_raw_as_the_docs_say():
-    """docs/architecture.md (the dbt layer): the rollups read raw directly (a TimescaleDB continuous aggregate is
-    defined on the hypertable), the rest of the marts go through staging and intermediate or other marts."""
+def test_only_the_rollups_read_raw_as_the_docs_say():
+    """docs/architecture.md (the dbt layer): the rollups read raw directly (the hourly one its 1m and 1h bars, the
+    daily one native 1d bars), the rest of the marts go through staging and intermediate or other marts."""
     graph = defs.resolve_asset_graph()
     marts = [node for node in graph.asset_nodes if node.key.path[0] == "marts"]
     reads_raw = {node.key.to_user_string() for node in marts if any(p.path[0] == "raw" for p in node.parent_keys)}
-    assert reads_raw == {"marts/fct_ohlcv_1h"}
+    assert reads_raw == {"marts/fct_ohlcv_1h", "marts/fct_ohlcv_1d"}
     dim_symbols = graph.get(AssetKey(["marts", "dim_symbols"]))
     assert dim_symbols.parent_keys == {AssetKey(["intermediate", "int_symbol_coverage"])}
     assert graph.get(dim_symbols.parent_keys.pop()).parent_keys == {AssetKey(["staging", "stg_binance_klines"])}
     docs = (PROJECT_ROOT / "docs" / "architecture.md").read_text()
-    assert "Only `marts/fct_ohlcv_1h` has `raw/binance_klines` as a parent" in docs
+    assert "Only the rollups, `marts/fct_ohlcv_1h` and `marts/fct_ohlcv_1d` (for native daily bars), have" in docs
 
 
 def test_every_dbt_check_has_a_description_and_a_readable_name():
     specs = [spec for assets_def in (dbt_daily_models, dbt_models) for spec in assets_def.check_specs]
-    assert len(specs) == 20  # every dbt test in the project
+    assert len(specs) == 22  # every dbt test in the project
     for spec in specs:
         assert spec.description and spec.description.strip(), spec.name
         assert re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)*", spec.name), spec.name  # no trailing or doubled underscores

@@ -240,3 +240,43 @@ def test_a_shorter_reload_fails_the_step_unless_forced(db_url):
     assert forced.success
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM raw.binance_klines").fetchone()[0] < 4320
+
+
+def load_with_gap(db_url: str, symbols: tuple[str, ...], times: int) -> None:
+    """Load 2024-03-01 ``times`` times, each answer short of BTCUSDT's 20:00-20:04 (an exchange outage)."""
+    import polars as pl
+
+    from fks_pipelines.lib.db.raw import replace_klines
+    from fks_pipelines.lib.sources.sample import sample_klines
+
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    frame = sample_klines(symbols, day.date(), datetime(2024, 3, 2).date())
+    frame = frame.filter(
+        ~(
+            (pl.col("symbol") == "BTCUSDT")
+            & (pl.col("open_time").dt.hour() == 20)
+            & (pl.col("open_time").dt.minute() < 5)
+        )
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for _ in range(times):
+            replace_klines(conn, frame, LoadScope.for_day("spot", "1m", symbols, "2024-03-01"), source="sample")
+
+
+def test_a_gap_a_refetch_confirmed_is_a_known_gap_and_a_warning(db_url):
+    load_with_gap(db_url, ("BTCUSDT", "ETHUSDT"), times=1)
+    load_with_gap(db_url, ("SOLUSDT",), times=1)
+    first = checks_by_name(run_checks_only(db_url))["complete_days"]
+    assert not first.passed and first.severity.value == "ERROR"  # one answer: not yet known
+    assert first.metadata["known_gaps"].value == "none"
+    load_with_gap(db_url, ("BTCUSDT", "ETHUSDT"), times=1)  # the re-fetch gives the same short day
+    known = checks_by_name(run_checks_only(db_url))["complete_days"]
+    assert not known.passed and known.severity.value == "WARN"
+    assert known.metadata["known_gap_bars_total"].value == 5
+    assert known.metadata["known_gaps"].value == "- BTCUSDT 2024-03-01: 1435 of 1440 bars (confirmed by a re-fetch)"
+    # A missing bar of a day fetched once is not known: an error again.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM raw.binance_klines WHERE symbol = 'SOLUSDT' AND open_time = '2024-03-01 05:00+00'")
+    mixed = checks_by_name(run_checks_only(db_url))["complete_days"]
+    assert not mixed.passed and mixed.severity.value == "ERROR"
+    assert mixed.metadata["missing_bars"].value == {"BTCUSDT": 5, "ETHUSDT": 0, "SOLUSDT": 1}

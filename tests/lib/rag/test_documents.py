@@ -96,6 +96,9 @@ def test_market_summary_is_known_at_the_end_of_its_day_and_names_events():
     assert "up high vol" in eventful.text and "up_high_vol 70%" in eventful.text
     assert "(overbought)" in eventful.text and "above the upper Bollinger band" in eventful.text
     assert len(eventful.metadata["events"]) == 2
+    # A day built from native hourly bars (bar_source '1h') is complete at 24 of them.
+    hourly = market_summary(day(bar_count=22, expected_bars=24), None, None)
+    assert "a data gap: 22 of 24 hourly bars" in hourly.text
 
 
 def test_signal_events_only_for_signals_that_fired():
