@@ -291,7 +291,7 @@ CHOSEN_SQL = """
     SELECT symbol, decided_at, strategy, params, oos_total_return, dsr, pbo, test_total_return,
            test_buy_and_hold_return
     FROM analytics.strategy_choices
-    WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY created_at DESC LIMIT 1)
+    WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY last_run_at DESC LIMIT 1)
     ORDER BY symbol, decided_at
 """
 REGIMES_SQL = """

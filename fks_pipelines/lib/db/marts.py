@@ -111,3 +111,10 @@ def forward_returns(
         if value is not None:
             out.setdefault((symbol, bucket), {})[int(h)] = float(value)
     return out
+
+
+def first_hourly_bar(conn: psycopg.Connection, market: str, symbol: str) -> datetime | None:
+    """The symbol's first bucket in ``marts.fct_ohlcv_1h`` (None when it has none)."""
+    return one_row(
+        conn.execute("SELECT min(bucket) FROM marts.fct_ohlcv_1h WHERE market = %s AND symbol = %s", (market, symbol))
+    )[0]

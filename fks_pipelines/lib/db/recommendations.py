@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, AccountState, account_states, equity, holdings
 from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.portfolio.ledger import Trade
@@ -82,21 +83,17 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
     ).fetchall():
         if symbol in out:
             out[symbol]["regime"] = {"regime": regime, "next_day_probabilities": probabilities}
-    for symbol, strategy, params, sharpe, ret, dd, bh, decided in conn.execute(
-        "SELECT DISTINCT ON (symbol) symbol, strategy, params, oos_sharpe, oos_total_return, oos_max_drawdown,"
-        " buy_and_hold_return, decided_at FROM analytics.strategy_choices"
-        " WHERE market = %s AND symbol = ANY(%s) AND decided_at < %s ORDER BY symbol, decided_at DESC",
-        (market, symbols, at),
-    ).fetchall():
+    # The same latest-choice query as every other reader (analytics.latest_choices: one ranking of re-decisions).
+    for symbol, c in analytics.latest_choices(conn, market, symbols, at).items():
         if symbol in out:
             out[symbol]["strategy"] = {
-                "strategy": strategy,
-                "params": params,
-                "oos_sharpe": sharpe,
-                "oos_total_return": ret,
-                "oos_max_drawdown": dd,
-                "buy_and_hold_return": bh,
-                "decided_at": decided.isoformat(),
+                "strategy": c["strategy"],
+                "params": c["params"],
+                "oos_sharpe": c["oos_sharpe"],
+                "oos_total_return": c["oos_total_return"],
+                "oos_max_drawdown": c["oos_max_drawdown"],
+                "buy_and_hold_return": c["buy_and_hold_return"],
+                "decided_at": c["decided_at"].isoformat(),
             }
     return out
 
