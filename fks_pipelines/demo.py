@@ -31,6 +31,7 @@ def run_demo(*, days: int, env: dict[str, str], partitions_start: str) -> None:
     )
     from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.sources.frame import LoadScope
+    from fks_pipelines.runs import run_on_code_location
 
     last = datetime.now(UTC).date() - timedelta(days=1)
     first = last - timedelta(days=days - 1)
@@ -186,63 +187,6 @@ def run_events(instance, run_id: str, event_type: str) -> list:
 class RunOutcome:
     run_id: str
     success: bool
-
-
-def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_config: dict, poll_s: float = 1.0):
-    """Create ``job_name``'s run from the workspace's code location (workspace.yaml) and launch it through the
-    instance's run launcher, as the UI's Launch button does; wait for it to end and return the finished run.
-
-    The run therefore carries a code-location origin: it is on the job's page and the timeline, and
-    re-executes from the UI against the same code. It is launched rather than queued because the queue is
-    served by the daemon, which `fks dev` runs and `fks demo` does not.
-    """
-    import time
-
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import WorkspaceFileTarget
-
-    from fks_pipelines.defs.shared import GPU_TAGS
-    from fks_pipelines.launchers.routing import gpu_steps
-
-    target = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")])
-    with WorkspaceProcessContext(instance, target) as process_context:
-        workspace = process_context.create_request_context()
-        (location_name,) = workspace.code_location_names
-        location = workspace.get_code_location(location_name)
-        (repo,) = location.get_repositories().values()
-        remote_job = repo.get_full_job(job_name)
-        plan = location.get_execution_plan(
-            remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
-        )
-        run = instance.create_run(
-            job_name=job_name,
-            run_id=None,
-            run_config=run_config,
-            resolved_op_selection=None,
-            step_keys_to_execute=None,
-            op_selection=None,
-            status=None,
-            root_run_id=None,
-            parent_run_id=None,
-            tags={**remote_job.tags, **tags},
-            job_snapshot=remote_job.job_snapshot,
-            execution_plan_snapshot=plan.execution_plan_snapshot,
-            parent_job_snapshot=remote_job.parent_job_snapshot,
-            remote_job_origin=remote_job.get_remote_origin(),
-            job_code_origin=remote_job.get_python_origin(),
-            asset_selection=None,
-            asset_check_selection=None,
-            asset_graph=repo.asset_graph,
-        )
-        if gpu_steps(instance, run):  # what the run coordinator adds on submission (dagster.yaml)
-            instance.add_run_tags(run.run_id, GPU_TAGS)
-        instance.launch_run(run.run_id, workspace)
-        click.echo(f"  dagster run {run.run_id} launched on code location {location_name}; waiting for it to end")
-        while True:
-            run = instance.get_run_by_id(run.run_id)
-            if run.is_finished:
-                return run
-            time.sleep(poll_s)
 
 
 def print_evidence(day, rows: list[tuple]) -> None:
