@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,9 +97,9 @@ def days(start: date, end: date) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def submit_backfill(instance, process_context, job_name: str, start: date, end: date, symbols: list[str]) -> str:
-    """An asset backfill of every asset of ``job_name`` over the days [start, end] (its unpartitioned assets
-    once), recorded on the instance as the UI's Launch backfill records one; returns its id. An unfinished
+def submit_backfill(instance, process_context, start: date, end: date, symbols: list[str]) -> str:
+    """An asset backfill of every asset (``all_assets_job``'s selection) over the days [start, end] (the
+    unpartitioned assets once), recorded on the instance as the UI's Launch backfill records one; returns its id. An unfinished
     backfill with the same arguments is returned instead of a new one (resume)."""
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
@@ -107,12 +108,14 @@ def submit_backfill(instance, process_context, job_name: str, start: date, end: 
     key = backfill_key(start, end, symbols)
     for existing in instance.get_backfills(status=BulkActionStatus.REQUESTED):
         if existing.tags.get(BACKFILL_KEY_TAG) == key:
-            return existing.backfill_id
+            if not _abandon_dead_runs(instance, existing.backfill_id):
+                return existing.backfill_id  # its runs are alive or done: go on with it
+            # A run of it died with the process that drove it (SIGKILL): an asset backfill never retries a failed
+            # run, so it is canceled and a new one covers the range again (every asset is idempotent).
+            instance.update_backfill(existing.with_status(BulkActionStatus.CANCELED))
     workspace = process_context.create_request_context()
     asset_graph = workspace.asset_graph
-    (location_name,) = workspace.code_location_names
-    (repo,) = workspace.get_code_location(location_name).get_repositories().values()
-    selection = sorted(repo.get_full_job(job_name).asset_selection or [])
+    selection = sorted(asset_graph.materializable_asset_keys)  # all_assets_job: every layer's assets
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=make_new_backfill_id(),
         asset_graph=asset_graph,
@@ -128,6 +131,50 @@ def submit_backfill(instance, process_context, job_name: str, start: date, end: 
     )
     instance.add_backfill(backfill)
     return backfill.backfill_id
+
+
+def _run_pids(instance, run_id: str) -> list[int]:
+    """The process ids the run's engine events name (the run worker and its step processes)."""
+    from dagster import DagsterEventType
+
+    pids = []
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT).records:
+        event = record.event_log_entry.dagster_event
+        data = event.event_specific_data if event else None
+        pid = getattr(data, "metadata", {}).get("pid") if data else None
+        if pid is not None:
+            pids.append(int(pid.value))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _abandon_dead_runs(instance, backfill_id: str, wait_s: float = 600.0) -> bool:
+    """Wait for the backfill's unfinished runs whose process is still alive; mark those whose process is gone as
+    failed. True when any was."""
+    from dagster import RunsFilter
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+    deadline = time.monotonic() + wait_s
+    abandoned = False
+    for run in instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id})):
+        if run.is_finished or run.status.value == "QUEUED":
+            continue
+        while any(_alive(p) for p in _run_pids(instance, run.run_id)) and time.monotonic() < deadline:
+            time.sleep(2)
+        run = instance.get_run_by_id(run.run_id)
+        if not run.is_finished:
+            instance.report_run_failed(run, "its process ended without finishing the run (fks backfill resumes)")
+            abandoned = True
+    return abandoned
 
 
 def _daemon_live(instance) -> bool:
