@@ -99,8 +99,8 @@ def days(start: date, end: date) -> list[str]:
 
 def submit_backfill(instance, process_context, start: date, end: date, symbols: list[str]) -> str:
     """An asset backfill of every asset (``all_assets_job``'s selection) over the days [start, end] (the
-    unpartitioned assets once), recorded on the instance as the UI's Launch backfill records one; returns its id. An unfinished
-    backfill with the same arguments is returned instead of a new one (resume)."""
+    unpartitioned assets once), recorded on the instance as the UI's Launch backfill records one; returns its
+    id. An unfinished backfill with the same arguments is returned instead of a new one (resume)."""
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
     from dagster._time import get_current_timestamp
