@@ -16,7 +16,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db import analytics
-from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, AccountState, account_states, equity, holdings
+from fks_pipelines.lib.db.portfolio import (
+    PAPER_PREFIX,
+    AccountState,
+    account_states,
+    account_states_at,
+    equity,
+    holdings,
+)
 from fks_pipelines.lib.errors import DatabaseError
 from fks_pipelines.lib.portfolio.ledger import Trade
 from fks_pipelines.lib.recommend.generate import Generation
@@ -237,12 +244,16 @@ def score_track_record(conn: psycopg.Connection) -> int:
             " WHERE (r.decision_date, r.account, r.symbol) = (t.decision_date, t.account, t.symbol))"
         )
         n = conn.execute(TRACK_RECORD_SQL).rowcount
-        equities, states_at = {}, {}
-        for day, account, decided_at in conn.execute(
+        equities = {}
+        generations = conn.execute(
             "SELECT decision_date, account, decided_at FROM recommendations.generations"
-        ).fetchall():
-            if decided_at not in states_at:  # every account's state once per decision time
-                states_at[decided_at] = {s.account: s for s in account_states(conn, decided_at)}
+        ).fetchall()
+        # Every account's state at every decision time from one replay of the ledger (linear, not per time).
+        states_at = {
+            at: {s.account: s for s in states}
+            for at, states in account_states_at(conn, [g[2] for g in generations]).items()
+        }
+        for day, account, decided_at in generations:
             state = states_at[decided_at].get(account)
             equities[(day, account)] = equity(conn, state, decided_at) if state else 0.0
         with conn.cursor() as cur:
