@@ -79,7 +79,7 @@ def choices_metadata(config: Any, update: ChoiceUpdate, rows: list[dict]) -> dic
         "objective": config.objective,
         "search": config.search
         if config.search == "grid"
-        else f"optuna ({config.optuna_trials} trials, seed {config.seed})",
+        else f"optuna ({config.optuna_trials} trials/window, seed {config.seed})",
         "direction": "long and short" if config.allow_shorts else "long only",
         "data_range": (
             f"{first:%Y-%m-%d %H:%M} .. {update.data_end:%Y-%m-%d %H:%M} UTC" if first and update.data_end else "-"
