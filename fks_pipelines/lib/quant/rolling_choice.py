@@ -31,7 +31,7 @@ from fks_pipelines.lib.quant.overfitting import (
     probability_of_backtest_overfitting,
     sharpe_ratio,
 )
-from fks_pipelines.lib.quant.strategies import Bars, Strategy
+from fks_pipelines.lib.quant.strategies import Bars, Strategy, SweepBars
 from fks_pipelines.lib.quant.walk_forward import Search, Window, choose_parameters, out_of_sample_metrics
 
 CASH = "cash"
@@ -104,7 +104,8 @@ def configuration_returns(bars: Bars, strategies: list[Strategy], start: int, co
     trade = _slice(bars, start, len(bars["close"]))
     for strategy in strategies:
         sets = strategy.parameter_sets()
-        pairs = [strategy.signals(bars, **p) for p in sets]
+        swept = SweepBars(bars)  # each indicator (and a file strategy's frame) once per strategy, not per set
+        pairs = [strategy.signals(swept, **p) for p in sets]
         entries = np.column_stack([e[start:] for e, _ in pairs])
         exits = np.column_stack([x[start:] for _, x in pairs])
         values = np.asarray(portfolio(trade, entries, exits, config).value(), dtype=float).reshape(
