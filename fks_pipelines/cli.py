@@ -631,17 +631,18 @@ def backfill(start_: date, end: date, symbols: str | None, as_json: bool) -> Non
         steps.append(line)
         click.echo(f"  [{len(steps)}] {line}", err=True)
 
-    with DagsterInstance.get() as instance, workspace_context(instance) as process_context:
-        backfill_id = submit_backfill(instance, process_context, start_, end, chosen)
-        click.echo(f"fks backfill {backfill_id}: {start_} .. {end}, {', '.join(chosen)}", err=True)
-        # The runs' processes inherit this one's stdout: send theirs to stderr, keep stdout for the result.
-        saved = os.dup(1)
-        os.dup2(2, 1)
-        try:
+    # The code server and the runs' processes inherit this one's stdout: theirs go to stderr, stdout keeps the result.
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with DagsterInstance.get() as instance, workspace_context(instance) as process_context:
+            backfill_id = submit_backfill(instance, process_context, start_, end, chosen)
+            click.echo(f"fks backfill {backfill_id}: {start_} .. {end}, {', '.join(chosen)}", err=True)
             status = drive_backfill(instance, process_context, backfill_id, progress)
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
     if as_json:
         click.echo(json.dumps({"backfill_id": backfill_id, "status": status, "steps": steps}))
     else:
