@@ -21,7 +21,7 @@ from fks_pipelines import __version__
 from fks_pipelines.defs.analytics.metadata import choices_metadata, number
 from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions, table_metadata
 from fks_pipelines.lib.db import analytics
-from fks_pipelines.lib.db.marts import read_bars, read_daily_closes
+from fks_pipelines.lib.db.marts import bars_between, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig
 from fks_pipelines.lib.quant.choice_updates import ChoiceSettings, update_choices
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
@@ -170,12 +170,14 @@ def signals(
     window = context.partition_time_window
     rows, states = [], []
     with database.connection() as conn:
+        # One read for the whole window (each day then sees its own 60 days up to its end): not one query per day.
+        every_bar = read_bars(
+            conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, window.start - timedelta(days=59), window.end
+        )
         day = window.start
         while day < window.end:
             end = day + timedelta(days=1)
-            bars_by_symbol = read_bars(
-                conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, end - timedelta(days=60), end
-            )
+            bars_by_symbol = bars_between(every_bar, end - timedelta(days=60), end)
             # Every symbol's latest choice decided before the day's end, in one query (not one per symbol).
             choices = analytics.latest_choice_records(conn, market_data.market, market_data.symbols, before=end)
             for symbol, bars in bars_by_symbol.items():
