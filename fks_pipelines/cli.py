@@ -4,6 +4,7 @@
     fks db backup FILE | restore FILE       pg_dump / pg_restore of the data (or Dagster's) database
     fks ingest sample|binance|archive       load raw klines through the same path as the Dagster asset
     fks demo                                the main job on the embedded default, end to end
+    fks backfill --start D --end D          every asset over a range of days, as a Dagster backfill (resumable)
     fks dev                                 the database + `dg dev`, stopped together
     fks backtest|hyperopt|lookahead-analysis|plot   one strategy (built-in or a file in FKS_STRATEGIES_DIR)
     fks metrics [serve]                     the platform's Prometheus metrics (printed, or served on 127.0.0.1)
