@@ -315,6 +315,17 @@ def run_decisions(
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
 
+def grid_of(conn: psycopg.Connection, run_id: str, market: str, symbol: str) -> tuple[str | None, bool]:
+    """The candidate of the run's latest decision for the symbol, and whether the run holds a grid for it."""
+    row = conn.execute(
+        "SELECT candidate, EXISTS (SELECT 1 FROM analytics.backtest_results r WHERE r.run_id = c.run_id"
+        " AND r.market = c.market AND r.symbol = c.symbol) FROM analytics.strategy_choices c"
+        " WHERE run_id = %s AND market = %s AND symbol = %s ORDER BY decided_at DESC LIMIT 1",
+        (run_id, market, symbol),
+    ).fetchone()
+    return (None, False) if row is None else (row[0], row[1])
+
+
 def report_test(
     conn: psycopg.Connection, run_id: str, market: str, symbol: str, decided_at: datetime, test: Mapping[str, float]
 ) -> None:

@@ -208,8 +208,10 @@ def update_choices(
         _write(conn, run_id, market, symbol, batch, settings, bars)
         update.decided[symbol], update.reported[symbol] = made, reported
         log(f"{symbol}: {made} new decisions, {reported} test windows reported, {len(decided)} decided earlier")
-        if latest is not None:
-            _store_grid(conn, run_id, market, symbol, latest, bars, settings, span)
+        candidate, stored = analytics.grid_of(conn, run_id, market, symbol)
+        if latest is not None or (candidate is not None and not stored):  # a killed run may have missed it
+            last_time = max(decided) if latest is None else None
+            _store_grid(conn, run_id, market, symbol, candidate, latest, last_time, bars, settings, span)
     with conn.transaction():  # the data range the run's decisions cover now
         start = analytics.run_first_input(conn, run_id)
         analytics.record_run(
@@ -238,15 +240,37 @@ def _write(conn, run_id: str, market: str, symbol: str, batch: list, settings: C
     batch.clear()
 
 
-def _store_grid(conn, run_id, market, symbol, latest: Decision, bars: Bars, settings: ChoiceSettings, span: int):
+def _store_grid(
+    conn,
+    run_id: str,
+    market: str,
+    symbol: str,
+    candidate: str | None,
+    latest: Decision | None,
+    last_time: datetime | None,
+    bars: Bars,
+    settings: ChoiceSettings,
+    span: int,
+) -> None:
     """The latest candidate's whole grid over the latest decision's span (bounded: never the whole history), for
-    analysts comparing configurations. Computed outside any transaction; written in its own."""
+    analysts comparing configurations. Computed outside any transaction; written in its own. The latest decision
+    is ``latest`` (made by this run) or the stored one decided at ``last_time``."""
     by_name = {s.name: s for s in settings.strategies}
-    strategy = by_name.get(latest.candidate)
+    strategy = by_name.get(latest.candidate if latest is not None else candidate or "")
     if strategy is None:
         return
-    lo = max(0, latest.decision_index - span)
-    window = {k: v[lo : latest.decision_index] for k, v in bars.items()}
+    if latest is not None:
+        index = latest.decision_index
+    elif last_time is not None:
+        index = int(
+            np.searchsorted(bars["bucket"], np.datetime64(last_time.astimezone(UTC).replace(tzinfo=None), "us"))
+        )
+    else:
+        return
+    lo = max(0, index - span)
+    window = {k: v[lo:index] for k, v in bars.items()}
+    if not len(window["close"]):
+        return
     grid = run_sweep(window, strategy, strategy.parameter_sets(), settings.backtest)
     with conn.transaction():
         analytics.insert_results(

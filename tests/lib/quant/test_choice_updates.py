@@ -142,6 +142,7 @@ def test_a_run_killed_between_batches_resumes_to_the_same_table(short_conn, monk
     conn = short_conn
     update_choices(conn, "spot", SYMBOLS, choice_settings(), lookahead_policy="off")
     whole = table(conn)
+    decisions = conn.execute("SELECT count(*) FROM analytics.strategy_choices").fetchone()[0]
     with conn.transaction():
         conn.execute("DELETE FROM analytics.backtest_runs")
     calls = {"n": 0}
@@ -157,11 +158,16 @@ def test_a_run_killed_between_batches_resumes_to_the_same_table(short_conn, monk
     with pytest.raises(KeyboardInterrupt):
         update_choices(conn, "spot", SYMBOLS, choice_settings(), lookahead_policy="off")
     partial = conn.execute("SELECT count(*) FROM analytics.strategy_choices").fetchone()[0]
-    assert 0 < partial < len(whole)
+    assert 0 < partial < decisions
     monkeypatch.setattr(choice_updates, "_write", write)
     resumed = update_choices(conn, "spot", SYMBOLS, choice_settings(), lookahead_policy="off")
-    assert sum(resumed.decided.values()) == len(whole) - partial
+    assert sum(resumed.decided.values()) == decisions - partial
     assert table(conn) == whole
+    # Killed after every decision was written but before the analysts' grid: the next run adds the grid alone.
+    with conn.transaction():
+        conn.execute("DELETE FROM analytics.backtest_results WHERE symbol = 'ETHUSDT'")
+    again = update_choices(conn, "spot", SYMBOLS, choice_settings(), lookahead_policy="off")
+    assert sum(again.decided.values()) == 0 and table(conn) == whole
 
 
 def test_perturbing_prices_after_a_day_changes_no_choice_decided_up_to_it(short_conn):
