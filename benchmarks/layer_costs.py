@@ -4,7 +4,8 @@ A scratch database per window gets the shared freqtrade BTC/ETH hourly bars stra
 their daily rollup (the raw -> marts path is benchmarked elsewhere), one paper account, then each asset after the
 marts in data-flow order, each timed on its own: strategy_choices (weekly decisions over the whole window), signals
 and strategy state, market_regimes, knowledge/documents, recommendations/daily with the paper ledger, evaluation,
-track_record (embeddings are left out: their cost is per document, measured by benchmarks/embed.py). The last line
+track_record, after a 30-day warm-up window that is not counted (numba compiles vectorbt's kernels on first
+use). Embeddings are left out (their cost is per document, measured by benchmarks/embed.py). The last line
 is one JSON object: per window, seconds per asset and per day, and the per-day ratio long/short per asset (about 1.0
 when the asset is linear in days).
 
@@ -45,6 +46,7 @@ STRATEGIES = ["ma_cross", "rsi_reversion"]
 
 
 def run_window(first: date, days: int) -> dict[str, float]:
+    """Seconds per asset over ``days`` days of bars from ``first``."""
     url = create_scratch_database(f"fks_layer_costs_{days}")
     try:
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=365)
     parser.add_argument("--first", type=date.fromisoformat, default=date(2020, 1, 1))
     args = parser.parse_args()
+    run_window(args.first, 30)  # numba's compilation and the imports' first calls, not counted
     short, long = run_window(args.first, args.short), run_window(args.first, args.long)
     ratio = {k: round((long[k] / args.long) / (short[k] / args.short), 2) if short[k] else None for k in short}
     print(
