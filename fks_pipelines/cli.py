@@ -4,6 +4,7 @@
     fks db backup FILE | restore FILE       pg_dump / pg_restore of the data (or Dagster's) database
     fks ingest sample|binance|archive|freqtrade   load raw klines through the same path as the Dagster asset
     fks demo                                the main job on the embedded default, end to end
+    fks backfill --start D --end D          every asset over a range of days, as a Dagster backfill (resumable)
     fks dev                                 the database + `dg dev`, stopped together
     fks backtest|hyperopt|lookahead-analysis|plot   one strategy (built-in or a file in FKS_STRATEGIES_DIR)
     fks metrics [serve]                     the platform's Prometheus metrics (printed, or served on 127.0.0.1)
@@ -717,6 +718,57 @@ def ingest_freqtrade(
         )
         return
     _print_summary(summaries, elapsed)
+
+
+# -- fks backfill -----------------------------------------------------------------------------------------------
+@main.command()
+@click.option("--start", "start_", type=Day(), required=True, help="First UTC day, e.g. 2021-01-01.")
+@click.option("--end", type=Day(), required=True, help="Last UTC day (inclusive).")
+@click.option("--symbols", help="Comma-separated (default: FKS_SYMBOLS / the configured universe).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object at the end: backfill id, status, steps.")
+def backfill(start_: date, end: date, symbols: str | None, as_json: bool) -> None:
+    """A Dagster asset backfill of every asset over the days [--start, --end], on the UI's backfill page; the
+    same arguments again resume an unfinished one. Without `fks dev`'s daemon, this process drives it."""
+    import json
+
+    from dagster import DagsterInstance
+
+    from fks_pipelines.runs import drive_backfill, submit_backfill, workspace_context
+
+    settings = Settings.from_env()  # with what the home recorded (a demo's data), as `fks dev` serves it
+    _check_day_range(start_, end)
+    if start_ < date.fromisoformat(settings.partitions_start):
+        raise click.BadParameter(
+            f"{start_} is before the first partition {settings.partitions_start} (FKS_PARTITIONS_START)",
+            param_hint="'--start'",
+        )
+    chosen = _symbols_option(symbols, settings)
+    env = _apply_env(settings)
+    os.environ["FKS_SYMBOLS"] = env["FKS_SYMBOLS"] = ",".join(chosen)  # the run's universe (code location, runs)
+    steps: list[str] = []
+
+    def progress(line: str) -> None:
+        steps.append(line)
+        click.echo(f"  [{len(steps)}] {line}", err=True)
+
+    # The code server and the runs' processes inherit this one's stdout: theirs go to stderr, stdout keeps the result.
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with DagsterInstance.get() as instance, workspace_context(instance) as process_context:
+            backfill_id = submit_backfill(instance, process_context, start_, end, chosen)
+            click.echo(f"fks backfill {backfill_id}: {start_} .. {end}, {', '.join(chosen)}", err=True)
+            status = drive_backfill(instance, process_context, backfill_id, progress)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    if as_json:
+        click.echo(json.dumps({"backfill_id": backfill_id, "status": status, "steps": steps}))
+    else:
+        click.echo(f"backfill {backfill_id}: {status} ({len(steps)} steps)")
+    if status not in ("COMPLETED", "COMPLETED_SUCCESS"):
+        raise SystemExit(1)
 
 
 # -- fks demo / fks dev --------------------------------------------------------------------------------------

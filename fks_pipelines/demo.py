@@ -40,6 +40,7 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
     )
     from fks_pipelines.lib.portfolio.ledger import read_ledger
     from fks_pipelines.lib.sources.frame import LoadScope
+    from fks_pipelines.runs import run_on_code_location
 
     real = settings.source == "freqtrade"
     click.echo(
@@ -288,62 +289,6 @@ class RunOutcome:
     success: bool
 
 
-def run_on_code_location(instance, job_name: str, tags: dict[str, str], run_config: dict, poll_s: float = 1.0):
-    """Create ``job_name``'s run from the workspace's code location (workspace.yaml) and launch it through the
-    instance's run launcher, as the UI's Launch button does; wait for it to end and return the finished run.
-
-    The run therefore carries a code-location origin: it is on the job's page and the timeline, and
-    re-executes from the UI against the same code. It is launched rather than queued because the queue is
-    served by the daemon, which `fks dev` runs and `fks demo` does not.
-    """
-    import time
-
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import WorkspaceFileTarget
-
-    from fks_pipelines.launchers.routing import gpu_run_tags
-
-    target = WorkspaceFileTarget(paths=[str(PROJECT_ROOT / "workspace.yaml")])
-    with WorkspaceProcessContext(instance, target) as process_context:
-        workspace = process_context.create_request_context()
-        (location_name,) = workspace.code_location_names
-        location = workspace.get_code_location(location_name)
-        (repo,) = location.get_repositories().values()
-        remote_job = repo.get_full_job(job_name)
-        plan = location.get_execution_plan(
-            remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
-        )
-        run = instance.create_run(
-            job_name=job_name,
-            run_id=None,
-            run_config=run_config,
-            resolved_op_selection=None,
-            step_keys_to_execute=None,
-            op_selection=None,
-            status=None,
-            root_run_id=None,
-            parent_run_id=None,
-            tags={**remote_job.tags, **tags},
-            job_snapshot=remote_job.job_snapshot,
-            execution_plan_snapshot=plan.execution_plan_snapshot,
-            parent_job_snapshot=remote_job.parent_job_snapshot,
-            remote_job_origin=remote_job.get_remote_origin(),
-            job_code_origin=remote_job.get_python_origin(),
-            asset_selection=None,
-            asset_check_selection=None,
-            asset_graph=repo.asset_graph,
-        )
-        if gpu_tags := gpu_run_tags(instance, run):  # what the run coordinator adds on submission (dagster.yaml)
-            instance.add_run_tags(run.run_id, gpu_tags)
-        instance.launch_run(run.run_id, workspace)
-        click.echo(f"  dagster run {run.run_id} launched on code location {location_name}; waiting for it to end")
-        while True:
-            run = instance.get_run_by_id(run.run_id)
-            if run.is_finished:
-                return run
-            time.sleep(poll_s)
-
-
 def print_evidence(day, rows: list[tuple], shown: int = 12) -> None:
     """The documents the day's decisions read, with their as_of: the decision day's own facts first."""
     click.echo(f"\nevidence read for the decisions of {day} (by key and time, then analogs), with its as_of")
@@ -394,7 +339,7 @@ CHOSEN_SQL = """
     SELECT symbol, decided_at, strategy, params, oos_total_return, dsr, pbo, test_total_return,
            test_buy_and_hold_return
     FROM analytics.strategy_choices
-    WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY created_at DESC LIMIT 1)
+    WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY last_run_at DESC LIMIT 1)
     ORDER BY symbol, decided_at
 """
 REGIMES_SQL = """

@@ -444,6 +444,9 @@ BAD_INVOCATIONS = {
     "gap rate 2": (["ingest", "sample", "--days", "1", "--gap-rate", "2"], "--gap-rate", "2"),
     "gap rate nan": (["ingest", "sample", "--days", "1", "--gap-rate", "nan"], "--gap-rate", "nan"),
     "unknown database": (["db", "url", "--database", "fsk"], "--database", "fsk"),
+    "backfill reversed": (["backfill", "--start", "2024-02-01", "--end", "2024-01-01"], "--end", "2024-01-01"),
+    "backfill not a date": (["backfill", "--start", "2024-02-30", "--end", "2024-03-01"], "--start", "2024-02-30"),
+    "backfill before the partitions": (["backfill", "--start", "1999-01-01", "--end", "1999-01-02"], "--start", "1999"),
 }
 
 

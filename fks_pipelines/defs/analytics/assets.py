@@ -1,14 +1,8 @@
 """The quantitative layer over the marts: strategy choice by walk-forward validation, daily signals, and
 the Markov regime model. Results land in the ``analytics`` schema for analysts."""
 
-import base64
-import io
-import json
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import numpy as np
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -24,13 +18,14 @@ from dagster import (
 from pydantic import Field
 
 from fks_pipelines import __version__
+from fks_pipelines.defs.analytics.metadata import choices_metadata, number
 from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions, table_metadata
 from fks_pipelines.lib.db import analytics
-from fks_pipelines.lib.db.marts import bars_end, read_bars, read_daily_closes
-from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, run_sweep
-from fks_pipelines.lib.quant.lookahead import screen_strategies
+from fks_pipelines.lib.db.marts import bars_between, read_bars, read_daily_closes
+from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig
+from fks_pipelines.lib.quant.choice_updates import ChoiceSettings, update_choices
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
-from fks_pipelines.lib.quant.rolling_choice import Windows, rolling_choices
+from fks_pipelines.lib.quant.rolling_choice import Windows
 from fks_pipelines.lib.quant.selection import indicator_state, signal_state
 from fks_pipelines.lib.quant.state import CASH, position_state
 from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
@@ -44,7 +39,6 @@ HOURS_PER_YEAR = 24 * 365
 
 class StrategySelectionConfig(Config):
     objective: str = Field(default="sharpe", description=f"One of {', '.join(OBJECTIVES)}.")
-    history_days: int = Field(default=90, description="Days of hourly bars (up to the latest) to decide over.")
     in_sample_days: int = Field(default=7, description="In-sample window: each strategy's parameters are chosen here.")
     validation_days: int = Field(
         default=3, description="Validation window after it: the strategy (or cash) is chosen here."
@@ -80,7 +74,7 @@ class StrategySelectionConfig(Config):
             raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(STRATEGIES)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective: {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
-        for name in ("in_sample_days", "validation_days", "every_days", "history_days"):
+        for name in ("in_sample_days", "validation_days", "every_days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1 day, not {getattr(self, name)}")
         if not 0 <= self.min_dsr <= 1:
@@ -102,56 +96,6 @@ class StrategySelectionConfig(Config):
             raise ValueError(f"search/optuna_trials: {e}") from e
 
 
-def _png_markdown(curve: np.ndarray, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3), dpi=90)
-    ax.plot(curve, lw=1.2)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel("test-window hours (decisions chained)")
-    ax.set_ylabel("equity")
-    ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
-
-
-def _utc(stamp: np.datetime64) -> datetime:
-    return stamp.astype("datetime64[us]").item().replace(tzinfo=UTC)
-
-
-def _number(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else round(float(value), 6)
-
-
-DECISION_COLUMNS = (
-    TableColumn("symbol", "string"),
-    TableColumn("decided_at", "string", description="UTC; every input of the choice is before it"),
-    TableColumn("strategy", "string", description="the choice: a strategy or cash"),
-    TableColumn("candidate", "string", description="the best strategy on the validation window"),
-    TableColumn("validation_return", "float", description="the candidate's, after fees"),
-    TableColumn("dsr", "float", description="Deflated Sharpe Ratio of the candidate's validation record"),
-    TableColumn("pbo", "float", description="Probability of Backtest Overfitting of best-Sharpe selection"),
-    TableColumn("test_return", "float", description="the choice on the test window (empty until it ends)"),
-    TableColumn("test_buy_and_hold", "float"),
-)
-CANDIDATE_COLUMNS = (
-    TableColumn("symbol", "string"),
-    TableColumn("decided_at", "string", description="UTC"),
-    TableColumn("strategy", "string"),
-    TableColumn("params", "string", description="JSON"),
-    TableColumn("in_sample_score", "float", description="the objective on the in-sample window"),
-    TableColumn("validation_return", "float", description="after fees"),
-    TableColumn("validation_sharpe", "float"),
-    TableColumn("chosen", "bool"),
-)
-
-
 @asset(
     key_prefix="analytics",
     group_name="analytics",
@@ -159,11 +103,14 @@ CANDIDATE_COLUMNS = (
     kinds={"vectorbt", "postgres"},
     owners=OWNERS,
     description=(
-        "Per symbol, the strategy to trade re-decided every every_days (weekly) over the last history_days of "
-        "hourly bars: parameters chosen in-sample, the strategy or cash chosen on the following validation window "
-        "(cash unless the winner's return is positive after fees and its Deflated Sharpe Ratio reaches min_dsr), "
-        "the choice reported on a later test window, with the PBO of the selection. Every input of a decision is "
-        "before its decided_at. Writes analytics.backtest_runs, backtest_results, strategy_choices."
+        "Per symbol, the strategy to trade decided at every anchored time (Monday 00:00 UTC for every_days=7) from "
+        "the end of the warm-up to the last bar: parameters chosen in-sample, the strategy or cash chosen on the "
+        "following validation window (cash unless the winner's return is positive after fees and its Deflated "
+        "Sharpe Ratio reaches min_dsr), the choice reported on the later test window once it has ended, with the "
+        "PBO of the selection. Every input of a decision is before its decided_at. Incremental: a configuration is "
+        "one run (its id derived from the configuration's fingerprint) that decides only the times it has not "
+        "decided yet; a changed configuration re-decides everything. Writes analytics.backtest_runs, "
+        "backtest_results, strategy_choices."
     ),
 )
 def strategy_choices(
@@ -173,189 +120,33 @@ def strategy_choices(
     market_data: MarketDataResource,
 ) -> MaterializeResult:
     backtest, search, windows = config.validated()
-    strategies = [STRATEGIES[name] for name in config.strategies]
-    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    every = timedelta(days=config.every_days)
-    with database.connection() as conn:
-        end = bars_end(conn, "fct_ohlcv_1h")
-        if end is None:
-            raise ValueError("marts.fct_ohlcv_1h is empty: materialize the raw layer and the marts first")
-        start = end - timedelta(days=config.history_days)
-        bars_by_symbol = read_bars(conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, start, end)
-        choices: list[analytics.StrategyChoice] = []
-        grids: dict[str, tuple[str, dict[str, np.ndarray]]] = {}
-        candidate_rows: list[tuple[str, datetime, dict, bool]] = []
-        curves: dict[str, np.ndarray] = {}
-        flagged: dict = {}
-        longest = max(bars_by_symbol.values(), key=lambda b: len(b["close"]), default=None)
-        if longest is not None and len(longest["close"]):
-            # Each strategy's signals on truncated vs full history (lookahead.py): refused or flagged by policy.
-            strategies, flagged = screen_strategies(strategies, longest, settings().lookahead_policy)
-            for name, found in flagged.items():
-                context.log.warning(f"{name} uses the future (flagged, FKS_LOOKAHEAD_POLICY=flag): {found[0].line()}")
-        for symbol, bars in bars_by_symbol.items():
-            context.log.info(f"{symbol}: deciding every {config.every_days} days over {len(bars['close'])} hourly bars")
-            decisions = (
-                rolling_choices(
-                    bars,
-                    strategies,
-                    windows,
-                    every=every,
-                    end=end,
-                    objective=config.objective,
-                    min_dsr=config.min_dsr,
-                    config=backtest,
-                    search=search,
-                )
-                if len(bars["close"])
-                else []
-            )
-            if not decisions:
-                context.log.warning(
-                    f"{symbol}: {len(bars['close'])} bars hold no decision time with "
-                    f"{config.in_sample_days + config.validation_days} days before it"
-                )
-                continue
-            curve, capital = [], backtest.init_cash
-            for decided_at, decision, test in decisions:
-                i = decision.decision_index
-                val = decision.validation
-                choices.append(
-                    analytics.StrategyChoice(
-                        symbol=symbol,
-                        strategy=decision.strategy,
-                        params=decision.params,
-                        objective=config.objective,
-                        oos_windows=1,
-                        oos_total_return=val["total_return"],
-                        oos_sharpe=val["sharpe"],
-                        oos_max_drawdown=val["max_drawdown"],
-                        oos_trades=val["trades"],
-                        buy_and_hold_return=val["buy_and_hold_return"],
-                        decided_at=decided_at,
-                        candidate=decision.candidate,
-                        in_sample_start=_utc(bars["bucket"][i - windows.validation - windows.in_sample]),
-                        validation_start=_utc(bars["bucket"][i - windows.validation]),
-                        n_trials=decision.n_trials,
-                        dsr=decision.dsr,
-                        pbo=decision.pbo,
-                        configurations=decision.configurations,
-                        test_end=decided_at + every,
-                        test_total_return=None if test is None else test["total_return"],
-                        test_sharpe=None if test is None else test["sharpe"],
-                        test_max_drawdown=None if test is None else test["max_drawdown"],
-                        test_trades=None if test is None else test["trades"],
-                        test_buy_and_hold_return=None if test is None else test["buy_and_hold_return"],
-                    )
-                )
-                for c in decision.candidates:
-                    candidate_rows.append((symbol, decided_at, c, c["strategy"] == decision.strategy))
-                if test is not None:
-                    curve.append(test["equity"] / backtest.init_cash * capital)
-                    capital = curve[-1][-1]
-            if curve:
-                curves[symbol] = np.concatenate(curve)
-            grids[symbol] = (decisions[-1][1].candidate, bars)
-        with conn.transaction():  # the run, its choices and their grids land together or not at all
-            analytics.insert_run(
-                conn,
-                run_id,
-                code_version=__version__,
-                bar_interval="1h",
-                data_start=start,
-                data_end=end,
-                objective=config.objective,
-                config=config.model_dump(),
-            )
-            for choice in choices:
-                analytics.insert_choice(conn, run_id, market_data.market, choice)
-            for symbol, (name, bars) in grids.items():
-                # The latest candidate's full-sample grid, for analysts comparing configurations.
-                strategy = STRATEGIES[name]
-                grid = run_sweep(bars, strategy, strategy.parameter_sets(), backtest)
-                analytics.insert_results(
-                    conn,
-                    run_id,
-                    market_data.market,
-                    symbol,
-                    strategy.name,
-                    _utc(bars["bucket"][0]),
-                    end,
-                    grid.iter_rows(named=True),
-                )
-        catalog = table_metadata(conn, "analytics.strategy_choices")
-    candidates = [
-        TableRecord(
-            {
-                "symbol": symbol,
-                "decided_at": f"{decided_at:%Y-%m-%d %H:%M}",
-                "strategy": c["strategy"],
-                "params": json.dumps(c["params"]),
-                "in_sample_score": _number(c["in_sample_score"]),
-                "validation_return": _number(c["validation"]["total_return"]),
-                "validation_sharpe": _number(c["validation"]["sharpe"]),
-                "chosen": chosen,
-            }
-        )
-        for symbol, decided_at, c, chosen in candidate_rows
-    ]
-    # The bars the decisions actually read (the requested lookback may reach before the data).
-    used = [bars["bucket"] for bars in bars_by_symbol.values() if len(bars["bucket"])]
-    data_range = (
-        f"{_utc(min(u[0] for u in used)):%Y-%m-%d %H:%M} .. "
-        f"{_utc(max(u[-1] for u in used)) + timedelta(hours=1):%Y-%m-%d %H:%M} UTC"
-        if used
-        else "no hourly bars"
+    choice_settings = ChoiceSettings(
+        strategies=[STRATEGIES[name] for name in config.strategies],
+        windows=windows,
+        every=timedelta(days=config.every_days),
+        objective=config.objective,
+        min_dsr=config.min_dsr,
+        backtest=backtest,
+        search=search,
+        config=config.model_dump(),
+        code_version=__version__,
     )
-    test_sharpes = [c.test_sharpe for c in choices if c.test_sharpe is not None and np.isfinite(c.test_sharpe)]
-    records = [
-        TableRecord(
-            {
-                "symbol": c.symbol,
-                "decided_at": f"{c.decided_at:%Y-%m-%d %H:%M}",
-                "strategy": c.strategy,
-                "candidate": c.candidate or "",
-                "validation_return": _number(c.oos_total_return),
-                "dsr": _number(c.dsr),
-                "pbo": _number(c.pbo),
-                "test_return": _number(c.test_total_return),
-                "test_buy_and_hold": _number(c.test_buy_and_hold_return),
-            }
+    with database.connection() as conn:
+        update = update_choices(
+            conn,
+            market_data.market,
+            market_data.symbols,
+            choice_settings,
+            lookahead_policy=settings().lookahead_policy,
+            log=context.log.info,
         )
-        for c in choices
-    ]
-    latest = {c.symbol: c for c in choices}  # decisions are in time order per symbol
-    metadata: dict[str, Any] = {
-        **catalog,
-        "run_id": run_id,
-        "objective": config.objective,
-        "search": search.method
-        if search.method == "grid"
-        else f"optuna ({search.trials} trials/window, seed {search.seed})",
-        "direction": "long and short" if config.allow_shorts else "long only",
-        "data_range": data_range,
-        "lookback": f"up to {config.history_days} days before {end:%Y-%m-%d %H:%M} UTC",
-        "windows": (
-            f"in-sample {config.in_sample_days}d, validation {config.validation_days}d, test {config.every_days}d;"
-            f" a decision every {config.every_days}d; cash unless DSR >= {config.min_dsr}"
-        ),
-        "decision_count": len(choices),
-        # Out-of-sample: the choices' mean Sharpe on their ended test windows (NaN while none has a Sharpe, e.g.
-        # every choice so far was cash).
-        "test_sharpe_mean": MetadataValue.float(float(np.mean(test_sharpes)) if test_sharpes else float("nan")),
-        "test_windows": sum(1 for c in choices if c.test_total_return is not None),  # ended test windows
-        "decisions": MetadataValue.table(records, schema=TableSchema(columns=list(DECISION_COLUMNS))),
-        "chosen": MetadataValue.json({s: {"strategy": c.strategy, "params": c.params} for s, c in latest.items()}),
-        "candidates": MetadataValue.table(candidates, schema=TableSchema(columns=list(CANDIDATE_COLUMNS))),
-        "lookahead_flagged": MetadataValue.json({name: [f.line() for f in found] for name, found in flagged.items()}),
-    }
-    for symbol, last in latest.items():  # the latest decision's figures, as numbers the Plots tab can chart
-        for name, value in (("dsr", last.dsr), ("pbo", last.pbo)):
-            if value is not None and np.isfinite(value):
-                metadata[f"{name}_{symbol}"] = MetadataValue.float(float(value))
-    for symbol, equity in curves.items():
-        metadata[f"test_equity_{symbol}"] = MetadataValue.md(_png_markdown(equity, f"{symbol}: test-window equity"))
-    return MaterializeResult(metadata=metadata)
+        if update.data_end is None:
+            raise ValueError("marts.fct_ohlcv_1h is empty: materialize the raw layer and the marts first")
+        rows = analytics.run_choices(conn, update.run_id, market_data.market, market_data.symbols)
+        catalog = table_metadata(conn, "analytics.strategy_choices")
+    for name, found in update.flagged.items():
+        context.log.warning(f"{name} uses the future (flagged, FKS_LOOKAHEAD_POLICY=flag): {found[0].line()}")
+    return MaterializeResult(metadata={**catalog, **choices_metadata(config, update, rows)})
 
 
 @asset(
@@ -379,12 +170,14 @@ def signals(
     window = context.partition_time_window
     rows, states = [], []
     with database.connection() as conn:
+        # One read for the whole window (each day then sees its own 60 days up to its end): not one query per day.
+        every_bar = read_bars(
+            conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, window.start - timedelta(days=59), window.end
+        )
         day = window.start
         while day < window.end:
             end = day + timedelta(days=1)
-            bars_by_symbol = read_bars(
-                conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, end - timedelta(days=60), end
-            )
+            bars_by_symbol = bars_between(every_bar, end - timedelta(days=60), end)
             # Every symbol's latest choice decided before the day's end, in one query (not one per symbol).
             choices = analytics.latest_choice_records(conn, market_data.market, market_data.symbols, before=end)
             for symbol, bars in bars_by_symbol.items():
@@ -448,9 +241,9 @@ def _signals_table(rows: list[analytics.Signal]) -> MetadataValue:
         TableRecord(
             {
                 "symbol": r.symbol,
-                "close": _number(r.indicators.get("close")),
-                "rsi_14": _number(r.indicators.get("rsi_14")),
-                "macd_hist": _number(r.indicators.get("macd_hist")),
+                "close": number(r.indicators.get("close")),
+                "rsi_14": number(r.indicators.get("rsi_14")),
+                "macd_hist": number(r.indicators.get("macd_hist")),
                 "entries": ", ".join(k for k, v in r.strategy_signals.items() if v["entry"]) or "-",
                 "exits": ", ".join(k for k, v in r.strategy_signals.items() if v["exit"]) or "-",
             }

@@ -14,7 +14,7 @@ from fks_pipelines.defs.shared import (
     daily_partitions,
     table_metadata,
 )
-from fks_pipelines.lib.db import knowledge
+from fks_pipelines.lib.db import analytics, knowledge
 from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
 from fks_pipelines.lib.sources.frame import bars_per_day
@@ -31,8 +31,7 @@ MARKET_STATE = [
 
 def build_documents(conn, market: str, symbols: list[str], interval: str, start, end) -> list[Document]:
     """Every document whose information became known in (start, end]: the market summary of each day in
-    [start, end), the strategy signals that fired on it, and the walk-forward choices of runs whose data
-    ended in the window."""
+    [start, end), the strategy signals that fired on it, and the weekly strategy choices decided in the window."""
     regimes = knowledge.regimes_by_day(conn, market, symbols, start, end)
     signals = knowledge.signals_by_day(conn, market, symbols, start, end)
     docs: list[Document] = []
@@ -50,8 +49,8 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
         docs.append(market_summary(day, regimes.get((day["symbol"], day["bucket"])), indicators))
     for state in signals.values():
         docs.extend(signal_events(state))
-    choices = knowledge.strategy_choices_with_data_ending(conn, market, symbols, start, end)
-    docs.extend(strategy_summary(choice) for choice in choices)
+    # One summary per decision made in the window (keyed by its decision time, so re-runs replace, not add).
+    docs.extend(strategy_summary(choice) for choice in analytics.choices_decided(conn, market, symbols, start, end))
     return docs
 
 
@@ -65,7 +64,7 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
     owners=OWNERS,
     description=(
         "The day's knowledge as text: a market summary per symbol (move, range, volatility, regime, indicators, "
-        "jumps and gaps), the strategy signals that fired, and walk-forward choices whose data ended that day. "
+        "jumps and gaps), the strategy signals that fired, and the strategy choices decided that day. "
         "Each document's id is its content hash; as_of is when the information existed. Writes knowledge.documents."
     ),
 )

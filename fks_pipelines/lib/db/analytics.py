@@ -17,7 +17,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg.rows import dict_row
 
+from fks_pipelines.lib.db.connect import one_row
 from fks_pipelines.lib.quant.backtest import METRICS
 
 # The indicator columns of analytics.signals, in table order.
@@ -112,6 +114,29 @@ def finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def record_run(
+    conn: psycopg.Connection,
+    run_id: str,
+    *,
+    fingerprint: str,
+    code_version: str,
+    bar_interval: str,
+    data_start: datetime,
+    data_end: datetime,
+    objective: str,
+    config: Mapping[str, Any],
+) -> None:
+    """Record (or touch) the run of one configuration: the same fingerprint is one run whose data range only
+    grows; ``last_run_at`` says it is the latest configuration to have decided (readers prefer its choices)."""
+    conn.execute(
+        "INSERT INTO analytics.backtest_runs (run_id, fingerprint, code_version, bar_interval, data_start, data_end,"
+        " objective, config, last_run_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())"
+        " ON CONFLICT (run_id) DO UPDATE SET data_start = least(backtest_runs.data_start, EXCLUDED.data_start),"
+        " data_end = greatest(backtest_runs.data_end, EXCLUDED.data_end), last_run_at = clock_timestamp()",
+        (run_id, fingerprint, code_version, bar_interval, data_start, data_end, objective, json.dumps(config)),
+    )
+
+
 def insert_run(
     conn: psycopg.Connection,
     run_id: str,
@@ -123,22 +148,31 @@ def insert_run(
     objective: str,
     config: Mapping[str, Any],
 ) -> None:
-    """Record a walk-forward run: the data range [data_start, data_end) and the configuration it used."""
+    """Record a run without a fingerprint (tests, analysts' one-off runs): the data range it used and its
+    configuration."""
     conn.execute(
         "INSERT INTO analytics.backtest_runs"
-        " (run_id, code_version, bar_interval, data_start, data_end, objective, config)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        " (run_id, code_version, bar_interval, data_start, data_end, objective, config, last_run_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp())",
         (run_id, code_version, bar_interval, data_start, data_end, objective, json.dumps(config)),
     )
 
 
+_CHOICE_COLUMNS = (
+    "strategy, params, objective, oos_windows, oos_total_return, oos_sharpe, oos_max_drawdown, oos_trades,"
+    " buy_and_hold_return, decided_at, candidate, in_sample_start, validation_start, n_trials, dsr, pbo,"
+    " configurations, test_end, test_total_return, test_sharpe, test_max_drawdown, test_trades,"
+    " test_buy_and_hold_return"
+)
+
+
 def insert_choice(conn: psycopg.Connection, run_id: str, market: str, choice: StrategyChoice) -> None:
+    """Write one decision; the same run deciding the same time again replaces it (a resumed backfill)."""
+    updates = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in _CHOICE_COLUMNS.split(",") if c.strip())
     conn.execute(
-        "INSERT INTO analytics.strategy_choices (run_id, market, symbol, strategy, params, objective, oos_windows,"
-        " oos_total_return, oos_sharpe, oos_max_drawdown, oos_trades, buy_and_hold_return, decided_at, candidate,"
-        " in_sample_start, validation_start, n_trials, dsr, pbo, configurations, test_end, test_total_return,"
-        " test_sharpe, test_max_drawdown, test_trades, test_buy_and_hold_return)"
-        f" VALUES ({', '.join(['%s'] * 26)})",
+        f"INSERT INTO analytics.strategy_choices (run_id, market, symbol, {_CHOICE_COLUMNS})"
+        f" VALUES ({', '.join(['%s'] * 26)})"
+        f" ON CONFLICT (run_id, market, symbol, decided_at) DO UPDATE SET {updates}",
         (
             run_id,
             market,
@@ -180,7 +214,12 @@ def insert_results(
     data_end: datetime,
     rows: Iterable[Mapping[str, Any]],
 ) -> None:
-    """A strategy's full-sample grid for one symbol: each row has ``params`` and every metric in METRICS."""
+    """A strategy's grid for one symbol (each row has ``params`` and every metric in METRICS), replacing the run's
+    earlier grid of that symbol."""
+    conn.execute(
+        "DELETE FROM analytics.backtest_results WHERE run_id = %s AND market = %s AND symbol = %s",
+        (run_id, market, symbol),
+    )
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO analytics.backtest_results (run_id, market, symbol, strategy, params, sample, window_index,"
@@ -202,9 +241,46 @@ def insert_results(
         )
 
 
+# The effective choice of each (market, symbol, decided_at): of the runs that decided that time, the one that
+# materialized last (backtest_runs.last_run_at; run_id breaks an exact tie). Every reader of strategy choices
+# (signals and strategy state, documents, recommendations, the demo) goes through this one ranking.
+EFFECTIVE_CHOICES = (
+    "SELECT DISTINCT ON (c.market, c.symbol, c.decided_at) c.*, r.last_run_at"
+    " FROM analytics.strategy_choices c JOIN analytics.backtest_runs r USING (run_id)"
+    " WHERE c.market = %(market)s AND c.symbol = ANY(%(symbols)s)"
+    " ORDER BY c.market, c.symbol, c.decided_at, r.last_run_at DESC, c.run_id DESC"
+)
+
+
+def latest_choices(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], before: datetime
+) -> dict[str, dict[str, Any]]:
+    """Every symbol's latest effective choice decided strictly before ``before`` (point-in-time), as the row's
+    columns by name; symbols without one are absent. The strategy may be ``cash`` (params {})."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT DISTINCT ON (symbol) * FROM ({EFFECTIVE_CHOICES}) e WHERE decided_at < %(before)s"
+            " ORDER BY symbol, decided_at DESC",
+            {"market": market, "symbols": list(symbols), "before": before},
+        ).fetchall()
+    return {row["symbol"]: row for row in rows}
+
+
+def choices_decided(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], after: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """The effective choices decided in (after, until], by symbol and time, with their run's data range."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT * FROM ({EFFECTIVE_CHOICES}) e WHERE decided_at > %(after)s AND decided_at <= %(until)s"
+            " ORDER BY symbol, decided_at",
+            {"market": market, "symbols": list(symbols), "after": after, "until": until},
+        ).fetchall()
+
+
 def latest_choice(conn: psycopg.Connection, market: str, symbol: str, before: datetime) -> tuple[str, dict] | None:
     """(strategy, params) of the symbol's latest choice decided strictly before ``before`` (point-in-time), or None.
-    The strategy may be ``cash`` (params {}): hold nothing."""
+    The strategy may be ``cash`` (params {})."""
     record = latest_choice_record(conn, market, symbol, before)
     return None if record is None else (record[0], record[1])
 
@@ -212,23 +288,74 @@ def latest_choice(conn: psycopg.Connection, market: str, symbol: str, before: da
 def latest_choice_record(
     conn: psycopg.Connection, market: str, symbol: str, before: datetime
 ) -> tuple[str, dict, datetime] | None:
-    """(strategy, params, decided_at) of the symbol's latest choice decided strictly before ``before``, or None.
-    Runs that re-decided the same time: the latest run's."""
+    """(strategy, params, decided_at) of the symbol's latest choice decided strictly before ``before``, or None."""
     return latest_choice_records(conn, market, [symbol], before).get(symbol)
 
 
 def latest_choice_records(
     conn: psycopg.Connection, market: str, symbols: Sequence[str], before: datetime
 ) -> dict[str, tuple[str, dict, datetime]]:
-    """Every symbol's latest choice in one query: symbol -> (strategy, params, decided_at) of its latest choice
-    decided strictly before ``before`` (runs that re-decided the same time: the latest run's); symbols without one
-    are absent."""
+    """symbol -> (strategy, params, decided_at) of :func:`latest_choices`, in one query."""
+    return {
+        s: (r["strategy"], r["params"], r["decided_at"])
+        for s, r in latest_choices(conn, market, symbols, before).items()
+    }
+
+
+def run_decisions(
+    conn: psycopg.Connection, run_id: str, market: str, symbol: str
+) -> dict[datetime, tuple[str, dict, datetime | None, bool]]:
+    """decided_at -> (strategy, params, test_end, test reported) of every decision the run holds for the symbol:
+    what a later run of the same configuration need not decide again."""
     rows = conn.execute(
-        "SELECT DISTINCT ON (symbol) symbol, strategy, params, decided_at FROM analytics.strategy_choices"
-        " WHERE market = %s AND symbol = ANY(%s) AND decided_at < %s ORDER BY symbol, decided_at DESC, run_id DESC",
-        (market, list(symbols), before),
+        "SELECT decided_at, strategy, params, test_end, test_total_return IS NOT NULL"
+        " FROM analytics.strategy_choices WHERE run_id = %s AND market = %s AND symbol = %s",
+        (run_id, market, symbol),
     ).fetchall()
-    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def grid_of(conn: psycopg.Connection, run_id: str, market: str, symbol: str) -> tuple[str | None, bool]:
+    """The candidate of the run's latest decision for the symbol, and whether the run holds a grid for it."""
+    row = conn.execute(
+        "SELECT candidate, EXISTS (SELECT 1 FROM analytics.backtest_results r WHERE r.run_id = c.run_id"
+        " AND r.market = c.market AND r.symbol = c.symbol) FROM analytics.strategy_choices c"
+        " WHERE run_id = %s AND market = %s AND symbol = %s ORDER BY decided_at DESC LIMIT 1",
+        (run_id, market, symbol),
+    ).fetchone()
+    return (None, False) if row is None else (row[0], row[1])
+
+
+def report_test(
+    conn: psycopg.Connection, run_id: str, market: str, symbol: str, decided_at: datetime, test: Mapping[str, float]
+) -> None:
+    """Fill a decision's test-window record once that window has ended (a report: it never feeds a choice)."""
+    conn.execute(
+        "UPDATE analytics.strategy_choices SET test_total_return = %s, test_sharpe = %s, test_max_drawdown = %s,"
+        " test_trades = %s, test_buy_and_hold_return = %s"
+        " WHERE run_id = %s AND market = %s AND symbol = %s AND decided_at = %s",
+        (
+            finite(test["total_return"]),
+            finite(test["sharpe"]),
+            finite(test["max_drawdown"]),
+            finite(test["trades"]),
+            finite(test["buy_and_hold_return"]),
+            run_id,
+            market,
+            symbol,
+            decided_at,
+        ),
+    )
+
+
+def run_choices(conn: psycopg.Connection, run_id: str, market: str, symbols: Sequence[str]) -> list[dict[str, Any]]:
+    """Every decision of the run, by symbol and time (what the asset's metadata shows)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM analytics.strategy_choices WHERE run_id = %s AND market = %s AND symbol = ANY(%s)"
+            " ORDER BY symbol, decided_at",
+            (run_id, market, list(symbols)),
+        ).fetchall()
 
 
 def replace_strategy_state(
@@ -357,3 +484,10 @@ def replace_regimes(
                     for t in transitions
                 ],
             )
+
+
+def run_first_input(conn: psycopg.Connection, run_id: str) -> datetime | None:
+    """The earliest in-sample start of the run's decisions (the start of the data its choices read)."""
+    return one_row(
+        conn.execute("SELECT min(in_sample_start) FROM analytics.strategy_choices WHERE run_id = %s", (run_id,))
+    )[0]

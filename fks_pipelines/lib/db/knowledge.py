@@ -374,23 +374,6 @@ def signals_by_day(
     return {(r["symbol"], r["bucket"]): r for r in rows}
 
 
-def strategy_choices_with_data_ending(
-    conn: psycopg.Connection, market: str, symbols: Sequence[str], after: datetime, until: datetime
-) -> list[dict[str, Any]]:
-    """The walk-forward choices (analytics.strategy_choices) of backtest runs whose data ended in
-    (after, until], with the run's data_start and data_end, by run and symbol (a run's latest decision)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT DISTINCT ON (c.run_id, c.symbol) c.run_id, c.market, c.symbol, c.strategy, c.params, c.objective,"
-            " c.oos_windows, c.oos_total_return, c.oos_sharpe, c.oos_max_drawdown, c.oos_trades, c.buy_and_hold_return,"
-            " c.decided_at, r.data_start,"
-            " r.data_end FROM analytics.strategy_choices c JOIN analytics.backtest_runs r USING (run_id)"
-            " WHERE c.market = %s AND c.symbol = ANY(%s) AND r.data_end > %s AND r.data_end <= %s"
-            " ORDER BY c.run_id, c.symbol, c.decided_at DESC",
-            (market, list(symbols), after, until),
-        ).fetchall()
-
-
 def has_chunks(conn: psycopg.Connection) -> bool:
     """Whether ``knowledge.chunks`` exists (it is created with the first embeddings, sized to the model)."""
     return one_row(conn.execute("SELECT to_regclass('knowledge.chunks')"))[0] is not None

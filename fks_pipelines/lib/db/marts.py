@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -36,6 +36,20 @@ def read_bars(
         out[symbol] = {c: part[c].to_numpy() for c in ("open", "high", "low", "close", "volume")} | {
             "bucket": part["bucket"].to_numpy()
         }
+    return out
+
+
+def bars_between(
+    bars_by_symbol: dict[str, dict[str, np.ndarray]], start: datetime, end: datetime
+) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`read_bars`' arrays cut to start <= bucket < end (views, no copy): what read_bars over that range
+    returns, from one earlier read that covers it."""
+    lo, hi = (np.datetime64(t.astimezone(UTC).replace(tzinfo=None), "us") for t in (start, end))
+    out = {}
+    for symbol, bars in bars_by_symbol.items():
+        buckets = bars["bucket"].astype("datetime64[us]")
+        i, j = np.searchsorted(buckets, lo), np.searchsorted(buckets, hi)
+        out[symbol] = {k: v[i:j] for k, v in bars.items()}
     return out
 
 
@@ -111,3 +125,10 @@ def forward_returns(
         if value is not None:
             out.setdefault((symbol, bucket), {})[int(h)] = float(value)
     return out
+
+
+def first_hourly_bar(conn: psycopg.Connection, market: str, symbol: str) -> datetime | None:
+    """The symbol's first bucket in ``marts.fct_ohlcv_1h`` (None when it has none)."""
+    return one_row(
+        conn.execute("SELECT min(bucket) FROM marts.fct_ohlcv_1h WHERE market = %s AND symbol = %s", (market, symbol))
+    )[0]

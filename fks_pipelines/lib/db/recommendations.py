@@ -15,7 +15,15 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, AccountState, account_states, equity, holdings
+from fks_pipelines.lib.db import analytics
+from fks_pipelines.lib.db.portfolio import (
+    PAPER_PREFIX,
+    AccountState,
+    account_states,
+    account_states_at,
+    equity,
+    holdings,
+)
 from fks_pipelines.lib.errors import DatabaseError, FksError
 from fks_pipelines.lib.portfolio.ledger import Trade
 from fks_pipelines.lib.recommend.generate import Generation
@@ -82,21 +90,17 @@ def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day
     ).fetchall():
         if symbol in out:
             out[symbol]["regime"] = {"regime": regime, "next_day_probabilities": probabilities}
-    for symbol, strategy, params, sharpe, ret, dd, bh, decided in conn.execute(
-        "SELECT DISTINCT ON (symbol) symbol, strategy, params, oos_sharpe, oos_total_return, oos_max_drawdown,"
-        " buy_and_hold_return, decided_at FROM analytics.strategy_choices"
-        " WHERE market = %s AND symbol = ANY(%s) AND decided_at < %s ORDER BY symbol, decided_at DESC",
-        (market, symbols, at),
-    ).fetchall():
+    # The same latest-choice query as every other reader (analytics.latest_choices: one ranking of re-decisions).
+    for symbol, c in analytics.latest_choices(conn, market, symbols, at).items():
         if symbol in out:
             out[symbol]["strategy"] = {
-                "strategy": strategy,
-                "params": params,
-                "oos_sharpe": sharpe,
-                "oos_total_return": ret,
-                "oos_max_drawdown": dd,
-                "buy_and_hold_return": bh,
-                "decided_at": decided.isoformat(),
+                "strategy": c["strategy"],
+                "params": c["params"],
+                "oos_sharpe": c["oos_sharpe"],
+                "oos_total_return": c["oos_total_return"],
+                "oos_max_drawdown": c["oos_max_drawdown"],
+                "buy_and_hold_return": c["buy_and_hold_return"],
+                "decided_at": c["decided_at"].isoformat(),
             }
     return out
 
@@ -240,12 +244,16 @@ def score_track_record(conn: psycopg.Connection) -> int:
             " WHERE (r.decision_date, r.account, r.symbol) = (t.decision_date, t.account, t.symbol))"
         )
         n = conn.execute(TRACK_RECORD_SQL).rowcount
-        equities, states_at = {}, {}
-        for day, account, decided_at in conn.execute(
+        equities = {}
+        generations = conn.execute(
             "SELECT decision_date, account, decided_at FROM recommendations.generations"
-        ).fetchall():
-            if decided_at not in states_at:  # every account's state once per decision time
-                states_at[decided_at] = {s.account: s for s in account_states(conn, decided_at)}
+        ).fetchall()
+        # Every account's state at every decision time from one replay of the ledger (linear, not per time).
+        states_at = {
+            at: {s.account: s for s in states}
+            for at, states in account_states_at(conn, [g[2] for g in generations]).items()
+        }
+        for day, account, decided_at in generations:
             state = states_at[decided_at].get(account)
             equities[(day, account)] = equity(conn, state, decided_at) if state else 0.0
         with conn.cursor() as cur:

@@ -18,7 +18,8 @@ configuration of every strategy on [T - validation - in_sample, T): how often th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -30,7 +31,7 @@ from fks_pipelines.lib.quant.overfitting import (
     probability_of_backtest_overfitting,
     sharpe_ratio,
 )
-from fks_pipelines.lib.quant.strategies import Bars, Strategy
+from fks_pipelines.lib.quant.strategies import Bars, Strategy, SweepBars
 from fks_pipelines.lib.quant.walk_forward import Search, Window, choose_parameters, out_of_sample_metrics
 
 CASH = "cash"
@@ -103,7 +104,8 @@ def configuration_returns(bars: Bars, strategies: list[Strategy], start: int, co
     trade = _slice(bars, start, len(bars["close"]))
     for strategy in strategies:
         sets = strategy.parameter_sets()
-        pairs = [strategy.signals(bars, **p) for p in sets]
+        swept = SweepBars(bars)  # each indicator (and a file strategy's frame) once per strategy, not per set
+        pairs = [strategy.signals(swept, **p) for p in sets]
         entries = np.column_stack([e[start:] for e, _ in pairs])
         exits = np.column_stack([x[start:] for _, x in pairs])
         values = np.asarray(portfolio(trade, entries, exits, config).value(), dtype=float).reshape(
@@ -191,6 +193,13 @@ def reported_record(
     return metrics | {"buy_and_hold_return": buy_and_hold}
 
 
+def span_needed(strategies: list[Strategy], windows: Windows) -> int:
+    """Bars one decision reads before its decision time: in-sample + validation, plus the longest indicator
+    warm-up of any parameter set (so a decision's cost does not grow with the history behind it)."""
+    warmup = max((s.warmup(p) for s in strategies for p in s.parameter_sets()), default=0)
+    return windows.in_sample + windows.validation + warmup
+
+
 def rolling_choices(
     bars: Bars,
     strategies: list[Strategy],
@@ -202,15 +211,34 @@ def rolling_choices(
     min_dsr: float,
     config: BacktestConfig = BacktestConfig(),
     search: Search = Search(),
-) -> list[tuple[datetime, Decision, dict | None]]:
-    """(decided_at, decision, test record or None) for every anchored decision time with enough history. Each
-    decision sees ``bars`` cut at its decision bar; the test record reads the bars after it."""
+    decided: Mapping[datetime, tuple[str, dict, bool]] | None = None,
+) -> Iterator[tuple[datetime, Decision | None, dict | None]]:
+    """(decided_at, decision, test record or None) for every anchored decision time with enough history, in time
+    order. Each decision reads the :func:`span_needed` bars before its decision bar only; the test record reads
+    the bars after it. ``decided``: decision times already decided (decided_at -> (strategy, params, test
+    reported)): they are not decided again (decision None); their test record comes once its window has ended
+    and was not reported yet (None otherwise)."""
     by_name = {s.name: s for s in strategies}
-    out = []
+    decided = decided or {}
     history = windows.in_sample + windows.validation
+    span = span_needed(strategies, windows)
     for decided_at, index in decision_indices(bars["bucket"], every, end, history):
+        if decided_at in decided:
+            strategy, params, reported = decided[decided_at]
+            if reported:
+                continue
+            stored = Decision(index, strategy, params, "", {}, 0, float("nan"), float("nan"), 0)
+            test = (
+                reported_record(bars, stored, by_name, windows.test, config)
+                if strategy in by_name or strategy == CASH
+                else None
+            )
+            if test is not None:
+                yield decided_at, None, test
+            continue
+        start = max(0, index - span)
         decision = decide(
-            _slice(bars, 0, index),
+            _slice(bars, start, index),
             strategies,
             windows,
             objective=objective,
@@ -218,5 +246,5 @@ def rolling_choices(
             config=config,
             search=search,
         )
-        out.append((decided_at, decision, reported_record(bars, decision, by_name, windows.test, config)))
-    return out
+        decision = replace(decision, decision_index=index)
+        yield decided_at, decision, reported_record(bars, decision, by_name, windows.test, config)

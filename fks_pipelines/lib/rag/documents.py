@@ -270,26 +270,30 @@ def signal_events(signals: dict) -> list[Document]:
 
 
 def strategy_summary(choice: dict) -> Document:
-    """A walk-forward run's choice for one symbol with its out-of-sample record; as of the end of the data
-    the run used."""
+    """One weekly decision for one symbol (an effective row of analytics.strategy_choices): what was chosen at
+    ``decided_at``, from which windows, and its validation record; as of the decision (its test-window record is
+    not known then and is left out)."""
     market, symbol = choice["market"], choice["symbol"]
     params = ", ".join(f"{k} {v}" for k, v in choice["params"].items())
+    chose = f"{choice['strategy']} ({params})" if params else choice["strategy"]
+    start = choice.get("in_sample_start") or choice["decided_at"]
     text = (
-        f"Walk-forward validation for {symbol} ({market}) on hourly bars {choice['data_start']:%Y-%m-%d} to "
-        f"{choice['data_end']:%Y-%m-%d}, objective {choice['objective']}: chose {choice['strategy']} ({params}). "
-        f"Out of sample over {choice['oos_windows']} windows: return {_pct(choice['oos_total_return'])}, Sharpe "
-        f"{_num(choice['oos_sharpe'])}, max drawdown {_pct(choice['oos_max_drawdown'])}, "
-        f"{_num(choice['oos_trades'], 0)} trades; "
-        f"buy and hold {_pct(choice['buy_and_hold_return'])} over the same period."
+        f"Walk-forward validation for {symbol} ({market}) decided at {choice['decided_at']:%Y-%m-%d %H:%M} UTC on "
+        f"hourly bars {start:%Y-%m-%d} to {choice['decided_at']:%Y-%m-%d}, objective {choice['objective']}: chose "
+        f"{chose}. On the validation window the candidate {choice.get('candidate') or choice['strategy']} returned "
+        f"{_pct(choice['oos_total_return'])}, Sharpe {_num(choice['oos_sharpe'])}, max drawdown "
+        f"{_pct(choice['oos_max_drawdown'])}, {_num(choice['oos_trades'], 0)} trades; buy and hold "
+        f"{_pct(choice['buy_and_hold_return'])} over the same period."
     )
     beat = (choice["oos_total_return"] or 0) > (choice["buy_and_hold_return"] or 0)
-    text += " The strategy beat buy and hold." if beat else " The strategy did not beat buy and hold."
+    text += " The candidate beat buy and hold." if beat else " The candidate did not beat buy and hold."
+    known = ("strategy", "params", "objective", "candidate", "oos_total_return", "oos_sharpe", "dsr", "pbo", "run_id")
     return Document(
-        key=f"strategy_summary/{market}/{symbol}/{choice['run_id']}",
+        key=f"strategy_summary/{market}/{symbol}/{choice['decided_at'].astimezone(UTC):%Y-%m-%dT%H:%M}",
         kind="strategy_summary",
-        as_of=choice["data_end"],
+        as_of=choice["decided_at"],
         text=text,
         market=market,
         symbol=symbol,
-        metadata={k: v for k, v in choice.items() if k not in ("market", "symbol")},
+        metadata={k: choice.get(k) for k in known} | {"decided_at": choice["decided_at"]},
     )

@@ -42,8 +42,17 @@ def baseline(hourly):
 
 
 def _run(bars, min_dsr=0.0):
-    return rolling_choices(
-        bars, STRATEGY_SET, WINDOWS, every=EVERY, end=END, objective="sharpe", min_dsr=min_dsr, config=BacktestConfig()
+    return list(
+        rolling_choices(
+            bars,
+            STRATEGY_SET,
+            WINDOWS,
+            every=EVERY,
+            end=END,
+            objective="sharpe",
+            min_dsr=min_dsr,
+            config=BacktestConfig(),
+        )
     )
 
 

@@ -120,7 +120,7 @@ def test_signal_events_only_for_signals_that_fired():
     )
 
 
-def test_strategy_summary_is_as_of_the_end_of_its_data():
+def test_strategy_summary_is_as_of_its_decision_and_keyed_by_it():
     end = datetime(2024, 5, 24, tzinfo=UTC)
     choice = {
         "run_id": "r1",
@@ -136,15 +136,20 @@ def test_strategy_summary_is_as_of_the_end_of_its_data():
         "oos_trades": 7.0,
         "buy_and_hold_return": 0.05,
         "decided_at": datetime(2024, 5, 20, tzinfo=UTC),
+        "in_sample_start": datetime(2024, 5, 10, tzinfo=UTC),
         "data_start": datetime(2024, 2, 24, tzinfo=UTC),
         "data_end": end,
     }
     summary = strategy_summary(choice)
     assert (
-        summary.as_of == end
+        summary.as_of == choice["decided_at"] < end
+        and summary.key == "strategy_summary/spot/BTCUSDT/2024-05-20T00:00"
         and "did not beat buy and hold" in summary.text
         and "ma_cross (fast 10, slow 50)" in summary.text
+        and "hourly bars 2024-05-10 to 2024-05-20" in summary.text
     )
+    cash = strategy_summary(choice | {"strategy": "cash", "params": {}, "run_id": "r2"})
+    assert "chose cash." in cash.text and "()" not in cash.text
 
 
 @pytest.mark.parametrize(
