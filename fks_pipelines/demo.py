@@ -59,7 +59,8 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
             accounts = read_ledger(DEMO_PORTFOLIO, set(settings.symbols))
             if not isinstance(accounts, list):  # a YAML ledger gives accounts, a CSV one trades
                 raise click.ClickException(f"{DEMO_PORTFOLIO} is not a YAML ledger of accounts")
-            opening = datetime(opened.year, opened.month, opened.day, tzinfo=UTC)
+            # Open at the close of its first day, when it makes its first decision (the decision time of `opened`).
+            opening = datetime(opened.year, opened.month, opened.day, tzinfo=UTC) + timedelta(days=1)
             import_accounts(conn, [replace(a, cash_at=opening) for a in accounts], settings.market)
             click.echo(f"  portfolio: imported the example account from {DEMO_PORTFOLIO.relative_to(PROJECT_ROOT)}")
 

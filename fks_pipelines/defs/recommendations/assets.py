@@ -35,19 +35,18 @@ from fks_pipelines.defs.shared import (
     one_run_at_a_time,
     table_metadata,
 )
-from fks_pipelines.lib.db import analytics, recommendations
-from fks_pipelines.lib.db.marts import daily_bars, daily_opens
+from fks_pipelines.lib.db import recommendations
+from fks_pipelines.lib.db.marts import daily_opens
 from fks_pipelines.lib.db.portfolio import (
     account_states,
     delete_paper_fills_after,
     replace_paper_fills,
-    trade_history,
 )
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
 from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
-from fks_pipelines.lib.recommend.evaluation import evaluate, evaluation_rows, ledger_curve
+from fks_pipelines.lib.recommend.evaluation import evaluation_rows
 from fks_pipelines.lib.recommend.generate import Generation, generate, shadow_generation
-from fks_pipelines.lib.recommend.plots import equity_drawdown_png
+from fks_pipelines.lib.recommend.report import account_curves, evaluation_picture
 from fks_pipelines.lib.recommend.retrieval import retriever
 from fks_pipelines.lib.recommend.schema import AccountContext
 from fks_pipelines.settings import settings
@@ -326,12 +325,7 @@ def _typed_table(rows: list[dict], columns: tuple[str, ...]) -> MetadataValue:
     return MetadataValue.table(records, schema=TableSchema(columns=[TableColumn(n, types[n]) for n in columns]))
 
 
-def _equity_png(curves_by_account: dict[str, list]) -> str:
-    """Every account's curves (its ledger, the baselines, and the ledger of each generator it did not follow),
-    keyed by "account (generator)", equity above drawdown, as a markdown PNG."""
-    png = equity_drawdown_png(
-        curves_by_account, title="equity (x starting equity) and drawdown: recommendations vs baselines"
-    )
+def _picture_markdown(png: bytes) -> str:
     return f"![equity curves](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
@@ -353,56 +347,18 @@ def _equity_png(curves_by_account: dict[str, list]) -> str:
 def evaluation(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:
-    symbols, market = market_data.symbols, market_data.market
-    rows, curves_by_account = [], {}
+    rows: list[dict] = []
     plotted: list[tuple[str, dict]] = []  # (stable key suffix, row) for the Plots tab
     with database.connection() as conn:
-        windows = recommendations.paper_windows(conn, market)
-        shadow_days = recommendations.shadow_windows(conn, market)
-        for account, start, end, generator, n in windows:
-            days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-            first_close = recommendations.decision_time(start)
-            state = next(s for s in account_states(conn, first_close) if s.account == account)
-            bars = daily_bars(
-                conn, market, symbols, first_close - timedelta(days=1), recommendations.decision_time(end)
-            )
-            prices: dict[str, dict] = {}
-            for r in bars.iter_rows(named=True):
-                prices.setdefault(r["symbol"], {})[r["bucket"].date()] = (r["open"], r["close"])
-            positions = {
-                (bucket.date(), symbol): position
-                for bucket, symbol, position in analytics.strategy_positions(
-                    conn, market, symbols, first_close - timedelta(days=1), recommendations.decision_time(end)
-                )
-            }
-            curves = evaluate(
-                days,
-                symbols,
-                prices,
-                cash=state.cash,
-                positions=state.positions,
-                trades=trade_history(conn, account),
-                strategy_positions=positions,
-                n_decisions=n,
-            )
-            curves_by_account[f"{account} ({generator})"] = curves
-            account_rows = evaluation_rows(curves, account, generator)
+        evaluated = account_curves(conn, market_data.market, market_data.symbols)
+        for e in evaluated:
+            account_rows = evaluation_rows(e.curves, e.account, e.generator)
             rows += account_rows
-            plotted += [(f"{account}_{r['baseline']}", r) for r in account_rows if r["period"] == "window"]
-            # The generators the account did not follow (the rules engine beside an LLM): their own ledgers, from
-            # the same state at D0's close, over the same days and prices, with the same fill rules.
-            for (shadow_account, shadow), n_shadow in shadow_days.items():
-                if shadow_account != account or shadow == generator:
-                    continue
-                trades = recommendations.shadow_trade_history(conn, account, shadow)
-                curve = ledger_curve(days, prices, state.cash, state.positions, trades, n_shadow)
-                curves_by_account[f"{account} ({shadow})"] = [curve]
-                shadow_rows = evaluation_rows([curve], account, shadow)
-                rows += shadow_rows
-                plotted += [(f"{account}_{curve.baseline}_{shadow}", r) for r in shadow_rows if r["period"] == "window"]
+            suffix = f"{e.account}_{{}}_{e.generator}" if e.shadow else f"{e.account}_{{}}"
+            plotted += [(suffix.format(r["baseline"]), r) for r in account_rows if r["period"] == "window"]
         # The picture before the write: a failure anywhere leaves the previous evaluation whole (all or nothing).
-        png = _equity_png(curves_by_account) if curves_by_account else None
-        recommendations.replace_evaluation(conn, [w[0] for w in windows], rows)
+        png = _picture_markdown(evaluation_picture(evaluated)) if evaluated else None
+        recommendations.replace_evaluation(conn, sorted({e.account for e in evaluated}), rows)
         catalog = table_metadata(conn, "recommendations.evaluation")
     metadata: dict[str, Any] = {
         **catalog,

@@ -491,3 +491,26 @@ def run_first_input(conn: psycopg.Connection, run_id: str) -> datetime | None:
     return one_row(
         conn.execute("SELECT min(in_sample_start) FROM analytics.strategy_choices WHERE run_id = %s", (run_id,))
     )[0]
+
+
+def choice_summary(conn: psycopg.Connection, market: str, symbols: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Per symbol, the effective weekly choices over the whole history: how many, how often cash was chosen, the
+    mean and median Deflated Sharpe Ratio and PBO of the decisions, and the choices' test windows chained (each
+    week's test return compounded; cash earns 0) against buy and hold over the same test windows."""
+    if symbols is None:
+        symbols = [r[0] for r in conn.execute("SELECT DISTINCT symbol FROM analytics.strategy_choices").fetchall()]
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT symbol, count(*)::int AS decisions, min(decided_at) AS first_decision,"
+            " max(decided_at) AS last_decision, avg((strategy = 'cash')::int)::float8 AS cash_share,"
+            " avg(dsr) FILTER (WHERE dsr <> 'NaN')::float8 AS dsr_mean,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY dsr) FILTER (WHERE dsr <> 'NaN')::float8 AS dsr_median,"
+            " avg(pbo) FILTER (WHERE pbo <> 'NaN')::float8 AS pbo_mean,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY pbo) FILTER (WHERE pbo <> 'NaN')::float8 AS pbo_median,"
+            " count(test_total_return)::int AS tested,"
+            " exp(sum(ln(1 + test_total_return)))::float8 - 1 AS test_chained,"
+            " exp(sum(ln(1 + test_buy_and_hold_return)) FILTER (WHERE test_total_return IS NOT NULL))::float8 - 1"
+            " AS buy_and_hold_chained"
+            f" FROM ({EFFECTIVE_CHOICES}) e GROUP BY symbol ORDER BY symbol",
+            {"market": market, "symbols": list(symbols)},
+        ).fetchall()
