@@ -175,7 +175,12 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         env.pop(key, None)
     try:
         demo = subprocess.run(
-            [*FKS, "demo", "--sample", "--days", "2"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+            [*FKS, "demo", "--sample", "--days", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         out = demo.stdout
