@@ -744,7 +744,8 @@ def backfill(start_: date, end: date, symbols: str | None, as_json: bool) -> Non
         )
     chosen = _symbols_option(symbols, settings)
     env = _apply_env(settings)
-    os.environ["FKS_SYMBOLS"] = env["FKS_SYMBOLS"] = ",".join(chosen)  # the run's universe (code location, runs)
+    env["FKS_SYMBOLS"] = ",".join(chosen)  # the run's universe, for the code location and the runs it starts
+    os.environ.update(env)
     steps: list[str] = []
 
     def progress(line: str) -> None:
@@ -818,7 +819,8 @@ def demo(days: int | None, sample: bool) -> None:
             f" {exported.partitions_start} (FKS_PARTITIONS_START)",
             param_hint="'--days'",
         )
-    unset = {var: value for var, value in data.items() if not os.environ.get(var)}
+    fields = {"FKS_SOURCE": "source", "FKS_INTERVAL": "interval", "FKS_SYMBOLS": "symbols"}
+    unset = {var: value for var, value in data.items() if fields[var] not in exported.model_fields_set}
     # Partitions and data that fit: unless exported, this home's daily partitions start on the demo's first day (or
     # an earlier demo's), on the data it ran on, for the run it launches and for `fks dev` afterwards.
     start = record_partitions_start(exported.home, first, unset).isoformat()

@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -28,6 +29,7 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 FIRST, LAST = date(2021, 1, 1), date(2021, 3, 14)  # January warms up; the account opens at the close of Feb 1
 OPENED = date(2021, 2, 1)
 ACCOUNT = "real-paper"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def midnight(day: date) -> datetime:
@@ -43,14 +45,7 @@ def real_run(databases, shared_data):
     result = defs.resolve_job_def("all_assets_job").execute_in_process(
         instance=DagsterInstance.ephemeral(),
         tags={ASSET_PARTITION_RANGE_START_TAG: str(FIRST), ASSET_PARTITION_RANGE_END_TAG: str(LAST)},
-        resources={
-            "database": PostgresResource(url=url),
-            "market_data": MarketDataResource(
-                source="freqtrade", freqtrade_dir=str(shared_data / "freqtrade"), interval="1h", symbols=SYMBOLS
-            ),
-            "dbt": dbt_resource(),
-            "embedding_model": EmbeddingModelResource(device="cpu"),
-        },
+        resources=resources(url, str(shared_data / "freqtrade")),
     )
     assert result.success
     yield url, shared_data / "freqtrade"
@@ -145,3 +140,95 @@ def test_the_evaluation_baselines_equal_an_independent_recomputation(real_run):
     for baseline, final in expected.items():
         assert rows[baseline][2] == pytest.approx(final / 10_000.0 - 1, abs=1e-6), baseline
     assert rows["buy_and_hold"][3] > 0 and rows["recommendations"][4] == len(days)
+
+
+RUN_JOB = """
+import sys
+from dagster import DagsterInstance
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from tests.defs.test_real_history_backfill import FIRST, LAST, resources
+from fks_pipelines.definitions import defs
+defs.resolve_job_def("all_assets_job").execute_in_process(
+    instance=DagsterInstance.ephemeral(),
+    tags={ASSET_PARTITION_RANGE_START_TAG: str(FIRST), ASSET_PARTITION_RANGE_END_TAG: str(LAST)},
+    resources=resources(sys.argv[1], sys.argv[2]),
+)
+"""
+# Columns that say when or by which process a row was written, not what it holds (besides those defaulting to now()).
+BOOKKEEPING = {"loaded_at", "created_at", "computed_at", "last_run_at", "scored_at", "embedded_at", "id", "chunk_id"}
+
+
+def resources(url: str, folder: str) -> dict:
+    return {
+        "database": PostgresResource(url=url),
+        "market_data": MarketDataResource(source="freqtrade", freqtrade_dir=folder, interval="1h", symbols=SYMBOLS),
+        "dbt": dbt_resource(),
+        "embedding_model": EmbeddingModelResource(device="cpu"),
+    }
+
+
+def table_contents(url: str) -> dict[str, list[tuple]]:
+    """Every table of the platform's schemas, sorted, without its bookkeeping columns."""
+    out = {}
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            " AND table_schema IN ('raw', 'marts', 'analytics', 'knowledge', 'recommendations', 'portfolio')"
+            " AND table_name <> 'ingest_log' ORDER BY 1, 2"
+        ).fetchall()
+        for schema, table in tables:
+            columns = [
+                c
+                for (c,) in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+                    " AND data_type NOT IN ('USER-DEFINED') AND coalesce(column_default, '') NOT ILIKE '%%now()%%'"
+                    " ORDER BY ordinal_position",
+                    (schema, table),
+                ).fetchall()
+                if c not in BOOKKEEPING
+            ]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            out[f"{schema}.{table}"] = conn.execute(
+                f'SELECT {listed} FROM "{schema}"."{table}" ORDER BY {listed}'
+            ).fetchall()
+    return out
+
+
+def test_a_backfill_killed_mid_run_and_run_again_ends_with_the_tables_of_an_uninterrupted_one(real_run, databases):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url, folder = real_run
+    killed = databases.create()
+    try:
+        with connect(killed) as conn:
+            opening = midnight(OPENED) + timedelta(days=1)
+            import_accounts(conn, [Account(ACCOUNT, "personal", Decimal(10_000), opening, [], mode="paper")], "spot")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]))
+        proc = subprocess.Popen([sys.executable, "-c", RUN_JOB, killed, str(folder)], env=env, cwd=PROJECT_ROOT)
+        deadline = time.monotonic() + 600
+        with psycopg.connect(killed, autocommit=True) as conn:  # kill it once weekly choices are being written
+            while time.monotonic() < deadline and proc.poll() is None:
+                if conn.execute("SELECT count(*) FROM analytics.strategy_choices").fetchone()[0] >= 8:
+                    break
+                time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        with psycopg.connect(killed) as conn:
+            assert conn.execute("SELECT count(*) FROM recommendations.daily").fetchone()[0] == 0  # killed early
+        result = defs.resolve_job_def("all_assets_job").execute_in_process(
+            instance=DagsterInstance.ephemeral(),
+            tags={ASSET_PARTITION_RANGE_START_TAG: str(FIRST), ASSET_PARTITION_RANGE_END_TAG: str(LAST)},
+            resources=resources(killed, str(folder)),
+        )
+        assert result.success
+        resumed, uninterrupted = table_contents(killed), table_contents(url)
+        assert set(resumed) == set(uninterrupted)
+        for table, rows in uninterrupted.items():
+            assert resumed[table] == rows, table
+    finally:
+        databases.drop(killed)

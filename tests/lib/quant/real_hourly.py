@@ -1,5 +1,6 @@
 """Real hourly bars (the shared freqtrade files) straight into marts.fct_ohlcv_1h / fct_ohlcv_1d, for tests and
-benchmarks of the layers after the marts (the raw -> marts path has its own tests)."""
+benchmarks of the layers after the marts (the raw -> marts path has its own tests): native hourly bars, as the
+marts hold them (bar_source '1h', one bar each; a day's bar counts its hours)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import psycopg
 MART_DDL = """
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE TABLE IF NOT EXISTS marts.fct_ohlcv_1h (market text, symbol text, bucket timestamptz, open numeric,
-    high numeric, low numeric, close numeric, volume numeric, bar_count int, PRIMARY KEY (market, symbol, bucket));
+    high numeric, low numeric, close numeric, volume numeric, bar_count int, bar_source text,
+    PRIMARY KEY (market, symbol, bucket));
 CREATE TABLE IF NOT EXISTS marts.fct_ohlcv_1d (LIKE marts.fct_ohlcv_1h INCLUDING ALL);
 CREATE TABLE IF NOT EXISTS marts.fct_returns (market text, symbol text, bucket timestamptz,
     simple_return double precision, log_return double precision, volatility_7d double precision,
@@ -34,12 +36,13 @@ def load_marts(conn: psycopg.Connection, shared_data: Path, symbols: list[str], 
     with conn.cursor() as cur:
         for symbol in symbols:
             cur.executemany(
-                "INSERT INTO marts.fct_ohlcv_1h VALUES ('spot', %s, %s, %s, %s, %s, %s, %s, 60) ON CONFLICT DO NOTHING",
+                "INSERT INTO marts.fct_ohlcv_1h VALUES ('spot', %s, %s, %s, %s, %s, %s, %s, 1, '1h')"
+                " ON CONFLICT DO NOTHING",
                 [(symbol, *r) for r in hourly_rows(shared_data, symbol, start, end)],
             )
     conn.execute(
         "INSERT INTO marts.fct_ohlcv_1d SELECT market, symbol, date_trunc('day', bucket, 'UTC'),"
         " (array_agg(open ORDER BY bucket))[1], max(high), min(low), (array_agg(close ORDER BY bucket DESC))[1],"
-        " sum(volume), count(*) FROM marts.fct_ohlcv_1h GROUP BY 1, 2, 3 ON CONFLICT DO NOTHING"
+        " sum(volume), sum(bar_count), '1h' FROM marts.fct_ohlcv_1h GROUP BY 1, 2, 3 ON CONFLICT DO NOTHING"
     )
     conn.commit()
