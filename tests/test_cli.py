@@ -189,7 +189,13 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         # definitions the code location loads with this home (what `fks dev` serves next) have no day before it.
         first = datetime.now(UTC).date() - timedelta(days=2)
         assert f"partitions: daily from {first}" in out
-        assert (server_home / "settings.env").read_text().endswith(f"FKS_PARTITIONS_START={first}\n")
+        recorded = (server_home / "settings.env").read_text().splitlines()
+        assert recorded[1:] == [
+            f"FKS_PARTITIONS_START={first}",
+            "FKS_SOURCE=sample",
+            "FKS_INTERVAL=1m",
+            "FKS_SYMBOLS=BTCUSDT,ETHUSDT,SOLUSDT",
+        ]
         seen = subprocess.run(
             [sys.executable, "-c", FIRST_PARTITIONS], env=env, capture_output=True, text=True, timeout=300
         )
