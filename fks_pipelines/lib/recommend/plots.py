@@ -34,7 +34,11 @@ def equity_drawdown_png(
             (line,) = top.plot(c.days, relative, lw=1.1, label=f"{label}: {c.baseline}")
             bottom.plot(c.days, drawdown * 100, lw=0.9, color=line.get_color())
     if log_scale:
+        from matplotlib.ticker import ScalarFormatter
+
         top.set_yscale("log")
+        top.yaxis.set_major_formatter(ScalarFormatter())  # 0.5, 1, 2 rather than 10^-0.3 ...
+        top.yaxis.set_minor_formatter(ScalarFormatter())
     top.set_title(title, fontsize=9)
     top.set_ylabel("equity (x start)")
     bottom.set_ylabel("drawdown %")

@@ -16,7 +16,7 @@ from fks_pipelines.lib.quant.walk_forward import Search
 from tests.lib.quant.real_hourly import load_marts
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-START, END = datetime(2021, 1, 1, tzinfo=UTC), datetime(2021, 5, 1, tzinfo=UTC)
+START, END = datetime(2021, 1, 1, tzinfo=UTC), datetime(2022, 1, 1, tzinfo=UTC)  # a year: a decision every week
 SHORT_END = datetime(2021, 3, 1, tzinfo=UTC)
 # Every column a reader uses (all but the run's bookkeeping times).
 COLUMNS = (
@@ -82,7 +82,7 @@ def test_a_decision_every_monday_after_warm_up_per_symbol_and_a_rerun_adds_only_
         }
         assert decided == expected_mondays(), symbol
     assert update.decided == {s: len(expected_mondays()) for s in SYMBOLS}
-    # The test window is reported only when it has ended: the last Monday's (2021-04-26 + 7 days) has not.
+    # The test window is reported only when it has ended: the last Monday's (2021-12-27 + 7 days) has not.
     open_tests = conn.execute(
         "SELECT decided_at FROM analytics.strategy_choices WHERE test_total_return IS NULL"
     ).fetchall()
