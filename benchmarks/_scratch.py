@@ -32,3 +32,18 @@ def drop_scratch_database(url: str) -> None:
     admin = with_database(url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[-1]}" WITH (FORCE)')
+
+
+def step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Seconds per step (op) of a run, from its stored STEP_START and STEP_SUCCESS/FAILURE events."""
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+            took[event.step_key] = round(entry.timestamp - started[event.step_key], 2)
+    return took

@@ -40,7 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import _home  # noqa: E402, F401  (its own FKS_HOME on a free port, before anything reads settings)
 
 os.environ["FKS_PARTITIONS_START"] = "2017-01-01"  # daily partitions that reach the history (before definitions)
-from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
+from _scratch import create_scratch_database, drop_scratch_database, step_seconds  # noqa: E402
 from dagster import DagsterInstance  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
@@ -55,21 +55,6 @@ from fks_pipelines.lib.sources.freqtrade import whole_days  # noqa: E402
 from fks_pipelines.settings import BUNDLED_FREQTRADE_DIR  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "binance" / "freqtrade"
-
-
-def step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:
-    """Seconds per step of a run, from its STEP_START and STEP_SUCCESS/FAILURE events."""
-    started: dict[str, float] = {}
-    took: dict[str, float] = {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type_value == "STEP_START":
-            started[event.step_key] = entry.timestamp
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
-            took[event.step_key] = round(entry.timestamp - started[event.step_key], 2)
-    return took
 
 
 class History:

@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import _home  # noqa: E402, F401 - its own FKS_HOME and port, before anything reads the settings
-from _scratch import create_scratch_database, drop_scratch_database  # noqa: E402
+from _scratch import create_scratch_database, drop_scratch_database, step_seconds  # noqa: E402
 from dagster import DagsterInstance  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
@@ -62,21 +62,6 @@ def resources(url: str, symbols: list[str]) -> dict:
         "dbt": dbt_resource(),
         "embedding_model": EmbeddingModelResource(device="cpu"),
     }
-
-
-def step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:
-    """Seconds per step (op) of a run, from its stored STEP_START and STEP_SUCCESS/FAILURE events."""
-    started: dict[str, float] = {}
-    took: dict[str, float] = {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type_value == "STEP_START":
-            started[event.step_key] = entry.timestamp
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
-            took[event.step_key] = round(entry.timestamp - started[event.step_key], 2)
-    return took
 
 
 def measure(n: int, history: int) -> dict:
