@@ -50,17 +50,6 @@ class Replacement:
         return f"{self.account}: replaces the account ({'; '.join(parts)})"
 
 
-def _held_trades(conn: psycopg.Connection, account: str) -> list[Trade]:
-    return [
-        Trade(*row)
-        for row in conn.execute(
-            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades"
-            " WHERE account = %s ORDER BY executed_at, trade_id",
-            (account,),
-        ).fetchall()
-    ]
-
-
 def plan_import(conn: psycopg.Connection, accounts: list[Account], reset_paper: bool = False) -> list[Replacement]:
     """What :func:`import_accounts` would replace, keep and delete (nothing is written). A file whose trades no
     longer fit the paper fills kept (a sell of more than is then held, cash below zero) is a BadInputError."""
@@ -79,7 +68,7 @@ def plan_import(conn: psycopg.Connection, accounts: list[Account], reset_paper: 
             plan.append(Replacement(a.name, True, None, a.cash, 0, len(a.trades), (), 0, 0))
             continue
         mode, cash_before = row
-        held = _held_trades(conn, a.name)
+        held = trade_history(conn, a.name)
         paper = [t for t in held if mode == "paper" and t.trade_id.startswith(PAPER_PREFIX)]
         imported = [t for t in held if t not in paper]
         in_file = set(a.trades)
