@@ -362,7 +362,9 @@ def _picture_markdown(png: bytes) -> str:
         "buy-and-hold and the chosen strategies alone (analytics.strategy_state at full allocation), over the same "
         "window from the same equity with the same fees and slippage; when an LLM decided, the rules engine's "
         "shadow ledger (recommendations.shadow_daily) beside it. Writes recommendations.evaluation (one row "
-        "per account, generator, baseline and window) and plots every equity curve."
+        "per account, generator, baseline and window) and plots every equity curve. Refuses (and keeps the previous "
+        "rows) while a re-run of earlier days has left a paper ledger incomplete (recommendations.ledger_holes), "
+        "naming the days to re-run."
     ),
 )
 @one_run_at_a_time
