@@ -576,7 +576,7 @@ def record_ledger_holes(
             a: (f, set(r))
             for a, f, r in conn.execute(
                 "SELECT h.account, h.incomplete_from, h.removed_fills FROM recommendations.ledger_holes h"
-                " JOIN portfolio.accounts a USING (account) WHERE a.market = %s",
+                " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s",
                 (market,),
             ).fetchall()
         }
@@ -618,7 +618,7 @@ def ledger_holes(conn: psycopg.Connection, market: str) -> list[LedgerHole]:
         for a, f, last, r in conn.execute(
             "SELECT h.account, h.incomplete_from, (SELECT max(g.decision_date) FROM recommendations.generations g"
             " WHERE g.account = h.account), h.removed_fills FROM recommendations.ledger_holes h"
-            " JOIN portfolio.accounts a USING (account) WHERE a.market = %s ORDER BY h.account",
+            " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s ORDER BY h.account",
             (market,),
         ).fetchall()
     ]

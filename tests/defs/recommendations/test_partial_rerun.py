@@ -105,13 +105,18 @@ def test_a_past_day_re_run_is_refused_until_the_named_days_are_re_run_then_equal
         assert f"{ACCOUNT} from {DAYS[4]} to {LAST_DECISION}" in message and command in message
         assert evaluation_rows(url) == clean_evaluation
 
-        # A re-run that starts after the hole does not fill it (its days were decided on the incomplete ledger).
+        # A re-run of an earlier day moves the hole's start back; one that starts inside the hole does not fill it
+        # (its days were decided on the incomplete ledger).
+        result = run_daily(url, DAYS[1], DAYS[1])
+        assert [(h.account, h.first, h.last) for h in holes(url)] == [(ACCOUNT, DAYS[2], LAST_DECISION)]
+        assert daily_metadata(result)["rerun"].endswith(f"--partition-range {DAYS[2]}...{LAST_DECISION}")
         run_daily(url, DAYS[8], LAST_DECISION)
-        assert [(h.account, h.first) for h in holes(url)] == [(ACCOUNT, DAYS[4])]
+        assert [(h.account, h.first) for h in holes(url)] == [(ACCOUNT, DAYS[2])]
         assert not run_evaluation(url).success
+        assert ledger(url) != clean_ledger
 
         # Re-running the named days fills the hole: ledger and evaluation equal the clean run's exactly.
-        run_daily(url, DAYS[4], LAST_DECISION)
+        run_daily(url, DAYS[2], LAST_DECISION)
         assert holes(url) == []
         assert ledger(url) == clean_ledger
         assert run_evaluation(url).success
