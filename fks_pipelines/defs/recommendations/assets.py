@@ -13,6 +13,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -40,6 +41,7 @@ from fks_pipelines.lib.db.marts import daily_opens
 from fks_pipelines.lib.db.portfolio import (
     account_states,
     delete_paper_fills_after,
+    paper_fill_ids_after,
     replace_paper_fills,
 )
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
@@ -99,11 +101,14 @@ def daily_recommendations(
     days = [(window.start + timedelta(days=i)).date() for i in range((window.end - window.start).days)]
     failures, generations, last_rows = [], [], []
     paper_trades = shadow_fills = shadow_count = 0
+    holes: list[recommendations.LedgerHole] = []
+    removed: dict[str, set[str]] = {}
     with database.connection() as conn:
         if not account_states(conn, datetime.now(UTC)):
             context.log.warning("no accounts in portfolio.accounts: import one with `fks portfolio import FILE`")
         retrieve = retriever(conn, embedding_model.get)
         if days:  # a re-run replays the paper accounts (and their shadow ledgers) from the window's first fill on
+            removed = paper_fill_ids_after(conn, market_data.market, window.start)
             delete_paper_fills_after(conn, market_data.market, window.start)
             recommendations.clear_shadows(conn, market_data.market, days[0], days[-1], keep_days=client is not None)
         for day in days:
@@ -130,6 +135,17 @@ def daily_recommendations(
             paper_trades += fill_paper_accounts(conn, days[-1], market_data.market, market_data.symbols)
             if client is not None:
                 shadow_fills += fill_shadow_ledgers(conn, days[-1], market_data.market, market_data.symbols)
+            # Fills of days after the window that were removed and not replayed leave a hole: recorded, so the
+            # evaluation refuses the ledger until those days are re-run.
+            replayed = paper_fill_ids_after(conn, market_data.market, window.start)
+            removed = {a: ids - replayed.get(a, set()) for a, ids in removed.items()}
+            holes = recommendations.record_ledger_holes(conn, market_data.market, days[0], days[-1], removed)
+            for hole in holes:
+                context.log.warning(
+                    f"the paper ledger of {hole.account} is incomplete from {hole.first} to {hole.last}"
+                    f" ({len(hole.removed)} fill(s) removed: {', '.join(hole.removed) or 'none'}); the evaluation"
+                    f" refuses it until these days are re-run: {recommendations.rerun_command(holes)}"
+                )
         last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
         rows_by_day = {day: recommendations.latest_rows(conn, day) for day in days}  # each partition's metadata
         catalog = table_metadata(conn, "recommendations.daily")
@@ -165,6 +181,12 @@ def daily_recommendations(
             "run_paper_fills": paper_trades,
             "run_shadow_generations": shadow_count,  # the rules engine beside the LLM (0 without an LLM)
             "run_shadow_fills": shadow_fills,
+            # Paper fills this run removed and did not replay, and the ledgers left incomplete (with what to re-run).
+            "run_removed_fills": MetadataValue.json({a: sorted(ids) for a, ids in removed.items() if ids}),
+            "ledger_holes": MetadataValue.json(
+                [{"account": h.account, "from": str(h.first), "to": str(h.last), "removed": h.removed} for h in holes]
+            ),
+            "rerun": recommendations.rerun_command(holes) if holes else "-",
         },
         check_results=[
             AssetCheckResult(
@@ -340,7 +362,9 @@ def _picture_markdown(png: bytes) -> str:
         "buy-and-hold and the chosen strategies alone (analytics.strategy_state at full allocation), over the same "
         "window from the same equity with the same fees and slippage; when an LLM decided, the rules engine's "
         "shadow ledger (recommendations.shadow_daily) beside it. Writes recommendations.evaluation (one row "
-        "per account, generator, baseline and window) and plots every equity curve."
+        "per account, generator, baseline and window) and plots every equity curve. Refuses (and keeps the previous "
+        "rows) while a re-run of earlier days has left a paper ledger incomplete (recommendations.ledger_holes), "
+        "naming the days to re-run."
     ),
 )
 @one_run_at_a_time
@@ -350,6 +374,13 @@ def evaluation(
     rows: list[dict] = []
     plotted: list[tuple[str, dict]] = []  # (stable key suffix, row) for the Plots tab
     with database.connection() as conn:
+        holes = recommendations.ledger_holes(conn, market_data.market)
+        if holes:  # a ledger with holes is never scored: the previous evaluation stays
+            raise Failure(
+                "the paper ledger is incomplete (a re-run of earlier days removed later fills): "
+                + "; ".join(f"{h.account} from {h.first} to {h.last}" for h in holes)
+                + f". Re-run those days, then the evaluation: {recommendations.rerun_command(holes)}"
+            )
         evaluated = account_curves(conn, market_data.market, market_data.symbols)
         for e in evaluated:
             account_rows = evaluation_rows(e.curves, e.account, e.generator)

@@ -284,6 +284,19 @@ def delete_paper_fills_after(conn: psycopg.Connection, market: str, after: datet
     ).rowcount
 
 
+def paper_fill_ids_after(conn: psycopg.Connection, market: str, after: datetime) -> dict[str, set[str]]:
+    """Per paper account of ``market``, the ids of its paper fills executed after ``after`` (what
+    delete_paper_fills_after would remove)."""
+    out: dict[str, set[str]] = {}
+    for account, trade_id in conn.execute(
+        "SELECT t.account, t.trade_id FROM portfolio.trades t JOIN portfolio.accounts a USING (account)"
+        " WHERE a.mode = 'paper' AND a.market = %s AND t.trade_id LIKE %s AND t.executed_at > %s",
+        (market, f"{PAPER_PREFIX}%", after),
+    ).fetchall():
+        out.setdefault(account, set()).add(trade_id)
+    return out
+
+
 def trade_history(conn: psycopg.Connection, account: str) -> list[Trade]:
     """The account's trades in time order (for the evaluation's equity curve)."""
     return [

@@ -547,3 +547,87 @@ def shadow_windows(conn: psycopg.Connection, market: str) -> dict[tuple[str, str
             (market,),
         ).fetchall()
     }
+
+
+@dataclass(frozen=True)
+class LedgerHole:
+    """A paper account whose ledger is incomplete from ``first`` to ``last`` (its last decided day): a re-run of
+    earlier days replayed the ledger and removed the fills of these days, decided from the state it replaced.
+    ``removed``: the trade ids removed and not replayed since."""
+
+    account: str
+    first: date
+    last: date
+    removed: list[str]
+
+
+def record_ledger_holes(
+    conn: psycopg.Connection, market: str, first: date, last: date, removed: dict[str, set[str]]
+) -> list[LedgerHole]:
+    """After a run of the daily recommendation over [``first``, ``last``] for ``market`` (``removed``: per account,
+    the paper fill ids the run deleted and did not write again): record, per paper account, from which day its
+    ledger is incomplete, and return every hole of the market's accounts.
+
+    A hole starts the day after ``last`` when the account has decided days after it (their fills are gone, and
+    their recommendations were sized from the state the run replaced). A hole recorded before stays unless this
+    run started on or before its first day (it replayed from there); the earlier start wins."""
+    with conn.transaction():
+        held = {
+            a: (f, set(r))
+            for a, f, r in conn.execute(
+                "SELECT h.account, h.incomplete_from, h.removed_fills FROM recommendations.ledger_holes h"
+                " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s",
+                (market,),
+            ).fetchall()
+        }
+        decided_after = {
+            a
+            for (a,) in conn.execute(
+                "SELECT DISTINCT g.account FROM recommendations.generations g JOIN portfolio.accounts a"
+                " USING (account) WHERE a.mode = 'paper' AND a.market = %s AND g.decision_date > %s",
+                (market, last),
+            ).fetchall()
+        }
+        for account in sorted(set(held) | decided_after):
+            kept = held[account][0] if account in held and held[account][0] < first else None
+            starts = [d for d in (kept, last + timedelta(days=1) if account in decided_after else None) if d]
+            if not starts:
+                conn.execute("DELETE FROM recommendations.ledger_holes WHERE account = %s", (account,))
+                continue
+            ids = held.get(account, (None, set()))[1] | removed.get(account, set())
+            present = {
+                t
+                for (t,) in conn.execute(
+                    "SELECT trade_id FROM portfolio.trades WHERE account = %s AND trade_id = ANY(%s)",
+                    (account, sorted(ids)),
+                ).fetchall()
+            }
+            conn.execute(
+                "INSERT INTO recommendations.ledger_holes (account, incomplete_from, removed_fills)"
+                " VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET incomplete_from ="
+                " EXCLUDED.incomplete_from, removed_fills = EXCLUDED.removed_fills, recorded_at = now()",
+                (account, min(starts), Jsonb(sorted(ids - present))),
+            )
+    return ledger_holes(conn, market)
+
+
+def ledger_holes(conn: psycopg.Connection, market: str) -> list[LedgerHole]:
+    """The paper accounts of ``market`` whose ledger is incomplete (record_ledger_holes), by account."""
+    return [
+        LedgerHole(a, f, last, list(r))
+        for a, f, last, r in conn.execute(
+            "SELECT h.account, h.incomplete_from, (SELECT max(g.decision_date) FROM recommendations.generations g"
+            " WHERE g.account = h.account), h.removed_fills FROM recommendations.ledger_holes h"
+            " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s ORDER BY h.account",
+            (market,),
+        ).fetchall()
+    ]
+
+
+def rerun_command(holes: list[LedgerHole]) -> str:
+    """The command that fills every hole: one run of the daily recommendation over the days they span."""
+    first, last = min(h.first for h in holes), max(h.last for h in holes)
+    return (
+        "dagster asset materialize -m fks_pipelines.definitions --select recommendations/daily"
+        f" --partition-range {first}...{last}"
+    )
