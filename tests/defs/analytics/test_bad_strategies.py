@@ -1,5 +1,6 @@
 """One user's bad strategy does not stop the pipeline (issue 22): with a strategies folder holding a good file, one
-whose ``signals`` raises, one that hangs past FKS_STRATEGY_TIMEOUT and one calling sys.exit at import,
+whose ``signals`` raises, one that hangs past FKS_STRATEGY_TIMEOUT, one calling sys.exit at import and one whose
+GRID is above FKS_STRATEGY_MAX_GRID,
 analytics/strategy_choices and analytics/signals succeed on real history; the good strategies' rows are written,
 each bad one is named in one warning line of the run's log and in the asset's ``strategies_failed`` metadata, and
 ``fks status`` warns with their names."""
@@ -36,7 +37,7 @@ def signals(bars, window):
     up[1:] = close[1:] > close[:-1]
     return up, ~up
 """
-BAD = {"raises", "sleeps", "exits_at_import"}
+BAD = {"raises", "sleeps", "exits_at_import", "huge"}
 
 
 @pytest.fixture
@@ -47,6 +48,11 @@ def folder(tmp_path, monkeypatch):
     (path / "raises.py").write_text(STRATEGY.format(body="raise RuntimeError('boom')"))
     (path / "sleeps.py").write_text(STRATEGY.format(body="import time; time.sleep(30)"))
     (path / "exits_at_import.py").write_text("import sys\nsys.exit(3)\n")
+    (path / "huge.py").write_text(
+        STRATEGY.format(body="pass")
+        .replace('{"window": [5, 10]}', '{"window": range(200), "k": range(100)}')
+        .replace("def signals(bars, window):", "def signals(bars, window, k):")
+    )
     monkeypatch.setenv("FKS_STRATEGIES_DIR", str(path))
     monkeypatch.setenv("FKS_STRATEGY_TIMEOUT", "0.5")
     monkeypatch.setenv("FKS_SWEEP_WORKERS", "1")
@@ -77,6 +83,7 @@ def test_bad_user_strategies_are_skipped_and_named_while_the_others_go_on(folder
     assert failed["raises"].endswith("raises.py: signals({'window': 5}) raised RuntimeError: boom")
     assert "ran past 0.5 s (FKS_STRATEGY_TIMEOUT)" in failed["sleeps"]
     assert failed["exits_at_import"].endswith("exits_at_import.py: does not import: it called sys.exit(3)")
+    assert failed["huge"].endswith("huge.py: GRID has 20,000 combinations: at most 10,000 (FKS_STRATEGY_MAX_GRID)")
     signal_events = result.asset_materializations_for_node("analytics__signals")
     assert len(signal_events) == 3  # one per day
     assert all(set(e.metadata["strategies_failed"].value) == BAD for e in signal_events)
@@ -102,4 +109,17 @@ def test_bad_user_strategies_are_skipped_and_named_while_the_others_go_on(folder
     # fks status warns with the names.
     rows_by_name = {r.item: r for r in status_rows(snapshot(Settings.from_env(), db_url, instance))}
     item = rows_by_name["strategies"]
-    assert item.state == "warn" and item.detail == "3 left out of the latest runs: exits_at_import, raises, sleeps"
+    assert item.state == "warn"
+    assert item.detail == "4 left out of the latest runs: exits_at_import, huge, raises, sleeps"
+
+
+def test_status_says_nothing_until_a_run_reports_and_ok_when_none_failed():
+    from fks_pipelines.lib.metrics import PlatformSnapshot
+
+    def item(failed):
+        snap = PlatformSnapshot(datetime.now(UTC), True, strategies_failed=failed)
+        return [(r.state, r.detail) for r in status_rows(snap) if r.item == "strategies"]
+
+    assert item(None) == []
+    assert item({}) == [("ok", "none failing in the latest runs")]
+    assert item({"b": "x", "a": "y"}) == [("warn", "2 left out of the latest runs: a, b")]
