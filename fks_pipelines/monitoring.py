@@ -79,6 +79,7 @@ def _read_instance(instance: DagsterInstance, snap: PlatformSnapshot, now: datet
         if last is None:
             continue
         key: AssetKey = entry.asset_key
+        _read_failed_strategies(key, last, snap)
         latest_partition = (
             _latest_day(instance.get_materialized_partitions(key))
             if last.dagster_event and last.dagster_event.partition
@@ -103,6 +104,20 @@ def _read_instance(instance: DagsterInstance, snap: PlatformSnapshot, now: datet
         if r.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING) and run.start_time:
             duration = None
         snap.runs.append(RunSummary(r.job_name, r.status.value, duration, started))
+
+
+STRATEGY_ASSETS = ("analytics/signals", "analytics/strategy_choices")
+
+
+def _read_failed_strategies(key: AssetKey, last, snap: PlatformSnapshot) -> None:
+    """The ``strategies_failed`` metadata of the latest materialization of the assets running strategies, merged
+    (a name failing in either is reported)."""
+    if key.to_user_string() not in STRATEGY_ASSETS or last.asset_materialization is None:
+        return
+    value = last.asset_materialization.metadata.get("strategies_failed")
+    if value is None or not isinstance(value.value, dict):
+        return
+    snap.strategies_failed = {**(snap.strategies_failed or {}), **{str(k): str(v) for k, v in value.value.items()}}
 
 
 def _latest_day(partitions: set[str]) -> date | None:

@@ -68,6 +68,9 @@ class PlatformSnapshot:
     runs: list[RunSummary] = field(default_factory=list)  # newest first
     dagster_ok: bool = True
     dagster_error: str | None = None
+    # the strategies left out of the latest analytics/signals and analytics/strategy_choices runs, with why
+    # (None: neither asset's latest materialization says)
+    strategies_failed: dict[str, str] | None = None
 
 
 def metric_families(snap: PlatformSnapshot) -> Iterator[Metric]:
@@ -304,6 +307,18 @@ def status_rows(snap: PlatformSnapshot) -> list[StatusRow]:
                 llm,
             )
         )
+    if snap.strategies_failed:
+        names = ", ".join(sorted(snap.strategies_failed))
+        rows.append(
+            StatusRow(
+                "strategies",
+                "warn",
+                f"{len(snap.strategies_failed)} left out of the latest runs: {names}",
+                {"failed": names, "count": len(snap.strategies_failed)},
+            )
+        )
+    elif snap.strategies_failed is not None:
+        rows.append(StatusRow("strategies", "ok", "none failing in the latest runs", {"failed": "", "count": 0}))
     if snap.embedding_backlog is not None:
         rows.append(
             StatusRow(

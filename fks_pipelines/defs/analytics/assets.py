@@ -23,12 +23,13 @@ from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResour
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.marts import bars_between, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig
-from fks_pipelines.lib.quant.choice_updates import ChoiceSettings, update_choices
+from fks_pipelines.lib.quant.choice_updates import ChoiceSettings, update_choices, usable_strategies
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.rolling_choice import Windows
 from fks_pipelines.lib.quant.selection import indicator_state, signal_state
 from fks_pipelines.lib.quant.state import CASH, position_state
-from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES
+from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES, strategy_file_errors
+from fks_pipelines.lib.quant.strategy_files import StrategyFileError
 from fks_pipelines.lib.quant.walk_forward import Search
 from fks_pipelines.settings import settings
 
@@ -120,15 +121,25 @@ def strategy_choices(
     market_data: MarketDataResource,
 ) -> MaterializeResult:
     backtest, search, windows = config.validated()
+    failed = strategy_file_errors()
+    with database.connection() as conn:
+        strategies, broken = usable_strategies(
+            conn, market_data.market, market_data.symbols, [STRATEGIES[name] for name in config.strategies]
+        )
+    failed.update(broken)
+    _log_failed(context, failed)
+    if not strategies:
+        raise ValueError(f"every strategy failed: {'; '.join(failed.values())}")
     choice_settings = ChoiceSettings(
-        strategies=[STRATEGIES[name] for name in config.strategies],
+        strategies=strategies,
         windows=windows,
         every=timedelta(days=config.every_days),
         objective=config.objective,
         min_dsr=config.min_dsr,
         backtest=backtest,
         search=search,
-        config=config.model_dump(),
+        # a strategy left out makes another configuration (another run), decided again once it works
+        config={**config.model_dump(), "strategies": [s.name for s in strategies]},
         code_version=__version__,
     )
     with database.connection() as conn:
@@ -146,7 +157,15 @@ def strategy_choices(
         catalog = table_metadata(conn, "analytics.strategy_choices")
     for name, found in update.flagged.items():
         context.log.warning(f"{name} uses the future (flagged, FKS_LOOKAHEAD_POLICY=flag): {found[0].line()}")
-    return MaterializeResult(metadata={**catalog, **choices_metadata(config, update, rows)})
+    return MaterializeResult(
+        metadata={**catalog, **choices_metadata(config, update, rows), "strategies_failed": MetadataValue.json(failed)}
+    )
+
+
+def _log_failed(context: AssetExecutionContext, failed: dict[str, str]) -> None:
+    """One warning line per strategy left out of the run, naming it and why."""
+    for name, reason in sorted(failed.items()):
+        context.log.warning(f"strategy {name} skipped: {reason}")
 
 
 @asset(
@@ -169,6 +188,8 @@ def signals(
 ) -> MaterializeResult:
     window = context.partition_time_window
     rows, states = [], []
+    # user strategies that fail (at import, or raising, exiting or hanging in signals) are left out, named below
+    failed: dict[str, str] = strategy_file_errors()
     with database.connection() as conn:
         # One read for the whole window (each day then sees its own 60 days up to its end): not one query per day.
         every_bar = read_bars(
@@ -189,14 +210,15 @@ def signals(
                     params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
                 state = indicator_state(bars)
                 as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=UTC)
-                rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params)))
-                states.append(_strategy_state(symbol, day, as_of, bars, chosen))
+                rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params, failed)))
+                states.append(_strategy_state(symbol, day, as_of, bars, chosen, failed))
             day = end
         analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
         analytics.replace_strategy_state(
             conn, market_data.market, market_data.symbols, window.start, window.end, states
         )
         catalog = table_metadata(conn, "analytics.signals")
+    _log_failed(context, failed)
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
     day = window.start
     while day < window.end:
@@ -221,6 +243,7 @@ def signals(
             "run_first_day": f"{window.start:%Y-%m-%d}",
             "run_last_day": f"{window.end - timedelta(days=1):%Y-%m-%d}",
             "run_strategy_state_in_position": sum(1 for r in states if r.position != "flat"),
+            "strategies_failed": MetadataValue.json(failed),
         }
     )
 
@@ -254,14 +277,23 @@ def _signals_table(rows: list[analytics.Signal]) -> MetadataValue:
 
 
 def _strategy_state(
-    symbol: str, day: datetime, as_of: datetime, bars, choice: tuple[str, dict, datetime] | None
+    symbol: str,
+    day: datetime,
+    as_of: datetime,
+    bars,
+    choice: tuple[str, dict, datetime] | None,
+    failed: dict[str, str],
 ) -> analytics.StrategyStateRow:
     """The chosen strategy's position at the close of ``day``: ``choice`` (the latest decided before the day's end,
     from :func:`analytics.latest_choice_records`) walked over ``bars``. A 'cash' choice, or no choice yet, is cash:
-    flat."""
+    flat; so is a chosen strategy that fails (recorded in ``failed`` by name)."""
     name, params, decided = choice if choice else (CASH, {}, None)
-    strategy = STRATEGIES.get(name)
-    held = position_state(bars, strategy, params)
+    strategy = None if name in failed else STRATEGIES.get(name)
+    try:
+        held = position_state(bars, strategy, params)
+    except StrategyFileError as exc:
+        failed[name] = str(exc)
+        held = position_state(bars, None, params)
     return analytics.StrategyStateRow(
         day, symbol, as_of, name, params, decided, held.position, held.since, held.entry_price, held.unrealised_pnl
     )

@@ -28,6 +28,7 @@ from fks_pipelines.lib.quant.backtest import BacktestConfig, run_sweep
 from fks_pipelines.lib.quant.lookahead import Finding, screen_strategies
 from fks_pipelines.lib.quant.rolling_choice import Decision, Windows, rolling_choices, span_needed
 from fks_pipelines.lib.quant.strategies import Bars, Strategy
+from fks_pipelines.lib.quant.strategy_files import StrategyFileError
 from fks_pipelines.lib.quant.walk_forward import Search
 
 BATCH = 8  # decisions per transaction: what a killed run can lose (they are decided again by the next run)
@@ -126,6 +127,39 @@ def _bars_for(conn, market: str, symbol: str, start: datetime | None, end: datet
         if before >= span:
             return bars
     return read_bars(conn, "fct_ohlcv_1h", market, [symbol], datetime(1970, 1, 1, tzinfo=UTC), end)[symbol]
+
+
+PROBE_DAYS = 30  # the recent bars each strategy is tried on before a run
+
+
+def usable_strategies(
+    conn: psycopg.Connection, market: str, symbols: list[str], strategies: list[Strategy]
+) -> tuple[list[Strategy], dict[str, str]]:
+    """(the strategies that work, one-line error by name of those that do not): each strategy's ``signals`` is
+    called once with its defaults on the last :data:`PROBE_DAYS` days of the first symbol holding bars, on this
+    thread (where the per-call time limit applies). One that raises, exits or runs past FKS_STRATEGY_TIMEOUT is
+    left out of the run, so it cannot stop the others. A strategy failing only with other parameters or on other
+    bars still stops the run (a known limit)."""
+    end = bars_end(conn, "fct_ohlcv_1h")
+    if end is None:
+        return strategies, {}
+    bars = None
+    for symbol in symbols:
+        found = read_bars(conn, "fct_ohlcv_1h", market, [symbol], end - timedelta(days=PROBE_DAYS), end)[symbol]
+        if len(found["close"]):
+            bars = found
+            break
+    if bars is None:
+        return strategies, {}
+    usable, failed = [], {}
+    for strategy in strategies:
+        try:
+            strategy.signals(bars, **dict(strategy.defaults))
+        except StrategyFileError as exc:
+            failed[strategy.name] = str(exc)
+            continue
+        usable.append(strategy)
+    return usable, failed
 
 
 def update_choices(

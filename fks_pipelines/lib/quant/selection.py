@@ -11,6 +11,7 @@ import polars as pl
 from fks_pipelines.lib.quant import indicators as ind
 from fks_pipelines.lib.quant.backtest import BacktestConfig
 from fks_pipelines.lib.quant.strategies import Bars, Strategy
+from fks_pipelines.lib.quant.strategy_files import StrategyFileError
 from fks_pipelines.lib.quant.walk_forward import Search, walk_forward
 
 
@@ -114,11 +115,23 @@ def indicator_state(bars: Bars) -> dict[str, float]:
     return {k: (float(v[-1]) if len(v) else float("nan")) for k, v in values.items()}
 
 
-def signal_state(bars: Bars, strategies: dict[str, tuple[Strategy, dict]]) -> dict[str, dict]:
-    """Entry/exit of each strategy (with its parameters) on the latest bar."""
+def signal_state(
+    bars: Bars, strategies: dict[str, tuple[Strategy, dict]], failed: dict[str, str] | None = None
+) -> dict[str, dict]:
+    """Entry/exit of each strategy (with its parameters) on the latest bar. With ``failed`` given, a strategy
+    whose ``signals`` raises, exits or runs past its time limit (a :class:`StrategyFileError`) is left out and its
+    one-line error recorded there by name; a strategy already in ``failed`` is not called again."""
     out = {}
     for name, (strategy, params) in strategies.items():
-        entries, exits = strategy.signals(bars, **params)
+        if failed is not None and name in failed:
+            continue
+        try:
+            entries, exits = strategy.signals(bars, **params)
+        except StrategyFileError as exc:
+            if failed is None:
+                raise
+            failed[name] = str(exc)
+            continue
         out[name] = {
             "params": params,
             "entry": bool(entries[-1]) if len(entries) else False,

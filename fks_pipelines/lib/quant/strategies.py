@@ -203,6 +203,13 @@ def refresh_strategies(directory: Path | None = None) -> dict[str, str]:
     return errors
 
 
+def strategy_file_errors() -> dict[str, str]:
+    """The one-line error of each user strategy file refused at load (import failed, exited, GRID too large...),
+    by name; they are left out of :data:`STRATEGIES`, and the pipeline's runs log them."""
+    STRATEGIES.keys()  # loads the registry on first use
+    return dict(_Registry.errors)
+
+
 def signal_matrix(strategy: Strategy, bars: Bars, parameter_sets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """(entries, exits) as (bars x parameter sets) boolean matrices."""
     pairs = [strategy.signals(bars, **p) for p in parameter_sets]
