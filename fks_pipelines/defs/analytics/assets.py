@@ -19,7 +19,14 @@ from pydantic import Field
 
 from fks_pipelines import __version__
 from fks_pipelines.defs.analytics.metadata import choices_metadata, number
-from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions, table_metadata
+from fks_pipelines.defs.shared import (
+    OWNERS,
+    MarketDataResource,
+    PostgresResource,
+    daily_partitions,
+    one_run_at_a_time,
+    table_metadata,
+)
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.marts import bars_between, read_bars, read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig
@@ -114,6 +121,7 @@ class StrategySelectionConfig(Config):
         "backtest_results, strategy_choices."
     ),
 )
+@one_run_at_a_time
 def strategy_choices(
     context: AssetExecutionContext,
     config: StrategySelectionConfig,
@@ -183,6 +191,7 @@ def _log_failed(context: AssetExecutionContext, failed: dict[str, str]) -> None:
         "position at each close (flat/long/short, since, entry price, unrealised P&L) to analytics.strategy_state."
     ),
 )
+@one_run_at_a_time
 def signals(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:
@@ -213,10 +222,11 @@ def signals(
                 rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params, failed)))
                 states.append(_strategy_state(symbol, day, as_of, bars, chosen, failed))
             day = end
-        analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
-        analytics.replace_strategy_state(
-            conn, market_data.market, market_data.symbols, window.start, window.end, states
-        )
+        with conn.transaction():  # the signals and the strategy state of the window land together or not at all
+            analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
+            analytics.replace_strategy_state(
+                conn, market_data.market, market_data.symbols, window.start, window.end, states
+            )
         catalog = table_metadata(conn, "analytics.signals")
     _log_failed(context, failed)
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
@@ -311,6 +321,7 @@ def _strategy_state(
         "Writes analytics.market_regimes and analytics.regime_transitions."
     ),
 )
+@one_run_at_a_time
 def market_regimes(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:

@@ -12,6 +12,7 @@ from fks_pipelines.defs.shared import (
     MarketDataResource,
     PostgresResource,
     daily_partitions,
+    one_run_at_a_time,
     table_metadata,
 )
 from fks_pipelines.lib.db import analytics, knowledge
@@ -68,6 +69,7 @@ def build_documents(conn, market: str, symbols: list[str], interval: str, start,
         "Each document's id is its content hash; as_of is when the information existed. Writes knowledge.documents."
     ),
 )
+@one_run_at_a_time
 def documents(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:
@@ -132,6 +134,7 @@ def documents(
         "search with knowledge.search(...)."
     ),
 )
+@one_run_at_a_time
 def document_embeddings(
     context: AssetExecutionContext, database: PostgresResource, embedding_model: EmbeddingModelResource
 ) -> MaterializeResult:

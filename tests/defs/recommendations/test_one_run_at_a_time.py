@@ -108,7 +108,11 @@ def test_a_run_waits_for_the_run_writing_the_asset_and_logs_its_name(db_url):
 
 
 def test_every_asset_writing_shared_tables_takes_its_lock():
-    for assets_def in (daily_recommendations, track_record, evaluation, profit_splits):
+    from fks_pipelines.defs.analytics.assets import market_regimes, signals, strategy_choices
+    from fks_pipelines.defs.knowledge.assets import document_embeddings, documents
+
+    written = (daily_recommendations, track_record, evaluation, profit_splits)
+    for assets_def in (*written, strategy_choices, signals, market_regimes, documents, document_embeddings):
         fn = assets_def.op.compute_fn.decorated_fn
         assert fn.__code__.co_qualname == "one_run_at_a_time.<locals>.serialized", assets_def.key
 
@@ -119,6 +123,8 @@ def test_the_code_references_of_the_serialized_assets_point_at_their_own_files()
     for key, file in (
         ("recommendations/daily", "recommendations/assets.py"),
         ("portfolio/profit_splits", "portfolio/assets.py"),
+        ("analytics/signals", "analytics/assets.py"),
+        ("knowledge/documents", "knowledge/assets.py"),
     ):
         spec = next(s for s in defs.resolve_all_asset_specs() if s.key.to_user_string() == key)
         references = spec.metadata["dagster/code_references"].code_references
