@@ -113,7 +113,7 @@ class Dbt:
         with dbt_connection(self.url):
             invocation = self.resource.cli(list(args), raise_on_error=False)
             invocation.wait()
-        assert invocation.is_successful(), "\n".join(str(e) for e in invocation.get_error_events() if e)  # type: ignore[attr-defined]
+        assert invocation.is_successful(), f"dbt {' '.join(args)} failed: {invocation.get_error()}"
 
     def build(self, min_date: str | None = None, max_date: str | None = None, *extra: str) -> None:
         args = ["build", *extra]
