@@ -348,16 +348,13 @@ def _rows_per_day_and_symbol(frame: pl.DataFrame) -> dict[date, dict[str, int]]:
     return counts
 
 
-def _shrinking_days(
-    conn: psycopg.Connection,
-    scope: LoadScope,
-    offered: dict[date, dict[str, int]],
-    absent: Sequence[ProvenAbsent],
-) -> list[str]:
-    """``DAY SYMBOL: N bars held, M offered`` for each day of ``scope`` where the table holds more bars of a
-    symbol than ``offered`` (bars inside a range the source proved empty not counted); one grouped query."""
+def _held_per_day(
+    conn: psycopg.Connection, scope: LoadScope, absent: Sequence[ProvenAbsent]
+) -> list[tuple[date, str, int]]:
+    """(UTC day, symbol, bars held) in ``scope``, not counting held bars inside a range the source proved empty:
+    what a load may not shrink. One grouped query."""
     proven = [a for a in absent if a.symbol in scope.symbols]
-    held = conn.execute(
+    return conn.execute(
         f"""
         SELECT (k.open_time AT TIME ZONE 'UTC')::date AS day, k.symbol, count(*) FROM {TABLE} k
         WHERE k.market = %s AND k.interval = %s AND k.symbol = ANY(%s) AND k.open_time >= %s AND k.open_time < %s
@@ -378,9 +375,19 @@ def _shrinking_days(
             [a.end for a in proven],
         ),
     ).fetchall()
+
+
+def _shrinking_days(
+    conn: psycopg.Connection,
+    scope: LoadScope,
+    offered: dict[date, dict[str, int]],
+    absent: Sequence[ProvenAbsent],
+) -> list[str]:
+    """``DAY SYMBOL: N bars held, M offered`` for each day of ``scope`` where the table holds more bars of a
+    symbol than ``offered`` (bars inside a range the source proved empty not counted)."""
     return [
         f"{day} {symbol}: {n} bars held, {offered.get(day, {}).get(symbol, 0)} offered"
-        for day, symbol, n in held
+        for day, symbol, n in _held_per_day(conn, scope, absent)
         if offered.get(day, {}).get(symbol, 0) < n
     ]
 
@@ -396,30 +403,9 @@ def _shrinking(
 ) -> list[str]:
     """Each symbol that ``frame`` offers fewer bars than the table holds for it in ``scope`` (held bars inside
     a range the source proved empty not counted), as ``SYMBOL: N bars held, M offered``."""
-    proven = [a for a in absent if a.symbol in scope.symbols]
-    held: dict[str, int] = dict(
-        conn.execute(
-            f"""
-            SELECT k.symbol, count(*) FROM {TABLE} k
-            WHERE k.market = %s AND k.interval = %s AND k.symbol = ANY(%s) AND k.open_time >= %s AND k.open_time < %s
-              AND NOT EXISTS (
-                  SELECT 1
-                  FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(symbol, range_start, range_end)
-                  WHERE a.symbol = k.symbol AND k.open_time >= a.range_start AND k.open_time < a.range_end)
-            GROUP BY k.symbol
-            """,
-            (
-                scope.market,
-                scope.interval,
-                list(scope.symbols),
-                scope.start,
-                scope.end,
-                [a.symbol for a in proven],
-                [a.start for a in proven],
-                [a.end for a in proven],
-            ),
-        ).fetchall()
-    )
+    held: dict[str, int] = {}
+    for _, symbol, n in _held_per_day(conn, scope, absent):
+        held[symbol] = held.get(symbol, 0) + n
     offered = dict(frame.group_by("symbol").len().iter_rows()) if frame.height else {}
     return [
         f"{symbol}: {held[symbol]} bars held, {offered.get(symbol, 0)} offered"
