@@ -118,7 +118,7 @@ def record_run(
     conn: psycopg.Connection,
     run_id: str,
     *,
-    fingerprint: str,
+    fingerprint: str | None,
     code_version: str,
     bar_interval: str,
     data_start: datetime,
@@ -127,34 +127,14 @@ def record_run(
     config: Mapping[str, Any],
 ) -> None:
     """Record (or touch) the run of one configuration: the same fingerprint is one run whose data range only
-    grows; ``last_run_at`` says it is the latest configuration to have decided (readers prefer its choices)."""
+    grows; ``last_run_at`` says it is the latest configuration to have decided (readers prefer its choices). A
+    run without a fingerprint (tests, analysts' one-off runs) is recorded the same way under its own id."""
     conn.execute(
         "INSERT INTO analytics.backtest_runs (run_id, fingerprint, code_version, bar_interval, data_start, data_end,"
         " objective, config, last_run_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())"
         " ON CONFLICT (run_id) DO UPDATE SET data_start = least(backtest_runs.data_start, EXCLUDED.data_start),"
         " data_end = greatest(backtest_runs.data_end, EXCLUDED.data_end), last_run_at = clock_timestamp()",
         (run_id, fingerprint, code_version, bar_interval, data_start, data_end, objective, json.dumps(config)),
-    )
-
-
-def insert_run(
-    conn: psycopg.Connection,
-    run_id: str,
-    *,
-    code_version: str,
-    bar_interval: str,
-    data_start: datetime,
-    data_end: datetime,
-    objective: str,
-    config: Mapping[str, Any],
-) -> None:
-    """Record a run without a fingerprint (tests, analysts' one-off runs): the data range it used and its
-    configuration."""
-    conn.execute(
-        "INSERT INTO analytics.backtest_runs"
-        " (run_id, code_version, bar_interval, data_start, data_end, objective, config, last_run_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp())",
-        (run_id, code_version, bar_interval, data_start, data_end, objective, json.dumps(config)),
     )
 
 

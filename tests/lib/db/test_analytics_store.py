@@ -66,9 +66,10 @@ def test_replace_signals_refuses_rows_outside_its_scope_and_writes_nothing(conn)
 
 def record(conn, run_id: str, symbol: str, decided_at: datetime, strategy: str, market: str = "spot") -> None:
     with conn.transaction():
-        analytics.insert_run(
+        analytics.record_run(
             conn,
             run_id,
+            fingerprint=None,
             code_version="test",
             bar_interval="1h",
             data_start=day(0),
@@ -165,9 +166,10 @@ def test_replace_regimes_replaces_the_whole_market_and_only_it(conn):
 def test_a_run_holds_several_decisions_with_their_windows_dsr_pbo_and_cash(conn):
     """Migration 011: one row per decision (run, symbol, decided_at); cash is a choice with params {}; the test
     record stays NULL until known; a later run that re-decided the same time wins."""
-    analytics.insert_run(
+    analytics.record_run(
         conn,
         "run-a",
+        fingerprint=None,
         code_version="t",
         bar_interval="1h",
         data_start=day(0),
@@ -231,9 +233,10 @@ def test_a_run_holds_several_decisions_with_their_windows_dsr_pbo_and_cash(conn)
     assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=day(19)) == ("ma_cross", {"fast": 5, "slow": 20})
     assert analytics.latest_choice(conn, "spot", "BTCUSDT", before=day(20)) == ("cash", {})
     # A later run re-deciding 2024-05-20 differently: its row is the one read.
-    analytics.insert_run(
+    analytics.record_run(
         conn,
         "run-b",
+        fingerprint=None,
         code_version="t",
         bar_interval="1h",
         data_start=day(0),
