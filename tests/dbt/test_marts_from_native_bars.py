@@ -20,17 +20,9 @@ import pytest
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.sources.files import read_kline_file
+from tests.dbt.test_marts_match_binance import ONE_MINUTE_FILES  # the shared 1m days with native bars
 from tests.support import Dbt
 
-ONE_MINUTE_FILES = [
-    "spot/BTCUSDT-1m-2020-01-01.zip",
-    "spot/BTCUSDT-1m-2020-01-02.zip",
-    "spot/BTCUSDT-1m-2020-01-03.zip",
-    "spot/ETHUSDT-1m-2022-08-14.zip",
-    "spot/ETHUSDT-1m-2022-08-15.zip",
-    "futures-um/ETHUSDT-1m-2022-08-24.csv",
-    "futures-um/ETHUSDT-1m-2022-08-25.csv",
-]
 NATIVE_1H_FILES = [
     "spot/BTCUSDT-1h-2022-09-07.zip",
     "spot/BTCUSDT-1h-2022-09-08.zip",
