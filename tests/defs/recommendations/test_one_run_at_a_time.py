@@ -14,6 +14,7 @@ from fks_pipelines.defs.portfolio.assets import profit_splits
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation, track_record
 from fks_pipelines.defs.shared import PostgresResource
 from fks_pipelines.lib.db.locks import advisory_lock, asset_lock
+from tests.lib.quant.real_hourly import MART_DDL
 
 
 def wait_until_waiting(url: str, application_name: str) -> None:
@@ -58,15 +59,7 @@ def test_two_sessions_over_one_asset_lock_take_turns_and_the_second_names_the_fi
 
 def test_a_run_waits_for_the_run_writing_the_asset_and_logs_its_name(db_url):
     with psycopg.connect(db_url, autocommit=True) as conn:  # the marts dbt builds, empty: nothing to score yet
-        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        conn.execute(
-            "CREATE TABLE marts.fct_ohlcv_1d (market text, symbol text, bucket timestamptz, open numeric,"
-            " high numeric, low numeric, close numeric, volume numeric, bar_count int)"
-        )
-        conn.execute(
-            "CREATE TABLE marts.fct_returns (market text, symbol text, bucket timestamptz, simple_return float8,"
-            " log_return float8, volatility_7d float8, volatility_30d float8)"
-        )
+        conn.execute(MART_DDL)  # the marts dbt builds, as tables
     instance = DagsterInstance.ephemeral()
     release = threading.Event()
     holding = threading.Event()

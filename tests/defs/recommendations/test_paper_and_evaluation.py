@@ -24,6 +24,7 @@ from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account
 from fks_pipelines.lib.portfolio.paper import FEE, SLIPPAGE
+from tests.lib.quant.real_hourly import MART_DDL
 from tests.support import Reply, ScriptedServer
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -56,15 +57,7 @@ def prices(perturb_after: date | None = None) -> dict[str, dict[date, tuple[floa
 def build_market(url: str, market_prices: dict) -> None:
     """The marts the recommendation reads, as dbt would have built them, and the strategy state."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        conn.execute(
-            "CREATE TABLE marts.fct_ohlcv_1d (market text, symbol text, bucket timestamptz, open numeric,"
-            " high numeric, low numeric, close numeric, volume numeric, bar_count int)"
-        )
-        conn.execute(
-            "CREATE TABLE marts.fct_returns (market text, symbol text, bucket timestamptz, simple_return float8,"
-            " log_return float8, volatility_7d float8, volatility_30d float8)"
-        )
+        conn.execute(MART_DDL)  # the marts dbt builds, as tables
         for s, by_day in market_prices.items():
             previous = None
             for day, (o, c) in by_day.items():
