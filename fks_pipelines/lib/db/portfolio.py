@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db.connect import one_row
 from fks_pipelines.lib.errors import BadInputError, FksError
@@ -116,14 +117,15 @@ def import_accounts(
         for a, step in zip(accounts, plan, strict=True):
             if step.new:
                 conn.execute(
-                    "INSERT INTO portfolio.accounts (account, kind, market, mode) VALUES (%s, %s, %s, %s)",
-                    (a.name, a.kind, market, a.mode),
+                    "INSERT INTO portfolio.accounts (account, kind, market, mode, protections, prop_firm)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (a.name, a.kind, market, a.mode, _jsonb(a.protections), _jsonb(a.prop_firm)),
                 )
             else:
                 conn.execute(
-                    "UPDATE portfolio.accounts SET kind = %s, market = %s, mode = %s, imported_at = now()"
-                    " WHERE account = %s",
-                    (a.kind, market, a.mode, a.name),
+                    "UPDATE portfolio.accounts SET kind = %s, market = %s, mode = %s, protections = %s,"
+                    " prop_firm = %s, imported_at = now() WHERE account = %s",
+                    (a.kind, market, a.mode, _jsonb(a.protections), _jsonb(a.prop_firm), a.name),
                 )
                 conn.execute("DELETE FROM portfolio.deposits WHERE account = %s", (a.name,))
                 if step.deleted_paper_fills or not step.paper_fills:
@@ -184,6 +186,8 @@ class AccountState:
     positions: dict[str, float]  # quantity per symbol
     net_deposits: float
     mode: str = "real"  # real | paper
+    protections: dict | None = None  # overrides of the tier's protections (lib/portfolio/guards.py)
+    prop_firm: dict | None = None  # a prop firm's rules
 
 
 def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]:
@@ -191,8 +195,8 @@ def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]
     to then, nothing later. An account opened later does not exist yet for a decision at ``at``: no recommendation
     is made for it, so a history backfill starts each account's ledger on its own first day."""
     out = []
-    for account, kind, market, mode in conn.execute(
-        "SELECT a.account, a.kind, a.market, a.mode FROM portfolio.accounts a"
+    for account, kind, market, mode, protections, prop_firm in conn.execute(
+        "SELECT a.account, a.kind, a.market, a.mode, a.protections, a.prop_firm FROM portfolio.accounts a"
         " WHERE EXISTS (SELECT 1 FROM portfolio.deposits d WHERE d.account = a.account AND d.at <= %s)"
         " ORDER BY a.account",
         (at,),
@@ -211,14 +215,16 @@ def account_states(conn: psycopg.Connection, at: datetime) -> list[AccountState]
             (account, at),
         ).fetchall()
         cash, held = holdings(deposits, trades)
-        out.append(AccountState(account, kind, market, cash, held, deposits, mode))
+        out.append(AccountState(account, kind, market, cash, held, deposits, mode, protections, prop_firm))
     return out
 
 
 def account_states_at(conn: psycopg.Connection, times: list[datetime]) -> dict[datetime, list[AccountState]]:
     """:func:`account_states` at each of ``times``, from one read of the ledger and one replay in time order (not
     one replay from the start per time: linear in trades plus times)."""
-    accounts = conn.execute("SELECT account, kind, market, mode FROM portfolio.accounts ORDER BY account").fetchall()
+    accounts = conn.execute(
+        "SELECT account, kind, market, mode, protections, prop_firm FROM portfolio.accounts ORDER BY account"
+    ).fetchall()
     deposits = conn.execute("SELECT account, at, amount::float8 FROM portfolio.deposits ORDER BY at").fetchall()
     trades = conn.execute(
         "SELECT account, executed_at, symbol, side, quantity::float8, price::float8, fee::float8"
@@ -245,7 +251,9 @@ def account_states_at(conn: psycopg.Connection, times: list[datetime]) -> dict[d
                 held[account] = {k: v for k, v in {**held[account], symbol: position}.items() if v != 0}
             t += 1
         out[at] = [
-            AccountState(a, k, m, cash[a], dict(held[a]), net[a], mode) for a, k, m, mode in accounts if a in opened
+            AccountState(a, k, m, cash[a], dict(held[a]), net[a], mode, p, f)
+            for a, k, m, mode, p, f in accounts
+            if a in opened
         ]
     return out
 
@@ -333,3 +341,7 @@ def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tupl
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
+
+
+def _jsonb(value: dict | None) -> Jsonb | None:
+    return None if value is None else Jsonb(value)

@@ -119,10 +119,12 @@ def protections_from(overrides: dict | None, tier: str, *, where: str) -> Protec
     base = TIER_PROTECTIONS[tier]
     if not overrides:
         return base
+    if not isinstance(overrides, dict):
+        raise BadInputError(f"protections must be a mapping, not {type(overrides).__name__}", where=where)
     known = {f.name for f in fields(Protections)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise BadInputError(f"{where}: unknown protection(s) {unknown}; known: {sorted(known)}")
+        raise BadInputError(f"unknown protection(s) {unknown}; known: {sorted(known)}", where=where)
     p = replace(base, **overrides)
     _check(p, where)
     return p
@@ -132,16 +134,16 @@ def _share(value, name: str, where: str, *, allow_none: bool = True, upper: floa
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadInputError(f"{where}: {name} must be a number, got {value!r}")
+        raise BadInputError(f"{name} must be a number, got {value!r}", where=where)
     if not 0 <= value <= upper:
-        raise BadInputError(f"{where}: {name} must be between 0 and {upper:g}, got {value!r}")
+        raise BadInputError(f"{name} must be between 0 and {upper:g}, got {value!r}", where=where)
 
 
 def _days(value, name: str, where: str, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3650:
-        raise BadInputError(f"{where}: {name} must be a whole number of days (0..3650), got {value!r}")
+        raise BadInputError(f"{name} must be a whole number of days (0..3650), got {value!r}", where=where)
 
 
 def _check(p: Protections, where: str) -> None:
@@ -154,25 +156,27 @@ def _check(p: Protections, where: str) -> None:
     _days(p.stoploss_pause_days, "stoploss_pause_days", where)
     _days(p.cooldown_days, "cooldown_days", where, allow_none=True)
     if p.stoploss_scope not in ("symbol", "account"):
-        raise BadInputError(f"{where}: stoploss_scope must be symbol or account, got {p.stoploss_scope!r}")
+        raise BadInputError(f"stoploss_scope must be symbol or account, got {p.stoploss_scope!r}", where=where)
 
 
 def prop_rules_from(raw: dict | None, *, where: str) -> PropFirmRules | None:
     if raw is None:
         return None
+    if not isinstance(raw, dict):
+        raise BadInputError(f"prop_firm must be a mapping, not {type(raw).__name__}", where=where)
     known = {f.name for f in fields(PropFirmRules)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise BadInputError(f"{where}: unknown prop_firm rule(s) {unknown}; known: {sorted(known)}")
+        raise BadInputError(f"unknown prop_firm rule(s) {unknown}; known: {sorted(known)}", where=where)
     for name in ("daily_loss_limit", "max_drawdown"):
         if name not in raw:
-            raise BadInputError(f"{where}: prop_firm needs {name} (a share of the initial balance, e.g. 0.05)")
+            raise BadInputError(f"prop_firm needs {name} (a share of the initial balance, e.g. 0.05)", where=where)
         _share(raw[name], name, where, allow_none=False)
         if raw[name] <= 0:
-            raise BadInputError(f"{where}: prop_firm {name} must be above 0, got {raw[name]!r}")
+            raise BadInputError(f"prop_firm {name} must be above 0, got {raw[name]!r}", where=where)
     _share(raw.get("profit_target"), "profit_target", where, upper=10.0)
     if raw.get("drawdown", "static") not in ("static", "trailing"):
-        raise BadInputError(f"{where}: prop_firm drawdown must be static or trailing, got {raw['drawdown']!r}")
+        raise BadInputError(f"prop_firm drawdown must be static or trailing, got {raw['drawdown']!r}", where=where)
     return PropFirmRules(**raw)
 
 

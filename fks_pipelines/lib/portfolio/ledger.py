@@ -18,6 +18,9 @@ YAML::
         mode: real                # real (imported trades only) | paper (fills its own recommendations)
         cash: 10000               # opening deposit, USDT
         cash_at: 2024-01-01T00:00:00Z
+        protections: {max_drawdown: 0.2, cooldown_days: 2}   # optional: overrides of the tier's defaults
+        # prop_firm: {daily_loss_limit: 0.05, max_drawdown: 0.10, drawdown: static, profit_target: 0.10}
+        #                           # optional, kind prop_firm only: the firm's rules (lib/portfolio/guards.py)
         trades:
           - {id: t1, symbol: BTCUSDT, side: buy, quantity: 0.01, price: 60000, fee: 0.6, at: 2024-05-01T10:00:00Z}
 
@@ -37,6 +40,7 @@ from pathlib import Path
 import yaml  # type: ignore[import-untyped]
 
 from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.portfolio.guards import prop_rules_from, protections_from
 
 KINDS = ("personal", "prop_firm", "long_term")
 MODES = ("real", "paper")
@@ -72,6 +76,9 @@ class Account:
     cash_at: datetime
     trades: list[Trade] = field(default_factory=list)
     mode: str = "real"  # paper: the platform fills the account's own recommendations (lib/portfolio/paper.py)
+    # Overrides of the capital tier's protections, and a prop firm's rules (lib/portfolio/guards.py).
+    protections: dict | None = None
+    prop_firm: dict | None = None
 
 
 def _show(value) -> str:
@@ -195,7 +202,13 @@ def _account(raw, here: str, symbols: set[str]) -> Account:
     if not isinstance(raw_trades, list):
         raise BadInputError(f"trades must be a list, not {type(raw_trades).__name__}", where=here)
     trades = [_trade(t, f"{here} trade {j}", symbols) for j, t in enumerate(raw_trades, start=1)]
-    account = Account(name, kind, cash, _time(raw.get("cash_at") or EPOCH, "cash_at", here), trades, mode)
+    protections, prop_firm = raw.get("protections"), raw.get("prop_firm")
+    protections_from(protections, "medium", where=here)  # checked against any tier: the keys and ranges are shared
+    prop_rules_from(prop_firm, where=here)
+    if prop_firm is not None and kind != "prop_firm":
+        raise BadInputError(f"prop_firm rules need kind: prop_firm, not {_show(kind)}", where=here)
+    at = _time(raw.get("cash_at") or EPOCH, "cash_at", here)
+    account = Account(name, kind, cash, at, trades, mode, protections or None, prop_firm)
     check_account(account, here)
     return account
 

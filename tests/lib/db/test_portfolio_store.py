@@ -33,3 +33,17 @@ def test_states_at_many_times_from_one_replay_equal_the_state_at_each_time(conn)
     for at in times:
         assert at_once[at] == account_states(conn, at), at
     assert at_once[times[-1]][0].positions != {}  # the replay reached positions, not only cash
+
+
+def test_an_accounts_protections_and_prop_firm_rules_are_kept_and_replaced_by_a_reimport(conn):
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    rules = {"daily_loss_limit": 0.05, "max_drawdown": 0.1, "drawdown": "trailing"}
+    import_accounts(
+        conn, [Account("p", "prop_firm", Decimal(1000), t0, [], "paper", {"cooldown_days": 3}, rules)], "spot"
+    )
+    (state,) = account_states(conn, t0)
+    assert (state.protections, state.prop_firm) == ({"cooldown_days": 3}, rules)
+    assert account_states_at(conn, [t0])[t0] == [state]
+    import_accounts(conn, [Account("p", "prop_firm", Decimal(1000), t0, [], "paper")], "spot")
+    (state,) = account_states(conn, t0)
+    assert (state.protections, state.prop_firm) == (None, None)

@@ -164,3 +164,38 @@ def test_the_number_of_trades_is_bounded(tmp_path):
     trades = ", ".join(["{}"] * (MAX_TRADES + 1))
     with pytest.raises(BadInputError, match=f"{MAX_TRADES + 1:,} trades: at most {MAX_TRADES:,} per file"):
         ledger(tmp_path, f"accounts:\n  - {{name: a, cash: 1, trades: [{trades}]}}\n")
+
+
+def test_protections_and_prop_firm_rules_in_the_portfolio_file(tmp_path):
+    (account,) = ledger(
+        tmp_path,
+        """
+        accounts:
+          - name: prop
+            kind: prop_firm
+            cash: 1000
+            protections: {max_drawdown: 0.15, stoploss_scope: account}
+            prop_firm: {daily_loss_limit: 0.05, max_drawdown: 0.1, drawdown: trailing, profit_target: 0.1}
+        """,
+    )
+    assert account.protections == {"max_drawdown": 0.15, "stoploss_scope": "account"}
+    assert account.prop_firm == {
+        "daily_loss_limit": 0.05,
+        "max_drawdown": 0.1,
+        "drawdown": "trailing",
+        "profit_target": 0.1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("protections: {max_dd: 0.2}", r"p.yaml: account 1 \(a\): unknown protection"),
+        ("protections: {cooldown_days: -1}", "cooldown_days must be a whole number of days"),
+        ("protections: [1]", "protections must be a mapping"),
+        ("prop_firm: {daily_loss_limit: 0.05, max_drawdown: 0.1}", "prop_firm rules need kind: prop_firm"),
+    ],
+)
+def test_bad_protections_are_one_line_errors_naming_the_account(tmp_path, extra, message):
+    with pytest.raises(BadInputError, match=message):
+        ledger(tmp_path, f"accounts:\n  - name: a\n    cash: 10\n    {extra}\n")
