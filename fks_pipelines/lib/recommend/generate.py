@@ -10,7 +10,9 @@ from pydantic import ValidationError
 
 from fks_pipelines.lib.llm.client import InProcessVLLM, LLMError, OpenAICompatibleClient
 from fks_pipelines.lib.llm.prompt import build_messages
+from fks_pipelines.lib.portfolio.guards import Act
 from fks_pipelines.lib.portfolio.sizing import Proposal, size
+from fks_pipelines.lib.recommend.guarding import apply_guards
 from fks_pipelines.lib.recommend.rules_engine import recommend_by_rules
 from fks_pipelines.lib.recommend.schema import AccountContext, AccountRecommendation, response_schema
 
@@ -51,6 +53,7 @@ class Generation:
     completion_tokens: int | None = None
     attempts: int = 0
     retrieved_ids: list[str] = field(default_factory=list)
+    guard_acts: list[Act] = field(default_factory=list)  # every act of the account's protections (guarding.py)
 
 
 def _refuse_constant(name: str) -> float:
@@ -114,6 +117,8 @@ def _sized(rec: AccountRecommendation, context: AccountContext) -> list[SizedRec
                 s.price,
             )
         )
+    if context.guarding is not None:
+        context.guard_acts = apply_guards(out, context.guarding, equity=context.equity, decided_at=context.decided_at)
     return out
 
 
@@ -162,11 +167,13 @@ def generate(context: AccountContext, client: OpenAICompatibleClient | InProcess
             generation.raw_response = raw[-1]
             generation.latency_ms, (generation.prompt_tokens, generation.completion_tokens) = total_latency, tokens
             generation.recommendations = _sized(rec, context)
+            generation.guard_acts = context.guard_acts
             return generation
         except (LLMError, InvalidRecommendation) as e:
             generation.llm_error = f"{type(e).__name__}: {e}"
             generation.raw_response = raw[-1] if raw else None
     generation.recommendations = _sized(recommend_by_rules(context), context)
+    generation.guard_acts = context.guard_acts
     return generation
 
 
@@ -177,4 +184,6 @@ def shadow_generation(context: AccountContext, cash: float, positions: dict[str,
     value = {s.symbol: positions.get(s.symbol, 0.0) * s.price for s in context.symbols}
     equity = cash + sum(value.values())
     symbols = [replace(s, current_allocation=value[s.symbol] / equity if equity > 0 else 0.0) for s in context.symbols]
-    return generate(replace(context, equity=equity, cash=cash, symbols=symbols), None)
+    # The shadow ledger has its own history, which the guards do not read: it is the generator alone, unguarded.
+    shadow = replace(context, equity=equity, cash=cash, symbols=symbols, guarding=None, guard_acts=[])
+    return generate(shadow, None)

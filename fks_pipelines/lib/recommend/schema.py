@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fks_pipelines.lib.portfolio.sizing import Limits, limits
+
+if TYPE_CHECKING:
+    from fks_pipelines.lib.recommend.guarding import Guarding
 
 
 class SymbolRecommendation(BaseModel):
@@ -80,6 +83,9 @@ class AccountContext:
     equity: float
     cash: float
     symbols: list[SymbolContext]
+    # The account's protections and history (lib/recommend/guarding.py); None: no guard acts (e.g. a shadow).
+    guarding: Guarding | None = None
+    guard_acts: list = field(default_factory=list)  # set by sizing: the acts of the guards on this decision
 
     @property
     def limits(self) -> Limits:
