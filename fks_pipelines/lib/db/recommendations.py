@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db import analytics
@@ -188,6 +189,25 @@ def store_generation(conn: psycopg.Connection, day: date, generation: Generation
                         r.reference_price,
                     )
                     for r in generation.recommendations
+                ],
+            )
+            cur.executemany(
+                "INSERT INTO recommendations.guards (decision_date, account, guard, action, symbol, reason,"
+                " threshold, value, until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                [
+                    (
+                        day,
+                        generation.account,
+                        a.guard,
+                        a.action,
+                        a.symbol or "",
+                        a.reason,
+                        a.threshold,
+                        a.value,
+                        a.until,
+                    )
+                    for a in generation.guard_acts
                 ],
             )
 
@@ -631,3 +651,27 @@ def rerun_command(holes: list[LedgerHole]) -> str:
         "dagster asset materialize -m fks_pipelines.definitions --select recommendations/daily"
         f" --partition-range {first}...{last}"
     )
+
+
+def guard_acts(conn: psycopg.Connection, since: date | None = None, account: str | None = None) -> list[dict]:
+    """The acts of the guards (recommendations.guards), newest first: on or after ``since``, of ``account``."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT decision_date, account, guard, action, nullif(symbol, '') AS symbol, reason, threshold, value,"
+            " until FROM recommendations.guards WHERE (%(since)s::date IS NULL OR decision_date >= %(since)s)"
+            " AND (%(account)s::text IS NULL OR lower(account) = lower(%(account)s))"
+            " ORDER BY decision_date DESC, account, guard, symbol",
+            {"since": since, "account": account},
+        ).fetchall()
+
+
+def position_levels(conn: psycopg.Connection, day: date) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+    """(stop_loss, take_profit) per (account, symbol) that a position filled from ``day``'s recommendation
+    carries: those of the latest recommendation on or before ``day`` that sets either (lib/portfolio/stops.py)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (account, symbol) account, symbol, stop_loss, take_profit FROM recommendations.daily"
+        " WHERE decision_date <= %s AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)"
+        " ORDER BY account, symbol, decision_date DESC",
+        (day,),
+    ).fetchall()
+    return {(a, s): (sl, tp) for a, s, sl, tp in rows}
