@@ -364,7 +364,7 @@ def evaluation_table(conn: psycopg.Connection, period: str | None = "window") ->
     cursor = conn.execute(
         f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM recommendations.evaluation"
         " WHERE %(period)s::text IS NULL OR period = %(period)s ORDER BY account, generator, period,"
-        " array_position(ARRAY['recommendations', 'cash', 'buy_and_hold', 'strategy_only'], baseline)",
+        " array_position(ARRAY['recommendations', 'unprotected', 'cash', 'buy_and_hold', 'strategy_only'], baseline)",
         {"period": period},
     )
     return [dict(zip(EVALUATION_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
@@ -675,3 +675,22 @@ def level_history(conn: psycopg.Connection, last: date) -> list[tuple[date, str,
         " ORDER BY decision_date, account, symbol",
         (last,),
     ).fetchall()
+
+
+def unprotected_targets(
+    conn: psycopg.Connection, account: str, first: date, last: date
+) -> list[tuple[date, str, str, float]]:
+    """``account``'s recommendations over [first, last] as the generator sized them, before any protection acted:
+    (day, symbol, action, target allocation); a row a guard changed (a clamp marked ``guard``) gets back the
+    action and allocation it had before."""
+    out = []
+    for day, symbol, action, target, clamps in conn.execute(
+        "SELECT decision_date, symbol, action, target_allocation, clamps FROM recommendations.daily"
+        " WHERE account = %s AND decision_date BETWEEN %s AND %s ORDER BY decision_date, symbol",
+        (account, first, last),
+    ).fetchall():
+        guarded = [c for c in clamps if c.get("guard")]
+        if guarded:
+            action, target = guarded[0].get("action_from", action), guarded[0]["from"]
+        out.append((day, symbol, action, float(target)))
+    return out

@@ -8,6 +8,9 @@ d+1's open, so E's own decision is outside the window.
 - ``recommendations``: the paper account's own ledger (its fills are the recommendations followed);
 - ``cash``: the starting equity held as cash;
 - ``buy_and_hold``: the universe in equal weight, bought at the first fill moment (D0+1's open), then held;
+- ``unprotected``: the same recommendations as the generator sized them, before any protection acted
+  (lib/portfolio/guards.py), filled at the next open by the same rules, with no stop or take-profit executed:
+  what the account would have done without its safeguards;
 - ``strategy_only``: each symbol's chosen strategy at full allocation of its equal-weight sleeve: long while
   analytics.strategy_state says long at a close, flat otherwise, traded at the next open.
 """
@@ -25,7 +28,7 @@ from fks_pipelines.lib.portfolio.ledger import Trade
 from fks_pipelines.lib.portfolio.paper import FEE, SLIPPAGE, Target, fill_time, paper_fills
 from fks_pipelines.lib.quant.selection import curve_metrics
 
-BASELINES = ("recommendations", "cash", "buy_and_hold", "strategy_only")
+BASELINES = ("recommendations", "unprotected", "cash", "buy_and_hold", "strategy_only")
 DAYS_PER_YEAR = 365
 
 Prices = Mapping[str, Mapping[date, tuple[float, float]]]  # symbol -> day -> (open, close)
@@ -99,10 +102,13 @@ def simulated_curve(
     *,
     fee: float = FEE,
     slippage: float = SLIPPAGE,
+    start_positions: Mapping[str, float] | None = None,
 ) -> Curve:
-    """Start all in cash at D0's close; each day d's ``targets`` fill at d+1's open (the paper rules)."""
-    held: dict[str, float] = {}
-    cash, fees, traded = start_equity, [0.0], [0.0]
+    """Start all in cash at D0's close (or, with ``start_positions``, holding them and the rest of
+    ``start_equity`` in cash); each day d's ``targets`` fill at d+1's open (the paper rules)."""
+    held: dict[str, float] = dict(start_positions or {})
+    cash = start_equity - sum(q * prices[s][days[0]][1] for s, q in held.items() if days[0] in prices.get(s, {}))
+    fees, traded = [0.0], [0.0]
     equity, in_market, decisions = [start_equity], [False], 0
     for previous, day in zip(days, days[1:], strict=False):
         opens = {s: p[day][0] for s, p in prices.items() if day in p}
@@ -157,16 +163,24 @@ def evaluate(
     trades: Sequence[Trade],
     strategy_positions: Mapping[tuple[date, str], str],
     n_decisions: int,
+    unprotected: Mapping[date, list[Target]] | None = None,
 ) -> list[Curve]:
-    """The four curves of one paper account over ``days`` (D0 .. E): its ledger and the three baselines, all
-    from the account's equity at D0's close."""
+    """The curves of one paper account over ``days`` (D0 .. E): its ledger, the ledger without its protections
+    (when ``unprotected`` targets are given) and the three baselines, all from the account's equity at D0's
+    close."""
     ledger = ledger_curve(days, prices, cash, positions, trades, n_decisions)
     start = ledger.equity[0]
     targets = baseline_targets(days, symbols, strategy_positions)
     zeros = [0.0] * len(days)
     cash_curve = Curve("cash", days, [start] * len(days), zeros, zeros, [False] * len(days), 0)
+    without = (
+        []
+        if unprotected is None
+        else [simulated_curve("unprotected", days, prices, start, unprotected, start_positions=positions)]
+    )
     return [
         ledger,
+        *without,
         cash_curve,
         simulated_curve("buy_and_hold", days, prices, start, targets["buy_and_hold"]),
         simulated_curve("strategy_only", days, prices, start, targets["strategy_only"]),

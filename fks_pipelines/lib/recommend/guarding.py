@@ -74,6 +74,15 @@ def apply_guards(recommendations: Sequence, guarding: Guarding, *, equity: float
         if g.target != r.target_allocation or g.action != r.action:
             mine = [a for a in acts if a.symbol in (None, r.symbol)] or acts
             rule = "; ".join(f"guard {a.guard}: {a.reason}" for a in mine)
-            r.clamps.append({"field": "target_allocation", "from": r.target_allocation, "to": g.target, "rule": rule})
+            r.clamps.append(
+                {
+                    "field": "target_allocation",
+                    "from": r.target_allocation,
+                    "to": g.target,
+                    "rule": rule,
+                    "guard": True,  # the evaluation's "unprotected" curve undoes these (lib/recommend/evaluation.py)
+                    "action_from": r.action,
+                }
+            )
             r.target_allocation, r.action = g.target, g.action
     return acts

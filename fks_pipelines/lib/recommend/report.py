@@ -13,6 +13,7 @@ import psycopg
 from fks_pipelines.lib.db import analytics, recommendations
 from fks_pipelines.lib.db.marts import daily_bars
 from fks_pipelines.lib.db.portfolio import account_states, trade_history
+from fks_pipelines.lib.portfolio.paper import Target
 from fks_pipelines.lib.recommend.evaluation import Curve, evaluate, ledger_curve
 from fks_pipelines.lib.recommend.plots import equity_drawdown_png
 
@@ -59,6 +60,7 @@ def account_curves(conn: psycopg.Connection, market: str, symbols: Sequence[str]
             trades=trade_history(conn, account),
             strategy_positions=positions,
             n_decisions=n,
+            unprotected=_unprotected(recommendations.unprotected_targets(conn, account, start, end)),
         )
         out.append(AccountCurves(account, generator, curves))
         for (shadow_account, shadow), n_shadow in shadow_days.items():
@@ -67,6 +69,13 @@ def account_curves(conn: psycopg.Connection, market: str, symbols: Sequence[str]
             trades = recommendations.shadow_trade_history(conn, account, shadow)
             curve = ledger_curve(days, prices, state.cash, state.positions, trades, n_shadow)
             out.append(AccountCurves(account, shadow, [curve], shadow=True))
+    return out
+
+
+def _unprotected(rows: Sequence[tuple[date, str, str, float]]) -> dict[date, list[Target]]:
+    out: dict[date, list[Target]] = {}
+    for day, symbol, action, target in rows:
+        out.setdefault(day, []).append(Target(symbol, action, target))
     return out
 
 
