@@ -27,7 +27,7 @@ import math
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -53,6 +53,21 @@ class AccountDays:
     equity: Sequence[float]
     cash: Sequence[float]
     positions: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.days)
+        lengths = {"equity": len(self.equity), "cash": len(self.cash)}
+        lengths |= {f"positions[{s}]": len(v) for s, v in self.positions.items()}
+        wrong = {k: v for k, v in lengths.items() if v != n}
+        if wrong:
+            raise ValueError(f"AccountDays: {n} days but {wrong} values")
+
+    def x(self) -> np.ndarray:
+        """The days as numpy days (a timestamp counts for its UTC day), which matplotlib draws as dates."""
+        return np.array(
+            [(d.astimezone(UTC) if d.tzinfo else d).date() if isinstance(d, datetime) else d for d in self.days],
+            dtype="datetime64[D]",
+        )
 
 
 @dataclass(frozen=True)
@@ -220,7 +235,9 @@ def account_picture(account: str, days: AccountDays, limits: Sequence[GuardLimit
     last = days.days[-1] if len(days.days) else None
     fig.suptitle(f"{account}: where the account stands" + (f" on {last}" if last else ""), fontsize=10)
     if len(equity):
-        x = np.asarray(days.days, dtype="datetime64[D]")  # UTC days
+        x = days.x()
+        if len(x) == 1:  # a first day: a range of three days to place it in
+            top.set_xlim(x[0] - np.timedelta64(1, "D"), x[0] + np.timedelta64(1, "D"))
         peak = np.maximum.accumulate(equity)
         drawdown = _drawdown_pct(equity)
         top.plot(x, equity, color="#1f3a93", lw=1.2, label="equity")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections import namedtuple
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from PIL import Image
@@ -120,6 +120,17 @@ def test_account_picture_of_an_empty_account() -> None:
     # An account opened with nothing in it: zero equity has no drawdown to divide.
     zero = AccountDays([date(2026, 12, 1), date(2026, 12, 2)], [0.0, 0.0], [0.0, 0.0], {})
     _assert_picture(account_picture("new", zero, LIMITS))
+
+
+def test_account_days_take_utc_timestamps_and_refuse_ragged_series() -> None:
+    """Timestamps from the database (timestamptz) count for their UTC day; a series of the wrong length is an
+    error naming it, not a silently shifted picture."""
+    late = datetime(2026, 12, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # 2026-12-02 04:30 UTC
+    marks = AccountDays([late], [1_000.0], [1_000.0])
+    assert str(marks.x()[0]) == "2026-12-02"
+    _assert_picture(account_picture("tz", marks, LIMITS))
+    with pytest.raises(ValueError, match=r"positions\[BTCUSDT\]"):
+        AccountDays([date(2026, 12, 1), date(2026, 12, 2)], [1.0, 1.0], [1.0, 1.0], {"BTCUSDT": [0.0]})
 
 
 def test_regime_picture_follows_today_and_draws_one_regime() -> None:
