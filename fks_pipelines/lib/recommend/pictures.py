@@ -136,6 +136,15 @@ class RegimeView:
     transitions: Sequence[TransitionRow] = ()
     as_of: date | None = None
 
+    @classmethod
+    def of(cls, day: Any, transitions: Iterable[TransitionRow] = ()) -> RegimeView:
+        """From a ``market_regimes`` row (``symbol, bucket, regime, next_day_probabilities``, as
+        ``lib/db/analytics.RegimeDay``) and the market's transition rows (those of other symbols are left out)."""
+        mine = [t for t in transitions if getattr(t, "symbol", day.symbol) == day.symbol]
+        bucket = day.bucket
+        as_of = (bucket.astimezone(UTC) if bucket.tzinfo else bucket).date() if isinstance(bucket, datetime) else bucket
+        return cls(day.symbol, day.regime, dict(day.next_day_probabilities), mine, as_of)
+
     def regimes(self) -> list[str]:
         """Every regime named anywhere, in the model's order (``lib/quant/regimes.REGIMES``), others after."""
         names = {self.current, *self.next_day_probabilities}

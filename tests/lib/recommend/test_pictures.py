@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import io
 from collections import namedtuple
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from PIL import Image
 
-from fks_pipelines.lib.db.analytics import RegimeTransition
+from fks_pipelines.lib.db.analytics import RegimeDay, RegimeTransition
 from fks_pipelines.lib.portfolio.sizing import Proposal, limits, size
 from fks_pipelines.lib.quant.regimes import REGIMES
 from fks_pipelines.lib.recommend import pictures
@@ -138,6 +138,18 @@ def test_regime_picture_follows_today_and_draws_one_regime() -> None:
     alone = RegimeView("BTCUSDT", "sideways_low_vol", {"sideways_low_vol": 1.0})
     _assert_picture(regime_picture(alone))
     assert alone.regimes() == ["sideways_low_vol"]
+
+
+def test_regime_view_of_the_stored_rows() -> None:
+    """A market_regimes row and the market's transition rows (both symbols) give the symbol's view."""
+    bucket = datetime(2026, 12, 3, tzinfo=UTC)
+    day = RegimeDay("ETHUSDT", bucket, "down_high_vol", {"down_high_vol": 0.7, "sideways_high_vol": 0.3})
+    both = [*_regime().transitions, RegimeTransition("ETHUSDT", "down_high_vol", {"down_high_vol": 0.7}, 0.2)]
+    view = RegimeView.of(day, both)
+    assert (view.symbol, view.current, view.as_of) == ("ETHUSDT", "down_high_vol", date(2026, 12, 3))
+    assert [getattr(t, "symbol", None) for t in view.transitions] == ["ETHUSDT"]
+    assert view.regimes() == ["sideways_high_vol", "down_high_vol"]  # the layout's order
+    _assert_picture(regime_picture(view))
 
 
 def test_regime_layout_places_every_regime_the_model_labels() -> None:
