@@ -2,7 +2,8 @@
 and the GPU marker. One place for each, imported by the layers' definitions (never from another layer)."""
 
 import functools
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,11 +22,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from fks_pipelines.lib.alerts import CheckOutcome
 from fks_pipelines.lib.db.catalog import table_columns, table_row_count
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.locks import advisory_lock, asset_lock
 from fks_pipelines.lib.db.timescale import TimescaleOptions
+from fks_pipelines.lib.notify import Attachment, CheckOutcome, post_to_discord
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S
 from fks_pipelines.settings import settings
@@ -143,8 +144,29 @@ class MarketDataResource(ConfigurableResource):
         )
 
 
-class DiscordResource(ConfigurableResource):
-    webhook_url: str | None = Field(default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped.")
+class NotifierResource(ConfigurableResource):
+    """Where the platform tells people things (the day's recommendation, a failed run, a check that starts
+    failing): a Discord webhook, through ``lib.notify``. Without a webhook nothing is posted and each would-be post
+    is one log line. A post that fails is logged, never raised: a notification never fails the work it reports."""
+
+    discord_webhook_url: str | None = Field(
+        default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped."
+    )
+    ui_url: str = Field(default="http://127.0.0.1:3000", description="The Dagster UI alerts link to (FKS_UI_URL).")
+    timeout_s: float = Field(default=10.0, description="Per post.")
+
+    def post(self, what: str, content: str, log: logging.Logger, files: Sequence[Attachment] = ()) -> bool:
+        """True when ``content`` (and ``files``, e.g. PNG pictures) reached the channel; otherwise one line in
+        ``log`` naming ``what`` and why not."""
+        if not self.discord_webhook_url:
+            log.info(f"{what}: DISCORD_WEBHOOK_URL not set, no post")
+            return False
+        problem = post_to_discord(self.discord_webhook_url, content, files, self.timeout_s)
+        if problem:
+            log.warning(f"{what}: the Discord post failed: {problem}")
+            return False
+        log.info(f"{what}: posted to Discord")
+        return True
 
 
 def check_outcomes(
