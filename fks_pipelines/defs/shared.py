@@ -17,6 +17,7 @@ from dagster import (
     DagsterInstance,
     DailyPartitionsDefinition,
     EventRecordsFilter,
+    InitResourceContext,
     TableColumn,
     TableSchema,
 )
@@ -82,33 +83,30 @@ GPU_OP_TAGS: dict[str, object] = {
 # Every asset carries its owner (the team that answers for it), shown in the catalog.
 OWNERS = ["team:data-platform"]
 
-_MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
-
 
 class PostgresResource(ConfigurableResource):
-    """The platform database (the embedded server's ``fks`` database, or ``FKS_DATABASE_URL``'s)."""
+    """The platform database (the embedded server's ``fks`` database, or ``FKS_DATABASE_URL``'s). Its schema is
+    brought up to date when Dagster initializes the resource for a step or a sensor tick (``setup_for_execution``),
+    so every connection a body opens finds the tables of the code it runs."""
 
     url: str = Field(description="libpq URL of the data database; from the FKS_DATABASE_URL environment variable.")
     timescaledb: bool = Field(default=True, description="Use TimescaleDB when the server offers it (FKS_TIMESCALEDB).")
     chunk_interval: str = Field(default="7 days", description="Hypertable chunk interval of raw minute bars.")
     compress_after: str = Field(default="30 days", description="Compress raw chunks older than this.")
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Apply pending migrations (each once, under an advisory lock: concurrent steps never race on DDL)."""
+        with connect(self.url) as conn:
+            migrate(conn, TimescaleOptions(self.timescaledb, self.chunk_interval, self.compress_after))
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A connection to a database whose platform schema is up to date (migrations applied once per process)."""
+        """A connection to the platform database, closed on exit."""
         conn = connect(self.url)
         try:
-            if self.url not in _MIGRATED:
-                migrate(conn, TimescaleOptions(self.timescaledb, self.chunk_interval, self.compress_after))
-                _MIGRATED.add(self.url)
             yield conn
         finally:
             conn.close()
-
-    def ensure_schema(self) -> None:
-        """Apply pending migrations (for steps such as dbt that connect on their own)."""
-        with self.connection():
-            pass
 
 
 class MarketDataResource(ConfigurableResource):
