@@ -34,7 +34,7 @@ from fks_pipelines.defs.knowledge.assets import documents  # noqa: E402
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource  # noqa: E402
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation, track_record  # noqa: E402
 from fks_pipelines.defs.recommendations.resources import LLMResource  # noqa: E402
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource  # noqa: E402
+from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource  # noqa: E402
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.portfolio import import_accounts  # noqa: E402
 from fks_pipelines.lib.portfolio.ledger import Account  # noqa: E402
@@ -58,7 +58,7 @@ def run_window(first: date, days: int) -> dict[str, float]:
             "market_data": MarketDataResource(symbols=SYMBOLS),
             "embedding_model": EmbeddingModelResource(device="cpu"),
             "llm": LLMResource(),
-            "discord": DiscordResource(),
+            "notifier": NotifierResource(),
         }
         # The daily assets start after the choices' warm-up (10 days) so every day has a choice to trade.
         tags = {

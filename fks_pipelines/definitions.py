@@ -14,7 +14,7 @@ from fks_pipelines.defs import analytics, automation, dbt, knowledge, portfolio,
 from fks_pipelines.defs.dbt.resources import dbt_resource
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.launchers.executors import step_executor
 from fks_pipelines.settings import settings as read_settings
 
@@ -52,7 +52,10 @@ resources = {
         timeout_s=settings.llm_timeout_s,
         retries=settings.llm_max_attempts - 1,
     ),
-    "discord": DiscordResource(webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if settings.discord_webhook_url else None),
+    "notifier": NotifierResource(
+        discord_webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if settings.discord_webhook_url else None,
+        ui_url=settings.ui_url,
+    ),
 }
 
 
@@ -62,9 +65,9 @@ def _definitions() -> Definitions:
         dbt.defs,
         analytics.defs,
         knowledge.defs,
-        recommendations.defs,
+        recommendations.build_defs(settings),
         portfolio.defs,
-        automation.defs,
+        automation.build_defs(settings),
         Definitions(resources=resources, executor=step_executor(settings.executor, settings.gpu_image)),
     )
     # Each asset links to the file and line of its code in the UI (dbt models: their .sql, set by the translator).

@@ -27,6 +27,7 @@ class Request:
     query: dict[str, str]
     method: str = "GET"
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self):
         import json
@@ -52,7 +53,8 @@ class ScriptedServer:
 
             def _answer(self, method: str, body: bytes):
                 parts = urlsplit(self.path)
-                request = Request(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}, method, body)
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                request = Request(parts.path, query, method, body, dict(self.headers.items()))
                 outer.requests.append(request)
                 reply = outer.handler(request)
                 if reply.delay_s:

@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from fks_pipelines.cli import main
-from fks_pipelines.lib.alerts import CheckOutcome
 from fks_pipelines.lib.db.embedded import free_port
 from fks_pipelines.lib.metrics import (
     AssetFreshness,
@@ -28,6 +27,7 @@ from fks_pipelines.lib.metrics import (
     prometheus_text,
     status_rows,
 )
+from fks_pipelines.lib.notify import CheckOutcome
 from tests.conftest import PROJECT_ROOT
 
 MONITORING = PROJECT_ROOT / "docker" / "monitoring"

@@ -2,7 +2,8 @@
 and the GPU marker. One place for each, imported by the layers' definitions (never from another layer)."""
 
 import functools
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,16 +17,17 @@ from dagster import (
     DagsterInstance,
     DailyPartitionsDefinition,
     EventRecordsFilter,
+    InitResourceContext,
     TableColumn,
     TableSchema,
 )
 from pydantic import Field
 
-from fks_pipelines.lib.alerts import CheckOutcome
 from fks_pipelines.lib.db.catalog import table_columns, table_row_count
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.locks import advisory_lock, asset_lock
 from fks_pipelines.lib.db.timescale import TimescaleOptions
+from fks_pipelines.lib.notify import Attachment, CheckOutcome, post_to_discord
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S
 from fks_pipelines.settings import settings
@@ -81,33 +83,30 @@ GPU_OP_TAGS: dict[str, object] = {
 # Every asset carries its owner (the team that answers for it), shown in the catalog.
 OWNERS = ["team:data-platform"]
 
-_MIGRATED: set[str] = set()  # URLs migrated by this process: migrate once, not on every connection
-
 
 class PostgresResource(ConfigurableResource):
-    """The platform database (the embedded server's ``fks`` database, or ``FKS_DATABASE_URL``'s)."""
+    """The platform database (the embedded server's ``fks`` database, or ``FKS_DATABASE_URL``'s). Its schema is
+    brought up to date when Dagster initializes the resource for a step or a sensor tick (``setup_for_execution``),
+    so every connection a body opens finds the tables of the code it runs."""
 
     url: str = Field(description="libpq URL of the data database; from the FKS_DATABASE_URL environment variable.")
     timescaledb: bool = Field(default=True, description="Use TimescaleDB when the server offers it (FKS_TIMESCALEDB).")
     chunk_interval: str = Field(default="7 days", description="Hypertable chunk interval of raw minute bars.")
     compress_after: str = Field(default="30 days", description="Compress raw chunks older than this.")
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Apply pending migrations (each once, under an advisory lock: concurrent steps never race on DDL)."""
+        with connect(self.url) as conn:
+            migrate(conn, TimescaleOptions(self.timescaledb, self.chunk_interval, self.compress_after))
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A connection to a database whose platform schema is up to date (migrations applied once per process)."""
+        """A connection to the platform database, closed on exit."""
         conn = connect(self.url)
         try:
-            if self.url not in _MIGRATED:
-                migrate(conn, TimescaleOptions(self.timescaledb, self.chunk_interval, self.compress_after))
-                _MIGRATED.add(self.url)
             yield conn
         finally:
             conn.close()
-
-    def ensure_schema(self) -> None:
-        """Apply pending migrations (for steps such as dbt that connect on their own)."""
-        with self.connection():
-            pass
 
 
 class MarketDataResource(ConfigurableResource):
@@ -143,8 +142,29 @@ class MarketDataResource(ConfigurableResource):
         )
 
 
-class DiscordResource(ConfigurableResource):
-    webhook_url: str | None = Field(default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped.")
+class NotifierResource(ConfigurableResource):
+    """Where the platform tells people things (the day's recommendation, a failed run, a check that starts
+    failing): a Discord webhook, through ``lib.notify``. Without a webhook nothing is posted and each would-be post
+    is one log line. A post that fails is logged, never raised: a notification never fails the work it reports."""
+
+    discord_webhook_url: str | None = Field(
+        default=None, description="DISCORD_WEBHOOK_URL; unset: notifications are skipped."
+    )
+    ui_url: str = Field(default="http://127.0.0.1:3000", description="The Dagster UI alerts link to (FKS_UI_URL).")
+    timeout_s: float = Field(default=10.0, description="Per post.")
+
+    def post(self, what: str, content: str, log: logging.Logger, files: Sequence[Attachment] = ()) -> bool:
+        """True when ``content`` (and ``files``, e.g. PNG pictures) reached the channel; otherwise one line in
+        ``log`` naming ``what`` and why not."""
+        if not self.discord_webhook_url:
+            log.info(f"{what}: DISCORD_WEBHOOK_URL not set, no post")
+            return False
+        problem = post_to_discord(self.discord_webhook_url, content, files, self.timeout_s)
+        if problem:
+            log.warning(f"{what}: the Discord post failed: {problem}")
+            return False
+        log.info(f"{what}: posted to Discord")
+        return True
 
 
 def check_outcomes(

@@ -14,7 +14,7 @@ from fks_pipelines.defs.knowledge.assets import documents
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.assets import daily_recommendations
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account
@@ -65,7 +65,7 @@ def backfill(url: str, shared_data, perturb: bool) -> dict[str, list]:
             "market_data": MarketDataResource(symbols=SYMBOLS),
             "embedding_model": EmbeddingModelResource(device="cpu"),
             "llm": LLMResource(),
-            "discord": DiscordResource(),
+            "notifier": NotifierResource(),
         },
         tags={ASSET_PARTITION_RANGE_START_TAG: "2021-01-11", ASSET_PARTITION_RANGE_END_TAG: "2021-02-14"},
         run_config={"ops": {"analytics__strategy_choices": {"config": {"strategies": ["rsi_reversion"]}}}},

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fks_pipelines.lib.notify import post_to_discord, recommendation_message
+import json
+from email.parser import BytesParser
+from email.policy import default
+
+from fks_pipelines.lib.notify import Attachment, post_to_discord, recommendation_message
 from tests.support import Reply, ScriptedServer
 
 
@@ -28,3 +32,48 @@ def test_mentions_and_markdown_from_the_data_are_neutralised():
     assert "@everyone" not in content and "@\u200beveryone" in content and "<@\u200b&123" in content
     assert "\\*\\*free money\\*\\*" in content and "\n**free money**" not in content  # one line, shown as written
     assert "@here" not in second["content"]
+
+
+def _form_parts(request) -> dict[str, tuple[str | None, str, bytes]]:
+    """The multipart/form-data body as {field name: (file name, content type, bytes)}, read by the standard
+    library's MIME parser (not by the client that wrote it)."""
+    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+    message = BytesParser(policy=default).parsebytes(head + request.body)
+    assert message.get_content_type() == "multipart/form-data"
+    return {
+        part.get_param("name", header="content-disposition"): (
+            part.get_filename(),
+            part.get_content_type(),
+            part.get_payload(decode=True),
+        )
+        for part in message.iter_parts()
+    }
+
+
+def test_pictures_go_as_files_beside_the_json_payload():
+    """Discord's webhook API for files: multipart/form-data, the message as ``payload_json`` (with an
+    ``attachments`` entry per file whose id is the n of its ``files[n]`` part), each file as ``files[n]``."""
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # binary, with CR/LF and NUL inside
+    pictures = [
+        Attachment("equity.png", png, description="equity of @everyone's account"),
+        Attachment("drawdown.png", png[::-1]),
+    ]
+    with ScriptedServer(lambda request: Reply(200, b"{}")) as hook:
+        assert post_to_discord(hook.url + "/webhook", "the day @here", pictures) is None
+        (request,) = hook.requests
+    parts = _form_parts(request)
+    assert set(parts) == {"payload_json", "files[0]", "files[1]"}
+    payload = json.loads(parts["payload_json"][2])
+    assert payload["content"] == "the day @\u200bhere" and payload["allowed_mentions"] == {"parse": []}
+    assert payload["attachments"] == [
+        {"id": 0, "filename": "equity.png", "description": "equity of @everyone's account"},
+        {"id": 1, "filename": "drawdown.png"},
+    ]
+    assert parts["files[0]"] == ("equity.png", "image/png", png)
+    assert parts["files[1]"] == ("drawdown.png", "image/png", png[::-1])
+
+
+def test_too_many_files_are_refused_before_posting():
+    with ScriptedServer(lambda request: Reply(204)) as hook:
+        problem = post_to_discord(hook.url, "x", [Attachment(f"{n}.png", b"x") for n in range(11)])
+        assert problem is not None and "at most 10" in problem and hook.requests == []

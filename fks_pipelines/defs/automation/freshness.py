@@ -19,15 +19,16 @@ import warnings
 from datetime import timedelta
 
 from dagster import (
+    AssetChecksDefinition,
     AssetCheckSeverity,
     DefaultSensorStatus,
+    SensorDefinition,
     build_last_update_freshness_checks,
     build_sensor_for_freshness_checks,
     build_time_partition_freshness_checks,
 )
 
 from fks_pipelines.defs.shared import DAILY_ASSETS, UNPARTITIONED_MARTS
-from fks_pipelines.settings import settings
 
 
 def deadline_cron(schedule_time: str, deadline_hours: float) -> str:
@@ -37,25 +38,32 @@ def deadline_cron(schedule_time: str, deadline_hours: float) -> str:
     return f"{at % 60} {at // 60} * * *"
 
 
-_settings = settings()
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*is superseded.*")
-    freshness_checks = [
-        *build_time_partition_freshness_checks(
-            assets=list(DAILY_ASSETS),
-            deadline_cron=deadline_cron(_settings.schedule_time, _settings.freshness_deadline_hours),
-            timezone="UTC",
-            severity=AssetCheckSeverity.WARN,
-        ),
-        *build_last_update_freshness_checks(
-            assets=list(UNPARTITIONED_MARTS), lower_bound_delta=timedelta(hours=26), severity=AssetCheckSeverity.WARN
-        ),
-    ]
-    freshness_checks_sensor = build_sensor_for_freshness_checks(
-        freshness_checks=freshness_checks,
-        minimum_interval_seconds=600,
-        name="freshness_checks_sensor",
-        # Running by default, unlike the sensors that launch pipeline runs (DEFAULT_STATUS): it only evaluates
-        # checks, so after `make demo` and `fks dev` the checks show a result instead of "Not evaluated".
-        default_status=DefaultSensorStatus.RUNNING,
-    )
+def build_freshness_checks(
+    schedule_time: str, deadline_hours: float
+) -> tuple[list[AssetChecksDefinition], SensorDefinition]:
+    """The freshness checks (a day is due ``deadline_hours`` after the daily run's ``schedule_time``) and the sensor
+    that evaluates them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is superseded.*")
+        checks = [
+            *build_time_partition_freshness_checks(
+                assets=list(DAILY_ASSETS),
+                deadline_cron=deadline_cron(schedule_time, deadline_hours),
+                timezone="UTC",
+                severity=AssetCheckSeverity.WARN,
+            ),
+            *build_last_update_freshness_checks(
+                assets=list(UNPARTITIONED_MARTS),
+                lower_bound_delta=timedelta(hours=26),
+                severity=AssetCheckSeverity.WARN,
+            ),
+        ]
+        sensor = build_sensor_for_freshness_checks(
+            freshness_checks=checks,
+            minimum_interval_seconds=600,
+            name="freshness_checks_sensor",
+            # Running by default, unlike the sensors that launch pipeline runs: it only evaluates checks, so after
+            # `make demo` and `fks dev` the checks show a result instead of "Not evaluated".
+            default_status=DefaultSensorStatus.RUNNING,
+        )
+    return checks, sensor

@@ -2,12 +2,13 @@
 every day (everything but the walk-forward re-optimization, which ``reoptimize_job`` runs weekly);
 ``archive_import_job`` imports files from the landing folder."""
 
+from pathlib import Path
+
 from dagster import AssetKey, AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
 from pydantic import Field
 
 from fks_pipelines.defs.shared import FRESHNESS_CHECKS, LAYERS, PostgresResource, daily_partitions
 from fks_pipelines.lib.sources.landing import import_landed_file
-from fks_pipelines.settings import settings
 
 STRATEGY_CHOICES = AssetKey(["analytics", "strategy_choices"])
 # Every layer's assets and their data-quality checks; freshness checks run on their own sensor.
@@ -35,14 +36,15 @@ reoptimize_job = define_asset_job(
 
 
 class LandingConfig(Config):
+    """What to import, as the archive landing sensor requests it (the folder is FKS_LANDING_DIR's)."""
+
+    landing_dir: str = Field(description="The landing folder (FKS_LANDING_DIR).")
     files: list[str] = Field(description="File names in the landing folder to import.")
 
 
 @op(description="Import each file (checksum-verified), then move it to imported/ or, with the reason, quarantine/.")
 def import_landed_files(context: OpExecutionContext, config: LandingConfig, database: PostgresResource) -> None:
-    landing = settings().landing_dir
-    if landing is None:  # the settings model defaults it to $FKS_HOME/landing
-        raise RuntimeError("no landing folder: FKS_LANDING_DIR resolved to nothing")
+    landing = Path(config.landing_dir)
     failed = []
     with database.connection() as conn:
         for name in config.files:

@@ -42,7 +42,6 @@ PARTITIONED = "tag:partitioned"
 def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
     window = context.partition_time_window
     dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
-    database.ensure_schema()
     with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
         build = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
         yield from _with_table_metadata(context, build, database.url)
@@ -57,7 +56,6 @@ def dbt_daily_models(context: AssetExecutionContext, dbt: DbtCliResource, databa
     pool=DBT_POOL,
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, database: PostgresResource):
-    database.ensure_schema()
     with advisory_lock(database.url, DBT_BUILD), dbt_connection(database.url):
         yield from _with_table_metadata(context, dbt.cli(["build"], context=context), database.url)
 

@@ -1,5 +1,7 @@
 """The embedding model as a Dagster resource (sentence-transformers, local files only)."""
 
+from functools import cache
+
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
@@ -29,17 +31,17 @@ class EmbeddingModelResource(ConfigurableResource):
 
     def get(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = _cached(
+            self._embedder = loaded_embedder(
                 self.model, self.model_path, self.device, self.batch_size, self.chunk_tokens, self.chunk_overlap
             )
         return self._embedder
 
 
-_LOADED: dict[tuple, Embedder] = {}
-
-
-def _cached(*key) -> Embedder:
-    """One loaded model per configuration and process (loading takes seconds; runs in-process reuse it)."""
-    if key not in _LOADED:
-        _LOADED[key] = Embedder(*key)
-    return _LOADED[key]
+@cache
+def loaded_embedder(
+    model: str, model_path: str | None, device: str, batch_size: int, chunk_tokens: int, chunk_overlap: int
+) -> Embedder:
+    """One loaded model per configuration and process. A process-wide cache on purpose, as DOP caches its
+    ``DbtProject``: the weights are read-only once loaded and take seconds to load, while Dagster builds the
+    resource afresh for every step (and every ``materialize`` of a test), which would reload them each time."""
+    return Embedder(model, model_path, device, batch_size, chunk_tokens, chunk_overlap)

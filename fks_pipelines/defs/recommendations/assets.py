@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     BackfillPolicy,
     Failure,
     MaterializeResult,
@@ -29,8 +30,8 @@ from fks_pipelines.defs.shared import (
     GPU_OP_TAGS,
     GPU_POOL,
     OWNERS,
-    DiscordResource,
     MarketDataResource,
+    NotifierResource,
     PostgresResource,
     daily_partitions,
     one_run_at_a_time,
@@ -44,57 +45,58 @@ from fks_pipelines.lib.db.portfolio import (
     paper_fill_ids_after,
     replace_paper_fills,
 )
-from fks_pipelines.lib.notify import post_to_discord, recommendation_message
+from fks_pipelines.lib.notify import recommendation_message
 from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
 from fks_pipelines.lib.recommend.evaluation import evaluation_rows
 from fks_pipelines.lib.recommend.generate import Generation, generate, shadow_generation
 from fks_pipelines.lib.recommend.report import account_curves, evaluation_picture
 from fks_pipelines.lib.recommend.retrieval import retriever
 from fks_pipelines.lib.recommend.schema import AccountContext
-from fks_pipelines.settings import settings
 
 DAILY_KEY = AssetKey(["recommendations", "daily"])
-# The daily recommendation needs a GPU only when it runs vLLM inside its own process (FKS_LLM_ENGINE=in_process);
-# over HTTP the GPU is the vLLM server's, and the step stays on a CPU worker.
-_IN_PROCESS_LLM = settings().llm_engine == "in_process"
 
 
-@asset(
-    key=DAILY_KEY,
-    group_name="recommendations",
-    deps=[*MARKET_STATE, AssetKey(["knowledge", "document_embeddings"])],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    op_tags=GPU_OP_TAGS if _IN_PROCESS_LLM else None,
-    pool=GPU_POOL if _IN_PROCESS_LLM else None,
-    # openai: the LLM speaks the OpenAI API; only when one is configured (else the rules engine decides).
-    kinds={"openai", "postgres"} if settings().llm_base_url else {"python", "postgres"},
-    owners=OWNERS,
-    check_specs=[
-        AssetCheckSpec(
-            "llm_answered",
-            asset=DAILY_KEY,
-            description="Warns when a configured LLM failed and the rules engine answered instead.",
-        )
-    ],
-    description=(
-        "Per account and symbol, what to do at the end of each day and why: the LLM (vLLM, structured output) or, "
-        "without one, the rules engine, from point-in-time inputs (marts, signals, walk-forward choice, regime, "
-        "retrieved documents, the account's state); sized by the account's tier, volatility and cash, every clamp "
-        "recorded. Writes recommendations.generations and recommendations.daily; fills paper accounts' recommendations "
-        "at the next day's open (portfolio.trades, ids paper-*); with an LLM, also the rules engine's shadow "
-        "recommendation per paper account and its own ledger (recommendations.shadow_daily, shadow_fills); posts "
-        "the last day to Discord."
-    ),
-)
-@one_run_at_a_time
-def daily_recommendations(
+def build_daily_recommendations(in_process_llm: bool = False, llm_base_url: str | None = None) -> AssetsDefinition:
+    """The daily recommendation asset as the LLM settings shape it (``recommendations.build_defs`` passes
+    FKS_LLM_ENGINE and FKS_LLM_BASE_URL). It needs a GPU only when it runs vLLM inside its own process
+    (``in_process_llm``); over HTTP the GPU is the vLLM server's, and the step stays on a CPU worker."""
+    return asset(
+        key=DAILY_KEY,
+        group_name="recommendations",
+        deps=[*MARKET_STATE, AssetKey(["knowledge", "document_embeddings"])],
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        op_tags=GPU_OP_TAGS if in_process_llm else None,
+        pool=GPU_POOL if in_process_llm else None,
+        # openai: the LLM speaks the OpenAI API; only when one is configured (else the rules engine decides).
+        kinds={"openai", "postgres"} if llm_base_url else {"python", "postgres"},
+        owners=OWNERS,
+        check_specs=[
+            AssetCheckSpec(
+                "llm_answered",
+                asset=DAILY_KEY,
+                description="Warns when a configured LLM failed and the rules engine answered instead.",
+            )
+        ],
+        description=(
+            "Per account and symbol, what to do at the end of each day and why: the LLM (vLLM, structured output) or,"
+            " without one, the rules engine, from point-in-time inputs (marts, signals, walk-forward choice, regime, "
+            "retrieved documents, the account's state); sized by the account's tier, volatility and cash, every clamp"
+            " recorded. Writes recommendations.generations and recommendations.daily; fills paper accounts' "
+            "recommendations at the next day's open (portfolio.trades, ids paper-*); with an LLM, also the rules "
+            "engine's shadow recommendation per paper account and its own ledger (recommendations.shadow_daily, "
+            "shadow_fills); posts the last day to Discord."
+        ),
+    )(one_run_at_a_time(recommend_days))
+
+
+def recommend_days(
     context: AssetExecutionContext,
     database: PostgresResource,
     market_data: MarketDataResource,
     embedding_model: EmbeddingModelResource,
     llm: LLMResource,
-    discord: DiscordResource,
+    notifier: NotifierResource,
 ):
     window = context.partition_time_window
     client = llm.client()
@@ -149,13 +151,9 @@ def daily_recommendations(
         last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
         rows_by_day = {day: recommendations.latest_rows(conn, day) for day in days}  # each partition's metadata
         catalog = table_metadata(conn, "recommendations.daily")
-    if last_rows and discord.webhook_url:
-        problem = post_to_discord(discord.webhook_url, recommendation_message(str(days[-1]), last_rows))
-        context.log.info(
-            "posted to Discord" if problem is None else f"Discord post failed (the recommendation stands): {problem}"
-        )
-    elif last_rows:
-        context.log.info("DISCORD_WEBHOOK_URL not set: no notification")
+    if last_rows:
+        message = recommendation_message(str(days[-1]), last_rows)
+        notifier.post(f"the recommendation of {days[-1]}", message, context.log)
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
     for day in days:
         of_day = [g for d, g in generations if d == day]
@@ -197,6 +195,11 @@ def daily_recommendations(
             )
         ],
     )
+
+
+# As it runs without an LLM in its own process or a configured one (tests and benchmarks pass their own LLM
+# resource); the code location builds it from the settings (``recommendations.build_defs``).
+daily_recommendations = build_daily_recommendations()
 
 
 RECOMMENDATION_COLUMNS = (

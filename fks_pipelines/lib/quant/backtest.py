@@ -416,9 +416,11 @@ def _chunk_metrics(bars: SweepBars, strategy: Strategy, chunk: list[dict], confi
     return {name: np.asarray(metrics[name], dtype=float) for name in METRICS}
 
 
-# What forked workers serve: set before a :class:`SweepPool` forks, so the histories and the strategy (a user
-# strategy's closure included) reach the workers by fork (copy-on-write), never pickled.
-_FORKED: dict | None = None
+# What a worker of a :class:`SweepPool` serves: the histories, the strategy, the config and its indicator cache.
+# Set in each worker process by the pool's initializer (``_start_worker``), never in the parent: a fork-context
+# pool's initargs reach its workers by fork (copy-on-write), never pickled, so a user strategy's closure and the
+# histories cost no copy. A per-process global is how a process pool's workers hold state between tasks.
+_WORKER: dict | None = None
 SWEEP_CACHE_CELLS = 40_000_000  # indicator floats a sweep may keep (split between the workers of a pool)
 
 
@@ -426,13 +428,19 @@ def _forked_chunk(task: tuple[str, int, int, list[dict]]) -> dict:
     """One chunk of the sweep over ``histories[key][start:end]``, in a worker. The worker keeps the indicator
     cache of the span it last swept (a sweep sends a span's chunks together), so an indicator is computed
     once per span and worker."""
-    assert _FORKED is not None, "SweepPool sets the sweep before forking"
+    assert _WORKER is not None, "runs in a SweepPool worker, which its initializer set up"
     key, start, end, chunk = task
     span = (key, start, end)
-    if _FORKED["span"] != span:
-        bars = {column: values[start:end] for column, values in _FORKED["histories"][key].items()}
-        _FORKED["bars"], _FORKED["span"] = SweepBars(bars, max_cells=_FORKED["max_cells"]), span
-    return _chunk_metrics(_FORKED["bars"], _FORKED["strategy"], chunk, _FORKED["config"])
+    if _WORKER["span"] != span:
+        bars = {column: values[start:end] for column, values in _WORKER["histories"][key].items()}
+        _WORKER["bars"], _WORKER["span"] = SweepBars(bars, max_cells=_WORKER["max_cells"]), span
+    return _chunk_metrics(_WORKER["bars"], _WORKER["strategy"], chunk, _WORKER["config"])
+
+
+def _start_worker(sweep: dict) -> None:
+    """A SweepPool worker's initializer: what it serves, with an empty indicator cache."""
+    global _WORKER
+    _WORKER = sweep | {"span": None, "bars": None}
 
 
 def sweep_workers(config: BacktestConfig, n_chunks: int, cells: int | None = None) -> int:
@@ -465,21 +473,26 @@ class SweepPool:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> SweepPool:
-        global _FORKED
         if self.workers > 1:
             max_cells = SWEEP_CACHE_CELLS // self.workers  # each worker gets its share of the serial bound
-            state: dict = {"histories": self.histories, "strategy": self.strategy, "config": self.config}
-            _FORKED = state | {"max_cells": max_cells, "span": None, "bars": None}
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
-            self._pool.submit(int).result()  # fork now, while _FORKED holds this pool's sweep
+            sweep = {
+                "histories": self.histories,
+                "strategy": self.strategy,
+                "config": self.config,
+                "max_cells": max_cells,
+            }
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_worker,
+                initargs=(sweep,),
+            )
         return self
 
     def __exit__(self, *exc) -> None:
-        global _FORKED
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        _FORKED = None
 
     def sweep(
         self,

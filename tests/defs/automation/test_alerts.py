@@ -14,19 +14,22 @@ from dagster import (
     define_asset_job,
 )
 
-from fks_pipelines.defs.automation.freshness import DAILY_ASSETS, deadline_cron, freshness_checks
-from fks_pipelines.defs.automation.sensors import check_failures_to_discord
-from fks_pipelines.defs.shared import DiscordResource, daily_partitions
-from fks_pipelines.lib.alerts import CheckOutcome, new_problems
+from fks_pipelines.defs.automation.freshness import DAILY_ASSETS, build_freshness_checks, deadline_cron
+from fks_pipelines.defs.automation.schedules import build_schedules
+from fks_pipelines.defs.automation.sensors import build_check_failure_sensor, build_sensors
+from fks_pipelines.defs.shared import NotifierResource, daily_partitions
+from fks_pipelines.lib.notify import CheckOutcome, new_problems
+from fks_pipelines.settings import Settings
 from tests.support import Reply, ScriptedServer
 
 RAW = AssetKey(["raw", "binance_klines"])
+freshness_checks, freshness_checks_sensor = build_freshness_checks("00:30", 6)
+check_failures_to_discord = build_check_failure_sensor()
 
 
 def tick(instance: DagsterInstance, hook: ScriptedServer, cursor: str | None) -> str | None:
-    context = build_sensor_context(
-        instance=instance, cursor=cursor, resources={"discord": DiscordResource(webhook_url=hook.url)}
-    )
+    notifier = NotifierResource(discord_webhook_url=hook.url)
+    context = build_sensor_context(instance=instance, cursor=cursor, resources={"notifier": notifier})
     check_failures_to_discord(context)
     return context.cursor
 
@@ -40,13 +43,15 @@ def test_every_daily_asset_and_the_unpartitioned_mart_has_a_freshness_check():
 def test_the_freshness_sensor_runs_by_default_and_the_run_launching_ones_do_not():
     """Freshness checks show a result after `make demo` and `fks dev` without a switch in the UI; the sensors
     that launch pipeline runs start only with FKS_AUTOMATION=on."""
-    from dagster import DefaultSensorStatus
-
-    from fks_pipelines.defs.automation.freshness import freshness_checks_sensor
-    from fks_pipelines.defs.automation.sensors import gap_sensor
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
 
     assert freshness_checks_sensor.default_status == DefaultSensorStatus.RUNNING
-    assert gap_sensor.default_status == DefaultSensorStatus.STOPPED
+    for automation, expected in (("off", DefaultSensorStatus.STOPPED), ("on", DefaultSensorStatus.RUNNING)):
+        sensors = {s.name: s for s in build_sensors(Settings.from_env({"FKS_AUTOMATION": automation}, recorded=False))}
+        assert sensors["gap_sensor"].default_status == expected
+        assert sensors["run_failure_to_discord"].default_status == expected
+        (daily, _) = build_schedules("00:30", automation == "on")
+        assert daily.default_status == DefaultScheduleStatus(expected.value)
 
 
 def test_a_stale_asset_is_posted_once_with_a_link_to_it():

@@ -21,14 +21,14 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.automation.jobs import archive_import_job
-from fks_pipelines.defs.automation.schedules import daily_schedule, weekly_reoptimize_schedule
+from fks_pipelines.defs.automation.schedules import build_schedules
 from fks_pipelines.defs.automation.sensors import (
-    archive_landing_sensor,
-    gap_sensor,
-    new_symbol_sensor,
-    run_failure_to_discord,
+    build_archive_landing_sensor,
+    build_gap_sensor,
+    build_new_symbol_sensor,
+    build_run_failure_sensor,
 )
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
@@ -57,8 +57,8 @@ def evaluate(sensor, url: str, symbols: list[str], cursor: str | None = None):
     return sensor(context)
 
 
-def test_gap_sensor_requests_one_bounded_range_run_once_per_gap(db_url, monkeypatch):
-    monkeypatch.setenv("FKS_GAP_WINDOW_DAYS", "5")
+def test_gap_sensor_requests_one_bounded_range_run_once_per_gap(db_url):
+    gap_sensor = build_gap_sensor(window_days=5)
     days = [YESTERDAY - timedelta(days=i) for i in range(5)]
     load(db_url, ("BTCUSDT", "ETHUSDT"), [d for d in days if d != days[3]])  # days[3] missing for both...
     with psycopg.connect(db_url, autocommit=True) as conn:  # ...and BTC's yesterday incomplete
@@ -80,9 +80,8 @@ def test_gap_sensor_requests_one_bounded_range_run_once_per_gap(db_url, monkeypa
     assert isinstance(healed, SkipReason) and "no missing or incomplete day" in healed.skip_message
 
 
-def test_new_symbols_get_their_history_and_are_not_gaps(db_url, monkeypatch):
-    monkeypatch.setenv("FKS_GAP_WINDOW_DAYS", "3")
-    monkeypatch.setenv("FKS_NEW_SYMBOL_HISTORY_DAYS", "60")
+def test_new_symbols_get_their_history_and_are_not_gaps(db_url):
+    gap_sensor, new_symbol_sensor = build_gap_sensor(window_days=3), build_new_symbol_sensor(history_days=60)
     load(db_url, ("BTCUSDT",), [YESTERDAY - timedelta(days=i) for i in range(3)])
     (request,) = evaluate(new_symbol_sensor, db_url, ["BTCUSDT", "SOLUSDT"])
     assert request.run_key == "new-symbol:spot:SOLUSDT:60"
@@ -95,10 +94,10 @@ def test_new_symbols_get_their_history_and_are_not_gaps(db_url, monkeypatch):
     assert isinstance(evaluate(new_symbol_sensor, db_url, ["BTCUSDT"]), SkipReason)
 
 
-def test_landed_archives_are_imported_or_quarantined(db_url, shared_data, tmp_path, monkeypatch):
+def test_landed_archives_are_imported_or_quarantined(db_url, shared_data, tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
-    monkeypatch.setenv("FKS_LANDING_DIR", str(landing))
+    archive_landing_sensor = build_archive_landing_sensor(landing)
     assert isinstance(archive_landing_sensor(build_sensor_context()), SkipReason)
     for name in ("BTCUSDT-1m-2020-01-01.zip", "BTCUSDT-1m-2020-01-01.zip.CHECKSUM"):
         shutil.copy(shared_data / "spot" / name, landing / name)
@@ -143,14 +142,15 @@ def test_failed_runs_are_posted_to_discord():
             dagster_instance=instance,
             dagster_run=result.dagster_run,
             dagster_event=failure,
-            resources={"discord": DiscordResource(webhook_url=hook.url)},
+            resources={"notifier": NotifierResource(discord_webhook_url=hook.url)},
         ).for_run_failure()
-        run_failure_to_discord(context)
+        build_run_failure_sensor()(context)
     (posted,) = hook.requests
     assert "**fks run failed**: `fragile`" in posted.json()["content"] and result.run_id[:8] in posted.json()["content"]
 
 
 def test_the_daily_schedule_runs_the_day_that_just_ended():
+    daily_schedule, weekly_reoptimize_schedule = build_schedules("00:30")
     (request,) = daily_schedule.evaluate_tick(
         build_schedule_context(scheduled_execution_time=datetime(2024, 5, 25, 0, 30, tzinfo=UTC))
     ).run_requests
@@ -168,10 +168,10 @@ def test_only_all_assets_job_reoptimizes(name):
     assert "recommendations/daily" in keys and ("analytics/strategy_choices" in keys) == (name == "all_assets_job")
 
 
-def test_gap_sensor_does_not_refetch_a_gap_a_refetch_confirmed(db_url, monkeypatch):
+def test_gap_sensor_does_not_refetch_a_gap_a_refetch_confirmed(db_url):
     """An exchange outage: the source answers the day short every time. One re-fetch, then it is a known gap,
     not requested again, also when the window moves (a new gap changes the run key: the known one stays out)."""
-    monkeypatch.setenv("FKS_GAP_WINDOW_DAYS", "3")
+    gap_sensor = build_gap_sensor(window_days=3)
     days = [YESTERDAY - timedelta(days=i) for i in range(3)]
     load(db_url, ("BTCUSDT",), days[:2])
 

@@ -19,7 +19,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account
@@ -106,7 +106,7 @@ def run(url: str, llm: LLMResource | None = None):
         "market_data": MarketDataResource(symbols=SYMBOLS),
         "embedding_model": EmbeddingModelResource(device="cpu"),  # no chunks: never loaded
         "llm": llm or LLMResource(),
-        "discord": DiscordResource(),
+        "notifier": NotifierResource(),
     }
     return materialize(
         [daily_recommendations, evaluation],

@@ -15,7 +15,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db import recommendations
 from tests.defs.recommendations.test_paper_and_evaluation import (
     ACCOUNT,
@@ -32,7 +32,7 @@ RESOURCES = {
     "market_data": MarketDataResource(symbols=SYMBOLS),
     "embedding_model": EmbeddingModelResource(device="cpu"),  # no chunks: never loaded
     "llm": LLMResource(),
-    "discord": DiscordResource(),
+    "notifier": NotifierResource(),
 }
 
 

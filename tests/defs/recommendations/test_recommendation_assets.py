@@ -15,7 +15,7 @@ from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.portfolio.assets import profit_splits
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, track_record
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db.knowledge import ensure_chunk_table, write_chunks
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account, Trade
@@ -125,7 +125,7 @@ def run(
     start: str,
     end: str,
     llm: LLMResource,
-    discord: DiscordResource | None = None,
+    notifier: NotifierResource | None = None,
     raise_on_error: bool = True,
 ):
     resources = {
@@ -133,7 +133,7 @@ def run(
         "market_data": MarketDataResource(symbols=SYMBOLS),
         "embedding_model": EmbeddingModelResource(device="cpu"),
         "llm": llm,
-        "discord": discord or DiscordResource(),
+        "notifier": notifier or NotifierResource(),
     }
     return materialize(
         [daily_recommendations, track_record, profit_splits],
@@ -151,7 +151,7 @@ def test_llm_recommendations_are_sized_audited_and_posted(account_db):
             "2024-05-10",
             "2024-05-20",
             LLMResource(base_url=server.url + "/v1", model="test-model"),
-            DiscordResource(webhook_url=hook.url + "/webhook"),
+            NotifierResource(discord_webhook_url=hook.url + "/webhook"),
         )
     assert result.success
     (check,) = result.get_asset_check_evaluations()
@@ -233,7 +233,7 @@ def test_a_failing_llm_falls_back_to_rules_and_the_check_warns(account_db):
             "2024-05-21",
             "2024-05-21",
             LLMResource(base_url=broken.url + "/v1", model="m", retries=1),
-            DiscordResource(webhook_url=hook.url),
+            NotifierResource(discord_webhook_url=hook.url),
         )
     assert result.success  # neither a failing model nor a failing webhook fails the recommendation
     (check,) = result.get_asset_check_evaluations()
