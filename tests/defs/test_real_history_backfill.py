@@ -102,7 +102,7 @@ def test_the_evaluation_baselines_equal_an_independent_recomputation(real_run):
             (b.date(), s): p
             for b, s, p in conn.execute("SELECT bucket, symbol, position FROM analytics.strategy_state").fetchall()
         }
-    assert set(rows) == {"recommendations", "cash", "buy_and_hold", "strategy_only"}
+    assert set(rows) == {"recommendations", "unprotected", "cash", "buy_and_hold", "strategy_only"}
     start, end = rows["cash"][0], rows["cash"][1]
     assert (start, end) == (OPENED, LAST)  # the account's first decision (its opening close) to the last
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]

@@ -233,7 +233,7 @@ def test_the_evaluation_rows_equal_baselines_computed_independently(paper_run):
                 (ACCOUNT,),
             ).fetchall()
         }
-    assert set(rows) == {"recommendations", "cash", "buy_and_hold", "strategy_only"}
+    assert set(rows) == {"recommendations", "unprotected", "cash", "buy_and_hold", "strategy_only"}
     assert {(g, a, b) for g, a, b, *_ in rows.values()} == {("rules", FIRST, LAST_DECISION)}  # one window
     with psycopg.connect(url) as conn:  # without an LLM there is no shadow generation
         assert conn.execute("SELECT count(*) FROM recommendations.shadow_daily").fetchone()[0] == 0

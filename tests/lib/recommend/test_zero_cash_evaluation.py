@@ -18,14 +18,22 @@ PRICES = {"BTCUSDT": {d: (100.0 + i, 101.0 + i) for i, d in enumerate(DAYS)}}
 
 def zero_cash_rows() -> list[dict]:
     curves = evaluate(
-        DAYS, ["BTCUSDT"], PRICES, cash=0.0, positions={}, trades=[], strategy_positions={}, n_decisions=3
+        DAYS,
+        ["BTCUSDT"],
+        PRICES,
+        cash=0.0,
+        positions={},
+        trades=[],
+        strategy_positions={},
+        n_decisions=3,
+        unprotected={},
     )
     return evaluation_rows(curves, "broke", "rules")
 
 
 def test_a_zero_cash_account_is_flat_with_no_ratios_and_no_nan():
     rows = zero_cash_rows()
-    assert {r["baseline"] for r in rows} == {"recommendations", "cash", "buy_and_hold", "strategy_only"}
+    assert {r["baseline"] for r in rows} == {"recommendations", "unprotected", "cash", "buy_and_hold", "strategy_only"}
     assert {r["period"] for r in rows} == {"window", "2024", "2025"}
     for r in rows:
         assert all(not (isinstance(r[c], float) and not math.isfinite(r[c])) for c in EVALUATION_COLUMNS), r

@@ -21,3 +21,8 @@ COMMENT ON TABLE recommendations.guards IS
     'Every act of a protection on a day''s recommendation: which guard, what it did, to which symbol (empty: the '
     'account), why, and until when.';
 GRANT SELECT ON recommendations.guards TO analyst;
+
+-- The evaluation's 'unprotected' curve: the same recommendations before any protection acted, without stops.
+ALTER TABLE recommendations.evaluation DROP CONSTRAINT IF EXISTS evaluation_baseline_check;
+ALTER TABLE recommendations.evaluation ADD CONSTRAINT evaluation_baseline_check
+    CHECK (baseline IN ('recommendations', 'unprotected', 'cash', 'buy_and_hold', 'strategy_only'));
