@@ -159,6 +159,24 @@ def _ohlc_column(bars: Bars, name: str) -> np.ndarray:
     return np.ascontiguousarray(bars[name], dtype=np.float64)[:, None]
 
 
+def stop_bars(
+    bars: Bars, entries: np.ndarray, exits: np.ndarray, allow_shorts: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(open, high, low) as vectorbt's stop checks read them, one column per signal column: on a bar whose open
+    fills a signal that closes the position (an exit; with shorts, also an entry), the bar's range is its open.
+    vectorbt checks stops before the bar's signal; the market order at the open comes first in fact (and in
+    backtesting.py), so the stop may only fill there when the open itself is through it, at the open, the price
+    the signal gets too. Takes the signals as decided (bar t), acted on at bar t+1."""
+    acted_entries, acted_exits = next_bar(np.asarray(entries, dtype=bool)), next_bar(np.asarray(exits, dtype=bool))
+    acts = acted_entries ^ acted_exits if allow_shorts else acted_exits & ~acted_entries
+    open_ = _ohlc_column(bars, "open")
+    return (
+        open_,
+        np.where(acts, open_, _ohlc_column(bars, "high")),
+        np.where(acts, open_, _ohlc_column(bars, "low")),
+    )
+
+
 def next_bar(signals: np.ndarray) -> np.ndarray:
     """Signals moved one bar later: decided on bar t's close, acted on at bar t+1's open."""
     out = np.zeros_like(signals)
@@ -176,10 +194,11 @@ def portfolio(
     stop_kwargs = {}
     if stops is not None:
         entry_price, exit_price = _stop_prices()
+        open_, high, low = stop_bars(bars, entries, exits, config.allow_shorts)
         stop_kwargs = {
-            "open": _ohlc_column(bars, "open"),
-            "high": _ohlc_column(bars, "high"),
-            "low": _ohlc_column(bars, "low"),
+            "open": open_,
+            "high": high,
+            "low": low,
             "sl_stop": stops.sl_stop,
             "sl_trail": stops.sl_trail,
             "tp_stop": stops.tp_stop,
@@ -376,10 +395,11 @@ def simulate(
     }
     if stops is not None:
         entry_price, exit_price = _stop_prices()
+        open_, high, low = stop_bars(bars, entries, exits, config.allow_shorts)
         stop_arguments = {
-            "open": _ohlc_column(bars, "open"),
-            "high": _ohlc_column(bars, "high"),
-            "low": _ohlc_column(bars, "low"),
+            "open": open_,
+            "high": high,
+            "low": low,
             "sl_stop": stops.sl_stop,
             "sl_trail": stops.sl_trail,
             "tp_stop": stops.tp_stop,
@@ -438,18 +458,24 @@ OPEN_AT_END = "open at end (marked at the last close)"
 EXIT_REASONS = {"stop_loss": "stop loss", "trailing_stop": "trailing stop", "take_profit": "take profit"}
 
 
-def exit_reasons(bars: Bars, trade_records: np.ndarray, stops: Mapping[str, float]) -> list[str]:
-    """Why each of one column's exit trades ended: ``OPEN_AT_END``, ``"exit signal"`` or the stop that filled it
-    (``EXIT_REASONS``). vectorbt's open-source records do not keep it, so each stop exit is found by replaying the
-    kernel's own test on the exit bar with the same arithmetic (a stop is checked before the bar's signal, the
-    stop-loss before the take-profit; a trailing stop's reference is the best price since the bar after the
-    entry), which makes it exact."""
+def exit_reasons(
+    bars: Bars,
+    trade_records: np.ndarray,
+    stops: Mapping[str, float],
+    entries: np.ndarray,
+    exits: np.ndarray,
+    allow_shorts: bool = False,
+) -> list[str]:
+    """Why each exit trade of one column (its signals ``entries``, ``exits``) ended: ``OPEN_AT_END``, ``"exit
+    signal"`` or the stop that filled it (``EXIT_REASONS``). vectorbt's open-source records do not keep it, so
+    each stop exit is found by replaying the kernel's own test on the exit bar with the same arithmetic (a stop is
+    checked before the bar's signal, on the bars of :func:`stop_bars`; the stop-loss before the take-profit; a
+    trailing stop's reference is the best price since the bar after the entry), which makes it exact."""
     close = np.asarray(bars["close"], dtype=np.float64)
-    open_ = np.where(np.isnan(_ohlc_column(bars, "open")[:, 0]), close, _ohlc_column(bars, "open")[:, 0])
-    high = np.asarray(_ohlc_column(bars, "high")[:, 0])
-    low = np.asarray(_ohlc_column(bars, "low")[:, 0])
-    high = np.where(np.isnan(high), np.maximum(open_, close), high)
-    low = np.where(np.isnan(low), np.minimum(open_, close), low)
+    opens, highs, lows = stop_bars(bars, np.asarray(entries)[:, None], np.asarray(exits)[:, None], allow_shorts)
+    open_ = np.where(np.isnan(opens[:, 0]), close, opens[:, 0])
+    high = np.where(np.isnan(highs[:, 0]), np.maximum(open_, close), highs[:, 0])
+    low = np.where(np.isnan(lows[:, 0]), np.minimum(open_, close), lows[:, 0])
     reasons = []
     for record in trade_records:
         if int(record["status"]) == 0:

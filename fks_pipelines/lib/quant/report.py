@@ -58,7 +58,8 @@ def backtest_symbol(
     metrics["fees"] = metrics["fees_paid"]
     trades = []
     records = pf.trades.values
-    for record, reason in zip(records, exit_reasons(bars, records, strategy.stops_for(params)), strict=True):
+    reasons = exit_reasons(bars, records, strategy.stops_for(params), entries, exits, config.allow_shorts)
+    for record, reason in zip(records, reasons, strict=True):
         trades.append(
             {
                 "symbol": symbol,

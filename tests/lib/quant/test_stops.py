@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from fks_pipelines.lib.quant.backtest import (
+    OPEN_AT_END,
     BacktestConfig,
     StopColumns,
     exit_reasons,
@@ -22,6 +23,7 @@ from fks_pipelines.lib.quant.backtest import (
     stop_columns,
 )
 from fks_pipelines.lib.quant.report import backtest_symbol
+from fks_pipelines.lib.quant.strategies import signal_matrix
 from fks_pipelines.lib.quant.strategy_files import StrategyFileError, load_strategy_file
 
 BUNDLED = Path(__file__).resolve().parents[3] / "fks_pipelines" / "data" / "freqtrade" / "BTC_USDT-1h.json.gz"
@@ -69,7 +71,7 @@ def one_trade(b: dict[str, np.ndarray], stops: dict[str, float]):
     entries = np.zeros((len(b["close"]), 1), dtype=bool)
     entries[0] = True
     simulation = simulate(b, entries, np.zeros_like(entries), CONFIG, StopColumns.of([stops]))
-    return simulation, exit_reasons(b, simulation.trade_records, stops)
+    return simulation, exit_reasons(b, simulation.trade_records, stops, entries[:, 0], np.zeros(len(entries), bool))
 
 
 ENTRY = 100.0 * (1 + SLIP)  # bar 1's open with slippage: the price the stops are measured from
@@ -108,6 +110,22 @@ def test_a_take_profit_exits_at_its_level_and_a_bar_touching_both_takes_the_stop
     assert reasons == ["stop loss"]
 
 
+def test_an_exit_signal_fills_at_the_open_before_a_stop_touched_later_in_that_bar():
+    """The exit decided on bar 1's close is a market order at bar 2's open: it fills first, so neither the
+    stop-loss nor the take-profit that bar 2's range touches later can fill (as in backtesting.py)."""
+    b = bars((100, 101, 99, 100), (100, 101, 99, 100), (100, 120, 90, 100), (100, 101, 99, 100))
+    entries, exits = np.zeros((4, 1), dtype=bool), np.zeros((4, 1), dtype=bool)
+    entries[0], exits[1] = True, True
+    for stops in ({"stop_loss": 0.05}, {"take_profit": 0.1}, {"trailing_stop": 0.05, "take_profit": 0.1}):
+        simulation = simulate(b, entries, exits, CONFIG, StopColumns.of([stops]))
+        sell = simulation.order_records[1]
+        assert sell["idx"] == 2 and sell["price"] == pytest.approx(100 * (1 - SLIP), rel=1e-12)
+        assert exit_reasons(b, simulation.trade_records, stops, entries[:, 0], exits[:, 0]) == ["exit signal"]
+    gap = bars((100, 101, 99, 100), (100, 101, 99, 100), (93, 94, 90, 92), (92, 93, 91, 92))
+    simulation = simulate(gap, entries, exits, CONFIG, StopColumns.of([{"stop_loss": 0.05}]))
+    assert simulation.order_records[1]["price"] == pytest.approx(93 * (1 - SLIP), rel=1e-12)  # the open, either way
+
+
 def test_a_trailing_stop_ratchets_up_with_the_highs():
     b = bars(
         (100, 101, 99, 100),
@@ -134,29 +152,24 @@ def test_grid_over_stop_loss_gives_one_cell_per_value_and_none_is_the_stopless_s
     results = run_sweep(btc, searched, params, CONFIG)
     assert results.height == 6 and [p["stop_loss"] for p in results["params"]] == [None, 0.01, 0.03] * 2
     without = run_sweep(btc, plain, plain.parameter_sets(), CONFIG)
-    metrics = [c for c in results.columns if c not in ("strategy", "params")]
-    for row, window in ((0, 0), (3, 1)):  # the None cells: exactly the strategy without stops
-        assert results.row(row, named=True) | {"strategy": "", "params": None} == without.row(window, named=True) | {
-            "strategy": "",
-            "params": None,
-        }
+    # the None cells: exactly the strategy without stops
+    assert results[[0, 3]].drop("strategy", "params").equals(without.drop("strategy", "params"))
     assert len({results["total_return"][i] for i in range(3)}) == 3  # each stop trades differently
-    # the tight stop cuts losing trades short: its worst trade loses about 1% plus costs, the stopless one more
-    tight = backtest_symbol("BTCUSDT", btc, searched, params[1], CONFIG)
-    loose = backtest_symbol("BTCUSDT", btc, searched, params[0], CONFIG)
-    stopped = [t for t in tight.trades if t["exit_reason"] == "stop loss"]
-    assert stopped and {t["exit_reason"] for t in loose.trades} <= {
-        "exit signal",
-        "open at end (marked at the last close)",
-    }
-    for t in stopped:  # at the level, or at the open when the bar opened through it; slippage on either
+    # the 1% stop's exits: each at its level, or at the open when the bar opened through it
+    entries, exits = signal_matrix(searched, btc, params[:2])
+    records = simulate(btc, entries, exits, CONFIG, stop_columns(searched, params[:2])).trade_records
+    loose, tight = records[records["col"] == 0], records[records["col"] == 1]
+    assert set(exit_reasons(btc, loose, {}, entries[:, 0], exits[:, 0])) <= {"exit signal", OPEN_AT_END}
+    reasons = exit_reasons(btc, tight, {"stop_loss": 0.01}, entries[:, 1], exits[:, 1])
+    stopped = tight[np.asarray(reasons) == "stop loss"]
+    assert len(stopped) > 10
+    for t in stopped:  # slippage on either
         level = t["entry_price"] * (1 - 0.01)
-        expected = min(level, btc["open"][t["exit_bar"]]) * (1 - SLIP)
-        assert t["exit_price"] == pytest.approx(expected, rel=1e-12)
-        assert btc["low"][t["exit_bar"]] <= level
-    assert set(metrics) <= set(tight.metrics)
+        assert t["exit_price"] == pytest.approx(min(level, btc["open"][t["exit_idx"]]) * (1 - SLIP), rel=1e-12)
+        assert btc["low"][t["exit_idx"]] <= level
 
 
+@pytest.mark.slow  # fks backtest's report builds vectorbt's Portfolio (its uncached kernel: 10-40 s per process)
 def test_fixed_stops_apply_to_every_cell_and_reach_the_report(tmp_path, btc):
     fixed = load_strategy_file(
         strategy_file(tmp_path, "fixed", stops='STOPS = {"trailing_stop": 0.02, "take_profit": 0.03}')
@@ -201,7 +214,6 @@ def test_bad_stops_are_refused_in_one_line_naming_the_file_and_key(tmp_path, ext
 def test_simulate_with_stops_gives_the_portfolios_records_exactly(tmp_path, btc):
     """The sweep's kernel call with stops holds the records of ``Portfolio.from_signals`` with the same stops."""
     from fks_pipelines.lib.quant.backtest import portfolio
-    from fks_pipelines.lib.quant.strategies import signal_matrix
 
     path = strategy_file(tmp_path, "grid", ', "stop_loss": [None, 0.01], "take_profit": [None, 0.02]')
     strategy = load_strategy_file(path)
