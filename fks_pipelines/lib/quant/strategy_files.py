@@ -188,6 +188,20 @@ def _stop_value(key: str, value: object, what: str, where: str, allow_none: bool
         )
 
 
+def stop_from_text(key: str, raw: str, where: str) -> float | None:
+    """A stop given as text (a command line's ``--params stop_loss=0.03``; ``none``: no such stop), checked as a
+    file's GRID value is: :class:`StrategyFileError` naming ``where`` and the key otherwise."""
+    text = raw.strip().lower()
+    if text in ("none", "off"):
+        return None
+    try:
+        value: object = float(text)
+    except ValueError:
+        value = raw
+    _stop_value(key, value, f"{key}={raw!r}", where, allow_none=False)
+    return float(value)  # type: ignore[arg-type]
+
+
 def _stops(module: object, grid: Mapping[str, tuple], where: str) -> dict[str, float]:
     """The file's fixed ``STOPS``, checked with the stop parameters its GRID searches."""
     stops = getattr(module, "STOPS", None)

@@ -225,3 +225,14 @@ def test_simulate_with_stops_gives_the_portfolios_records_exactly(tmp_path, btc)
     assert len(simulation.order_records) > 100
     assert np.array_equal(simulation.order_records, pf.order_records)
     assert np.array_equal(simulation.trade_records, pf.trades.values)
+
+
+def test_a_stop_given_as_text_is_checked_like_a_files():
+    from fks_pipelines.lib.quant.strategy_files import stop_from_text
+
+    assert stop_from_text("stop_loss", "0.03", "--params") == 0.03
+    assert stop_from_text("take_profit", "2", "--params") == 2.0
+    assert stop_from_text("trailing_stop", "None", "--params") is None
+    for key, raw in (("stop_loss", "5"), ("trailing_stop", "0"), ("take_profit", "-1"), ("take_profit", "x")):
+        with pytest.raises(StrategyFileError, match=f"--params: {key}='{raw}' must be a fraction"):
+            stop_from_text(key, raw, "--params")
