@@ -9,12 +9,13 @@ exactly as in the serial run, so the results are identical.
 
 Stops (a strategy file's ``STOPS`` or stop parameters in its ``GRID``, :class:`StopColumns`) are vectorbt's own
 stop orders, checked on every bar after the entry bar against that bar's open, high and low: a stop-loss (or
-trailing stop) at ``entry fill price x (1 - stop_loss)`` (a trailing one at the highest high since the entry bar
-instead of the entry price, raised after each bar's check), a take-profit at ``entry fill price x (1 +
-take_profit)``. A bar that opens through a level fills at its open, else at the level; slippage and fees as on
-any fill (``StopExitPrice.StopMarket``). When one bar touches both, the stop-loss is taken (the worse fill, as
-backtesting.py). A stop touched on a bar comes before that bar's signal exit at the open. Without stops the
-simulation is the one it always was (vectorbt's ``use_stops`` off).
+trailing stop) at ``entry fill price x (1 - stop_loss)`` (a trailing one from the highest high since the bar
+after the entry instead of the entry price, raised after each bar's check), a take-profit at ``entry fill price
+x (1 + take_profit)``. A bar that opens through a level fills at its open, else at the level; slippage and fees
+as on any fill (``StopExitPrice.StopMarket``). When one bar touches both, the stop-loss is taken (the worse fill,
+as backtesting.py). A signal's market order at a bar's open fills first: on that bar a stop can only fill through
+the open itself (:func:`stop_bars`). Without stops the simulation is the one it always was (vectorbt's
+``use_stops`` off). docs/strategies.md, "Stops"; benchmarks/backtest.py ``--stops`` compares with backtesting.py.
 """
 
 from __future__ import annotations

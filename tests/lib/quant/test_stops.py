@@ -143,6 +143,33 @@ def test_a_trailing_stop_ratchets_up_with_the_highs():
     assert len(fixed.order_records) == 1
 
 
+def test_a_short_stop_loss_sits_above_the_entry():
+    """With shorts allowed, an exit signal opens a short; its stop-loss is above the fill, bought back with
+    slippage up."""
+    b = bars((100, 101, 99, 100), (100, 101, 99, 100), (100, 106, 99, 104), (104, 105, 103, 104))
+    entries, exits = np.zeros((4, 1), dtype=bool), np.zeros((4, 1), dtype=bool)
+    exits[0] = True
+    config = BacktestConfig(fees=FEES, slippage=SLIP, allow_shorts=True)
+    stops = {"stop_loss": 0.05}
+    simulation = simulate(b, entries, exits, config, StopColumns.of([stops]))
+    sell, buy = simulation.order_records
+    fill = 100 * (1 - SLIP)
+    assert sell["side"] == 1 and buy["idx"] == 2 and buy["price"] == pytest.approx(fill * 1.05 * (1 + SLIP), rel=1e-12)
+    assert exit_reasons(b, simulation.trade_records, stops, entries[:, 0], exits[:, 0], allow_shorts=True) == [
+        "stop loss"
+    ]
+
+
+def test_optuna_searches_the_stop_parameters(tmp_path, btc):
+    from fks_pipelines.lib.quant.optimize import optimize_with_optuna
+
+    searched = load_strategy_file(strategy_file(tmp_path, "searched", ', "stop_loss": [None, 0.01, 0.03]'))
+    winner, trials = optimize_with_optuna(btc, searched, objective="sharpe", n_trials=6, seed=1, config=CONFIG)
+    assert "stop_loss" in trials.columns and trials["stop_loss"].drop_nulls().len() > 0
+    again = run_sweep(btc, searched, [winner["params"]], CONFIG)
+    assert again["sharpe"][0] == winner["sharpe"] and again["trades"][0] == winner["trades"]
+
+
 def test_grid_over_stop_loss_gives_one_cell_per_value_and_none_is_the_stopless_strategy(tmp_path, btc):
     searched = load_strategy_file(strategy_file(tmp_path, "searched", ', "stop_loss": [None, 0.01, 0.03]'))
     plain = load_strategy_file(strategy_file(tmp_path, "plain"))
@@ -211,7 +238,8 @@ def test_bad_stops_are_refused_in_one_line_naming_the_file_and_key(tmp_path, ext
 
 
 @pytest.mark.slow  # vectorbt's Portfolio compiles its uncached from_signals kernel in every process (10-40 s)
-def test_simulate_with_stops_gives_the_portfolios_records_exactly(tmp_path, btc):
+@pytest.mark.parametrize("allow_shorts", [False, True], ids=["long_only", "long_short"])
+def test_simulate_with_stops_gives_the_portfolios_records_exactly(tmp_path, btc, allow_shorts):
     """The sweep's kernel call with stops holds the records of ``Portfolio.from_signals`` with the same stops."""
     from fks_pipelines.lib.quant.backtest import portfolio
 
@@ -220,8 +248,9 @@ def test_simulate_with_stops_gives_the_portfolios_records_exactly(tmp_path, btc)
     params = strategy.parameter_sets()
     entries, exits = signal_matrix(strategy, btc, params)
     stops = stop_columns(strategy, params)
-    simulation = simulate(btc, entries, exits, CONFIG, stops)
-    pf = portfolio(btc, entries, exits, CONFIG, stops)
+    config = BacktestConfig(fees=FEES, slippage=SLIP, allow_shorts=allow_shorts)
+    simulation = simulate(btc, entries, exits, config, stops)
+    pf = portfolio(btc, entries, exits, config, stops)
     assert len(simulation.order_records) > 100
     assert np.array_equal(simulation.order_records, pf.order_records)
     assert np.array_equal(simulation.trade_records, pf.trades.values)
