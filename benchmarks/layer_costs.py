@@ -31,10 +31,14 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.defs.analytics.assets import market_regimes, signals, strategy_choices  # noqa: E402
 from fks_pipelines.defs.knowledge.assets import documents  # noqa: E402
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource  # noqa: E402
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation, track_record  # noqa: E402
 from fks_pipelines.defs.recommendations.resources import LLMResource  # noqa: E402
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource  # noqa: E402
+from fks_pipelines.defs.shared import (  # noqa: E402
+    DiscordResource,
+    EmbeddingModelResource,
+    MarketDataResource,
+    PostgresResource,
+)
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.portfolio import import_accounts  # noqa: E402
 from fks_pipelines.lib.portfolio.ledger import Account  # noqa: E402

@@ -12,9 +12,8 @@ from dagster_shared.record import copy
 
 from fks_pipelines.defs import analytics, automation, dbt, knowledge, portfolio, raw, recommendations
 from fks_pipelines.defs.dbt.resources import dbt_resource
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import DiscordResource, EmbeddingModelResource, MarketDataResource, PostgresResource
 from fks_pipelines.launchers.executors import step_executor
 from fks_pipelines.settings import settings as read_settings
 

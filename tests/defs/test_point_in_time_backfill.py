@@ -11,10 +11,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.defs.analytics.assets import market_regimes, signals, strategy_choices
 from fks_pipelines.defs.knowledge.assets import documents
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.assets import daily_recommendations
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import DiscordResource, EmbeddingModelResource, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account
