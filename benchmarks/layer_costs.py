@@ -30,6 +30,7 @@ from dagster import DagsterInstance, materialize  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from fks_pipelines.defs.analytics.assets import market_regimes, signals, strategy_choices  # noqa: E402
+from fks_pipelines.defs.analytics.resources import QuantResource  # noqa: E402
 from fks_pipelines.defs.knowledge.assets import documents  # noqa: E402
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation, track_record  # noqa: E402
 from fks_pipelines.defs.recommendations.resources import LLMResource  # noqa: E402
@@ -60,6 +61,7 @@ def run_window(first: date, days: int) -> dict[str, float]:
         resources = {
             "database": PostgresResource(url=url),
             "market_data": MarketDataResource(symbols=SYMBOLS),
+            "quant": QuantResource(),
             "embedding_model": EmbeddingModelResource(device="cpu"),
             "llm": LLMResource(),
             "discord": DiscordResource(),
