@@ -22,7 +22,8 @@ from datetime import date, timedelta
 import numpy as np
 
 from fks_pipelines.lib.portfolio.ledger import Trade
-from fks_pipelines.lib.portfolio.paper import FEE, SLIPPAGE, Target, fill_time, paper_fills
+from fks_pipelines.lib.portfolio.paper import FEE, SLIPPAGE, Target, fill_time
+from fks_pipelines.lib.portfolio.replay import FillBars, Ledger, replay_day
 from fks_pipelines.lib.quant.selection import curve_metrics
 
 BASELINES = ("recommendations", "cash", "buy_and_hold", "strategy_only")
@@ -100,22 +101,16 @@ def simulated_curve(
     fee: float = FEE,
     slippage: float = SLIPPAGE,
 ) -> Curve:
-    """Start all in cash at D0's close; each day d's ``targets`` fill at d+1's open (the paper rules)."""
+    """Start all in cash at D0's close; each day d's ``targets`` fill at d+1's open (the paper rules, by the one
+    replay the paper accounts use)."""
     held: dict[str, float] = {}
     cash, fees, traded = start_equity, [0.0], [0.0]
     equity, in_market, decisions = [start_equity], [False], 0
     for previous, day in zip(days, days[1:], strict=False):
         opens = {s: p[day][0] for s, p in prices.items() if day in p}
-        fills = paper_fills(
-            previous,
-            targets.get(previous, []),
-            cash=cash,
-            positions=held,
-            opens=opens,
-            fill_at=fill_time(previous),
-            fee=fee,
-            slippage=slippage,
-        )
+        ledger = Ledger(baseline, cash, held, targets.get(previous, []))
+        (filled,) = replay_day(previous, [ledger], FillBars(opens), fee=fee, slippage=slippage)
+        fills = filled.fills
         decisions += bool(fills)
         cash, f, x = _apply(fills, cash, held)
         fees.append(f)

@@ -164,3 +164,16 @@ def test_the_number_of_trades_is_bounded(tmp_path):
     trades = ", ".join(["{}"] * (MAX_TRADES + 1))
     with pytest.raises(BadInputError, match=f"{MAX_TRADES + 1:,} trades: at most {MAX_TRADES:,} per file"):
         ledger(tmp_path, f"accounts:\n  - {{name: a, cash: 1, trades: [{trades}]}}\n")
+
+
+def test_the_split_month_is_the_last_complete_one():
+    from datetime import UTC, datetime
+
+    from fks_pipelines.lib.portfolio.sizing import split_month
+
+    mid = datetime(2024, 5, 17, tzinfo=UTC)
+    assert split_month(mid) == (datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC))
+    last = datetime(2024, 5, 31, tzinfo=UTC)  # its close ends May
+    assert split_month(last) == (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC))
+    january = datetime(2024, 1, 3, tzinfo=UTC)
+    assert split_month(january) == (datetime(2023, 12, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC))
