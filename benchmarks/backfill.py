@@ -46,8 +46,11 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.definitions import defs  # noqa: E402
 from fks_pipelines.defs.dbt.resources import dbt_resource  # noqa: E402
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource  # noqa: E402
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource  # noqa: E402
+from fks_pipelines.defs.shared import (  # noqa: E402
+    EmbeddingModelResource,
+    MarketDataResource,
+    PostgresResource,
+)
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.portfolio import import_accounts  # noqa: E402
 from fks_pipelines.lib.portfolio.ledger import read_ledger  # noqa: E402
@@ -109,6 +112,7 @@ def choice_vs_bare(data: Path, symbol: str, first: date, last: date) -> dict[str
     import vectorbt as vbt
 
     from fks_pipelines.defs.analytics.assets import StrategySelectionConfig
+    from fks_pipelines.defs.analytics.resources import QuantResource
     from fks_pipelines.lib.quant.backtest import next_bar
     from fks_pipelines.lib.quant.rolling_choice import decision_indices, rolling_choices, span_needed
     from fks_pipelines.lib.quant.strategies import STRATEGIES
@@ -121,9 +125,8 @@ def choice_vs_bare(data: Path, symbol: str, first: date, last: date) -> dict[str
     frame = frame.filter((frame["open_time"] >= start) & (frame["open_time"] < end))
     bars = {c: frame[c].cast(float).to_numpy() for c in ("open", "high", "low", "close", "volume")}
     bars["bucket"] = frame["open_time"].dt.replace_time_zone(None).to_numpy()
-    config = StrategySelectionConfig()
-    backtest, search, windows = config.validated()
-    backtest = replace(backtest, workers=1)
+    config = StrategySelectionConfig().resolved(QuantResource())
+    backtest, search, windows = config.validated(workers=1)
     strategies = [STRATEGIES[name] for name in config.strategies]
     every = timedelta(days=config.every_days)
     began = time.perf_counter()

@@ -18,6 +18,25 @@ ratio_vs_bare_vectorbt (serial project vs bare, target >= 0.7), parallel_vs_bare
 2 cores) and speedup_vs_backtesting_py (parallel project vs backtesting.py, target >= 100).
 
     python benchmarks/backtest.py [--days 90] [--symbols 3] [--peer-combos 4] [--peer-bars 20000]
+
+``--stops``: instead, the stops cross-check. On the bundled real BTCUSDT hourly history (``--bars`` another
+freqtrade 1h JSON file), the MA crossover's signals with a stop-loss, a take-profit, both, a trailing stop and a
+trailing stop with a take-profit (and no stops, as the control), through the project's path (``fks backtest``'s
+``report.backtest_symbol``: vectorbt's stop orders, exit reasons) and through backtesting.py's ``Backtest.run``
+with ``sl``/``tp`` contingent orders on the same bars and the same signals. Every closed trade must have the same
+entry and exit bars and prices. The last line is one JSON object: ``trades_equal``, ``n_trades``, the largest
+relative price difference, the trades per exit reason, and the peer's conventions the project side matches
+(docs/strategies.md, "Stops"):
+
+- orders fill at the next bar's open (``trade_on_close=False``), one position at a time (buy only when flat,
+  close on the exit signal), no slippage (backtesting.py's ``spread`` prices only the entry), the same commission;
+- the stops are set from the entry's fill price once the entry has filled (``trade.sl``/``trade.tp`` in the
+  entry bar's ``next``), so the entry bar's own range is not checked, as in vectorbt (``buy(sl=...)`` would
+  check it: backtesting.py re-processes the new SL/TP on the entry bar);
+- backtesting.py's stop-loss is processed first within a bar (SL orders go to the front of its queue), then the
+  take-profit, then the close order from the exit signal: vectorbt's order (stop before signal, SL before TP);
+- a trailing stop (backtesting.py has none built in) is the SL moved after each bar's close to the highest high
+  since the bar after the entry x (1 - trailing_stop), as vectorbt's ``sl_trail`` moves it.
 """
 
 from __future__ import annotations
@@ -49,6 +68,8 @@ from fks_pipelines.lib.quant.backtest import (  # noqa: E402
 )
 from fks_pipelines.lib.quant.strategies import STRATEGIES, chunks, signal_matrix  # noqa: E402
 from fks_pipelines.lib.sources.sample import SAMPLE_SYMBOLS, sample_klines  # noqa: E402
+
+BUNDLED_BTC = Path(__file__).resolve().parent.parent / "fks_pipelines" / "data" / "freqtrade" / "BTC_USDT-1h.json.gz"
 
 
 def peak_rss_mb() -> float:
@@ -95,13 +116,133 @@ def backtesting_py_seconds(bars, subset: list[dict], config: BacktestConfig, n_b
     return (time.perf_counter() - t) / len(subset) * n_bars / length
 
 
+STOP_CASES = (
+    {},
+    {"stop_loss": 0.03},
+    {"take_profit": 0.05},
+    {"stop_loss": 0.03, "take_profit": 0.05},
+    {"trailing_stop": 0.05},
+    {"trailing_stop": 0.05, "take_profit": 0.1},
+)
+STOP_PARAMS = ({"fast": 10, "slow": 40}, {"fast": 20, "slow": 50}, {"fast": 50, "slow": 200})
+
+
+def freqtrade_bars(path: Path) -> dict:
+    """open, high, low, close of a freqtrade OHLCV JSON file (optionally gzipped), oldest first."""
+    import gzip
+
+    import numpy as np
+
+    raw = path.read_bytes()
+    rows = np.asarray(json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw), dtype=np.float64)
+    return {name: np.ascontiguousarray(rows[:, i + 1]) for i, name in enumerate(("open", "high", "low", "close"))}
+
+
+def backtesting_py_stop_trades(bars, entries, exits, stops: dict, fees: float) -> list[tuple]:
+    """(entry bar, exit bar, entry price, exit price) of each closed trade of backtesting.py on these signals
+    with these stops, under the conventions in this module's docstring."""
+    import numpy as np
+    import pandas as pd
+    from backtesting import Backtest, Strategy
+
+    class Signals(Strategy):
+        def init(self):
+            self.entry = self.I(lambda: entries.astype(float), name="entry", plot=False)
+            self.exit = self.I(lambda: exits.astype(float), name="exit", plot=False)
+
+        def next(self):
+            i = len(self.data) - 1
+            if self.position:
+                trade = self.trades[-1]
+                if trade.entry_bar == i:  # filled at this bar's open: stops from the fill price
+                    if "stop_loss" in stops:
+                        trade.sl = trade.entry_price * (1 - stops["stop_loss"])
+                    if "take_profit" in stops:
+                        trade.tp = trade.entry_price * (1 + stops["take_profit"])
+                if "trailing_stop" in stops:
+                    reference = trade.entry_price
+                    if i > trade.entry_bar:
+                        reference = max(reference, float(np.max(self.data.High[trade.entry_bar + 1 : i + 1])))
+                    trade.sl = reference * (1 - stops["trailing_stop"])
+            if self.entry[-1] and not self.position:
+                self.buy()
+            elif self.exit[-1] and self.position:
+                self.position.close()
+
+    frame = pd.DataFrame(
+        {"Open": bars["open"], "High": bars["high"], "Low": bars["low"], "Close": bars["close"]},
+        index=pd.date_range("2017-08-17", periods=len(bars["close"]), freq="1h"),
+    )
+    cash = 1e6 * float(frame["Close"].max())  # whole units in backtesting.py: every entry buys
+    backtest = Backtest(
+        frame, Signals, cash=cash, commission=fees, trade_on_close=False, exclusive_orders=False, finalize_trades=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trades = backtest.run()._trades  # closed trades only (finalize_trades=False)
+    return [(int(t.EntryBar), int(t.ExitBar), float(t.EntryPrice), float(t.ExitPrice)) for t in trades.itertuples()]
+
+
+def stops_comparison(path: Path) -> dict:
+    """The project's trades with stops vs backtesting.py's on the same bars and signals (module docstring)."""
+    from collections import Counter
+
+    from fks_pipelines.lib.quant.report import backtest_symbol
+
+    bars = freqtrade_bars(path)
+    config = BacktestConfig(fees=0.001, slippage=0.0, init_cash=10_000.0)
+    base = STRATEGIES["ma_cross"]
+    n_trades, mismatches, max_diff, reasons = 0, [], 0.0, Counter()
+    project_s = peer_s = 0.0
+    for params in STOP_PARAMS:
+        entries, exits = base.signals(bars, **params)
+        for stops in STOP_CASES:
+            strategy = replace(base, stops=stops)
+            t = time.perf_counter()
+            ours = backtest_symbol("BTCUSDT", bars, strategy, params, config).trades
+            project_s += time.perf_counter() - t
+            closed = [tr for tr in ours if not tr["exit_reason"].startswith("open at end")]
+            reasons.update(tr["exit_reason"] for tr in closed)
+            t = time.perf_counter()
+            theirs = backtesting_py_stop_trades(bars, entries, exits, stops, config.fees)
+            peer_s += time.perf_counter() - t
+            n_trades += len(closed)
+            mine = [(tr["entry_bar"], tr["exit_bar"], tr["entry_price"], tr["exit_price"]) for tr in closed]
+            if len(mine) != len(theirs) or any(a[:2] != b[:2] for a, b in zip(mine, theirs, strict=False)):
+                first = next((k for k, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a[:2] != b[:2]), None)
+                mismatches.append(
+                    {"params": params, "stops": stops, "ours": len(mine), "theirs": len(theirs), "first_diff": first}
+                )
+            for a, b in zip(mine, theirs, strict=False):
+                for x, y in ((a[2], b[2]), (a[3], b[3])):
+                    max_diff = max(max_diff, abs(x - y) / abs(y))
+            print(f"  {params} {stops}: {len(mine)} vs {len(theirs)} trades", file=sys.stderr)
+    return {
+        "bars": len(bars["close"]),
+        "source": path.name,
+        "cases": len(STOP_PARAMS) * len(STOP_CASES),
+        "n_trades": n_trades,
+        "trades_equal": not mismatches and max_diff <= 1e-12,
+        "max_rel_price_diff": max_diff,
+        "exit_reasons": dict(sorted(reasons.items())),
+        "mismatches": mismatches,
+        "project_s": round(project_s, 2),
+        "backtesting_py_s": round(peer_s, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--symbols", type=int, default=3)
     parser.add_argument("--peer-combos", type=int, default=4)
     parser.add_argument("--peer-bars", type=int, default=20_000)
+    parser.add_argument("--stops", action="store_true", help="the stops cross-check instead of the throughput")
+    parser.add_argument("--bars", type=Path, default=BUNDLED_BTC, help="--stops: a freqtrade 1h JSON file")
     args = parser.parse_args()
+    if args.stops:
+        print(json.dumps(stops_comparison(args.bars)))
+        return
 
     symbols = list(SAMPLE_SYMBOLS)[: args.symbols]
     start = date(2024, 1, 1)

@@ -40,8 +40,11 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.definitions import defs  # noqa: E402
 from fks_pipelines.defs.dbt.resources import dbt_resource  # noqa: E402
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource  # noqa: E402
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource  # noqa: E402
+from fks_pipelines.defs.shared import (  # noqa: E402
+    EmbeddingModelResource,
+    MarketDataResource,
+    PostgresResource,
+)
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.portfolio import import_accounts  # noqa: E402
 from fks_pipelines.lib.portfolio.ledger import Account  # noqa: E402

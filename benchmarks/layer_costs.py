@@ -30,11 +30,16 @@ from dagster import DagsterInstance, materialize  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from fks_pipelines.defs.analytics.assets import market_regimes, signals, strategy_choices  # noqa: E402
+from fks_pipelines.defs.analytics.resources import QuantResource  # noqa: E402
 from fks_pipelines.defs.knowledge.assets import documents  # noqa: E402
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource  # noqa: E402
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation, track_record  # noqa: E402
 from fks_pipelines.defs.recommendations.resources import LLMResource  # noqa: E402
-from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource  # noqa: E402
+from fks_pipelines.defs.shared import (  # noqa: E402
+    EmbeddingModelResource,
+    MarketDataResource,
+    NotifierResource,
+    PostgresResource,
+)
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.portfolio import import_accounts  # noqa: E402
 from fks_pipelines.lib.portfolio.ledger import Account  # noqa: E402
@@ -56,6 +61,7 @@ def run_window(first: date, days: int) -> dict[str, float]:
         resources = {
             "database": PostgresResource(url=url),
             "market_data": MarketDataResource(symbols=SYMBOLS),
+            "quant": QuantResource(),
             "embedding_model": EmbeddingModelResource(device="cpu"),
             "llm": LLMResource(),
             "notifier": NotifierResource(),

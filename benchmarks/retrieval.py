@@ -83,8 +83,7 @@ def build(url: str, start: str, end: str) -> None:
 
     from fks_pipelines.definitions import defs
     from fks_pipelines.defs.dbt.resources import dbt_resource
-    from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-    from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
+    from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, PostgresResource
 
     result = defs.resolve_job_def("all_assets_job").execute_in_process(
         instance=DagsterInstance.ephemeral(),

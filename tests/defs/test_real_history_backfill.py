@@ -18,8 +18,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.definitions import defs
 from fks_pipelines.defs.dbt.resources import dbt_resource
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account

@@ -1,7 +1,7 @@
 """The quantitative layer over the marts: strategy choice by walk-forward validation, daily signals, and
 the Markov regime model. Results land in the ``analytics`` schema for analysts."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -10,15 +10,13 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableRecord,
-    TableSchema,
     asset,
 )
 from pydantic import Field
 
 from fks_pipelines import __version__
-from fks_pipelines.defs.analytics.metadata import choices_metadata, number
+from fks_pipelines.defs.analytics.metadata import choices_metadata, signals_per_day
+from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.shared import (
     OWNERS,
     MarketDataResource,
@@ -28,17 +26,14 @@ from fks_pipelines.defs.shared import (
     table_metadata,
 )
 from fks_pipelines.lib.db import analytics
-from fks_pipelines.lib.db.marts import bars_between, read_bars, read_daily_closes
+from fks_pipelines.lib.db.marts import read_daily_closes
 from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig
 from fks_pipelines.lib.quant.choice_updates import ChoiceSettings, update_choices, usable_strategies
+from fks_pipelines.lib.quant.daily_state import daily_signals
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.rolling_choice import Windows
-from fks_pipelines.lib.quant.selection import indicator_state, signal_state
-from fks_pipelines.lib.quant.state import CASH, position_state
-from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES, strategy_file_errors
-from fks_pipelines.lib.quant.strategy_files import StrategyFileError
+from fks_pipelines.lib.quant.strategies import STRATEGIES, Strategy, strategy_file_errors
 from fks_pipelines.lib.quant.walk_forward import Search
-from fks_pipelines.settings import settings
 
 HOURLY = AssetKey(["marts", "fct_ohlcv_1h"])
 DAILY = AssetKey(["marts", "fct_ohlcv_1d"])
@@ -51,13 +46,15 @@ class StrategySelectionConfig(Config):
     validation_days: int = Field(
         default=3, description="Validation window after it: the strategy (or cash) is chosen here."
     )
-    every_days: int = Field(
-        default_factory=lambda: settings().choice_every_days,
-        description="Days between decisions (Monday 00:00 UTC anchored for 7) and the test window's length.",
+    every_days: int | None = Field(
+        default=None,
+        description="Days between decisions (Monday 00:00 UTC anchored for 7) and the test window's length; "
+        "default: the quant resource's (FKS_CHOICE_EVERY_DAYS).",
     )
-    min_dsr: float = Field(
-        default_factory=lambda: settings().choice_min_dsr,
-        description="Deflated Sharpe Ratio the validation winner needs to be chosen over cash.",
+    min_dsr: float | None = Field(
+        default=None,
+        description="Deflated Sharpe Ratio the validation winner needs to be chosen over cash; default: the quant "
+        "resource's (FKS_CHOICE_MIN_DSR).",
     )
     pbo_blocks: int = Field(default=8, description="CSCV blocks of the PBO (even; C(n, n/2) splits).")
     fees: float = Field(default=0.001, description="Per fill (Binance spot taker: 0.1%).")
@@ -75,8 +72,18 @@ class StrategySelectionConfig(Config):
     optuna_trials: int = Field(default=30, description="Trials per decision and strategy when search is 'optuna'.")
     seed: int = Field(default=42, description="Optuna's sampler seed: the same seed gives the same choices.")
 
-    def validated(self) -> tuple[BacktestConfig, Search, Windows]:
-        """The backtest settings, the search and the windows, or a ValueError naming the bad field."""
+    def resolved(self, quant: QuantResource) -> "StrategySelectionConfig":
+        """This configuration with the defaults it leaves open (None) taken from ``quant``: what a run decides with
+        (and what its fingerprint is computed from)."""
+        every_days = quant.choice_every_days if self.every_days is None else self.every_days
+        min_dsr = quant.choice_min_dsr if self.min_dsr is None else self.min_dsr
+        return self.model_copy(update={"every_days": every_days, "min_dsr": min_dsr})
+
+    def validated(self, workers: int) -> tuple[BacktestConfig, Search, Windows]:
+        """The backtest settings (sweeping on ``workers`` processes), the search and the windows of a
+        :meth:`resolved` configuration, or a ValueError naming the bad field."""
+        if self.every_days is None or self.min_dsr is None:
+            raise ValueError("every_days/min_dsr: not resolved (StrategySelectionConfig.resolved(quant) first)")
         unknown = sorted(set(self.strategies) - set(STRATEGIES))
         if unknown or not self.strategies:
             raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(STRATEGIES)}")
@@ -95,13 +102,33 @@ class StrategySelectionConfig(Config):
             init_cash=self.init_cash,
             freq="1h",
             allow_shorts=self.allow_shorts,
-            workers=settings().sweep_workers,
+            workers=workers,
         )
         windows = Windows(self.in_sample_days * 24, self.validation_days * 24, self.every_days * 24, self.pbo_blocks)
         try:
             return backtest, Search(self.search, self.optuna_trials, self.seed), windows
         except ValueError as e:
             raise ValueError(f"search/optuna_trials: {e}") from e
+
+    def choice_settings(
+        self, strategies: list[Strategy], backtest: BacktestConfig, search: Search, windows: Windows
+    ) -> ChoiceSettings:
+        """What the decisions of a :meth:`resolved` and :meth:`validated` configuration depend on, over the
+        ``strategies`` that work (one left out makes another configuration, another run, decided again once it
+        works)."""
+        if self.every_days is None or self.min_dsr is None:
+            raise ValueError("every_days/min_dsr: not resolved (StrategySelectionConfig.resolved(quant) first)")
+        return ChoiceSettings(
+            strategies=strategies,
+            windows=windows,
+            every=timedelta(days=self.every_days),
+            objective=self.objective,
+            min_dsr=self.min_dsr,
+            backtest=backtest,
+            search=search,
+            config={**self.model_dump(), "strategies": [s.name for s in strategies]},
+            code_version=__version__,
+        )
 
 
 @asset(
@@ -127,8 +154,10 @@ def strategy_choices(
     config: StrategySelectionConfig,
     database: PostgresResource,
     market_data: MarketDataResource,
+    quant: QuantResource,
 ) -> MaterializeResult:
-    backtest, search, windows = config.validated()
+    config = config.resolved(quant)
+    backtest, search, windows = config.validated(quant.sweep_workers)
     failed = strategy_file_errors()
     with database.connection() as conn:
         strategies, broken = usable_strategies(
@@ -138,25 +167,14 @@ def strategy_choices(
     _log_failed(context, failed)
     if not strategies:
         raise ValueError(f"every strategy failed: {'; '.join(failed.values())}")
-    choice_settings = ChoiceSettings(
-        strategies=strategies,
-        windows=windows,
-        every=timedelta(days=config.every_days),
-        objective=config.objective,
-        min_dsr=config.min_dsr,
-        backtest=backtest,
-        search=search,
-        # a strategy left out makes another configuration (another run), decided again once it works
-        config={**config.model_dump(), "strategies": [s.name for s in strategies]},
-        code_version=__version__,
-    )
+    choice_settings = config.choice_settings(strategies, backtest, search, windows)
     with database.connection() as conn:
         update = update_choices(
             conn,
             market_data.market,
             market_data.symbols,
             choice_settings,
-            lookahead_policy=settings().lookahead_policy,
+            lookahead_policy=quant.lookahead_policy,
             log=context.log.info,
         )
         if update.data_end is None:
@@ -196,32 +214,10 @@ def signals(
     context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
 ) -> MaterializeResult:
     window = context.partition_time_window
-    rows, states = [], []
     # user strategies that fail (at import, or raising, exiting or hanging in signals) are left out, named below
     failed: dict[str, str] = strategy_file_errors()
     with database.connection() as conn:
-        # One read for the whole window (each day then sees its own 60 days up to its end): not one query per day.
-        every_bar = read_bars(
-            conn, "fct_ohlcv_1h", market_data.market, market_data.symbols, window.start - timedelta(days=59), window.end
-        )
-        day = window.start
-        while day < window.end:
-            end = day + timedelta(days=1)
-            bars_by_symbol = bars_between(every_bar, end - timedelta(days=60), end)
-            # Every symbol's latest choice decided before the day's end, in one query (not one per symbol).
-            choices = analytics.latest_choice_records(conn, market_data.market, market_data.symbols, before=end)
-            for symbol, bars in bars_by_symbol.items():
-                if len(bars["close"]) == 0:
-                    continue
-                chosen = choices.get(symbol)
-                params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
-                if chosen and chosen[0] in STRATEGIES:  # "cash" (hold nothing) changes no strategy's parameters
-                    params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
-                state = indicator_state(bars)
-                as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=UTC)
-                rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params, failed)))
-                states.append(_strategy_state(symbol, day, as_of, bars, chosen, failed))
-            day = end
+        rows, states = daily_signals(conn, market_data.market, market_data.symbols, window.start, window.end, failed)
         with conn.transaction():  # the signals and the strategy state of the window land together or not at all
             analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
             analytics.replace_strategy_state(
@@ -230,20 +226,8 @@ def signals(
         catalog = table_metadata(conn, "analytics.signals")
     _log_failed(context, failed)
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
-    day = window.start
-    while day < window.end:
-        day_rows = [r for r in rows if r.bucket == day]
-        day_states = [r for r in states if r.bucket == day]
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": len(day_rows),
-                "strategy_state_rows": len(day_states),
-                "strategy_state_in_position": sum(1 for r in day_states if r.position != "flat"),
-                "signals": _signals_table(day_rows),
-            },
-            partition_key=f"{day:%Y-%m-%d}",
-        )
-        day += timedelta(days=1)
+    for key, metadata in signals_per_day(rows, states, window.start, window.end).items():
+        context.add_asset_metadata(metadata, partition_key=key)
     del catalog["dagster/row_count"]  # each partition's, above
     return MaterializeResult(
         metadata={
@@ -255,57 +239,6 @@ def signals(
             "run_strategy_state_in_position": sum(1 for r in states if r.position != "flat"),
             "strategies_failed": MetadataValue.json(failed),
         }
-    )
-
-
-SIGNAL_COLUMNS = (
-    TableColumn("symbol", "string"),
-    TableColumn("close", "float", description="the day's last hourly close"),
-    TableColumn("rsi_14", "float"),
-    TableColumn("macd_hist", "float"),
-    TableColumn("entries", "string", description="strategies whose entry fired on the day's last bar"),
-    TableColumn("exits", "string", description="strategies whose exit fired on the day's last bar"),
-)
-
-
-def _signals_table(rows: list[analytics.Signal]) -> MetadataValue:
-    """One day's signals per symbol, as a table the UI renders."""
-    records = [
-        TableRecord(
-            {
-                "symbol": r.symbol,
-                "close": number(r.indicators.get("close")),
-                "rsi_14": number(r.indicators.get("rsi_14")),
-                "macd_hist": number(r.indicators.get("macd_hist")),
-                "entries": ", ".join(k for k, v in r.strategy_signals.items() if v["entry"]) or "-",
-                "exits": ", ".join(k for k, v in r.strategy_signals.items() if v["exit"]) or "-",
-            }
-        )
-        for r in rows
-    ]
-    return MetadataValue.table(records, schema=TableSchema(columns=list(SIGNAL_COLUMNS)))
-
-
-def _strategy_state(
-    symbol: str,
-    day: datetime,
-    as_of: datetime,
-    bars,
-    choice: tuple[str, dict, datetime] | None,
-    failed: dict[str, str],
-) -> analytics.StrategyStateRow:
-    """The chosen strategy's position at the close of ``day``: ``choice`` (the latest decided before the day's end,
-    from :func:`analytics.latest_choice_records`) walked over ``bars``. A 'cash' choice, or no choice yet, is cash:
-    flat; so is a chosen strategy that fails (recorded in ``failed`` by name)."""
-    name, params, decided = choice if choice else (CASH, {}, None)
-    strategy = None if name in failed else STRATEGIES.get(name)
-    try:
-        held = position_state(bars, strategy, params)
-    except StrategyFileError as exc:
-        failed[name] = str(exc)
-        held = position_state(bars, None, params)
-    return analytics.StrategyStateRow(
-        day, symbol, as_of, name, params, decided, held.position, held.since, held.entry_price, held.unrealised_pnl
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
+from fks_pipelines.lib.db.analytics import Signal, StrategyStateRow
 from fks_pipelines.lib.quant.choice_updates import ChoiceUpdate
 
 SHOWN = 60  # the latest decisions per symbol in the table (every one is in analytics.strategy_choices)
@@ -115,3 +117,51 @@ def choices_metadata(config: Any, update: ChoiceUpdate, rows: list[dict]) -> dic
             curve = np.cumprod(np.concatenate([[1.0], 1 + np.asarray(returns, dtype=float)]))
             metadata[f"test_equity_{symbol}"] = MetadataValue.md(png_markdown(curve, f"{symbol}: test-window equity"))
     return metadata
+
+
+SIGNAL_COLUMNS = (
+    TableColumn("symbol", "string"),
+    TableColumn("close", "float", description="the day's last hourly close"),
+    TableColumn("rsi_14", "float"),
+    TableColumn("macd_hist", "float"),
+    TableColumn("entries", "string", description="strategies whose entry fired on the day's last bar"),
+    TableColumn("exits", "string", description="strategies whose exit fired on the day's last bar"),
+)
+
+
+def signals_table(rows: list[Signal]) -> MetadataValue:
+    """One day's signals per symbol, as a table the UI renders."""
+    records = [
+        TableRecord(
+            {
+                "symbol": r.symbol,
+                "close": number(r.indicators.get("close")),
+                "rsi_14": number(r.indicators.get("rsi_14")),
+                "macd_hist": number(r.indicators.get("macd_hist")),
+                "entries": ", ".join(k for k, v in r.strategy_signals.items() if v["entry"]) or "-",
+                "exits": ", ".join(k for k, v in r.strategy_signals.items() if v["exit"]) or "-",
+            }
+        )
+        for r in rows
+    ]
+    return MetadataValue.table(records, schema=TableSchema(columns=list(SIGNAL_COLUMNS)))
+
+
+def signals_per_day(
+    rows: list[Signal], states: list[StrategyStateRow], start: datetime, end: datetime
+) -> dict[str, dict[str, Any]]:
+    """Each partition's metadata (keyed by its day, every day in [start, end)): its own signals and strategy
+    state."""
+    out = {}
+    day = start
+    while day < end:
+        day_rows = [r for r in rows if r.bucket == day]
+        day_states = [r for r in states if r.bucket == day]
+        out[f"{day:%Y-%m-%d}"] = {
+            "dagster/row_count": len(day_rows),
+            "strategy_state_rows": len(day_states),
+            "strategy_state_in_position": sum(1 for r in day_states if r.position != "flat"),
+            "signals": signals_table(day_rows),
+        }
+        day += timedelta(days=1)
+    return out

@@ -1,58 +1,24 @@
 """Documents from the marts and analytics (daily partitions), and their embeddings in pgvector."""
 
-from datetime import UTC, timedelta
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
-
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
+from fks_pipelines.defs.knowledge.metadata import documents_per_day
 from fks_pipelines.defs.shared import (
     GPU_OP_TAGS,
     GPU_POOL,
+    MARKET_STATE,
     OWNERS,
+    EmbeddingModelResource,
     MarketDataResource,
     PostgresResource,
     daily_partitions,
     one_run_at_a_time,
     table_metadata,
 )
-from fks_pipelines.lib.db import analytics, knowledge
-from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
+from fks_pipelines.lib.db import knowledge
+from fks_pipelines.lib.rag.build import build_documents
+from fks_pipelines.lib.rag.documents import KINDS
 from fks_pipelines.lib.rag.index import embed_pending
-from fks_pipelines.lib.sources.frame import bars_per_day
-
-# What a day's state of the market is read from (documents and recommendations both build on it).
-MARKET_STATE = [
-    AssetKey(["marts", "fct_ohlcv_1d"]),
-    AssetKey(["marts", "fct_returns"]),
-    AssetKey(["analytics", "signals"]),
-    AssetKey(["analytics", "market_regimes"]),
-    AssetKey(["analytics", "strategy_choices"]),
-]
-
-
-def build_documents(conn, market: str, symbols: list[str], interval: str, start, end) -> list[Document]:
-    """Every document whose information became known in (start, end]: the market summary of each day in
-    [start, end), the strategy signals that fired on it, and the weekly strategy choices decided in the window."""
-    regimes = knowledge.regimes_by_day(conn, market, symbols, start, end)
-    signals = knowledge.signals_by_day(conn, market, symbols, start, end)
-    docs: list[Document] = []
-    for row in knowledge.daily_bars_with_returns(conn, market, symbols, start, end):
-        # A day's bars are complete at 1440 one-minute or 24 hourly bars, whichever it was built from (bar_source,
-        # not the configured interval); bar_source itself stays out of the document (its content id).
-        source = row.pop("bar_source", None) or interval
-        day = row | {"expected_bars": bars_per_day(source)}
-        state = signals.get((day["symbol"], day["bucket"]))
-        indicators = (
-            {k: v for k, v in state.items() if k not in ("market", "symbol", "bucket", "as_of", "strategy_signals")}
-            if state
-            else None
-        )
-        docs.append(market_summary(day, regimes.get((day["symbol"], day["bucket"])), indicators))
-    for state in signals.values():
-        docs.extend(signal_events(state))
-    # One summary per decision made in the window (keyed by its decision time, so re-runs replace, not add).
-    docs.extend(strategy_summary(choice) for choice in analytics.choices_decided(conn, market, symbols, start, end))
-    return docs
 
 
 @asset(
@@ -84,29 +50,8 @@ def documents(
         result = knowledge.replace_documents(conn, docs, scope)
         catalog = table_metadata(conn, "knowledge.documents")
     context.log.info(f"{len(docs)} documents: {result}")
-    # Each partition's metadata describes the documents of its day: those whose information became known in
-    # (day, day + 1], as build_documents defines them. What the write did is the run's, labelled run_*.
-    by_day: dict[str, list[Document]] = {}
-    for d in docs:
-        by_day.setdefault(f"{d.as_of.astimezone(UTC) - timedelta(microseconds=1):%Y-%m-%d}", []).append(d)
-    day = window.start
-    while day < window.end:
-        key = f"{day:%Y-%m-%d}"
-        day_docs = by_day.get(key, [])
-        by_kind = {kind: sum(1 for d in day_docs if d.kind == kind) for kind in KINDS}
-        preview = max((d for d in day_docs if d.kind == "market_summary"), key=lambda d: d.as_of, default=None)
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": len(day_docs),
-                "documents": len(day_docs),
-                **{f"documents_{kind}": n for kind, n in by_kind.items()},
-                "preview": MetadataValue.md(f"**{preview.key}**\n\n{preview.text}")
-                if preview
-                else MetadataValue.text("no market summary"),
-            },
-            partition_key=key,
-        )
-        day += timedelta(days=1)
+    for key, metadata in documents_per_day(docs, window.start, window.end).items():
+        context.add_asset_metadata(metadata, partition_key=key)
     del catalog["dagster/row_count"]  # each partition's, above
     return MaterializeResult(
         metadata={

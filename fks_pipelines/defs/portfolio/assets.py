@@ -1,8 +1,6 @@
 """The portfolio layer: what the accounts hold and what moves between them. Its tables (``portfolio.*``: accounts,
 deposits, trades, profit splits) are the platform's own and never readable by the analyst role."""
 
-from datetime import UTC, datetime, timedelta
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -23,7 +21,7 @@ from fks_pipelines.defs.shared import (
 )
 from fks_pipelines.lib.db.marts import latest_day
 from fks_pipelines.lib.db.portfolio import account_states, equity, replace_profit_splits
-from fks_pipelines.lib.portfolio.sizing import profit_split
+from fks_pipelines.lib.portfolio.sizing import profit_split, split_month
 
 TABLE = "portfolio.profit_splits"
 TRANSFER_COLUMNS = (
@@ -56,10 +54,7 @@ def profit_splits(
             return MaterializeResult(
                 metadata={**table_metadata(conn, TABLE), "accounts_split": 0, "note": "no market data yet"}
             )
-        month_end = datetime(latest.year, latest.month, 1, tzinfo=UTC)  # the last complete month ends here
-        month_start = (month_end - timedelta(days=1)).replace(day=1)
-        if (latest + timedelta(days=1)).month != latest.month:  # the latest day closes its month
-            month_start, month_end = month_end, (latest + timedelta(days=1))
+        month_start, month_end = split_month(latest)
         start_states = {s.account: s for s in account_states(conn, month_start)}
         end_states = account_states(conn, month_end)
         long_term = next((s.account for s in end_states if s.kind == "long_term"), None)

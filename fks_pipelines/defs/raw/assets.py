@@ -2,20 +2,10 @@
 
 from datetime import date, datetime, timedelta
 
-import polars as pl
-from dagster import (
-    AssetExecutionContext,
-    BackfillPolicy,
-    Config,
-    MaterializeResult,
-    MetadataValue,
-    TableColumn,
-    TableRecord,
-    TableSchema,
-    asset,
-)
+from dagster import AssetExecutionContext, BackfillPolicy, Config, MaterializeResult, asset
 from pydantic import Field
 
+from fks_pipelines.defs.raw.metadata import day_metadata
 from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions, table_metadata
 from fks_pipelines.lib.db.raw import TABLE, load_day, scope_summary
 from fks_pipelines.lib.symbols import check_symbol
@@ -114,41 +104,4 @@ def binance_klines(
             "market": market_data.market,
             "interval": market_data.interval,
         }
-    )
-
-
-def day_metadata(rows_loaded: int, rows_replaced: int, summaries: list, frame: pl.DataFrame) -> dict:
-    """One day's materialization metadata: what that partition holds."""
-    firsts = [s.first_bar for s in summaries if s.first_bar]
-    lasts = [s.last_bar for s in summaries if s.last_bar]
-    gaps = [f"{s.symbol} {a:%Y-%m-%d %H:%M} .. {b:%H:%M}" for s in summaries for a, b in s.missing_ranges]
-    return {
-        "dagster/row_count": rows_loaded,
-        "rows_replaced": rows_replaced,
-        "rows_per_symbol": MetadataValue.table(
-            records=[
-                TableRecord({"symbol": s.symbol, "rows": s.rows, "missing_bars": s.missing_bars}) for s in summaries
-            ],
-            schema=TableSchema(
-                columns=[
-                    TableColumn("symbol", "text"),
-                    TableColumn("rows", "int"),
-                    TableColumn("missing_bars", "int"),
-                ]
-            ),
-        ),
-        "missing_bars": sum(s.missing_bars for s in summaries),
-        "first_bar": min(firsts).isoformat() if firsts else "none",
-        "last_bar": max(lasts).isoformat() if lasts else "none",
-        "gaps": MetadataValue.md("\n".join(f"- {g}" for g in gaps[:20]) or "none"),
-        "preview": preview_table(frame) if frame.height else MetadataValue.text("no rows"),
-    }
-
-
-def preview_table(frame: pl.DataFrame, rows: int = 5) -> MetadataValue:
-    """The first rows as a table the UI renders (values as text: exact decimals and timestamps)."""
-    head = frame.head(rows)
-    return MetadataValue.table(
-        records=[TableRecord({k: str(v) for k, v in row.items()}) for row in head.iter_rows(named=True)],
-        schema=TableSchema(columns=[TableColumn(c, "text") for c in head.columns]),
     )

@@ -9,7 +9,7 @@ result per day, and each planned per-partition check would stay without a result
 """
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dagster import (
@@ -30,7 +30,7 @@ from dagster._core.storage.tags import (
 
 from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
-from fks_pipelines.lib.db.raw import confirmed_gaps, incomplete_days, read_klines, scope_summary
+from fks_pipelines.lib.db.raw import SymbolSummary, confirmed_gaps, incomplete_days, read_klines, scope_summary
 from fks_pipelines.lib.quality.rules import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
 from fks_pipelines.lib.sources.frame import LoadScope, bars_per_day
 
@@ -137,35 +137,7 @@ def raw_klines_checks(
     }
     for name, (_, rules) in CHECKS.items():
         if name == "complete_days":
-            # Missing bars a source proved do not exist (exchange outages, raw.known_gaps) are known gaps: a
-            # warning that lists them; any other missing bar fails the check.
-            missing = {s.symbol: s.missing_bars for s in summaries}
-            known = {s.symbol: s.known_gap_bars for s in summaries}
-            refetched = [(s, d, n) for s, d, n in short if (s, d) in confirmed]
-            refetched_bars = sum(bars - n for _, _, n in refetched) if bars else 0
-            unexplained = sum(missing.values()) - sum(known.values()) - refetched_bars
-            ranges = [
-                f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.missing_ranges
-            ]
-            known_ranges = [
-                f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}"
-                for s in summaries
-                for a, b in s.known_gap_ranges
-            ] + [f"{s} {d}: {n} of {bars} bars (confirmed by a re-fetch)" for s, d, n in refetched]
-            yield AssetCheckResult(
-                check_name=name,
-                passed=sum(missing.values()) == 0,
-                severity=AssetCheckSeverity.WARN if unexplained == 0 else AssetCheckSeverity.ERROR,
-                metadata={
-                    **window,
-                    "missing_bars_total": sum(missing.values()),
-                    "missing_bars": MetadataValue.json(missing),
-                    "missing_ranges": MetadataValue.md("\n".join(f"- {r}" for r in ranges[:50]) or "none"),
-                    "known_gap_bars_total": sum(known.values()) + refetched_bars,
-                    "known_gaps": MetadataValue.md("\n".join(f"- {r}" for r in known_ranges[:50]) or "none"),
-                    "rows": MetadataValue.json({s.symbol: s.rows for s in summaries}),
-                },
-            )
+            yield complete_days_result(window, summaries, short, confirmed, bars)
             continue
         chosen = [results[r] for r in rules]
         yield AssetCheckResult(
@@ -180,6 +152,41 @@ def raw_klines_checks(
                 **({"price_jump_threshold": threshold} if name in WARNINGS else {}),
             },
         )
+
+
+def complete_days_result(
+    window: dict[str, Any],
+    summaries: list[SymbolSummary],
+    short: list[tuple[str, date, int]],
+    confirmed: set[tuple[str, date]],
+    bars: int | None,
+) -> AssetCheckResult:
+    """complete_days over the checked ``window``: passes when no bar is missing. Missing bars a source proved do not
+    exist (exchange outages, raw.known_gaps), and short days a re-fetch confirmed short (``short`` that are in
+    ``confirmed``), are known gaps: a warning that lists them; any other missing bar fails the check."""
+    missing = {s.symbol: s.missing_bars for s in summaries}
+    known = {s.symbol: s.known_gap_bars for s in summaries}
+    refetched = [(s, d, n) for s, d, n in short if (s, d) in confirmed]
+    refetched_bars = sum(bars - n for _, _, n in refetched) if bars else 0
+    unexplained = sum(missing.values()) - sum(known.values()) - refetched_bars
+    ranges = [f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.missing_ranges]
+    known_ranges = [
+        f"{s.symbol}: {a:%Y-%m-%d %H:%M} .. {b:%Y-%m-%d %H:%M}" for s in summaries for a, b in s.known_gap_ranges
+    ] + [f"{s} {d}: {n} of {bars} bars (confirmed by a re-fetch)" for s, d, n in refetched]
+    return AssetCheckResult(
+        check_name="complete_days",
+        passed=sum(missing.values()) == 0,
+        severity=AssetCheckSeverity.WARN if unexplained == 0 else AssetCheckSeverity.ERROR,
+        metadata={
+            **window,
+            "missing_bars_total": sum(missing.values()),
+            "missing_bars": MetadataValue.json(missing),
+            "missing_ranges": MetadataValue.md("\n".join(f"- {r}" for r in ranges[:50]) or "none"),
+            "known_gap_bars_total": sum(known.values()) + refetched_bars,
+            "known_gaps": MetadataValue.md("\n".join(f"- {r}" for r in known_ranges[:50]) or "none"),
+            "rows": MetadataValue.json({s.symbol: s.rows for s in summaries}),
+        },
+    )
 
 
 raw_checks = [raw_klines_checks]

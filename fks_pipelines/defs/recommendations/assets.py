@@ -1,10 +1,7 @@
 """The daily recommendation per account (LLM or rules, sized deterministically), its track record, and the
 Discord post."""
 
-import base64
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -17,19 +14,22 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableRecord,
-    TableSchema,
     asset,
 )
 
-from fks_pipelines.defs.knowledge.assets import MARKET_STATE
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
+from fks_pipelines.defs.recommendations.metadata import (
+    day_metadata,
+    evaluation_metadata,
+    run_metadata,
+    track_record_metadata,
+)
 from fks_pipelines.defs.recommendations.resources import LLMResource
 from fks_pipelines.defs.shared import (
     GPU_OP_TAGS,
     GPU_POOL,
+    MARKET_STATE,
     OWNERS,
+    EmbeddingModelResource,
     MarketDataResource,
     NotifierResource,
     PostgresResource,
@@ -38,20 +38,12 @@ from fks_pipelines.defs.shared import (
     table_metadata,
 )
 from fks_pipelines.lib.db import recommendations
-from fks_pipelines.lib.db.marts import daily_opens
-from fks_pipelines.lib.db.portfolio import (
-    account_states,
-    delete_paper_fills_after,
-    paper_fill_ids_after,
-    replace_paper_fills,
-)
+from fks_pipelines.lib.db.portfolio import account_states
 from fks_pipelines.lib.notify import recommendation_message
-from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
+from fks_pipelines.lib.recommend.daily import DailyRun, recommend_days
 from fks_pipelines.lib.recommend.evaluation import evaluation_rows
-from fks_pipelines.lib.recommend.generate import Generation, generate, shadow_generation
 from fks_pipelines.lib.recommend.report import account_curves, evaluation_picture
 from fks_pipelines.lib.recommend.retrieval import retriever
-from fks_pipelines.lib.recommend.schema import AccountContext
 
 DAILY_KEY = AssetKey(["recommendations", "daily"])
 
@@ -87,10 +79,10 @@ def build_daily_recommendations(in_process_llm: bool = False, llm_base_url: str 
             "engine's shadow recommendation per paper account and its own ledger (recommendations.shadow_daily, "
             "shadow_fills); posts the last day to Discord."
         ),
-    )(one_run_at_a_time(recommend_days))
+    )(one_run_at_a_time(_daily_recommendations))
 
 
-def recommend_days(
+def _daily_recommendations(
     context: AssetExecutionContext,
     database: PostgresResource,
     market_data: MarketDataResource,
@@ -101,97 +93,37 @@ def recommend_days(
     window = context.partition_time_window
     client = llm.client()
     days = [(window.start + timedelta(days=i)).date() for i in range((window.end - window.start).days)]
-    failures, generations, last_rows = [], [], []
-    paper_trades = shadow_fills = shadow_count = 0
-    holes: list[recommendations.LedgerHole] = []
-    removed: dict[str, set[str]] = {}
     with database.connection() as conn:
         if not account_states(conn, datetime.now(UTC)):
             context.log.warning("no accounts in portfolio.accounts: import one with `fks portfolio import FILE`")
-        retrieve = retriever(conn, embedding_model.get)
-        if days:  # a re-run replays the paper accounts (and their shadow ledgers) from the window's first fill on
-            removed = paper_fill_ids_after(conn, market_data.market, window.start)
-            delete_paper_fills_after(conn, market_data.market, window.start)
-            recommendations.clear_shadows(conn, market_data.market, days[0], days[-1], keep_days=client is not None)
-        for day in days:
-            paper_trades += fill_paper_accounts(conn, day - timedelta(days=1), market_data.market, market_data.symbols)
-            account_contexts = recommendations.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
-            day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
-            recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
-            if client is not None:  # the rules engine beside the LLM, on the same inputs, against its own ledger
-                shadow_fills += fill_shadow_ledgers(
-                    conn, day - timedelta(days=1), market_data.market, market_data.symbols
-                )
-                shadows = shadow_generations(conn, account_contexts)
-                recommendations.store_shadow_day(conn, day, shadows)
-                shadow_count += len(shadows)
-            for generation, _ in day_generations:
-                generations.append((day, generation))
-                if generation.llm_error:
-                    failures.append(f"{day} {generation.account}: {generation.llm_error}")
-                    context.log.warning(
-                        f"LLM failed for {generation.account} on {day}; "
-                        f"the rules engine answered: {generation.llm_error}"
-                    )
-        if days:  # the last day's fills too, when the next day's open already exists (a past window)
-            paper_trades += fill_paper_accounts(conn, days[-1], market_data.market, market_data.symbols)
-            if client is not None:
-                shadow_fills += fill_shadow_ledgers(conn, days[-1], market_data.market, market_data.symbols)
-            # Fills of days after the window that were removed and not replayed leave a hole: recorded, so the
-            # evaluation refuses the ledger until those days are re-run.
-            replayed = paper_fill_ids_after(conn, market_data.market, window.start)
-            removed = {a: ids - replayed.get(a, set()) for a, ids in removed.items()}
-            holes = recommendations.record_ledger_holes(conn, market_data.market, days[0], days[-1], removed)
-            for hole in holes:
-                context.log.warning(
-                    f"the paper ledger of {hole.account} is incomplete from {hole.first} to {hole.last}"
-                    f" ({len(hole.removed)} fill(s) removed: {', '.join(hole.removed) or 'none'}); the evaluation"
-                    f" refuses it until these days are re-run: {recommendations.rerun_command(holes)}"
-                )
-        last_rows = recommendations.latest_rows(conn, days[-1]) if days else []
+        run = recommend_days(
+            conn,
+            days,
+            market_data.market,
+            market_data.symbols,
+            client,
+            retriever(conn, embedding_model.get),
+            window.start,
+        )
         rows_by_day = {day: recommendations.latest_rows(conn, day) for day in days}  # each partition's metadata
         catalog = table_metadata(conn, "recommendations.daily")
+    _log_run(context, run)
+    last_rows = rows_by_day[days[-1]] if days else []
     if last_rows:
         message = recommendation_message(str(days[-1]), last_rows)
         notifier.post(f"the recommendation of {days[-1]}", message, context.log)
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
     for day in days:
-        of_day = [g for d, g in generations if d == day]
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": len(rows_by_day[day]),
-                "accounts": len({g.account for g in of_day}),
-                "llm_failures": sum(1 for g in of_day if g.llm_error),
-                "recommendations": _recommendations_table(rows_by_day[day]),
-            },
-            partition_key=day.isoformat(),
-        )
+        context.add_asset_metadata(day_metadata(run, day, rows_by_day[day]), partition_key=day.isoformat())
     del catalog["dagster/row_count"]  # each partition's, above
-    generators = sorted({g.generator for _, g in generations})
     return MaterializeResult(
-        metadata={
-            **catalog,
-            "run_days": len(days),
-            "run_accounts": len({g.account for _, g in generations}),
-            "run_generators": ", ".join(generators) or "-",
-            "llm": client.model if client else "none configured (rules engine)",
-            "run_llm_failures": len(failures),
-            "run_paper_fills": paper_trades,
-            "run_shadow_generations": shadow_count,  # the rules engine beside the LLM (0 without an LLM)
-            "run_shadow_fills": shadow_fills,
-            # Paper fills this run removed and did not replay, and the ledgers left incomplete (with what to re-run).
-            "run_removed_fills": MetadataValue.json({a: sorted(ids) for a, ids in removed.items() if ids}),
-            "ledger_holes": MetadataValue.json(
-                [{"account": h.account, "from": str(h.first), "to": str(h.last), "removed": h.removed} for h in holes]
-            ),
-            "rerun": recommendations.rerun_command(holes) if holes else "-",
-        },
+        metadata={**catalog, **run_metadata(run, client.model if client else "none configured (rules engine)")},
         check_results=[
             AssetCheckResult(
                 check_name="llm_answered",
-                passed=not failures,
+                passed=not run.failures,
                 severity=AssetCheckSeverity.WARN,
-                metadata={"failures": MetadataValue.json(failures[:20]), "llm_configured": client is not None},
+                metadata={"failures": MetadataValue.json(run.failures[:20]), "llm_configured": client is not None},
             )
         ],
     )
@@ -202,95 +134,20 @@ def recommend_days(
 daily_recommendations = build_daily_recommendations()
 
 
-RECOMMENDATION_COLUMNS = (
-    TableColumn("account", "string"),
-    TableColumn("symbol", "string"),
-    TableColumn("action", "string", description="buy, sell or hold"),
-    TableColumn("target_allocation", "float", description="share of the account's equity after sizing"),
-    TableColumn("current_allocation", "float"),
-    TableColumn("reference_price", "float", description="the decision day's close"),
-    TableColumn("stop_loss", "float"),
-    TableColumn("take_profit", "float"),
-    TableColumn("confidence", "float"),
-    TableColumn("generator", "string", description="llm or rules"),
-    TableColumn("clamps", "int", description="sizing limits applied"),
-)
-
-
-def _recommendations_table(rows: list[dict]) -> MetadataValue:
-    """A day's sized recommendations (recommendations.daily), every row, as a table the UI renders."""
-    records = [
-        TableRecord(
-            {
-                **{c.name: r[c.name] for c in RECOMMENDATION_COLUMNS if c.type == "string"},
-                **{
-                    c.name: None if r[c.name] is None else float(r[c.name])
-                    for c in RECOMMENDATION_COLUMNS
-                    if c.type == "float"
-                },
-                "clamps": len(r["clamps"]),
-            }
+def _log_run(context: AssetExecutionContext, run: DailyRun) -> None:
+    """A warning per generation the rules engine answered because the LLM failed, and per paper ledger the run
+    left incomplete (with the command that re-runs its days)."""
+    for day, generation in run.generations:
+        if generation.llm_error:
+            context.log.warning(
+                f"LLM failed for {generation.account} on {day}; the rules engine answered: {generation.llm_error}"
+            )
+    for hole in run.holes:
+        context.log.warning(
+            f"the paper ledger of {hole.account} is incomplete from {hole.first} to {hole.last}"
+            f" ({len(hole.removed)} fill(s) removed: {', '.join(hole.removed) or 'none'}); the evaluation"
+            f" refuses it until these days are re-run: {recommendations.rerun_command(run.holes)}"
         )
-        for r in rows
-    ]
-    return MetadataValue.table(records, schema=TableSchema(columns=list(RECOMMENDATION_COLUMNS)))
-
-
-def fill_paper_accounts(conn, day: date, market: str, symbols: list[str]) -> int:
-    """Fill every paper account's recommendation for ``day`` at the next day's open (nothing when that open
-    does not exist yet, or ``day`` has no recommendation); returns the fills written."""
-    at = recommendations.decision_time(day)
-    opens = daily_opens(conn, market, symbols, at)
-    rows = recommendations.latest_rows(conn, day)
-    if not opens or not rows:
-        return 0
-    n = 0
-    for state in account_states(conn, at):
-        if state.mode != "paper" or state.market != market:
-            continue
-        targets = [
-            Target(r["symbol"], r["action"], r["target_allocation"]) for r in rows if r["account"] == state.account
-        ]
-        fills = paper_fills(
-            day, targets, cash=state.cash, positions=state.positions, opens=opens, fill_at=fill_time(day)
-        )
-        replace_paper_fills(conn, state.account, day, fills)
-        n += len(fills)
-    return n
-
-
-def shadow_generations(conn, account_contexts: list[AccountContext]) -> list[tuple[Generation, datetime]]:
-    """The rules engine's recommendation for each paper account's context (the inputs the LLM just read), sized
-    for the account's shadow ledger as it stands at the decision time."""
-    out = []
-    states = {s.account: s for s in account_states(conn, account_contexts[0].decided_at)} if account_contexts else {}
-    for c in account_contexts:
-        if states[c.account].mode != "paper":
-            continue
-        held = recommendations.shadow_state(conn, states[c.account], c.decided_at, recommendations.SHADOW_GENERATOR)
-        out.append((shadow_generation(c, held.cash, held.positions), c.decided_at))
-    return out
-
-
-def fill_shadow_ledgers(conn, day: date, market: str, symbols: list[str]) -> int:
-    """Fill every paper account's shadow recommendation for ``day`` in its shadow ledger, by the paper rules
-    (next day's open, fees, slippage): nothing when that open does not exist yet. Returns the fills written."""
-    at = recommendations.decision_time(day)
-    opens = daily_opens(conn, market, symbols, at)
-    if not opens:
-        return 0
-    n, generator = 0, recommendations.SHADOW_GENERATOR
-    for state in account_states(conn, at):
-        if state.mode != "paper" or state.market != market:
-            continue
-        targets = [Target(*t) for t in recommendations.shadow_targets(conn, day, state.account, generator)]
-        if not targets:
-            continue
-        held = recommendations.shadow_state(conn, state, at, generator)
-        fills = paper_fills(day, targets, cash=held.cash, positions=held.positions, opens=opens, fill_at=fill_time(day))
-        recommendations.replace_shadow_fills(conn, state.account, generator, day, fills)
-        n += len(fills)
-    return n
 
 
 @asset(
@@ -311,47 +168,7 @@ def track_record(context: AssetExecutionContext, database: PostgresResource) -> 
         scored = recommendations.score_track_record(conn)
         summary = recommendations.track_record_summary(conn)
         catalog = table_metadata(conn, "recommendations.track_record")
-    columns = ("account", "generator", "scored", "hit_rate_1d", "hit_rate_7d", "paper_pnl_1d", "paper_pnl_7d")
-    rows = [dict(zip(columns, row, strict=True)) for row in summary]
-    metadata: dict[str, Any] = {
-        **catalog,
-        "scored": scored,
-        "by_account_and_generator": _typed_table(rows, columns),
-    }
-    for r in rows:  # numbers the Plots tab charts, one stable key per account and generator
-        for name in ("hit_rate_1d", "hit_rate_7d"):
-            value = r[name]
-            metadata[f"{name}_{r['account']}_{r['generator']}"] = MetadataValue.float(
-                float("nan") if value is None else float(value)
-            )
-    return MaterializeResult(metadata=metadata)
-
-
-def _typed_table(rows: list[dict], columns: tuple[str, ...]) -> MetadataValue:
-    """Rows as a table the UI renders, each column typed by its values: int, float (numbers, decimals), bool,
-    or string (text, dates)."""
-
-    def kind(name: str) -> str:
-        values = [r.get(name) for r in rows if r.get(name) is not None]
-        if values and all(isinstance(v, bool) for v in values):
-            return "bool"
-        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            return "int"
-        if values and all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in values):
-            return "float"
-        return "string"
-
-    types = {name: kind(name) for name in columns}
-    cast = {"int": int, "float": float, "bool": bool, "string": str}
-    records = [
-        TableRecord({name: None if r.get(name) is None else cast[types[name]](r[name]) for name in columns})
-        for r in rows
-    ]
-    return MetadataValue.table(records, schema=TableSchema(columns=[TableColumn(n, types[n]) for n in columns]))
-
-
-def _picture_markdown(png: bytes) -> str:
-    return f"![equity curves](data:image/png;base64,{base64.b64encode(png).decode()})"
+    return MaterializeResult(metadata={**catalog, **track_record_metadata(scored, summary)})
 
 
 @asset(
@@ -391,24 +208,9 @@ def evaluation(
             suffix = f"{e.account}_{{}}_{e.generator}" if e.shadow else f"{e.account}_{{}}"
             plotted += [(suffix.format(r["baseline"]), r) for r in account_rows if r["period"] == "window"]
         # The picture before the write: a failure anywhere leaves the previous evaluation whole (all or nothing).
-        png = _picture_markdown(evaluation_picture(evaluated)) if evaluated else None
+        png = evaluation_picture(evaluated) if evaluated else None
         recommendations.replace_evaluation(conn, sorted({e.account for e in evaluated}), rows)
         catalog = table_metadata(conn, "recommendations.evaluation")
-    metadata: dict[str, Any] = {
-        **catalog,
-        "evaluated_rows": len(rows),
-        "evaluation": _typed_table(rows, recommendations.EVALUATION_COLUMNS),
-    }
-    # Numbers the Plots tab charts, one stable key per account and baseline (the rules engine's ledger beside an
-    # LLM's adds its generator, so it never overwrites the followed one).
-    for suffix, r in plotted:
-        for name in ("total_return", "sharpe"):
-            value = r.get(name)
-            metadata[f"{name}_{suffix}"] = MetadataValue.float(
-                float(value) if isinstance(value, (int, float, Decimal)) else float("nan")
-            )
-    if png:
-        metadata["equity_curves"] = MetadataValue.md(png)
-    else:
+    if not png:
         context.log.warning("no paper account with recommendations: set `mode: paper` in the portfolio YAML")
-    return MaterializeResult(metadata=metadata)
+    return MaterializeResult(metadata={**catalog, **evaluation_metadata(rows, plotted, png)})

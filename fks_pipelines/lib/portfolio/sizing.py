@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -156,3 +157,13 @@ def profit_split(
     the long-term account, a loss moves nothing (and is not carried)."""
     profit = equity_end - equity_start - net_deposits
     return profit, round(max(profit, 0.0) * share, 8)
+
+
+def split_month(latest: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the last complete UTC month of the market data whose latest daily bar is ``latest``: the
+    month before ``latest``'s, or ``latest``'s own when ``latest`` is its last day (its close ends the month)."""
+    month_end = datetime(latest.year, latest.month, 1, tzinfo=UTC)  # the last complete month ends here
+    month_start = (month_end - timedelta(days=1)).replace(day=1)
+    if (latest + timedelta(days=1)).month != latest.month:  # the latest day closes its month
+        month_start, month_end = month_end, (latest + timedelta(days=1))
+    return month_start, month_end

@@ -6,6 +6,16 @@ The grid runs in chunks of ``chunk_size`` parameter sets so memory stays bounded
 vectorbt's numba kernels are compiled once and cached on disk. With ``workers`` > 1 the chunks run in forked
 worker processes (each holds one chunk and its own bounded indicator cache at a time); every chunk is computed
 exactly as in the serial run, so the results are identical.
+
+Stops (a strategy file's ``STOPS`` or stop parameters in its ``GRID``, :class:`StopColumns`) are vectorbt's own
+stop orders, checked on every bar after the entry bar against that bar's open, high and low: a stop-loss (or
+trailing stop) at ``entry fill price x (1 - stop_loss)`` (a trailing one from the highest high since the bar
+after the entry instead of the entry price, raised after each bar's check), a take-profit at ``entry fill price
+x (1 + take_profit)``. A bar that opens through a level fills at its open, else at the level; slippage and fees
+as on any fill (``StopExitPrice.StopMarket``). When one bar touches both, the stop-loss is taken (the worse fill,
+as backtesting.py). A signal's market order at a bar's open fills first: on that bar a stop can only fill through
+the open itself (:func:`stop_bars`). Without stops the simulation is the one it always was (vectorbt's
+``use_stops`` off). docs/strategies.md, "Stops"; benchmarks/backtest.py ``--stops`` compares with backtesting.py.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import functools
 import inspect
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -94,6 +104,80 @@ class BacktestConfig:
     conventions: Conventions = DEFAULT_CONVENTIONS  # how the metrics count where platforms differ
 
 
+@dataclass(frozen=True)
+class StopColumns:
+    """The stops of each simulated column (parameter set): ``sl_stop`` and ``tp_stop`` as fractions of the entry
+    fill price (NaN: none), ``sl_trail`` whether the stop-loss trails the highest high (a trailing stop). As
+    vectorbt's ``sl_stop``, ``tp_stop`` and ``sl_trail`` take them, one row broadcast over the bars."""
+
+    sl_stop: np.ndarray
+    tp_stop: np.ndarray
+    sl_trail: np.ndarray
+
+    @classmethod
+    def of(cls, stops: Sequence[Mapping[str, float]]) -> StopColumns | None:
+        """From each column's stops (``Strategy.stops_for``); None when no column has one (no stop checks)."""
+        if not any(stops):
+            return None
+        nan = float("nan")
+        loss = [s.get("stop_loss", s.get("trailing_stop", nan)) for s in stops]
+        return cls(
+            np.asarray([loss], dtype=np.float64),
+            np.asarray([[s.get("take_profit", nan) for s in stops]], dtype=np.float64),
+            np.asarray([["trailing_stop" in s for s in stops]], dtype=bool),
+        )
+
+    def column(self, j: int) -> dict[str, float]:
+        """Column ``j``'s stops as ``Strategy.stops_for`` gives them."""
+        out = {}
+        if not np.isnan(self.sl_stop[0, j]):
+            out["trailing_stop" if self.sl_trail[0, j] else "stop_loss"] = float(self.sl_stop[0, j])
+        if not np.isnan(self.tp_stop[0, j]):
+            out["take_profit"] = float(self.tp_stop[0, j])
+        return out
+
+
+def stop_columns(strategy: Strategy, parameter_sets: Sequence[Mapping]) -> StopColumns | None:
+    """The stops of each parameter set of ``strategy``; None for a strategy without stops."""
+    if not strategy.has_stops:
+        return None
+    return StopColumns.of([strategy.stops_for(p) for p in parameter_sets])
+
+
+def _stop_prices():
+    """How stop orders are priced: the levels from the entry's fill price (slippage included), the exit a market
+    order at the level (or the open, on a gap) with slippage and fees."""
+    from vectorbt.portfolio.enums import StopEntryPrice, StopExitPrice
+
+    return StopEntryPrice.FillPrice, StopExitPrice.StopMarket
+
+
+def _ohlc_column(bars: Bars, name: str) -> np.ndarray:
+    """``bars[name]`` as a float64 column; NaN when the bars lack it (vectorbt then bounds the bar by its open
+    and close)."""
+    if name not in bars:
+        return np.full((len(bars["close"]), 1), np.nan)
+    return np.ascontiguousarray(bars[name], dtype=np.float64)[:, None]
+
+
+def stop_bars(
+    bars: Bars, entries: np.ndarray, exits: np.ndarray, allow_shorts: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(open, high, low) as vectorbt's stop checks read them, one column per signal column: on a bar whose open
+    fills a signal that closes the position (an exit; with shorts, also an entry), the bar's range is its open.
+    vectorbt checks stops before the bar's signal; the market order at the open comes first in fact (and in
+    backtesting.py), so the stop may only fill there when the open itself is through it, at the open, the price
+    the signal gets too. Takes the signals as decided (bar t), acted on at bar t+1."""
+    acted_entries, acted_exits = next_bar(np.asarray(entries, dtype=bool)), next_bar(np.asarray(exits, dtype=bool))
+    acts = acted_entries ^ acted_exits if allow_shorts else acted_exits & ~acted_entries
+    open_ = _ohlc_column(bars, "open")
+    return (
+        open_,
+        np.where(acts, open_, _ohlc_column(bars, "high")),
+        np.where(acts, open_, _ohlc_column(bars, "low")),
+    )
+
+
 def next_bar(signals: np.ndarray) -> np.ndarray:
     """Signals moved one bar later: decided on bar t's close, acted on at bar t+1's open."""
     out = np.zeros_like(signals)
@@ -101,10 +185,27 @@ def next_bar(signals: np.ndarray) -> np.ndarray:
     return out
 
 
-def portfolio(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: BacktestConfig):
+def portfolio(
+    bars: Bars, entries: np.ndarray, exits: np.ndarray, config: BacktestConfig, stops: StopColumns | None = None
+):
+    """vectorbt's Portfolio of these signals (one column per parameter set), with ``stops`` when given."""
     import vectorbt as vbt
 
     direction = "both" if config.allow_shorts else "longonly"
+    stop_kwargs = {}
+    if stops is not None:
+        entry_price, exit_price = _stop_prices()
+        open_, high, low = stop_bars(bars, entries, exits, config.allow_shorts)
+        stop_kwargs = {
+            "open": open_,
+            "high": high,
+            "low": low,
+            "sl_stop": stops.sl_stop,
+            "sl_trail": stops.sl_trail,
+            "tp_stop": stops.tp_stop,
+            "stop_entry_price": entry_price,
+            "stop_exit_price": exit_price,
+        }
     return vbt.Portfolio.from_signals(
         close=bars["close"][:, None],  # a column, broadcast against one column per parameter set
         entries=next_bar(entries),
@@ -115,6 +216,7 @@ def portfolio(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backte
         init_cash=config.init_cash,
         direction=direction,
         freq=config.freq,
+        **stop_kwargs,
     )
 
 
@@ -252,8 +354,10 @@ def simulate_from_signals(*args, **kwargs):
     return _cached_from_signals_kernel()(**arguments)
 
 
-def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: BacktestConfig) -> Simulation:
-    """The records ``portfolio(bars, entries, exits, config)`` would hold, from the same vectorbt kernels
+def simulate(
+    bars: Bars, entries: np.ndarray, exits: np.ndarray, config: BacktestConfig, stops: StopColumns | None = None
+) -> Simulation:
+    """The records ``portfolio(bars, entries, exits, config, stops)`` would hold, from the same vectorbt kernels
     (``simulate_from_signals``, then ``get_exit_trades``) with the arguments ``Portfolio.from_signals`` passes
     them, but without building the Portfolio: its pandas wrappers copy the close price out to bars x columns
     several times, a third of a sweep's time. A test checks the records equal the Portfolio's, bit for bit."""
@@ -277,6 +381,33 @@ def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backtes
     def setting(name: str, enum=None):
         value = cfg[name] if enum is None else map_enum_fields(cfg[name], enum)
         return np.asarray(value)
+
+    nan = np.asarray(np.nan)
+    stop_arguments = {
+        "open": nan,
+        "high": nan,
+        "low": nan,
+        "sl_stop": setting("sl_stop"),
+        "sl_trail": setting("sl_trail"),
+        "tp_stop": setting("tp_stop"),
+        "stop_entry_price": setting("stop_entry_price", enums.StopEntryPrice),
+        "stop_exit_price": setting("stop_exit_price", enums.StopExitPrice),
+        "use_stops": bool(cfg["use_stops"]) if cfg["use_stops"] is not None else False,
+    }
+    if stops is not None:
+        entry_price, exit_price = _stop_prices()
+        open_, high, low = stop_bars(bars, entries, exits, config.allow_shorts)
+        stop_arguments = {
+            "open": open_,
+            "high": high,
+            "low": low,
+            "sl_stop": stops.sl_stop,
+            "sl_trail": stops.sl_trail,
+            "tp_stop": stops.tp_stop,
+            "stop_entry_price": np.asarray(entry_price),
+            "stop_exit_price": np.asarray(exit_price),
+            "use_stops": True,
+        }
 
     orders, _ = simulate_from_signals(
         shape,
@@ -306,18 +437,10 @@ def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backtes
         upon_dir_conflict=setting("upon_dir_conflict", enums.DirectionConflictMode),
         upon_opposite_entry=setting("upon_opposite_entry", enums.OppositeEntryMode),
         val_price=setting("val_price"),
-        open=np.asarray(np.nan),
-        high=np.asarray(np.nan),
-        low=np.asarray(np.nan),
         close=close,
-        sl_stop=setting("sl_stop"),
-        sl_trail=setting("sl_trail"),
-        tp_stop=setting("tp_stop"),
-        stop_entry_price=setting("stop_entry_price", enums.StopEntryPrice),
-        stop_exit_price=setting("stop_exit_price", enums.StopExitPrice),
         upon_stop_exit=setting("upon_stop_exit", enums.StopExitMode),
         upon_stop_update=setting("upon_stop_update", enums.StopUpdateMode),
-        use_stops=bool(cfg["use_stops"]) if cfg["use_stops"] is not None else False,
+        **stop_arguments,
         auto_call_seq=False,
         ffill_val_price=cfg["ffill_val_price"],
         update_value=cfg["update_value"],
@@ -330,6 +453,58 @@ def simulate(bars: Bars, entries: np.ndarray, exits: np.ndarray, config: Backtes
     col_map = rdispatch.col_map(orders["col"], k)
     trades = dispatch.get_exit_trades(orders, np.broadcast_to(close, shape), col_map)
     return Simulation(orders, trades, init_cash, k)
+
+
+OPEN_AT_END = "open at end (marked at the last close)"
+EXIT_REASONS = {"stop_loss": "stop loss", "trailing_stop": "trailing stop", "take_profit": "take profit"}
+
+
+def exit_reasons(
+    bars: Bars,
+    trade_records: np.ndarray,
+    stops: Mapping[str, float],
+    entries: np.ndarray,
+    exits: np.ndarray,
+    allow_shorts: bool = False,
+) -> list[str]:
+    """Why each exit trade of one column (its signals ``entries``, ``exits``) ended: ``OPEN_AT_END``, ``"exit
+    signal"`` or the stop that filled it (``EXIT_REASONS``). vectorbt's open-source records do not keep it, so
+    each stop exit is found by replaying the kernel's own test on the exit bar with the same arithmetic (a stop is
+    checked before the bar's signal, on the bars of :func:`stop_bars`; the stop-loss before the take-profit; a
+    trailing stop's reference is the best price since the bar after the entry), which makes it exact."""
+    close = np.asarray(bars["close"], dtype=np.float64)
+    opens, highs, lows = stop_bars(bars, np.asarray(entries)[:, None], np.asarray(exits)[:, None], allow_shorts)
+    open_ = np.where(np.isnan(opens[:, 0]), close, opens[:, 0])
+    high = np.where(np.isnan(highs[:, 0]), np.maximum(open_, close), highs[:, 0])
+    low = np.where(np.isnan(lows[:, 0]), np.minimum(open_, close), lows[:, 0])
+    reasons = []
+    for record in trade_records:
+        if int(record["status"]) == 0:
+            reasons.append(OPEN_AT_END)
+            continue
+        entry, i, price = int(record["entry_idx"]), int(record["exit_idx"]), float(record["entry_price"])
+        long = int(record["direction"]) == 0
+        bar = (open_[i], low[i], high[i])
+        reason = "exit signal"
+        loss_key = "trailing_stop" if "trailing_stop" in stops else "stop_loss"
+        if loss_key in stops and i > entry:
+            reference = price
+            if loss_key == "trailing_stop" and i > entry + 1:
+                seen = high[entry + 1 : i] if long else low[entry + 1 : i]
+                reference = max(price, float(seen.max())) if long else min(price, float(seen.min()))
+            level = reference * (1 - stops[loss_key]) if long else reference * (1 + stops[loss_key])
+            if (long and (bar[0] <= level or bar[1] <= level <= bar[2])) or (
+                not long and (level <= bar[0] or bar[1] <= level <= bar[2])
+            ):
+                reason = EXIT_REASONS[loss_key]
+        if reason == "exit signal" and "take_profit" in stops and i > entry:
+            level = price * (1 + stops["take_profit"]) if long else price * (1 - stops["take_profit"])
+            if (long and (level <= bar[0] or bar[1] <= level <= bar[2])) or (
+                not long and (bar[0] <= level or bar[1] <= level <= bar[2])
+            ):
+                reason = EXIT_REASONS["take_profit"]
+        reasons.append(reason)
+    return reasons
 
 
 def portfolio_metrics(
@@ -410,9 +585,8 @@ def effective_chunk_size(n_bars: int, config: BacktestConfig) -> int:
 
 def _chunk_metrics(bars: SweepBars, strategy: Strategy, chunk: list[dict], config: BacktestConfig) -> dict:
     entries, exits = signal_matrix(strategy, bars, chunk)
-    metrics = simulation_metrics(
-        simulate(bars, entries, exits, config), bars, bar_seconds(config), config.days_per_year, config.conventions
-    )
+    simulation = simulate(bars, entries, exits, config, stop_columns(strategy, chunk))
+    metrics = simulation_metrics(simulation, bars, bar_seconds(config), config.days_per_year, config.conventions)
     return {name: np.asarray(metrics[name], dtype=float) for name in METRICS}
 
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fks_pipelines.lib.quant.backtest import METRICS, BacktestConfig, portfolio, portfolio_metrics
+from fks_pipelines.lib.quant.backtest import (
+    METRICS,
+    OPEN_AT_END,
+    BacktestConfig,
+    exit_reasons,
+    portfolio,
+    portfolio_metrics,
+    stop_columns,
+)
 from fks_pipelines.lib.quant.strategies import Bars, Strategy
 
 JSON_METRICS = ("total_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate", "profit_factor", "exposure")
@@ -39,17 +47,19 @@ def _time(bars: Bars, i: int) -> str:
 def backtest_symbol(
     symbol: str, bars: Bars, strategy: Strategy, params: Mapping, config: BacktestConfig
 ) -> SymbolBacktest:
-    """One parameter set on one symbol's bars: signals at bar t fill at bar t+1's open (backtest.portfolio)."""
+    """One parameter set on one symbol's bars: signals at bar t fill at bar t+1's open, stops (the strategy
+    file's) within the bar (backtest.portfolio)."""
     entries, exits = strategy.signals(bars, **params)
-    pf = portfolio(bars, entries[:, None], exits[:, None], config)
+    pf = portfolio(bars, entries[:, None], exits[:, None], config, stop_columns(strategy, [params]))
     metrics = {
         name: float(values[0])
         for name, values in portfolio_metrics(pf, bars, config.days_per_year, config.conventions).items()
     }
     metrics["fees"] = metrics["fees_paid"]
     trades = []
-    for record in pf.trades.values:
-        is_open = int(record["status"]) == 0
+    records = pf.trades.values
+    reasons = exit_reasons(bars, records, strategy.stops_for(params), entries, exits, config.allow_shorts)
+    for record, reason in zip(records, reasons, strict=True):
         trades.append(
             {
                 "symbol": symbol,
@@ -64,7 +74,7 @@ def backtest_symbol(
                 "pnl": float(record["pnl"]),
                 "return": float(record["return"]),
                 "fees": float(record["entry_fees"] + record["exit_fees"]),
-                "exit_reason": "open at end (marked at the last close)" if is_open else "exit signal",
+                "exit_reason": reason,
             }
         )
     equity = np.asarray(pf.value())[:, 0]
@@ -80,7 +90,7 @@ def summary(results: list[SymbolBacktest], config: BacktestConfig) -> dict[str, 
     out = {name: float(np.mean([r.metrics[name] for r in results])) for name in METRICS}
     trades = [t for r in results for t in r.trades]
     if config.conventions.open_trades == "exclude":
-        trades = [t for t in trades if not t["exit_reason"].startswith("open at end")]
+        trades = [t for t in trades if t["exit_reason"] != OPEN_AT_END]
     by = "return" if config.conventions.profit_factor == "returns" else "pnl"
     won = sum(t[by] for t in trades if t[by] > 0)
     lost = -sum(t[by] for t in trades if t[by] < 0)

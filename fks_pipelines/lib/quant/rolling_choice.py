@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, portfolio
+from fks_pipelines.lib.quant.backtest import OBJECTIVES, BacktestConfig, portfolio, stop_columns
 from fks_pipelines.lib.quant.overfitting import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
@@ -108,7 +108,8 @@ def configuration_returns(bars: Bars, strategies: list[Strategy], start: int, co
         pairs = [strategy.signals(swept, **p) for p in sets]
         entries = np.column_stack([e[start:] for e, _ in pairs])
         exits = np.column_stack([x[start:] for _, x in pairs])
-        values = np.asarray(portfolio(trade, entries, exits, config).value(), dtype=float).reshape(
+        stops = stop_columns(strategy, sets)
+        values = np.asarray(portfolio(trade, entries, exits, config, stops).value(), dtype=float).reshape(
             len(trade["close"]), -1
         )
         previous = np.vstack([np.full((1, values.shape[1]), config.init_cash), values[:-1]])

@@ -21,6 +21,10 @@ import numpy as np
 Bars = Mapping[str, np.ndarray]  # open, high, low, close (float64, same length)
 Signals = tuple[np.ndarray, np.ndarray]
 
+# The stops a strategy file may declare, fixed (``STOPS``) or searched (``GRID``), as fractions of the entry fill
+# price; executed by vectorbt's own stop orders (backtest.py). They are not parameters of ``signals``.
+STOP_KEYS = ("stop_loss", "take_profit", "trailing_stop")
+
 
 def crossed_above(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """True at t when a[t] > b[t] and a[t-1] <= b[t-1] (both defined)."""
@@ -95,6 +99,18 @@ class Strategy:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None  # the strategy file, for a user strategy; None for a built-in
     warmup_bars: Callable[[dict], int] | None = None  # the file's warmup(params), when it defines one
+    stops: Mapping[str, float] = field(default_factory=dict)  # the file's fixed STOPS (a subset of STOP_KEYS)
+
+    @property
+    def has_stops(self) -> bool:
+        """Whether any parameter set trades with a stop: fixed in ``STOPS`` or searched in ``GRID``."""
+        return bool(self.stops) or any(key in self.grid for key in STOP_KEYS)
+
+    def stops_for(self, params: Mapping) -> dict[str, float]:
+        """The stops ``params`` trade with: the fixed ``STOPS``, then the stop parameters searched in ``GRID``
+        (a GRID value None: no such stop in that cell). Empty: no stop, the signals alone decide."""
+        merged = {**self.stops, **{key: params[key] for key in STOP_KEYS if key in params}}
+        return {key: float(value) for key, value in merged.items() if value is not None}
 
     def parameter_sets(self) -> list[dict]:
         keys = list(self.grid)

@@ -9,7 +9,12 @@ A strategy file defines
 - optionally a module docstring (its description), ``DEFAULTS`` (what it trades before any walk-forward
   choice exists; default: each parameter's first grid value), ``valid(params) -> bool`` (which combinations
   of the grid are searched, e.g. fast < slow; default: all) and ``warmup(params) -> int`` (bars the signals
-  need before they are defined, prepended when walking forward; default: 3 x the largest integer parameter).
+  need before they are defined, prepended when walking forward; default: 3 x the largest integer parameter);
+- optionally stops, as fractions of the entry fill price: ``stop_loss`` and ``trailing_stop`` in (0, 1),
+  ``take_profit`` > 0, fixed in ``STOPS = {"stop_loss": 0.05}`` or searched as ``GRID`` keys (a value None: no
+  such stop in that cell). They are executed by vectorbt's stop orders in every backtest, sweep, walk-forward
+  and Optuna search (backtest.py) and are never passed to ``signals``. vectorbt holds one stop-loss per position,
+  fixed or trailing, so a file declares ``stop_loss`` or ``trailing_stop``, not both.
 
 The built-in strategies are files of this interface too, in ``fks_pipelines/strategies/``, loaded by this
 same loader (``builtin=True``: imported as package modules, listed with ``source`` None).
@@ -40,7 +45,15 @@ import numpy as np
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.lib.quant.strategies import BUILTIN_MODULE_PREFIX, Bars, Signals, Strategy, SweepBars, link_frame
+from fks_pipelines.lib.quant.strategies import (
+    BUILTIN_MODULE_PREFIX,
+    STOP_KEYS,
+    Bars,
+    Signals,
+    Strategy,
+    SweepBars,
+    link_frame,
+)
 
 MODULE_PREFIX = "fks_user_strategies."
 
@@ -121,6 +134,7 @@ def checked_signals(
             raise StrategyFileError(
                 f"parameters not in GRID: {', '.join(unknown)} (GRID has {', '.join(grid)})", where=where
             )
+        params = {key: value for key, value in params.items() if key not in STOP_KEYS}  # executed, not signalled
         frame = bars_frame(bars)
         try:
             with _time_limit(timeout_s):
@@ -156,6 +170,61 @@ def _grid(module: object, where: str) -> dict[str, tuple]:
             raise StrategyFileError(f"GRID[{name!r}] must be a non-empty list of values", where=where)
         out[name] = tuple(values)
     return out
+
+
+def _stop_value(key: str, value: object, what: str, where: str, allow_none: bool) -> None:
+    """A stop must be a fraction of the entry price: in (0, 1) for a stop-loss or trailing stop, > 0 for a
+    take-profit (None, in a GRID: no such stop in that cell)."""
+    if value is None and allow_none:
+        return
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    upper = key != "take_profit"
+    if not number or value <= 0 or (upper and value >= 1):  # type: ignore[operator]
+        bounds = "in (0, 1)" if upper else "> 0"
+        example = "0.05" if upper else "0.1"
+        none = " or None" if allow_none else ""
+        raise StrategyFileError(
+            f"{what} must be a fraction of the entry price {bounds}{none} (e.g. {example}), not {value!r}", where=where
+        )
+
+
+def stop_from_text(key: str, raw: str, where: str) -> float | None:
+    """A stop given as text (a command line's ``--params stop_loss=0.03``; ``none``: no such stop), checked as a
+    file's GRID value is: :class:`StrategyFileError` naming ``where`` and the key otherwise."""
+    text = raw.strip().lower()
+    if text in ("none", "off"):
+        return None
+    try:
+        value: object = float(text)
+    except ValueError:
+        value = raw
+    _stop_value(key, value, f"{key}={raw!r}", where, allow_none=False)
+    return float(value)  # type: ignore[arg-type]
+
+
+def _stops(module: object, grid: Mapping[str, tuple], where: str) -> dict[str, float]:
+    """The file's fixed ``STOPS``, checked with the stop parameters its GRID searches."""
+    stops = getattr(module, "STOPS", None)
+    if stops is None:
+        stops = {}
+    if not isinstance(stops, Mapping):
+        raise StrategyFileError(f"STOPS must be a dict of {', '.join(STOP_KEYS)} -> fraction", where=where)
+    for key, value in stops.items():
+        if key not in STOP_KEYS:
+            raise StrategyFileError(f"STOPS key {key!r} is not one of {', '.join(STOP_KEYS)}", where=where)
+        if key in grid:
+            raise StrategyFileError(f"{key} is both fixed in STOPS and searched in GRID; keep one", where=where)
+        _stop_value(key, value, f"STOPS[{key!r}]", where, allow_none=False)
+    for key in STOP_KEYS:
+        for value in grid.get(key, ()):
+            _stop_value(key, value, f"GRID[{key!r}] values", where, allow_none=True)
+    declared = set(stops) | (set(grid) & set(STOP_KEYS))
+    if {"stop_loss", "trailing_stop"} <= declared:
+        raise StrategyFileError(
+            "declares both stop_loss and trailing_stop: a position holds one stop-loss, fixed or trailing; keep one",
+            where=where,
+        )
+    return {key: float(value) for key, value in stops.items()}
 
 
 def _optional_function(module: object, name: str, where: str) -> Callable | None:
@@ -204,8 +273,9 @@ def load_strategy_file(path: Path, builtin: bool = False, limits: StrategyLimits
         defaults = {key: values[0] for key, values in grid.items()}
     if not isinstance(defaults, Mapping) or set(defaults) != set(grid):
         raise StrategyFileError(f"DEFAULTS must set exactly the GRID parameters ({', '.join(grid)})", where=where)
+    stops = _stops(module, grid, where)
     try:
-        inspect.signature(function).bind(None, **defaults)
+        inspect.signature(function).bind(None, **{k: v for k, v in defaults.items() if k not in STOP_KEYS})
     except TypeError as exc:
         raise StrategyFileError(f"signals does not take the GRID parameters: {exc}", where=where) from None
     description = (inspect.getdoc(module) or "").strip()
@@ -220,6 +290,7 @@ def load_strategy_file(path: Path, builtin: bool = False, limits: StrategyLimits
         defaults=dict(defaults),
         source=None if builtin else where,
         warmup_bars=warmup,
+        stops=stops,
     )
 
 

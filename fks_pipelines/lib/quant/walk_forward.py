@@ -21,6 +21,7 @@ from fks_pipelines.lib.quant.backtest import (
     portfolio,
     portfolio_metrics,
     run_sweep,
+    stop_columns,
     sweep_workers,
 )
 from fks_pipelines.lib.quant.optimize import optimize_with_optuna
@@ -98,7 +99,7 @@ def out_of_sample_metrics(bars: Bars, strategy: Strategy, params: dict, window: 
     entries, exits = strategy.signals(span, **params)
     offset = window.decision - warm_start
     trade = _slice(span, offset, len(span["close"]))
-    pf = portfolio(trade, entries[offset:, None], exits[offset:, None], config)
+    pf = portfolio(trade, entries[offset:, None], exits[offset:, None], config, stop_columns(strategy, [params]))
     metrics = {
         k: float(v[0]) for k, v in portfolio_metrics(pf, trade, config.days_per_year, config.conventions).items()
     }

@@ -25,7 +25,8 @@ from datetime import date, timedelta
 import numpy as np
 
 from fks_pipelines.lib.portfolio.ledger import Trade
-from fks_pipelines.lib.portfolio.paper import FEE, SLIPPAGE, Target, fill_time, paper_fills
+from fks_pipelines.lib.portfolio.paper import FEE, SLIPPAGE, Target, fill_time
+from fks_pipelines.lib.portfolio.replay import FillBars, Ledger, replay_day
 from fks_pipelines.lib.quant.selection import curve_metrics
 
 BASELINES = ("recommendations", "unprotected", "cash", "buy_and_hold", "strategy_only")
@@ -105,23 +106,17 @@ def simulated_curve(
     start_positions: Mapping[str, float] | None = None,
 ) -> Curve:
     """Start all in cash at D0's close (or, with ``start_positions``, holding them and the rest of
-    ``start_equity`` in cash); each day d's ``targets`` fill at d+1's open (the paper rules)."""
+    ``start_equity`` in cash); each day d's ``targets`` fill at d+1's open (the paper rules, by the one replay the
+    paper accounts use)."""
     held: dict[str, float] = dict(start_positions or {})
     cash = start_equity - sum(q * prices[s][days[0]][1] for s, q in held.items() if days[0] in prices.get(s, {}))
     fees, traded = [0.0], [0.0]
     equity, in_market, decisions = [start_equity], [False], 0
     for previous, day in zip(days, days[1:], strict=False):
         opens = {s: p[day][0] for s, p in prices.items() if day in p}
-        fills = paper_fills(
-            previous,
-            targets.get(previous, []),
-            cash=cash,
-            positions=held,
-            opens=opens,
-            fill_at=fill_time(previous),
-            fee=fee,
-            slippage=slippage,
-        )
+        ledger = Ledger(baseline, cash, held, targets.get(previous, []))
+        (filled,) = replay_day(previous, [ledger], FillBars(opens), fee=fee, slippage=slippage)
+        fills = filled.fills
         decisions += bool(fills)
         cash, f, x = _apply(fills, cash, held)
         fees.append(f)

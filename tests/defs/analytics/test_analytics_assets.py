@@ -7,6 +7,7 @@ from datetime import UTC, date, timedelta
 import psycopg
 import pytest
 
+from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.lib.quant.strategies import STRATEGIES
 from tests.defs.conftest import SYMBOLS
@@ -137,7 +138,11 @@ def test_optuna_search_with_shorts_is_a_run_config_option(pipeline):
     from fks_pipelines.defs.analytics.assets import strategy_choices
 
     url, _ = pipeline
-    resources = {"database": PostgresResource(url=url), "market_data": MarketDataResource(symbols=SYMBOLS[:1])}
+    resources = {
+        "database": PostgresResource(url=url),
+        "market_data": MarketDataResource(symbols=SYMBOLS[:1]),
+        "quant": QuantResource(),
+    }
     config = {"strategies": ["macd_cross"], "search": "optuna", "optuna_trials": 6, "seed": 5, "allow_shorts": True}
     result = materialize(
         [strategy_choices], resources=resources, run_config={"ops": {"analytics__strategy_choices": {"config": config}}}
@@ -186,7 +191,11 @@ def test_a_cash_choice_is_stored_as_cash_and_signals_tolerate_it(pipeline):
     from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS
 
     url, _ = pipeline
-    resources = {"database": PostgresResource(url=url), "market_data": MarketDataResource(symbols=SYMBOLS[:1])}
+    resources = {
+        "database": PostgresResource(url=url),
+        "market_data": MarketDataResource(symbols=SYMBOLS[:1]),
+        "quant": QuantResource(),
+    }
     config = {"strategies": ["rsi_reversion", "bollinger_breakout"], "min_dsr": 1.0}
     result = materialize(
         [strategy_choices], resources=resources, run_config={"ops": {"analytics__strategy_choices": {"config": config}}}

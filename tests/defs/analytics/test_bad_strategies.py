@@ -14,6 +14,7 @@ from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.analytics.assets import signals, strategy_choices
+from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.metrics import status_rows
@@ -68,7 +69,11 @@ def test_bad_user_strategies_are_skipped_and_named_while_the_others_go_on(folder
     result = materialize(
         [strategy_choices, signals],
         instance=instance,
-        resources={"database": PostgresResource(url=db_url), "market_data": MarketDataResource(symbols=SYMBOLS)},
+        resources={
+            "database": PostgresResource(url=db_url),
+            "market_data": MarketDataResource(symbols=SYMBOLS),
+            "quant": QuantResource(sweep_workers=1),
+        },
         tags={ASSET_PARTITION_RANGE_START_TAG: "2021-01-22", ASSET_PARTITION_RANGE_END_TAG: "2021-01-24"},
         run_config={
             "ops": {"analytics__strategy_choices": {"config": {"strategies": ["ma_cross", "fine", "raises", "sleeps"]}}}

@@ -9,8 +9,13 @@ from dagster import AssetKey, materialize
 
 from fks_pipelines.definitions import defs
 from fks_pipelines.defs.knowledge.assets import document_embeddings, documents
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
-from fks_pipelines.defs.shared import GPU_POOL, GPU_TAG_KEY, MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import (
+    GPU_POOL,
+    GPU_TAG_KEY,
+    EmbeddingModelResource,
+    MarketDataResource,
+    PostgresResource,
+)
 from fks_pipelines.lib.db.knowledge import search
 from tests.defs.conftest import SYMBOLS
 

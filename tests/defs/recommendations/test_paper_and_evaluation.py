@@ -16,10 +16,9 @@ import pytest
 from dagster import materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from fks_pipelines.defs.knowledge.resources import EmbeddingModelResource
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation
 from fks_pipelines.defs.recommendations.resources import LLMResource
-from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
+from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account

@@ -199,3 +199,16 @@ def test_protections_and_prop_firm_rules_in_the_portfolio_file(tmp_path):
 def test_bad_protections_are_one_line_errors_naming_the_account(tmp_path, extra, message):
     with pytest.raises(BadInputError, match=message):
         ledger(tmp_path, f"accounts:\n  - name: a\n    cash: 10\n    {extra}\n")
+
+
+def test_the_split_month_is_the_last_complete_one():
+    from datetime import UTC, datetime
+
+    from fks_pipelines.lib.portfolio.sizing import split_month
+
+    mid = datetime(2024, 5, 17, tzinfo=UTC)
+    assert split_month(mid) == (datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC))
+    last = datetime(2024, 5, 31, tzinfo=UTC)  # its close ends May
+    assert split_month(last) == (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC))
+    january = datetime(2024, 1, 3, tzinfo=UTC)
+    assert split_month(january) == (datetime(2023, 12, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC))
