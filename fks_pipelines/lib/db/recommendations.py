@@ -665,16 +665,18 @@ def guard_acts(conn: psycopg.Connection, since: date | None = None, account: str
         ).fetchall()
 
 
-def level_history(conn: psycopg.Connection, last: date) -> list[tuple[date, str, str, float | None, float | None]]:
-    """Every recommendation up to ``last`` that sets a stop-loss or a take-profit, in decision order: (day,
-    account, symbol, stop_loss, take_profit). A filled position carries the levels of the latest one on or before
-    its fill's decision day (lib/portfolio/stops.py); one read serves a whole replay."""
-    return conn.execute(
-        "SELECT decision_date, account, symbol, stop_loss, take_profit FROM recommendations.daily"
+def position_levels(
+    conn: psycopg.Connection, day: date, accounts: list[str] | None = None
+) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+    """(stop_loss, take_profit) per (account, symbol) that a position filled from ``day``'s recommendation carries:
+    those of the latest recommendation on or before ``day`` that sets either (lib/portfolio/stops.py)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (account, symbol) account, symbol, stop_loss, take_profit FROM recommendations.daily"
         " WHERE decision_date <= %s AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)"
-        " ORDER BY decision_date, account, symbol",
-        (last,),
+        " AND (%s::text[] IS NULL OR account = ANY(%s)) ORDER BY account, symbol, decision_date DESC",
+        (day, accounts, accounts),
     ).fetchall()
+    return {(a, s): (sl, tp) for a, s, sl, tp in rows}
 
 
 def unprotected_targets(
