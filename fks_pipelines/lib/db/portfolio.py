@@ -345,3 +345,20 @@ def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tupl
 
 def _jsonb(value: dict | None) -> Jsonb | None:
     return None if value is None else Jsonb(value)
+
+
+def exits_between(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, list[Trade]]:
+    """Every sell with start <= executed_at < end, per account, in time order (what the guards count)."""
+    out: dict[str, list[Trade]] = {}
+    for account, *row in conn.execute(
+        "SELECT account, trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades"
+        " WHERE side = 'sell' AND executed_at >= %s AND executed_at < %s ORDER BY executed_at, trade_id",
+        (start, end),
+    ).fetchall():
+        out.setdefault(account, []).append(Trade(*row))
+    return out
+
+
+def first_deposit(conn: psycopg.Connection) -> datetime | None:
+    """When the first account opened (its first deposit), or None without accounts."""
+    return one_row(conn.execute("SELECT min(at) FROM portfolio.deposits"))[0]

@@ -3,8 +3,10 @@
 Freqtrade's protections (MaxDrawdown, StoplossGuard, CooldownPeriod) are the reference; these act on the
 account's own equity and fills, and prop-firm rules are modelled on top:
 
-- **max_drawdown**: the account's equity is ``max_drawdown`` or more below its peak → no new entries for
-  ``max_drawdown_halt_days`` days from the decision that saw it; with ``max_drawdown_cut`` set, held positions
+- **max_drawdown**: the account's equity is ``max_drawdown`` or more below its peak of the last
+  ``max_drawdown_lookback_days`` (as freqtrade's MaxDrawdown looks back) → no new entries for
+  ``max_drawdown_halt_days`` days from the decision that saw it; once the halt ends it re-arms only on a new
+  trigger, measured from the window's peak then; with ``max_drawdown_cut`` set, held positions
   are also cut to that share of themselves (0.5 halves them, 0 closes them).
 - **stoploss_guard**: ``stoploss_count`` stop-outs within ``stoploss_window_days`` → no new entries in that
   symbol (or, with ``stoploss_scope: account``, in any symbol) for ``stoploss_pause_days`` days from the last one.
@@ -46,6 +48,7 @@ class Protections:
     stoploss_scope: str = "symbol"  # symbol | account
     cooldown_days: int | None = 1
     daily_loss_limit: float | None = 0.05
+    max_drawdown_lookback_days: int = 30  # the peak the drawdown is measured from: the highest equity in this window
 
 
 # Smaller accounts are guarded more tightly: they are the ones a run of losses ends ("$100 conservative → $1M
@@ -151,6 +154,7 @@ def _check(p: Protections, where: str) -> None:
     _share(p.max_drawdown_cut, "max_drawdown_cut", where)
     _share(p.daily_loss_limit, "daily_loss_limit", where)
     _days(p.max_drawdown_halt_days, "max_drawdown_halt_days", where)
+    _days(p.max_drawdown_lookback_days, "max_drawdown_lookback_days", where)
     _days(p.stoploss_count, "stoploss_count", where, allow_none=True)
     _days(p.stoploss_window_days, "stoploss_window_days", where)
     _days(p.stoploss_pause_days, "stoploss_pause_days", where)
@@ -187,20 +191,23 @@ def as_dict(p: Protections | PropFirmRules | None) -> dict | None:
 def _max_drawdown(p: Protections, h: History, decided_at: datetime) -> list[Act]:
     if p.max_drawdown is None:
         return []
-    peak, acts = -math.inf, []
+    lookback = timedelta(days=p.max_drawdown_lookback_days)
+    points = [(at, eq) for at, eq in h.equity if at <= decided_at]
+    acts: list[Act] = []
     halt_until: datetime | None = None
-    for at, eq in h.equity:
-        if at > decided_at:
-            break
-        peak = max(peak, eq)
+    start = 0
+    for i, (at, eq) in enumerate(points):
+        while points[start][0] < at - lookback:
+            start += 1
+        peak = max(v for _, v in points[start : i + 1])
         dd = 1 - eq / peak if peak > 0 else 0.0
         if dd >= p.max_drawdown and (halt_until is None or at >= halt_until):
             halt_until = at + timedelta(days=p.max_drawdown_halt_days)  # the halt starts at the decision that saw it
             trigger_dd, trigger_at = dd, at
     if halt_until is not None and decided_at < halt_until:
         reason = (
-            f"equity {trigger_dd:.1%} below its peak on {trigger_at:%Y-%m-%d} (limit {p.max_drawdown:.0%}): "
-            f"no new entries until {halt_until:%Y-%m-%d}"
+            f"equity {trigger_dd:.1%} below its {p.max_drawdown_lookback_days}-day peak on {trigger_at:%Y-%m-%d} "
+            f"(limit {p.max_drawdown:.0%}): no new entries until {halt_until:%Y-%m-%d}"
         )
         acts.append(Act("max_drawdown", "block_entry", None, reason, p.max_drawdown, trigger_dd, halt_until))
         if p.max_drawdown_cut is not None and trigger_at == decided_at:

@@ -18,6 +18,7 @@ from fks_pipelines.lib.db.portfolio import delete_paper_fills_after, paper_fill_
 from fks_pipelines.lib.db.recommendations import Retriever
 from fks_pipelines.lib.llm.client import InProcessVLLM, OpenAICompatibleClient
 from fks_pipelines.lib.recommend.generate import Generation, generate
+from fks_pipelines.lib.recommend.guard_book import GuardBook
 from fks_pipelines.lib.recommend.ledgers import fill_paper_accounts, fill_shadow_ledgers, shadow_generations
 
 
@@ -58,9 +59,11 @@ def recommend_days(
     run.removed = paper_fill_ids_after(conn, market, window_start)
     delete_paper_fills_after(conn, market, window_start)
     recommendations.clear_shadows(conn, market, days[0], days[-1], keep_days=client is not None)
+    book = GuardBook.seed(conn, market, symbols, days[0])
     for day in days:
         run.paper_fills += fill_paper_accounts(conn, day - timedelta(days=1), market, symbols)
         account_contexts = recommendations.contexts(conn, day, symbols, market, retrieve)
+        book.attach(conn, account_contexts)  # each account's protections and history, as of the decision
         day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
         recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
         if client is not None:  # the rules engine beside the LLM, on the same inputs, against its own ledger

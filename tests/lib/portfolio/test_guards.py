@@ -4,6 +4,7 @@ decision time; prop-firm sizing never proposes a size that breaks the rules at i
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -163,3 +164,13 @@ def test_portfolio_file_overrides_are_checked():
         prop_rules_from({"daily_loss_limit": 0.05}, where="x")
     with pytest.raises(BadInputError, match="static or trailing"):
         prop_rules_from({"daily_loss_limit": 0.05, "max_drawdown": 0.1, "drawdown": "sliding"}, where="x")
+
+
+def test_the_drawdown_is_measured_from_the_lookback_peak_so_a_long_slump_does_not_halt_forever():
+    p = Protections(0.2, 5, None, None, 7, 3, "symbol", None, None, max_drawdown_lookback_days=10)
+    values = [100] + [75] * 40  # 25% down on day 1, then flat far below the old peak
+    h = History(curve(*values), [], 100)
+    assert [a.guard for a in evaluate(p, None, h, day(3)).acts] == ["max_drawdown"]
+    assert evaluate(p, None, h, day(20)).acts == []  # the old peak left the window: the flat account may trade
+    whole = replace(p, max_drawdown_lookback_days=3650)
+    assert [a.guard for a in evaluate(whole, None, h, day(20)).acts] == ["max_drawdown"]  # re-armed each halt
