@@ -34,8 +34,8 @@ from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
 from fks_pipelines.defs.shared import DiscordResource, MarketDataResource, PostgresResource, check_outcomes
 from fks_pipelines.lib.alerts import dump_cursor, load_cursor, new_problems, problem_message
 from fks_pipelines.lib.db.raw import confirmed_gaps, incomplete_days, symbols_with_data
+from fks_pipelines.lib.klines import bars_per_day
 from fks_pipelines.lib.notify import post_to_discord
-from fks_pipelines.lib.sources.frame import bars_per_day
 from fks_pipelines.lib.sources.landing import landed_files
 from fks_pipelines.settings import settings
 

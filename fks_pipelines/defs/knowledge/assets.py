@@ -15,10 +15,10 @@ from fks_pipelines.defs.shared import (
     one_run_at_a_time,
     table_metadata,
 )
-from fks_pipelines.lib.db import analytics, knowledge
-from fks_pipelines.lib.rag.documents import KINDS, Document, market_summary, signal_events, strategy_summary
+from fks_pipelines.lib.db import knowledge
+from fks_pipelines.lib.rag.build import build_documents
+from fks_pipelines.lib.rag.documents import KINDS, Document
 from fks_pipelines.lib.rag.index import embed_pending
-from fks_pipelines.lib.sources.frame import bars_per_day
 
 # What a day's state of the market is read from (documents and recommendations both build on it).
 MARKET_STATE = [
@@ -28,31 +28,6 @@ MARKET_STATE = [
     AssetKey(["analytics", "market_regimes"]),
     AssetKey(["analytics", "strategy_choices"]),
 ]
-
-
-def build_documents(conn, market: str, symbols: list[str], interval: str, start, end) -> list[Document]:
-    """Every document whose information became known in (start, end]: the market summary of each day in
-    [start, end), the strategy signals that fired on it, and the weekly strategy choices decided in the window."""
-    regimes = knowledge.regimes_by_day(conn, market, symbols, start, end)
-    signals = knowledge.signals_by_day(conn, market, symbols, start, end)
-    docs: list[Document] = []
-    for row in knowledge.daily_bars_with_returns(conn, market, symbols, start, end):
-        # A day's bars are complete at 1440 one-minute or 24 hourly bars, whichever it was built from (bar_source,
-        # not the configured interval); bar_source itself stays out of the document (its content id).
-        source = row.pop("bar_source", None) or interval
-        day = row | {"expected_bars": bars_per_day(source)}
-        state = signals.get((day["symbol"], day["bucket"]))
-        indicators = (
-            {k: v for k, v in state.items() if k not in ("market", "symbol", "bucket", "as_of", "strategy_signals")}
-            if state
-            else None
-        )
-        docs.append(market_summary(day, regimes.get((day["symbol"], day["bucket"])), indicators))
-    for state in signals.values():
-        docs.extend(signal_events(state))
-    # One summary per decision made in the window (keyed by its decision time, so re-runs replace, not add).
-    docs.extend(strategy_summary(choice) for choice in analytics.choices_decided(conn, market, symbols, start, end))
-    return docs
 
 
 @asset(

@@ -46,6 +46,7 @@ from fks_pipelines.lib.db.portfolio import (
 )
 from fks_pipelines.lib.notify import post_to_discord, recommendation_message
 from fks_pipelines.lib.portfolio.paper import Target, fill_time, paper_fills
+from fks_pipelines.lib.recommend import inputs
 from fks_pipelines.lib.recommend.evaluation import evaluation_rows
 from fks_pipelines.lib.recommend.generate import Generation, generate, shadow_generation
 from fks_pipelines.lib.recommend.report import account_curves, evaluation_picture
@@ -113,7 +114,7 @@ def daily_recommendations(
             recommendations.clear_shadows(conn, market_data.market, days[0], days[-1], keep_days=client is not None)
         for day in days:
             paper_trades += fill_paper_accounts(conn, day - timedelta(days=1), market_data.market, market_data.symbols)
-            account_contexts = recommendations.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
+            account_contexts = inputs.contexts(conn, day, market_data.symbols, market_data.market, retrieve)
             day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
             recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
             if client is not None:  # the rules engine beside the LLM, on the same inputs, against its own ledger
