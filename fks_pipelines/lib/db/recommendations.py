@@ -518,8 +518,8 @@ def replace_shadow_fills(
 def clear_shadows(conn: psycopg.Connection, market: str, first: date, last: date, *, keep_days: bool) -> None:
     """Before a run over [first, last]: drop the shadow fills from ``first``'s on (the run replays them) and, unless
     ``keep_days`` (an LLM is configured and regenerates them), the shadow recommendations of those days."""
-    accounts = accounts_of_market(conn, market)
     with conn.transaction():
+        accounts = accounts_of_market(conn, market)
         conn.execute(
             "DELETE FROM recommendations.shadow_fills WHERE account = ANY(%s) AND executed_at > %s",
             (accounts, decision_time(first) - timedelta(days=1)),
