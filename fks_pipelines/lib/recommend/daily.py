@@ -15,9 +15,10 @@ import psycopg
 
 from fks_pipelines.lib.db import recommendations
 from fks_pipelines.lib.db.portfolio import delete_paper_fills_after, paper_fill_ids_after
-from fks_pipelines.lib.db.recommendations import Retriever
 from fks_pipelines.lib.llm.client import InProcessVLLM, OpenAICompatibleClient
+from fks_pipelines.lib.recommend import inputs
 from fks_pipelines.lib.recommend.generate import Generation, generate
+from fks_pipelines.lib.recommend.inputs import Retriever
 from fks_pipelines.lib.recommend.ledgers import fill_paper_accounts, fill_shadow_ledgers, shadow_generations
 
 
@@ -60,7 +61,7 @@ def recommend_days(
     recommendations.clear_shadows(conn, market, days[0], days[-1], keep_days=client is not None)
     for day in days:
         run.paper_fills += fill_paper_accounts(conn, day - timedelta(days=1), market, symbols)
-        account_contexts = recommendations.contexts(conn, day, symbols, market, retrieve)
+        account_contexts = inputs.contexts(conn, day, symbols, market, retrieve)
         day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
         recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
         if client is not None:  # the rules engine beside the LLM, on the same inputs, against its own ledger
