@@ -39,11 +39,13 @@ test: $(STAMP) system-deps
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "quick and not slow"
 
-## Lint, format check and type check: what .ci/run runs before the tests.
+## Lint, format check, type check and the import contracts (pyproject's [tool.importlinter]: layers, one-way
+## dependencies, no cycles): what .ci/run runs before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy fks_pipelines
+	$(BIN)/lint-imports
 
 ## Apply the formatter and the safe lint fixes.
 format: $(STAMP)

@@ -32,7 +32,7 @@ from _scratch import create_scratch_database, drop_scratch_database  # noqa: E40
 from fks_pipelines.defs.dbt.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_connection  # noqa: E402
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.raw import replace_klines  # noqa: E402
-from fks_pipelines.lib.sources.frame import LoadScope  # noqa: E402
+from fks_pipelines.lib.klines import LoadScope  # noqa: E402
 from fks_pipelines.lib.sources.sample import sample_klines  # noqa: E402
 
 SYMBOLS = (

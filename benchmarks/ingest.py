@@ -27,7 +27,7 @@ from _scratch import create_scratch_database  # noqa: E402
 
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.raw import COPY_SQL, frame_to_csv, replace_klines  # noqa: E402
-from fks_pipelines.lib.sources.frame import LoadScope  # noqa: E402
+from fks_pipelines.lib.klines import LoadScope  # noqa: E402
 from fks_pipelines.lib.sources.sample import sample_klines  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

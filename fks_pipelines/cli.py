@@ -82,7 +82,7 @@ class Interval(click.ParamType):
     name = "interval"
 
     def convert(self, value, param, ctx) -> str:
-        from fks_pipelines.lib.sources.frame import interval_timedelta
+        from fks_pipelines.lib.klines import interval_timedelta
 
         try:
             interval_timedelta(value)
@@ -494,8 +494,9 @@ def _load_days(
     """Load each day [start, end] through the asset's load path, with progress and a final summary. A day that
     has not ended is a user error (exit 2, nothing fetched); a refused replacement stops with exit 1."""
     from fks_pipelines.lib.db.connect import connect, migrate
-    from fks_pipelines.lib.db.raw import SymbolSummary, load_day, scope_summary
-    from fks_pipelines.lib.sources.frame import LoadScope, check_closed, empty_klines
+    from fks_pipelines.lib.db.raw import SymbolSummary, scope_summary
+    from fks_pipelines.lib.klines import LoadScope, check_closed, empty_klines
+    from fks_pipelines.lib.sources.load import load_day
 
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if days:  # a day that has not ended: BadInputError before anything is fetched (exit 2)

@@ -33,13 +33,13 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
     from fks_pipelines.lib.db.portfolio import import_accounts
     from fks_pipelines.lib.db.raw import scope_summary
     from fks_pipelines.lib.db.recommendations import (
-        decision_evidence,
         evaluation_table,
         latest_rows,
         window_allocations,
     )
+    from fks_pipelines.lib.klines import LoadScope
     from fks_pipelines.lib.portfolio.ledger import read_ledger
-    from fks_pipelines.lib.sources.frame import LoadScope
+    from fks_pipelines.lib.recommend.report import decision_evidence
     from fks_pipelines.runs import run_on_code_location
 
     real = settings.source == "freqtrade"

@@ -19,8 +19,8 @@ from fks_pipelines.defs.shared import check_outcomes
 from fks_pipelines.lib.db import knowledge, raw, recommendations
 from fks_pipelines.lib.db.connect import connect, one_row
 from fks_pipelines.lib.errors import FksError
+from fks_pipelines.lib.klines import interval_timedelta
 from fks_pipelines.lib.metrics import AssetFreshness, PlatformSnapshot, RunSummary, SymbolRows
-from fks_pipelines.lib.sources.frame import interval_timedelta
 from fks_pipelines.settings import Settings
 
 RUN_WINDOW = 200  # recent runs read for run metrics

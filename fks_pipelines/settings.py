@@ -340,7 +340,7 @@ class Settings(BaseSettings):
     @field_validator("interval")
     @classmethod
     def _interval(cls, value: str) -> str:
-        from fks_pipelines.lib.sources.frame import interval_timedelta
+        from fks_pipelines.lib.klines import interval_timedelta
 
         interval_timedelta(value)
         return value

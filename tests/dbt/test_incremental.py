@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from fks_pipelines.lib.db.raw import replace_klines
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

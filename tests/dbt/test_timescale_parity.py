@@ -17,8 +17,8 @@ import pytest
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.db.timescale import TimescaleOptions, timescaledb_available
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources.files import read_kline_file
-from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 from tests.dbt.test_marts_from_native_bars import NATIVE_1H_FILES, insert_freqtrade, load_files
 from tests.support import Dbt

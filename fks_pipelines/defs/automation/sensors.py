@@ -38,8 +38,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from fks_pipelines.defs.automation.jobs import archive_import_job, daily_job
 from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource, check_outcomes
 from fks_pipelines.lib.db.raw import confirmed_gaps, incomplete_days, symbols_with_data
+from fks_pipelines.lib.klines import bars_per_day
 from fks_pipelines.lib.notify import dump_cursor, load_cursor, new_problems, problem_message, run_failure_message
-from fks_pipelines.lib.sources.frame import bars_per_day
 from fks_pipelines.lib.sources.landing import landed_files
 from fks_pipelines.settings import Settings
 

@@ -7,7 +7,8 @@ from pydantic import Field
 
 from fks_pipelines.defs.raw.metadata import day_metadata
 from fks_pipelines.defs.shared import OWNERS, MarketDataResource, PostgresResource, daily_partitions, table_metadata
-from fks_pipelines.lib.db.raw import TABLE, load_day, scope_summary
+from fks_pipelines.lib.db.raw import TABLE, scope_summary
+from fks_pipelines.lib.sources.load import load_day
 from fks_pipelines.lib.symbols import check_symbol
 
 

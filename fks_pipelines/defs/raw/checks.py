@@ -31,8 +31,8 @@ from dagster._core.storage.tags import (
 from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.raw import SymbolSummary, confirmed_gaps, incomplete_days, read_klines, scope_summary
+from fks_pipelines.lib.klines import LoadScope, bars_per_day
 from fks_pipelines.lib.quality.rules import DEFAULT_PRICE_JUMP_THRESHOLD, validate_bar_rules
-from fks_pipelines.lib.sources.frame import LoadScope, bars_per_day
 
 # Check name -> (description, the row rules of lib/quality/rules.py it reports; complete_days is a SQL summary).
 CHECKS: dict[str, tuple[str, list[str]]] = {

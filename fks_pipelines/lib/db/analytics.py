@@ -20,7 +20,26 @@ import psycopg
 from psycopg.rows import dict_row
 
 from fks_pipelines.lib.db.connect import one_row
-from fks_pipelines.lib.quant.backtest import METRICS
+
+# The metric columns of analytics.backtest_results, in table order: one per metric a backtest reports
+# (lib/quant/backtest.METRICS holds the same names; tests/lib/db/test_analytics_store.py checks they agree).
+RESULT_METRICS = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_bars",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "trades",
+    "avg_trade_duration_bars",
+    "exposure",
+    "fees_paid",
+    "buy_and_hold_return",
+)
 
 # The indicator columns of analytics.signals, in table order.
 INDICATORS = (
@@ -194,8 +213,8 @@ def insert_results(
     data_end: datetime,
     rows: Iterable[Mapping[str, Any]],
 ) -> None:
-    """A strategy's grid for one symbol (each row has ``params`` and every metric in METRICS), replacing the run's
-    earlier grid of that symbol."""
+    """A strategy's grid for one symbol (each row has ``params`` and every metric in RESULT_METRICS), replacing
+    the run's earlier grid of that symbol."""
     conn.execute(
         "DELETE FROM analytics.backtest_results WHERE run_id = %s AND market = %s AND symbol = %s",
         (run_id, market, symbol),
@@ -203,8 +222,8 @@ def insert_results(
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO analytics.backtest_results (run_id, market, symbol, strategy, params, sample, window_index,"
-            f" data_start, data_end, {', '.join(METRICS)})"
-            f" VALUES (%s, %s, %s, %s, %s, 'full', NULL, %s, %s, {', '.join(['%s'] * len(METRICS))})",
+            f" data_start, data_end, {', '.join(RESULT_METRICS)})"
+            f" VALUES (%s, %s, %s, %s, %s, 'full', NULL, %s, %s, {', '.join(['%s'] * len(RESULT_METRICS))})",
             [
                 (
                     run_id,
@@ -214,7 +233,7 @@ def insert_results(
                     json.dumps(row["params"]),
                     data_start,
                     data_end,
-                    *[finite(row[m]) for m in METRICS],
+                    *[finite(row[m]) for m in RESULT_METRICS],
                 )
                 for row in rows
             ],
@@ -400,6 +419,62 @@ def latest_strategy_state(conn: psycopg.Connection, market: str, symbol: str, at
         (market, symbol, market, symbol, at),
     ).fetchall()
     return [dict(r[0]) for r in rows]
+
+
+def signals_by_day(
+    conn: psycopg.Connection,
+    market: str,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    known_before: datetime | None = None,
+) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """{(symbol, bucket): row} of analytics.signals with start <= bucket < end (and, given ``known_before``, only
+    rows whose ``as_of`` is before it), in symbol and day order: the day's close, indicators and the strategy
+    signals that fired, as of the row's ``as_of``. Columns by name, in table order."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT market, symbol, bucket, as_of, {', '.join(INDICATORS)}, strategy_signals FROM analytics.signals"
+            " WHERE market = %(market)s AND symbol = ANY(%(symbols)s) AND bucket >= %(start)s AND bucket < %(end)s"
+            " AND (%(before)s::timestamptz IS NULL OR as_of < %(before)s) ORDER BY symbol, bucket",
+            {"market": market, "symbols": list(symbols), "start": start, "end": end, "before": known_before},
+        ).fetchall()
+    return {(r["symbol"], r["bucket"]): r for r in rows}
+
+
+def strategy_state_by_day(
+    conn: psycopg.Connection,
+    market: str,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    known_before: datetime | None = None,
+) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """{(symbol, bucket): row} of analytics.strategy_state with start <= bucket < end (and, given ``known_before``,
+    only rows whose ``as_of`` is before it): what the chosen strategy held at each close, columns by name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT market, symbol, bucket, as_of, strategy, params, choice_decided_at, position, since, entry_price,"
+            " unrealised_pnl FROM analytics.strategy_state"
+            " WHERE market = %(market)s AND symbol = ANY(%(symbols)s) AND bucket >= %(start)s AND bucket < %(end)s"
+            " AND (%(before)s::timestamptz IS NULL OR as_of < %(before)s) ORDER BY symbol, bucket",
+            {"market": market, "symbols": list(symbols), "start": start, "end": end, "before": known_before},
+        ).fetchall()
+    return {(r["symbol"], r["bucket"]): r for r in rows}
+
+
+def regimes_by_day(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
+) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """{(symbol, bucket): {"regime", "next_day_probabilities"}} from analytics.market_regimes, start <= bucket < end."""
+    rows = conn.execute(
+        "SELECT symbol, bucket, regime, next_day_probabilities FROM analytics.market_regimes"
+        " WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s",
+        (market, list(symbols), start, end),
+    ).fetchall()
+    return {(s, b): {"regime": r, "next_day_probabilities": p} for s, b, r, p in rows}
 
 
 def replace_signals(

@@ -1,8 +1,10 @@
-"""The knowledge schema: knowledge.documents and knowledge.chunks in PostgreSQL + pgvector, upserts by content
-hash, embeddings by model version, and the point-in-time search (the SQL function ``knowledge.search``, which
-Python calls too), with the reads of the marts and analytics that documents are built from.
+"""The ``knowledge`` schema's store: knowledge.documents and knowledge.chunks in PostgreSQL + pgvector, upserts by
+content hash, embeddings by model version, and the point-in-time search (the SQL function ``knowledge.search``,
+which Python calls too). What documents are built from is read through the marts' and analytics' stores
+(``lib/rag/build.py``).
 
-The chunk table's ``vector(n)`` takes its dimension from the embedding model. Switching to a model of
+The chunk table's ``vector(n)`` takes its dimension from the embedding model, so its DDL is a SQL function of the
+dimension (migration 020, ``knowledge.ensure_chunk_table``), called with the model's. Switching to a model of
 another dimension empties the chunk table (every embedding belongs to the old model) and retypes the column
 in one transaction; the next embedding run re-embeds every document.
 """
@@ -12,94 +14,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db.connect import advisory_xact_lock, one_row
 from fks_pipelines.lib.errors import DatabaseError
-from fks_pipelines.lib.rag.documents import Document
 
+# The HNSW build parameters migration 020 creates the index with (a test checks they agree); the benchmark starts
+# from them.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200  # 64 leaves some clusters unreachable on clustered data (recall 0 for a few queries)
 DEFAULT_EF_SEARCH = 200  # recall@10 0.99 unfiltered, 1.0 with a 10% filter, on 200k clustered vectors (benchmarks)
 MAX_K = 1000  # knowledge.search raises hnsw.ef_search to k, and pgvector caps ef_search at 1000
-
-_SEARCH_FUNCTION = """
-CREATE OR REPLACE FUNCTION knowledge.search(
-    query vector,
-    k int DEFAULT 10,
-    as_of timestamptz DEFAULT now(),
-    symbols text[] DEFAULT NULL,
-    kinds text[] DEFAULT NULL,
-    ef_search int DEFAULT {ef_search}
-) RETURNS TABLE (
-    document_id text, kind text, market text, symbol text, document_as_of timestamptz, distance double precision,
-    chunk_index int, chunk text, text text, metadata jsonb
-)
-LANGUAGE plpgsql STABLE
-SET hnsw.iterative_scan = 'relaxed_order'  -- keep scanning the index until k rows pass the filters
-SET hnsw.ef_search = '{ef_search}'          -- restored when the function returns
-AS $fn$
-#variable_conflict use_column
-BEGIN
-    IF query IS NULL OR k IS NULL OR k < 1 THEN
-        RAISE EXCEPTION 'knowledge.search needs a query vector and k >= 1';
-    END IF;
-    PERFORM set_config('hnsw.ef_search', greatest(search.ef_search, search.k)::text, true);
-    RETURN QUERY
-    WITH nearest AS MATERIALIZED (
-        SELECT c.document_id, c.chunk_index, c.embedding <=> search.query AS distance
-        FROM knowledge.chunks c
-        WHERE c.as_of <= coalesce(search.as_of, now())
-          AND (search.symbols IS NULL OR c.symbol = ANY (search.symbols))
-          AND (search.kinds IS NULL OR c.kind = ANY (search.kinds))
-        ORDER BY c.embedding <=> search.query
-        LIMIT search.k * 4   -- several chunks of one document may come first; one per document is kept
-    ), best AS (
-        SELECT DISTINCT ON (n.document_id) n.document_id, n.chunk_index, n.distance
-        FROM nearest n ORDER BY n.document_id, n.distance
-    )
-    SELECT d.id, d.kind, d.market, d.symbol, d.as_of, b.distance, b.chunk_index, c.text, d.text, d.metadata
-    FROM best b
-    JOIN knowledge.documents d ON d.id = b.document_id
-    JOIN knowledge.chunks c ON c.document_id = b.document_id AND c.chunk_index = b.chunk_index
-    ORDER BY b.distance, d.id
-    LIMIT search.k;
-END
-$fn$;
-COMMENT ON FUNCTION knowledge.search(vector, int, timestamptz, text[], text[], int) IS
-  'Nearest documents to a query embedding (cosine) among those whose as_of <= the given time;'
-  ' optional symbol and kind filters.';
-
-CREATE OR REPLACE FUNCTION knowledge.similar_to(
-    document_key text, k int DEFAULT 10, as_of timestamptz DEFAULT now(),
-    symbols text[] DEFAULT NULL, kinds text[] DEFAULT NULL
-) RETURNS TABLE (
-    document_id text, kind text, market text, symbol text, document_as_of timestamptz, distance double precision,
-    chunk_index int, chunk text, text text, metadata jsonb
-)
-LANGUAGE sql STABLE AS $fn$
-    SELECT s.* FROM knowledge.documents d
-    JOIN knowledge.chunks c ON c.document_id = d.id AND c.chunk_index = 0
-    CROSS JOIN LATERAL knowledge.search(
-        c.embedding, similar_to.k + 1, similar_to.as_of, similar_to.symbols, similar_to.kinds
-    ) s
-    WHERE d.key = similar_to.document_key AND s.document_id <> d.id
-    ORDER BY s.distance
-    LIMIT similar_to.k
-$fn$;
-COMMENT ON FUNCTION knowledge.similar_to(text, int, timestamptz, text[], text[]) IS
-  'Documents like the one with this key (its first chunk''s embedding as the query),'
-  ' point-in-time like knowledge.search.';
-
-GRANT EXECUTE ON FUNCTION knowledge.search(vector, int, timestamptz, text[], text[], int) TO analyst;
-GRANT EXECUTE ON FUNCTION knowledge.similar_to(text, int, timestamptz, text[], text[]) TO analyst;
-GRANT SELECT ON ALL TABLES IN SCHEMA knowledge TO analyst;
-"""
 
 
 def require_pgvector(conn: psycopg.Connection) -> None:
@@ -121,50 +50,36 @@ def chunk_dimension(conn: psycopg.Connection) -> int | None:
 
 def ensure_chunk_table(conn: psycopg.Connection, dimension: int, ef_search: int = DEFAULT_EF_SEARCH) -> str:
     """Create knowledge.chunks for ``dimension``-d embeddings (or retype it for a new dimension, emptying it), its
-    HNSW index and the search functions. Returns what it did: 'created', 'retyped' or 'unchanged'."""
+    HNSW index and the search functions. Returns what it did: 'created', 'retyped' or 'unchanged'. The DDL is
+    migration 020's ``knowledge.ensure_chunk_table`` (the dimension comes from the model, not from a file)."""
     require_pgvector(conn)
     with conn.transaction():
         advisory_xact_lock(conn, "fks.knowledge.chunks", what="knowledge.chunks schema")
-        current = chunk_dimension(conn)
-        if current == dimension:
-            return "unchanged"
-        if current is None:
-            conn.execute(
-                f"""CREATE TABLE knowledge.chunks (
-                    document_id   text        NOT NULL REFERENCES knowledge.documents (id) ON DELETE CASCADE,
-                    chunk_index   int         NOT NULL,
-                    kind          text        NOT NULL,   -- the document's, repeated so filters and the index
-                    symbol        text,                   -- scan read one table
-                    as_of         timestamptz NOT NULL,
-                    start_char    int         NOT NULL,
-                    end_char      int         NOT NULL,
-                    text          text        NOT NULL,
-                    model         text        NOT NULL,
-                    model_version text        NOT NULL,
-                    embedding     vector({int(dimension)}) NOT NULL,
-                    embedded_at   timestamptz NOT NULL DEFAULT now(),
-                    PRIMARY KEY (document_id, chunk_index)
-                )"""
-            )
-            conn.execute(
-                "COMMENT ON TABLE knowledge.chunks IS"
-                " 'Token-aware chunks of knowledge.documents with their embeddings (one model at a time).'"
-            )
-            conn.execute("CREATE INDEX chunks_model ON knowledge.chunks (model, model_version)")
-            conn.execute("CREATE INDEX chunks_as_of ON knowledge.chunks (as_of)")
-            action = "created"
-        else:
-            conn.execute("DROP INDEX IF EXISTS knowledge.chunks_embedding_hnsw")
-            conn.execute("TRUNCATE knowledge.chunks")
-            conn.execute(f"ALTER TABLE knowledge.chunks ALTER COLUMN embedding TYPE vector({int(dimension)})")
-            action = "retyped"
-        conn.execute(
-            "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw"
-            " ON knowledge.chunks USING hnsw (embedding vector_cosine_ops)"
-            f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+        return str(
+            one_row(conn.execute("SELECT knowledge.ensure_chunk_table(%s, %s)", (int(dimension), int(ef_search))))[0]
         )
-        conn.execute(_SEARCH_FUNCTION.format(ef_search=int(ef_search)))
-    return action
+
+
+class DocumentRow(Protocol):
+    """A document as ``knowledge.documents`` holds it (``lib/rag/documents.Document`` is one): ``id`` is the
+    content hash, ``key`` what it is about, ``as_of`` when its information existed."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def market(self) -> str | None: ...
+    @property
+    def symbol(self) -> str | None: ...
+    @property
+    def as_of(self) -> datetime: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def metadata(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -187,7 +102,7 @@ class DocumentScope:
     until: datetime | None = None
 
 
-def replace_documents(conn: psycopg.Connection, documents: Sequence[Document], scope: DocumentScope) -> UpsertResult:
+def replace_documents(conn: psycopg.Connection, documents: Sequence[DocumentRow], scope: DocumentScope) -> UpsertResult:
     """Make the documents in ``scope`` exactly ``documents``, in one transaction: new keys are inserted, keys
     whose content changed are replaced (their chunks go with them), unchanged ones are left alone (and keep
     their embeddings), and documents in the scope that are no longer produced are deleted."""
@@ -323,57 +238,6 @@ def search(
     return [SearchHit(*r) for r in rows]
 
 
-# What documents are built from: the marts and the analytics layer, read for a window of UTC days. Dict rows
-# keep the columns' names and order, which the documents' metadata (and so their content ids) follow.
-
-
-def daily_bars_with_returns(
-    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """One row per symbol and UTC day with start <= bucket < end, by symbol then day: the day's OHLCV (float),
-    bar count and bar source (the interval of the bars it was built from) from marts.fct_ohlcv_1d, with its
-    simple return and 7-/30-day volatility from
-    marts.fct_returns (None where the returns mart has no row)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT d.market, d.symbol, d.bucket, d.open::float8 AS open, d.high::float8 AS high, d.low::float8 AS low,"
-            " d.close::float8 AS close, d.volume::float8 AS volume, d.bar_count, d.bar_source, r.simple_return,"
-            " r.volatility_7d,"
-            " r.volatility_30d"
-            " FROM marts.fct_ohlcv_1d d LEFT JOIN marts.fct_returns r USING (market, symbol, bucket)"
-            " WHERE d.market = %s AND d.symbol = ANY(%s) AND d.bucket >= %s AND d.bucket < %s"
-            " ORDER BY d.symbol, d.bucket",
-            (market, list(symbols), start, end),
-        ).fetchall()
-
-
-def regimes_by_day(
-    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
-) -> dict[tuple[str, datetime], dict[str, Any]]:
-    """{(symbol, bucket): {"regime", "next_day_probabilities"}} from analytics.market_regimes, start <= bucket < end."""
-    rows = conn.execute(
-        "SELECT symbol, bucket, regime, next_day_probabilities FROM analytics.market_regimes"
-        " WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s",
-        (market, list(symbols), start, end),
-    ).fetchall()
-    return {(s, b): {"regime": r, "next_day_probabilities": p} for s, b, r, p in rows}
-
-
-def signals_by_day(
-    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
-) -> dict[tuple[str, datetime], dict[str, Any]]:
-    """{(symbol, bucket): row} of analytics.signals with start <= bucket < end, in symbol and day order: the
-    day's close, indicators and the strategy signals that fired, as of the row's ``as_of``."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            "SELECT market, symbol, bucket, as_of, close, rsi_14, macd, macd_signal, macd_hist, bb_lower, bb_middle,"
-            " bb_upper, sma_20, sma_50, ema_20, atr_14, strategy_signals FROM analytics.signals"
-            " WHERE market = %s AND symbol = ANY(%s) AND bucket >= %s AND bucket < %s ORDER BY symbol, bucket",
-            (market, list(symbols), start, end),
-        ).fetchall()
-    return {(r["symbol"], r["bucket"]): r for r in rows}
-
-
 def has_chunks(conn: psycopg.Connection) -> bool:
     """Whether ``knowledge.chunks`` exists (it is created with the first embeddings, sized to the model)."""
     return one_row(conn.execute("SELECT to_regclass('knowledge.chunks')"))[0] is not None
@@ -452,6 +316,14 @@ def documents_between(
         (symbol, list(kinds), after, until),
     ).fetchall()
     return [StoredDocument(*r) for r in rows]
+
+
+def documents_by_id(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, StoredDocument]:
+    """The stored documents among ``ids``, by id (ids no longer stored are absent)."""
+    rows = conn.execute(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM knowledge.documents WHERE id = ANY(%s)", (list(ids),)
+    ).fetchall()
+    return {r[0]: StoredDocument(*r) for r in rows}
 
 
 def latest_document(conn: psycopg.Connection, symbol: str, kind: str, until: datetime) -> StoredDocument | None:

@@ -1,13 +1,18 @@
-"""Reading the dbt marts into numpy/polars for the quantitative layer."""
+"""The ``marts`` schema's store: every read of the dbt marts (``fct_ohlcv_1h``, ``fct_ohlcv_1d``, ``fct_returns``).
+
+dbt builds and owns these tables; Python only reads them, through this module, into numpy/polars or dicts for the
+quantitative layer, the documents and the recommendation."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
 import psycopg
+from psycopg.rows import dict_row
 
 from fks_pipelines.lib.db.connect import one_row
 
@@ -96,6 +101,65 @@ def daily_bars(
         (market, symbols, start, end),
     ).fetchall()
     return pl.DataFrame(rows, schema=["symbol", "bucket", "open", "close"], orient="row")
+
+
+def daily_bars_with_returns(
+    conn: psycopg.Connection, market: str, symbols: Sequence[str], start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """One row per symbol and UTC day with start <= bucket < end, by symbol then day: the day's OHLCV (float),
+    bar count and bar source (the interval of the bars it was built from) from marts.fct_ohlcv_1d, with its
+    simple return and 7-/30-day volatility from marts.fct_returns (None where the returns mart has no row). Dict
+    rows keep the columns' names and order, which the documents' metadata (and so their content ids) follow."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT d.market, d.symbol, d.bucket, d.open::float8 AS open, d.high::float8 AS high, d.low::float8 AS low,"
+            " d.close::float8 AS close, d.volume::float8 AS volume, d.bar_count, d.bar_source, r.simple_return,"
+            " r.volatility_7d, r.volatility_30d"
+            " FROM marts.fct_ohlcv_1d d LEFT JOIN marts.fct_returns r USING (market, symbol, bucket)"
+            " WHERE d.market = %s AND d.symbol = ANY(%s) AND d.bucket >= %s AND d.bucket < %s"
+            " ORDER BY d.symbol, d.bucket",
+            (market, list(symbols), start, end),
+        ).fetchall()
+
+
+def closes_before(conn: psycopg.Connection, market: str, symbols: Sequence[str], at: datetime) -> dict[str, float]:
+    """Each symbol's last daily close with bucket < ``at`` (float), for the symbols that have one."""
+    rows = conn.execute(
+        "SELECT s.symbol, (SELECT d.close::float8 FROM marts.fct_ohlcv_1d d WHERE d.market = %s AND d.symbol = s.symbol"
+        " AND d.bucket < %s ORDER BY d.bucket DESC LIMIT 1) FROM unnest(%s::text[]) AS s (symbol)",
+        (market, at, list(symbols)),
+    ).fetchall()
+    return {symbol: close for symbol, close in rows if close is not None}
+
+
+def closes_on(
+    conn: psycopg.Connection, keys: Sequence[tuple[str, str, datetime]]
+) -> dict[tuple[str, str, datetime], float]:
+    """{(market, symbol, bucket): that UTC day's close (float)} for the keys marts.fct_ohlcv_1d has a row for."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT d.market, d.symbol, d.bucket, d.close::float8"
+        " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k (market, symbol, bucket)"
+        " JOIN marts.fct_ohlcv_1d d USING (market, symbol, bucket)",
+        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+    ).fetchall()
+    return {(m, s, b): c for m, s, b, c in rows}
+
+
+def volatility_30d_on(
+    conn: psycopg.Connection, keys: Sequence[tuple[str, str, datetime]]
+) -> dict[tuple[str, str, datetime], float]:
+    """{(market, symbol, bucket): that day's annualised 30-day volatility} from marts.fct_returns (non-NULL only)."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT r.market, r.symbol, r.bucket, r.volatility_30d"
+        " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k (market, symbol, bucket)"
+        " JOIN marts.fct_returns r USING (market, symbol, bucket) WHERE r.volatility_30d IS NOT NULL",
+        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+    ).fetchall()
+    return {(m, s, b): v for m, s, b, v in rows}
 
 
 def forward_returns(

@@ -1,17 +1,81 @@
-"""The ledger in PostgreSQL: importing it (all or nothing), and an account's state at a point in time."""
+"""The ``portfolio`` schema's store: the ledger in PostgreSQL (accounts, deposits, trades), importing it (all or
+nothing), and an account's state at a point in time.
+
+The ledger's records (:class:`Account`, :class:`Trade`) and the rule every stored history keeps
+(:func:`check_account`: unique ids, no sell of more than is held, cash never below zero) live here, beside the
+tables they describe; the ledger file reader (``lib/portfolio/ledger.py``) builds them and the store re-checks
+them against what it holds before writing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fks_pipelines.lib.db import marts
 from fks_pipelines.lib.db.connect import one_row
 from fks_pipelines.lib.errors import BadInputError, FksError
-from fks_pipelines.lib.portfolio.ledger import PAPER_PREFIX, Account, Trade, check_account
+
+# Trade ids the platform writes for paper accounts (paper-<decision day>-<symbol>): reserved, so a re-run that
+# replaces its own fills can never delete a trade a user imported. Refused in any case (Paper-, PAPER-) on import.
+PAPER_PREFIX = "paper-"
+
+
+@dataclass(frozen=True)
+class Trade:
+    trade_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    executed_at: datetime
+
+
+@dataclass
+class Account:
+    name: str
+    kind: str
+    cash: Decimal
+    cash_at: datetime
+    trades: list[Trade] = field(default_factory=list)
+    mode: str = "real"  # paper: the platform fills the account's own recommendations (lib/portfolio/paper.py)
+    # Overrides of the capital tier's protections, and a prop firm's rules (lib/portfolio/guards.py).
+    protections: dict | None = None
+    prop_firm: dict | None = None
+
+
+def check_account(account: Account, where: str) -> None:
+    """Ids unique; never sells more than it holds; cash never below zero along the way."""
+    seen: set[str] = set()
+    held: dict[str, Decimal] = {}
+    cash = account.cash
+    for trade in sorted(account.trades, key=lambda t: (t.executed_at, t.trade_id)):
+        if trade.trade_id in seen:
+            raise BadInputError(f"duplicate trade id {trade.trade_id!r}", where=where)
+        seen.add(trade.trade_id)
+        if trade.executed_at < account.cash_at:
+            raise BadInputError(
+                f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} "
+                f"precedes the account's cash ({account.cash_at:%Y-%m-%d})",
+                where=where,
+            )
+        sign = 1 if trade.side == "buy" else -1
+        held[trade.symbol] = held.get(trade.symbol, Decimal(0)) + sign * trade.quantity
+        cash -= sign * trade.quantity * trade.price + trade.fee
+        if held[trade.symbol] < 0:
+            raise BadInputError(
+                f"trade {trade.trade_id} sells more {trade.symbol} than the account holds (spot: no shorts)",
+                where=where,
+            )
+        if cash < 0:
+            raise BadInputError(
+                f"trade {trade.trade_id} spends more cash than the account has ({cash:.2f} after it)", where=where
+            )
 
 
 @dataclass(frozen=True)
@@ -318,16 +382,51 @@ def trade_history(conn: psycopg.Connection, account: str) -> list[Trade]:
 
 
 def equity(conn: psycopg.Connection, state: AccountState, at: datetime) -> float:
-    """Cash plus positions at the last daily close before ``at``."""
-    total = state.cash
-    for symbol, quantity in state.positions.items():
-        row = conn.execute(
-            "SELECT close::float8 FROM marts.fct_ohlcv_1d"
-            " WHERE market = %s AND symbol = %s AND bucket < %s ORDER BY bucket DESC LIMIT 1",
-            (state.market, symbol, at),
-        ).fetchone()
-        total += quantity * (row[0] if row else 0.0)
-    return total
+    """Cash plus positions at the last daily close before ``at`` (the marts' store; a symbol without one counts 0)."""
+    closes = marts.closes_before(conn, state.market, list(state.positions), at) if state.positions else {}
+    return state.cash + sum(quantity * closes.get(symbol, 0.0) for symbol, quantity in state.positions.items())
+
+
+def accounts_of_market(conn: psycopg.Connection, market: str, mode: str | None = None) -> list[str]:
+    """The accounts trading ``market`` (only those of ``mode``, 'real' or 'paper', when given), by name."""
+    return [
+        a
+        for (a,) in conn.execute(
+            "SELECT account FROM portfolio.accounts WHERE market = %s AND (%s::text IS NULL OR mode = %s)"
+            " ORDER BY account",
+            (market, mode, mode),
+        ).fetchall()
+    ]
+
+
+def account_markets(conn: psycopg.Connection) -> dict[str, str]:
+    """Every account's market, by account."""
+    return dict(conn.execute("SELECT account, market FROM portfolio.accounts").fetchall())
+
+
+def imported_trades(conn: psycopg.Connection, account: str, until: datetime | None = None) -> list[Trade]:
+    """The account's imported trades (not the platform's paper fills) executed at or before ``until`` (all when
+    None), in time order."""
+    return [
+        Trade(*row)
+        for row in conn.execute(
+            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades"
+            " WHERE account = %s AND trade_id NOT LIKE %s AND (%s::timestamptz IS NULL OR executed_at <= %s)"
+            " ORDER BY executed_at, trade_id",
+            (account, f"{PAPER_PREFIX}%", until, until),
+        ).fetchall()
+    ]
+
+
+def held_trade_ids(conn: psycopg.Connection, account: str, trade_ids: Sequence[str]) -> set[str]:
+    """Which of ``trade_ids`` the account's ledger holds."""
+    return {
+        t
+        for (t,) in conn.execute(
+            "SELECT trade_id FROM portfolio.trades WHERE account = %s AND trade_id = ANY(%s)",
+            (account, list(trade_ids)),
+        ).fetchall()
+    }
 
 
 def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tuple]) -> None:

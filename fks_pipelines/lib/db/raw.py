@@ -11,7 +11,7 @@ Every writer (the Dagster asset, ``fks ingest ...``, the benchmark) goes through
 - no silent shrinking: a load that offers a symbol fewer bars than the scope already holds is refused (nothing
   deleted), unless the source proves the missing bars do not exist (``ProvenAbsent``) or the caller forces it.
 A rejected, refused or failed load is still logged (status ``rejected``/``refused``/``failed``) in its own
-transaction, and so is a day whose fetch failed (``load_day``).
+transaction, and so is a day whose fetch failed (``log_failed_fetch``, called by ``lib/sources/load.py``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from psycopg.copy import QueuedLibpqWriter
 
 from fks_pipelines.lib.db.connect import advisory_xact_lock, one_row
 from fks_pipelines.lib.errors import BadInputError, DatabaseError, FksError, RefusedLoadError
-from fks_pipelines.lib.sources import DayBatch, KlineSource
-from fks_pipelines.lib.sources.frame import (
+from fks_pipelines.lib.klines import (
     KLINE_COLUMNS,
+    KLINE_SCHEMA,
     LoadScope,
     ProvenAbsent,
     check_closed,
@@ -414,51 +414,28 @@ def _shrinking(
     ]
 
 
-def load_day(
+def log_failed_fetch(
     conn: psycopg.Connection,
-    source: KlineSource,
-    market: str,
-    interval: str,
-    symbols: Sequence[str],
-    day: date,
+    scope: LoadScope,
+    source: str,
+    error: FksError,
     *,
-    force: bool = False,
     partition_key: str | None = None,
     run_id: str | None = None,
-) -> tuple[LoadResult, DayBatch]:
-    """Fetch one UTC day from ``source`` and replace it (``replace_klines``). A day that has not ended is
-    rejected before anything is fetched; a fetch that fails is logged (``rejected`` for a bad answer, ``failed``
-    for an unavailable source) before the error goes on, so every attempt is in ``raw.ingest_log``."""
-    scope = LoadScope.for_day(market, interval, symbols, day.isoformat())
-    try:
-        check_closed(empty_klines(), scope, now=datetime.now(UTC))
-        batch = source.fetch_day(market, symbols, interval, day)
-    except FksError as exc:
-        with conn.transaction():
-            _log(
-                conn,
-                status="rejected" if isinstance(exc, BadInputError) else "failed",
-                scope=scope,
-                source=source.name,
-                detail=None,
-                partition_key=partition_key,
-                run_id=run_id,
-                error=str(exc),
-            )
-        raise
-    result = replace_klines(
-        conn,
-        batch.frame,
-        scope,
-        source=source.name,
-        detail=batch.detail,
-        checksum=batch.checksum,
-        partition_key=partition_key,
-        run_id=run_id,
-        absent=batch.absent,
-        force=force,
-    )
-    return result, batch
+) -> int:
+    """Record a day whose fetch failed before anything reached the loader, in its own transaction: ``rejected``
+    for a bad answer (BadInputError), ``failed`` for an unavailable source; returns the log row's id."""
+    with conn.transaction():
+        return _log(
+            conn,
+            status="rejected" if isinstance(error, BadInputError) else "failed",
+            scope=scope,
+            source=source,
+            detail=None,
+            partition_key=partition_key,
+            run_id=run_id,
+            error=str(error),
+        )
 
 
 @dataclass(frozen=True)
@@ -551,8 +528,6 @@ def _pg_interval(interval: str) -> str:
 
 def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
     """The rows of ``scope`` as a kline frame (exact decimals), ordered by the natural key."""
-    from fks_pipelines.lib.sources.frame import KLINE_SCHEMA
-
     query = (
         f"COPY (SELECT {', '.join(KLINE_COLUMNS)} FROM {TABLE}"
         " WHERE market = {market} AND interval = {interval} AND symbol = ANY({symbols})"
@@ -570,8 +545,6 @@ def read_klines(conn: psycopg.Connection, scope: LoadScope) -> pl.DataFrame:
         for block in copy:
             buf.write(block)
     if buf.tell() == 0:
-        from fks_pipelines.lib.sources.frame import empty_klines
-
         return empty_klines()
     buf.seek(0)
     text_schema = {

@@ -1,141 +1,108 @@
-"""Gathering a recommendation's inputs point-in-time, storing what was generated, and scoring it later.
+"""The ``recommendations`` schema's store: what was generated (``generations``, ``daily``), its shadow ledger,
+its track record, evaluation and ledger holes.
 
-Decision time for day D is the end of D (D+1 00:00 UTC): prices are D's daily close, signals and regimes are
-D's, the strategy choice is the latest decided before that moment, documents are those with as_of <= it, and
-the account's state counts deposits and trades up to it. Nothing later is read.
+Decision time for day D is the end of D (D+1 00:00 UTC, :func:`decision_time`): every row of day D was decided
+from what was known then. Gathering the inputs is the domain's (``lib/recommend/inputs.py``), through the stores
+of the schemas it reads; this module stores and reads this schema's rows. The rows written are described by the
+protocols below, which the domain's ``Generation`` satisfies, so the store imports no domain package.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from fks_pipelines.lib.db import analytics
+from fks_pipelines.lib.db import marts
 from fks_pipelines.lib.db.portfolio import (
     PAPER_PREFIX,
     AccountState,
-    account_states,
+    Trade,
+    account_markets,
     account_states_at,
+    accounts_of_market,
     equity,
+    held_trade_ids,
     holdings,
+    imported_trades,
 )
 from fks_pipelines.lib.errors import DatabaseError, FksError
-from fks_pipelines.lib.portfolio.ledger import Trade
-from fks_pipelines.lib.recommend.generate import Generation
-from fks_pipelines.lib.recommend.schema import AccountContext, RetrievedDocument, SymbolContext
-
-Retriever = Callable[[str, datetime], list[RetrievedDocument]]
 
 
 def decision_time(day: date) -> datetime:
+    """The moment day ``day``'s recommendation is decided: the end of the UTC day (D+1 00:00 UTC)."""
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
-def market_inputs(conn: psycopg.Connection, market: str, symbols: list[str], day: date) -> dict[str, dict]:
-    """Per symbol, what is known at the end of ``day`` (symbols without a close that day are left out)."""
-    at = decision_time(day)
-    start = at - timedelta(days=1)
-    out: dict[str, dict] = {}
-    for symbol, close, r, vol in conn.execute(
-        "SELECT d.symbol, d.close::float8, r.simple_return, r.volatility_30d FROM marts.fct_ohlcv_1d d"
-        " LEFT JOIN marts.fct_returns r USING (market, symbol, bucket)"
-        " WHERE d.market = %s AND d.symbol = ANY(%s) AND d.bucket = %s",
-        (market, symbols, start),
-    ).fetchall():
-        out[symbol] = {
-            "price": close,
-            "return_1d": r,
-            "daily_volatility": vol / math.sqrt(365) if vol else None,
-            "indicators": {},
-            "signals": {},
-            "strategy": None,
-            "regime": None,
-            "state": None,
-        }
-    columns = ("close", "rsi_14", "macd_hist", "bb_lower", "bb_upper", "sma_20", "sma_50", "atr_14")
-    for row in conn.execute(
-        f"SELECT symbol, {', '.join(columns)}, strategy_signals FROM analytics.signals"
-        " WHERE market = %s AND symbol = ANY(%s) AND bucket = %s AND as_of < %s",
-        (market, symbols, start, at),
-    ).fetchall():
-        if row[0] in out:
-            out[row[0]]["indicators"] = dict(zip(columns, row[1:-1], strict=True))
-            out[row[0]]["signals"] = {
-                k: {"entry": v["entry"], "exit": v["exit"], "params": v["params"]} for k, v in row[-1].items()
-            }
-    for symbol, strategy, params, position, since, entry, pnl, as_of in conn.execute(
-        "SELECT symbol, strategy, params, position, since, entry_price, unrealised_pnl, as_of"
-        " FROM analytics.strategy_state WHERE market = %s AND symbol = ANY(%s) AND bucket = %s AND as_of < %s",
-        (market, symbols, start, at),
-    ).fetchall():
-        if symbol in out:
-            out[symbol]["state"] = {
-                "strategy": strategy,
-                "params": params,
-                "position": position,
-                "since": since.isoformat() if since else None,
-                "entry_price": entry,
-                "unrealised_pnl": pnl,
-                "as_of": as_of.isoformat(),
-            }
-    for symbol, regime, probabilities in conn.execute(
-        "SELECT symbol, regime, next_day_probabilities FROM analytics.market_regimes"
-        " WHERE market = %s AND symbol = ANY(%s) AND bucket = %s",
-        (market, symbols, start),
-    ).fetchall():
-        if symbol in out:
-            out[symbol]["regime"] = {"regime": regime, "next_day_probabilities": probabilities}
-    # The same latest-choice query as every other reader (analytics.latest_choices: one ranking of re-decisions).
-    for symbol, c in analytics.latest_choices(conn, market, symbols, at).items():
-        if symbol in out:
-            out[symbol]["strategy"] = {
-                "strategy": c["strategy"],
-                "params": c["params"],
-                "oos_sharpe": c["oos_sharpe"],
-                "oos_total_return": c["oos_total_return"],
-                "oos_max_drawdown": c["oos_max_drawdown"],
-                "buy_and_hold_return": c["buy_and_hold_return"],
-                "decided_at": c["decided_at"].isoformat(),
-            }
-    return out
+class RecommendationRow(Protocol):
+    """One symbol's sized recommendation as ``recommendations.daily`` holds it."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def target_allocation(self) -> float: ...
+    @property
+    def proposed_allocation(self) -> float: ...
+    @property
+    def current_allocation(self) -> float: ...
+    @property
+    def entry(self) -> float | None: ...
+    @property
+    def stop_loss(self) -> float | None: ...
+    @property
+    def take_profit(self) -> float | None: ...
+    @property
+    def horizon_days(self) -> int: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def rationale(self) -> str: ...
+    @property
+    def evidence(self) -> list[str]: ...
+    @property
+    def clamps(self) -> list: ...
+    @property
+    def reference_price(self) -> float: ...
 
 
-def contexts(
-    conn: psycopg.Connection, day: date, symbols: list[str], market: str, retrieve: Retriever
-) -> list[AccountContext]:
-    """Each account's decision context for ``day``: its state, the market inputs and the retrieved documents,
-    all as of the decision time."""
-    at = decision_time(day)
-    accounts = [s for s in account_states(conn, at) if s.market == market]
-    if not accounts:
-        return []
-    inputs = market_inputs(conn, market, symbols, day)
-    documents = {s: retrieve(s, at) for s in inputs}  # once per symbol, shared by every account
-    out = []
-    for state in accounts:
-        value = {s: q * inputs[s]["price"] for s, q in state.positions.items() if s in inputs}
-        equity = state.cash + sum(value.values())
-        symbol_contexts = [
-            SymbolContext(
-                symbol=s,
-                current_allocation=value.get(s, 0.0) / equity if equity > 0 else 0.0,
-                documents=documents[s],
-                **inputs[s],
-            )
-            for s in symbols
-            if s in inputs
-        ]
-        out.append(AccountContext(state.account, state.kind, at, equity, state.cash, symbol_contexts))
-    return out
+class GenerationRow(Protocol):
+    """One account's generation as ``recommendations.generations`` (the audit row) and ``daily`` hold it."""
+
+    @property
+    def account(self) -> str: ...
+    @property
+    def generator(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def messages(self) -> list[dict]: ...
+    @property
+    def recommendations(self) -> Sequence[RecommendationRow]: ...
+    @property
+    def raw_response(self) -> str | None: ...
+    @property
+    def llm_error(self) -> str | None: ...
+    @property
+    def latency_ms(self) -> float | None: ...
+    @property
+    def prompt_tokens(self) -> int | None: ...
+    @property
+    def completion_tokens(self) -> int | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def retrieved_ids(self) -> list[str]: ...
 
 
-def store_generation(conn: psycopg.Connection, day: date, generation: Generation, decided_at: datetime) -> None:
+def store_generation(conn: psycopg.Connection, day: date, generation: GenerationRow, decided_at: datetime) -> None:
     """Replace the account's recommendation for ``day`` (audit row and one row per symbol) in one transaction."""
     with conn.transaction():
         conn.execute(
@@ -212,7 +179,7 @@ def store_generation(conn: psycopg.Connection, day: date, generation: Generation
             )
 
 
-def store_day(conn: psycopg.Connection, day: date, generations: list[tuple[Generation, datetime]]) -> None:
+def store_day(conn: psycopg.Connection, day: date, generations: Sequence[tuple[GenerationRow, datetime]]) -> None:
     """Replace ``day``'s recommendation for every account in ``generations`` (each with its decision time)
     all or nothing: one transaction, so a failure leaves the day's previous rows as they were."""
     with conn.transaction():
@@ -220,39 +187,56 @@ def store_day(conn: psycopg.Connection, day: date, generations: list[tuple[Gener
             store_generation(conn, day, generation, decided_at)
 
 
-TRACK_RECORD_SQL = """
-WITH scored AS (
-    SELECT r.decision_date, r.account, r.symbol, r.generator, r.action, r.target_allocation, r.reference_price,
-           g.decided_at,
-           (SELECT d.close::float8 FROM marts.fct_ohlcv_1d d WHERE d.market = a.market AND d.symbol = r.symbol
-             AND d.bucket = g.decided_at) AS close_1d,
-           (SELECT d.close::float8 FROM marts.fct_ohlcv_1d d WHERE d.market = a.market AND d.symbol = r.symbol
-             AND d.bucket = g.decided_at + interval '6 days') AS close_7d,
-           (SELECT rr.volatility_30d FROM marts.fct_returns rr WHERE rr.market = a.market AND rr.symbol = r.symbol
-             AND rr.bucket = g.decided_at - interval '1 day') / sqrt(365) AS sigma
-    FROM recommendations.daily r
-    JOIN recommendations.generations g USING (decision_date, account)
-    JOIN portfolio.accounts a USING (account)
-)
-INSERT INTO recommendations.track_record (decision_date, account, symbol, generator, action, target_allocation,
-    return_1d, return_7d, hit_1d, hit_7d, paper_pnl_1d, paper_pnl_7d)
-SELECT decision_date, account, symbol, generator, action, target_allocation,
-       close_1d / reference_price - 1, close_7d / reference_price - 1,
-       CASE WHEN close_1d IS NULL THEN NULL
-            WHEN action = 'buy' THEN close_1d > reference_price
-            WHEN action = 'sell' THEN close_1d < reference_price
-            ELSE abs(close_1d / reference_price - 1) < coalesce(sigma, 0.03) END,
-       CASE WHEN close_7d IS NULL THEN NULL
-            WHEN action = 'buy' THEN close_7d > reference_price
-            WHEN action = 'sell' THEN close_7d < reference_price
-            ELSE abs(close_7d / reference_price - 1) < coalesce(sigma, 0.03) * sqrt(7) END,
-       NULL, NULL
-FROM scored
-ON CONFLICT (decision_date, account, symbol) DO UPDATE SET
-    generator = EXCLUDED.generator, action = EXCLUDED.action, target_allocation = EXCLUDED.target_allocation,
-    return_1d = EXCLUDED.return_1d, return_7d = EXCLUDED.return_7d, hit_1d = EXCLUDED.hit_1d, hit_7d = EXCLUDED.hit_7d,
-    scored_at = now()
-"""
+def _hit(action: str, close: float | None, reference: float, band: float) -> bool | None:
+    """Buy and it rose, sell and it fell, hold and it moved less than ``band`` (None: the close is not known)."""
+    if close is None:
+        return None
+    if action == "buy":
+        return close > reference
+    if action == "sell":
+        return close < reference
+    return abs(close / reference - 1) < band
+
+
+def _track_record_rows(conn: psycopg.Connection) -> list[tuple]:
+    """One scored row per stored recommendation of an account that exists: its returns 1 and 7 days after the
+    decision (the marts' closes on the decision time's day and 6 days later; None until they exist) and its hits
+    (a hold hits within 1 daily sigma of the 30-day volatility known the day before, or 3% without one; sqrt(7)
+    of that over 7 days)."""
+    markets = account_markets(conn)
+    rows = [
+        r
+        for r in conn.execute(
+            "SELECT r.decision_date, r.account, r.symbol, r.generator, r.action, r.target_allocation,"
+            " r.reference_price, g.decided_at FROM recommendations.daily r"
+            " JOIN recommendations.generations g USING (decision_date, account)"
+        ).fetchall()
+        if r[1] in markets
+    ]
+    week = timedelta(days=6)
+    keys = [(markets[r[1]], r[2], r[7]) for r in rows]
+    closes = marts.closes_on(conn, keys + [(m, s, t + week) for m, s, t in keys])
+    sigmas = marts.volatility_30d_on(conn, [(m, s, t - timedelta(days=1)) for m, s, t in keys])
+    out = []
+    for (day, account, symbol, generator, action, target, reference, decided_at), key in zip(rows, keys, strict=True):
+        close_1d, close_7d = closes.get(key), closes.get((key[0], symbol, decided_at + week))
+        sigma = sigmas.get((key[0], symbol, decided_at - timedelta(days=1)))
+        band = sigma / math.sqrt(365) if sigma is not None else 0.03
+        out.append(
+            (
+                day,
+                account,
+                symbol,
+                generator,
+                action,
+                target,
+                None if close_1d is None else close_1d / reference - 1,
+                None if close_7d is None else close_7d / reference - 1,
+                _hit(action, close_1d, reference, band),
+                _hit(action, close_7d, reference, band * math.sqrt(7)),
+            )
+        )
+    return out
 
 
 def score_track_record(conn: psycopg.Connection) -> int:
@@ -263,7 +247,19 @@ def score_track_record(conn: psycopg.Connection) -> int:
             "DELETE FROM recommendations.track_record t WHERE NOT EXISTS (SELECT 1 FROM recommendations.daily r"
             " WHERE (r.decision_date, r.account, r.symbol) = (t.decision_date, t.account, t.symbol))"
         )
-        n = conn.execute(TRACK_RECORD_SQL).rowcount
+        scored = _track_record_rows(conn)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO recommendations.track_record (decision_date, account, symbol, generator, action,"
+                " target_allocation, return_1d, return_7d, hit_1d, hit_7d, paper_pnl_1d, paper_pnl_7d)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL)"
+                " ON CONFLICT (decision_date, account, symbol) DO UPDATE SET generator = EXCLUDED.generator,"
+                " action = EXCLUDED.action, target_allocation = EXCLUDED.target_allocation,"
+                " return_1d = EXCLUDED.return_1d, return_7d = EXCLUDED.return_7d, hit_1d = EXCLUDED.hit_1d,"
+                " hit_7d = EXCLUDED.hit_7d, scored_at = now()",
+                scored,
+            )
+        n = len(scored)
         equities = {}
         generations = conn.execute(
             "SELECT decision_date, account, decided_at FROM recommendations.generations"
@@ -332,9 +328,8 @@ def paper_windows(conn: psycopg.Connection, market: str) -> list[tuple[str, date
     return conn.execute(
         "SELECT g.account, min(g.decision_date), max(g.decision_date),"
         " string_agg(DISTINCT g.generator, '+' ORDER BY g.generator), count(*)::int"
-        " FROM recommendations.generations g JOIN portfolio.accounts a USING (account)"
-        " WHERE a.mode = 'paper' AND a.market = %s GROUP BY g.account ORDER BY g.account",
-        (market,),
+        " FROM recommendations.generations g WHERE g.account = ANY(%s) GROUP BY g.account ORDER BY g.account",
+        (accounts_of_market(conn, market, "paper"),),
     ).fetchall()
 
 
@@ -431,15 +426,12 @@ def llm_stats(conn: psycopg.Connection) -> LlmStats:
     )
 
 
-def decision_evidence(conn: psycopg.Connection, day: date) -> list[tuple[str, str, str | None, datetime, str]]:
-    """What the day's decisions read from the knowledge layer: (account, kind, symbol, as_of, first line) of each
-    retrieved document, the day's own facts first (newest as_of), then older ones such as analogs."""
+def retrieved_ids(conn: psycopg.Connection, day: date) -> list[tuple[str, str]]:
+    """(account, document id) of every document the day's decisions retrieved, in each generation's order."""
     return conn.execute(
-        "SELECT g.account, d.kind, d.symbol, d.as_of, split_part(d.text, E'\\n', 1)"
-        " FROM recommendations.generations g"
-        " CROSS JOIN LATERAL jsonb_array_elements_text(g.retrieved_ids) AS r (id)"
-        " JOIN knowledge.documents d ON d.id = r.id"
-        " WHERE g.decision_date = %s ORDER BY g.account, d.as_of DESC, d.symbol, d.kind",
+        "SELECT g.account, r.id FROM recommendations.generations g"
+        " CROSS JOIN LATERAL jsonb_array_elements_text(g.retrieved_ids) WITH ORDINALITY AS r (id, n)"
+        " WHERE g.decision_date = %s ORDER BY g.account, r.n",
         (day,),
     ).fetchall()
 
@@ -449,38 +441,42 @@ def decision_evidence(conn: psycopg.Connection, day: date) -> list[tuple[str, st
 SHADOW_GENERATOR = "rules"
 
 
+def _shadow_fills(conn: psycopg.Connection, account: str, generator: str, until: datetime | None) -> list[Trade]:
+    return [
+        Trade(*row)
+        for row in conn.execute(
+            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM recommendations.shadow_fills"
+            " WHERE account = %s AND generator = %s AND (%s::timestamptz IS NULL OR executed_at <= %s)",
+            (account, generator, until, until),
+        ).fetchall()
+    ]
+
+
+def _shadow_ledger(conn: psycopg.Connection, account: str, generator: str, until: datetime | None) -> list[Trade]:
+    """The imported trades (the portfolio's store) and the shadow fills up to ``until``, in time order."""
+    trades = imported_trades(conn, account, until) + _shadow_fills(conn, account, generator, until)
+    return sorted(trades, key=lambda t: (t.executed_at, t.trade_id))
+
+
 def shadow_state(conn: psycopg.Connection, state: AccountState, at: datetime, generator: str) -> AccountState:
     """``state``'s account as the shadow ledger of ``generator`` holds it at ``at``: the same deposits and imported
     trades, the shadow fills instead of the paper fills, nothing after ``at``."""
-    trades = conn.execute(
-        "SELECT symbol, side, quantity::float8, price::float8, fee::float8 FROM ("
-        " SELECT symbol, side, quantity, price, fee, executed_at, trade_id FROM portfolio.trades"
-        "  WHERE account = %(a)s AND executed_at <= %(at)s AND trade_id NOT LIKE %(paper)s"
-        " UNION ALL SELECT symbol, side, quantity, price, fee, executed_at, trade_id FROM recommendations.shadow_fills"
-        "  WHERE account = %(a)s AND generator = %(g)s AND executed_at <= %(at)s"
-        ") t ORDER BY executed_at, trade_id",
-        {"a": state.account, "at": at, "paper": f"{PAPER_PREFIX}%", "g": generator},
-    ).fetchall()
+    trades = [
+        (t.symbol, t.side, float(t.quantity), float(t.price), float(t.fee))
+        for t in _shadow_ledger(conn, state.account, generator, at)
+    ]
     cash, held = holdings(state.net_deposits, trades)
     return replace(state, cash=cash, positions=held)
 
 
 def shadow_trade_history(conn: psycopg.Connection, account: str, generator: str) -> list[Trade]:
     """The shadow ledger's trades in time order: the imported ones and the shadow fills (no paper fills)."""
-    return [
-        Trade(*row)
-        for row in conn.execute(
-            "SELECT trade_id, symbol, side, quantity, price, fee, executed_at FROM portfolio.trades"
-            " WHERE account = %(a)s AND trade_id NOT LIKE %(paper)s"
-            " UNION ALL SELECT trade_id, symbol, side, quantity, price, fee, executed_at"
-            " FROM recommendations.shadow_fills WHERE account = %(a)s AND generator = %(g)s"
-            " ORDER BY executed_at, trade_id",
-            {"a": account, "paper": f"{PAPER_PREFIX}%", "g": generator},
-        ).fetchall()
-    ]
+    return _shadow_ledger(conn, account, generator, None)
 
 
-def store_shadow_day(conn: psycopg.Connection, day: date, generations: list[tuple[Generation, datetime]]) -> None:
+def store_shadow_day(
+    conn: psycopg.Connection, day: date, generations: Sequence[tuple[GenerationRow, datetime]]
+) -> None:
     """Replace ``day``'s shadow recommendations of the accounts in ``generations`` (one transaction)."""
     with conn.transaction(), conn.cursor() as cur:
         for generation, decided_at in generations:
@@ -542,17 +538,16 @@ def replace_shadow_fills(
 def clear_shadows(conn: psycopg.Connection, market: str, first: date, last: date, *, keep_days: bool) -> None:
     """Before a run over [first, last]: drop the shadow fills from ``first``'s on (the run replays them) and, unless
     ``keep_days`` (an LLM is configured and regenerates them), the shadow recommendations of those days."""
-    accounts = "SELECT account FROM portfolio.accounts WHERE market = %s"
     with conn.transaction():
+        accounts = accounts_of_market(conn, market)
         conn.execute(
-            f"DELETE FROM recommendations.shadow_fills WHERE account IN ({accounts}) AND executed_at > %s",
-            (market, decision_time(first) - timedelta(days=1)),
+            "DELETE FROM recommendations.shadow_fills WHERE account = ANY(%s) AND executed_at > %s",
+            (accounts, decision_time(first) - timedelta(days=1)),
         )
         if not keep_days:
             conn.execute(
-                f"DELETE FROM recommendations.shadow_daily WHERE account IN ({accounts})"
-                " AND decision_date BETWEEN %s AND %s",
-                (market, first, last),
+                "DELETE FROM recommendations.shadow_daily WHERE account = ANY(%s) AND decision_date BETWEEN %s AND %s",
+                (accounts, first, last),
             )
 
 
@@ -562,9 +557,8 @@ def shadow_windows(conn: psycopg.Connection, market: str) -> dict[tuple[str, str
         (a, g): int(n)
         for a, g, n in conn.execute(
             "SELECT s.account, s.generator, count(DISTINCT s.decision_date) FROM recommendations.shadow_daily s"
-            " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s"
-            " GROUP BY 1, 2 ORDER BY 1, 2",
-            (market,),
+            " WHERE s.account = ANY(%s) GROUP BY 1, 2 ORDER BY 1, 2",
+            (accounts_of_market(conn, market, "paper"),),
         ).fetchall()
     }
 
@@ -592,20 +586,21 @@ def record_ledger_holes(
     their recommendations were sized from the state the run replaced). A hole recorded before stays unless this
     run started on or before its first day (it replayed from there); the earlier start wins."""
     with conn.transaction():
+        paper = accounts_of_market(conn, market, "paper")
         held = {
             a: (f, set(r))
             for a, f, r in conn.execute(
-                "SELECT h.account, h.incomplete_from, h.removed_fills FROM recommendations.ledger_holes h"
-                " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s",
-                (market,),
+                "SELECT account, incomplete_from, removed_fills FROM recommendations.ledger_holes"
+                " WHERE account = ANY(%s)",
+                (paper,),
             ).fetchall()
         }
         decided_after = {
             a
             for (a,) in conn.execute(
-                "SELECT DISTINCT g.account FROM recommendations.generations g JOIN portfolio.accounts a"
-                " USING (account) WHERE a.mode = 'paper' AND a.market = %s AND g.decision_date > %s",
-                (market, last),
+                "SELECT DISTINCT account FROM recommendations.generations WHERE account = ANY(%s)"
+                " AND decision_date > %s",
+                (paper, last),
             ).fetchall()
         }
         for account in sorted(set(held) | decided_after):
@@ -615,13 +610,7 @@ def record_ledger_holes(
                 conn.execute("DELETE FROM recommendations.ledger_holes WHERE account = %s", (account,))
                 continue
             ids = held.get(account, (None, set()))[1] | removed.get(account, set())
-            present = {
-                t
-                for (t,) in conn.execute(
-                    "SELECT trade_id FROM portfolio.trades WHERE account = %s AND trade_id = ANY(%s)",
-                    (account, sorted(ids)),
-                ).fetchall()
-            }
+            present = held_trade_ids(conn, account, sorted(ids))
             conn.execute(
                 "INSERT INTO recommendations.ledger_holes (account, incomplete_from, removed_fills)"
                 " VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET incomplete_from ="
@@ -638,8 +627,8 @@ def ledger_holes(conn: psycopg.Connection, market: str) -> list[LedgerHole]:
         for a, f, last, r in conn.execute(
             "SELECT h.account, h.incomplete_from, (SELECT max(g.decision_date) FROM recommendations.generations g"
             " WHERE g.account = h.account), h.removed_fills FROM recommendations.ledger_holes h"
-            " JOIN portfolio.accounts a USING (account) WHERE a.mode = 'paper' AND a.market = %s ORDER BY h.account",
-            (market,),
+            " WHERE h.account = ANY(%s) ORDER BY h.account",
+            (accounts_of_market(conn, market, "paper"),),
         ).fetchall()
     ]
 

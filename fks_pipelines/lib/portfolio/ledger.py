@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -39,6 +38,7 @@ from pathlib import Path
 # PyYAML ships no type hints, and its stubs (types-PyYAML) are not among the dependencies.
 import yaml  # type: ignore[import-untyped]
 
+from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, Account, Trade, check_account
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.portfolio.guards import prop_rules_from, protections_from
 
@@ -52,33 +52,6 @@ MAX_AMOUNT = Decimal(10) ** 15  # cash, quantity, price, fee (the tables hold nu
 PLACES = Decimal("1e-8")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULE = "1 to 64 characters among ASCII letters, digits, '.', '_' and '-', starting with a letter or digit"
-# Trade ids the platform writes for paper accounts (paper-<decision day>-<symbol>): reserved, so a re-run that
-# replaces its own fills can never delete a trade a user imported. Refused in any case (Paper-, PAPER-) on import.
-PAPER_PREFIX = "paper-"
-
-
-@dataclass(frozen=True)
-class Trade:
-    trade_id: str
-    symbol: str
-    side: str
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
-    executed_at: datetime
-
-
-@dataclass
-class Account:
-    name: str
-    kind: str
-    cash: Decimal
-    cash_at: datetime
-    trades: list[Trade] = field(default_factory=list)
-    mode: str = "real"  # paper: the platform fills the account's own recommendations (lib/portfolio/paper.py)
-    # Overrides of the capital tier's protections, and a prop firm's rules (lib/portfolio/guards.py).
-    protections: dict | None = None
-    prop_firm: dict | None = None
 
 
 def _show(value) -> str:
@@ -153,35 +126,6 @@ def _trade(raw: dict, where: str, symbols: set[str]) -> Trade:
             where=where,
         )
     return Trade(trade_id, symbol, side, quantity, price, fee, _time(raw["at"], "time", where))
-
-
-def check_account(account: Account, where: str) -> None:
-    """Ids unique; never sells more than it holds; cash never below zero along the way."""
-    seen: set[str] = set()
-    held: dict[str, Decimal] = {}
-    cash = account.cash
-    for trade in sorted(account.trades, key=lambda t: (t.executed_at, t.trade_id)):
-        if trade.trade_id in seen:
-            raise BadInputError(f"duplicate trade id {trade.trade_id!r}", where=where)
-        seen.add(trade.trade_id)
-        if trade.executed_at < account.cash_at:
-            raise BadInputError(
-                f"trade {trade.trade_id} at {trade.executed_at:%Y-%m-%d %H:%M} "
-                f"precedes the account's cash ({account.cash_at:%Y-%m-%d})",
-                where=where,
-            )
-        sign = 1 if trade.side == "buy" else -1
-        held[trade.symbol] = held.get(trade.symbol, Decimal(0)) + sign * trade.quantity
-        cash -= sign * trade.quantity * trade.price + trade.fee
-        if held[trade.symbol] < 0:
-            raise BadInputError(
-                f"trade {trade.trade_id} sells more {trade.symbol} than the account holds (spot: no shorts)",
-                where=where,
-            )
-        if cash < 0:
-            raise BadInputError(
-                f"trade {trade.trade_id} spends more cash than the account has ({cash:.2f} after it)", where=where
-            )
 
 
 def _account(raw, here: str, symbols: set[str]) -> Account:

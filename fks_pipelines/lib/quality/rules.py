@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from fks_pipelines.lib.sources.frame import DECIMAL_COLUMNS, interval_timedelta
+from fks_pipelines.lib.klines import DECIMAL_COLUMNS, interval_timedelta
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationValidationResult

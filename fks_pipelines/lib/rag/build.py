@@ -1,5 +1,10 @@
-"""The knowledge layer's documents of a window, assembled from what the marts and the analytics layer held when
-each became known (``as_of``): point-in-time, so a document never carries information from after its ``as_of``."""
+"""Which documents a window of days yields, assembled from the layers' stores: the marts (daily bars and returns),
+the analytics layer (signals, regimes, the effective strategy choices) and the pure builders in documents.py.
+
+Point-in-time: a document of day D is known at the end of D (its ``as_of``); a strategy summary at its decision
+time. Every read goes through the owning schema's store, so the choices are the one effective ranking
+(``analytics.EFFECTIVE_CHOICES``) every other reader sees.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ from datetime import datetime
 
 import psycopg
 
-from fks_pipelines.lib.db import analytics, knowledge
+from fks_pipelines.lib.db import analytics, marts
+from fks_pipelines.lib.klines import bars_per_day
 from fks_pipelines.lib.rag.documents import Document, market_summary, signal_events, strategy_summary
-from fks_pipelines.lib.sources.frame import bars_per_day
 
 
 def build_documents(
@@ -17,10 +22,10 @@ def build_documents(
 ) -> list[Document]:
     """Every document whose information became known in (start, end]: the market summary of each day in
     [start, end), the strategy signals that fired on it, and the weekly strategy choices decided in the window."""
-    regimes = knowledge.regimes_by_day(conn, market, symbols, start, end)
-    signals = knowledge.signals_by_day(conn, market, symbols, start, end)
+    regimes = analytics.regimes_by_day(conn, market, symbols, start, end)
+    signals = analytics.signals_by_day(conn, market, symbols, start, end)
     docs: list[Document] = []
-    for row in knowledge.daily_bars_with_returns(conn, market, symbols, start, end):
+    for row in marts.daily_bars_with_returns(conn, market, symbols, start, end):
         # A day's bars are complete at 1440 one-minute or 24 hourly bars, whichever it was built from (bar_source,
         # not the configured interval); bar_source itself stays out of the document (its content id).
         source = row.pop("bar_source", None) or interval

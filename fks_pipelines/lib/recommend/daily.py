@@ -15,10 +15,11 @@ import psycopg
 
 from fks_pipelines.lib.db import recommendations
 from fks_pipelines.lib.db.portfolio import delete_paper_fills_after, paper_fill_ids_after
-from fks_pipelines.lib.db.recommendations import Retriever
 from fks_pipelines.lib.llm.client import InProcessVLLM, OpenAICompatibleClient
+from fks_pipelines.lib.recommend import inputs
 from fks_pipelines.lib.recommend.generate import Generation, generate
 from fks_pipelines.lib.recommend.guard_book import GuardBook
+from fks_pipelines.lib.recommend.inputs import Retriever
 from fks_pipelines.lib.recommend.ledgers import fill_paper_accounts, fill_shadow_ledgers, shadow_generations
 
 
@@ -62,7 +63,7 @@ def recommend_days(
     book = GuardBook.seed(conn, market, symbols, days[0])
     for day in days:
         run.paper_fills += fill_paper_accounts(conn, day - timedelta(days=1), market, symbols)
-        account_contexts = recommendations.contexts(conn, day, symbols, market, retrieve)
+        account_contexts = inputs.contexts(conn, day, symbols, market, retrieve)
         book.attach(conn, account_contexts)  # each account's protections and history, as of the decision
         day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
         recommendations.store_day(conn, day, day_generations)  # every account of the day, or none

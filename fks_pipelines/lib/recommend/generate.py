@@ -9,10 +9,10 @@ from dataclasses import dataclass, field, replace
 from pydantic import ValidationError
 
 from fks_pipelines.lib.llm.client import InProcessVLLM, LLMError, OpenAICompatibleClient
-from fks_pipelines.lib.llm.prompt import build_messages
 from fks_pipelines.lib.portfolio.guards import Act
 from fks_pipelines.lib.portfolio.sizing import Proposal, size
 from fks_pipelines.lib.recommend.guarding import apply_guards
+from fks_pipelines.lib.recommend.prompt import build_messages
 from fks_pipelines.lib.recommend.rules_engine import recommend_by_rules
 from fks_pipelines.lib.recommend.schema import AccountContext, AccountRecommendation, response_schema
 

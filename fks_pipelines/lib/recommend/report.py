@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 
-from fks_pipelines.lib.db import analytics, recommendations
+from fks_pipelines.lib.db import analytics, knowledge, recommendations
 from fks_pipelines.lib.db.marts import daily_bars
 from fks_pipelines.lib.db.portfolio import account_states, trade_history
 from fks_pipelines.lib.portfolio.paper import Target
@@ -83,3 +83,17 @@ def evaluation_picture(evaluated: Sequence[AccountCurves], *, log_scale: bool = 
     """Every account's curves, equity above drawdown, as PNG bytes."""
     title = "equity (x starting equity) and drawdown: recommendations vs baselines"
     return equity_drawdown_png({e.label: e.curves for e in evaluated}, title=title, log_scale=log_scale)
+
+
+def decision_evidence(conn: psycopg.Connection, day: date) -> list[tuple[str, str, str | None, datetime, str]]:
+    """What the day's decisions read from the knowledge layer: (account, kind, symbol, as_of, first line) of each
+    retrieved document still stored, the day's own facts first (newest as_of), then older ones such as analogs."""
+    retrieved = recommendations.retrieved_ids(conn, day)
+    documents = knowledge.documents_by_id(conn, [i for _, i in retrieved])
+    rows = [
+        (account, d.kind, d.symbol, d.as_of, d.text.split("\n", 1)[0])
+        for account, i in retrieved
+        if (d := documents.get(i)) is not None
+    ]
+    # By account, newest first, then symbol (a document about no symbol last) and kind.
+    return sorted(rows, key=lambda r: (r[0], -r[3].timestamp(), r[2] is None, r[2] or "", r[1]))

@@ -18,8 +18,8 @@ import numpy as np
 import psycopg
 
 from fks_pipelines.lib.db import analytics, knowledge, marts
-from fks_pipelines.lib.db.recommendations import Retriever
 from fks_pipelines.lib.rag.embedder import Embedder
+from fks_pipelines.lib.recommend.inputs import Retriever
 from fks_pipelines.lib.recommend.schema import RetrievedDocument
 
 ANALOG_HORIZONS = (1, 3, 7)  # days after an analog day whose returns a decision may see (when known)

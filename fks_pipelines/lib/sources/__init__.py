@@ -19,6 +19,7 @@ from typing import Protocol
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.klines import ProvenAbsent, check_market, empty_klines
 from fks_pipelines.lib.sources.binance_archive import (
     DEFAULT_ARCHIVE_URL,
     ArchiveNotPublishedError,
@@ -26,7 +27,6 @@ from fks_pipelines.lib.sources.binance_archive import (
 )
 from fks_pipelines.lib.sources.binance_rest import DEFAULT_MAX_RETRY_AFTER_S, BinanceRestClient
 from fks_pipelines.lib.sources.files import KlineFile
-from fks_pipelines.lib.sources.frame import ProvenAbsent, check_market, empty_klines
 from fks_pipelines.lib.sources.freqtrade import (
     FreqtradeFile,
     exchange_gaps,

@@ -27,12 +27,12 @@ import httpx
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError, SourceUnavailableError
-from fks_pipelines.lib.sources.files import rest_rows_to_strings
-from fks_pipelines.lib.sources.frame import (
+from fks_pipelines.lib.klines import (
     empty_klines,
     interval_timedelta,
     klines_from_binance_strings,
 )
+from fks_pipelines.lib.sources.files import rest_rows_to_strings
 from fks_pipelines.lib.symbols import check_symbol
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError, ChecksumMismatchError
-from fks_pipelines.lib.sources.frame import (
+from fks_pipelines.lib.klines import (
     BINANCE_COLUMNS,
     LoadScope,
     interval_timedelta,

@@ -42,7 +42,7 @@ from pathlib import Path
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.lib.sources.frame import (
+from fks_pipelines.lib.klines import (
     INTERVALS,
     KLINE_COLUMNS,
     PRICE,

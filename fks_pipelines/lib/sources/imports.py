@@ -18,8 +18,8 @@ import psycopg
 
 from fks_pipelines.lib.db.raw import replace_days
 from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources.files import KlineFile
-from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.freqtrade import (
     FreqtradeFile,
     Skipped,

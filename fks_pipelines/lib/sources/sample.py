@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError, BadValueError
-from fks_pipelines.lib.sources.frame import KLINE_COLUMNS, PRICE, TIME, empty_klines
+from fks_pipelines.lib.klines import KLINE_COLUMNS, PRICE, TIME, empty_klines
 from fks_pipelines.lib.symbols import check_symbol
 
 EPOCH = date(2020, 1, 1)

@@ -30,7 +30,7 @@ from fks_pipelines.defs.automation.sensors import (
 )
 from fks_pipelines.defs.shared import MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db.raw import replace_klines
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 from tests.support import Reply, ScriptedServer
 

@@ -16,7 +16,7 @@ from fks_pipelines.defs.raw.assets import binance_klines
 from fks_pipelines.defs.raw.checks import raw_checks
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.raw import read_klines
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.klines import LoadScope
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 

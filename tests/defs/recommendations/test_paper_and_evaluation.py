@@ -317,6 +317,7 @@ def test_the_prompt_carries_the_state_with_its_as_of_and_the_evaluation_has_llm_
         ("llm", "cash"),
         ("llm", "recommendations"),
         ("llm", "strategy_only"),
+        ("llm", "unprotected"),
         ("rules", "recommendations"),
     ]
     assert {(a, b) for _, _, a, b in rows} == {(FIRST, LAST_DECISION)} and fills > 0

@@ -15,7 +15,7 @@ import pytest
 from fks_pipelines.lib.db.knowledge import ensure_chunk_table
 from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.db.roles import ANALYST, ANALYST_GRANTS, analyst_gaps, enable_analyst_login, url_for_role
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 from tests.conftest import PROJECT_ROOT
 from tests.support import Dbt

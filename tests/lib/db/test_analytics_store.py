@@ -118,6 +118,16 @@ def test_latest_choice_is_the_last_one_decided_strictly_before(conn):
 
 
 def test_results_store_every_metric_with_non_finite_values_as_null(conn):
+    # The store's columns are the metrics a backtest reports (the store imports no quant code to know them).
+    assert analytics.RESULT_METRICS == METRICS
+    table = [
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'"
+            " AND table_name = 'backtest_results' AND data_type = 'double precision' ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    assert tuple(table) == analytics.RESULT_METRICS
     record(conn, "run-1", "BTCUSDT", day(10), "ma_cross")
     grid = [
         {"params": {"fast": f, "slow": 30}}

@@ -16,6 +16,7 @@ from fks_pipelines.lib.db.connect import connect, migrate, migrations, with_data
 from fks_pipelines.lib.db.roles import ANALYST, enable_analyst_login, url_for_role
 
 RENAME = "010_knowledge_schema"
+CHUNK_DDL = "020_knowledge_chunks"
 DIMENSION = 3
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 VECTORS = ["[1,0,0]", "[0.9,0.1,0]", "[0,1,0]", "[0,0.9,0.1]", "[0,0,1]"]
@@ -49,10 +50,20 @@ def build_rag_layer(conn: psycopg.Connection) -> None:
     """What the code before 010 built under rag: the chunk table and its indexes (the same DDL under the old
     name), the search functions whose bodies name rag.*, and a few documents with embeddings."""
     conn.execute("ALTER SCHEMA rag RENAME TO knowledge")
+    conn.execute(dict(migrations())[CHUNK_DDL])  # the chunk table's DDL, which the code before 010 ran from Python
     knowledge.ensure_chunk_table(conn, DIMENSION)
+    conn.execute("DROP FUNCTION knowledge.ensure_chunk_table(int, int)")
+    functions = [
+        row[0]
+        for row in conn.execute(
+            "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE pronamespace = 'knowledge'::regnamespace"
+            " AND proname IN ('search', 'similar_to') ORDER BY proname"
+        ).fetchall()
+    ]
+    assert len(functions) == 2
     conn.execute("ALTER SCHEMA knowledge RENAME TO rag")
-    old_functions = knowledge._SEARCH_FUNCTION.replace("knowledge.", "rag.").replace("SCHEMA knowledge", "SCHEMA rag")
-    conn.execute(old_functions.format(ef_search=knowledge.DEFAULT_EF_SEARCH))
+    for definition in functions:  # their bodies named rag.* then
+        conn.execute(definition.replace("knowledge.", "rag."))
     with conn.transaction():
         for i, vector in enumerate(VECTORS):
             as_of = T0 + timedelta(days=i)
@@ -118,6 +129,7 @@ def test_an_existing_rag_schema_becomes_the_same_knowledge_schema_a_fresh_databa
     assert [row[0] for row in expected["schemas"]] == ["knowledge"]
     assert {row[0] for row in expected["relations"]} >= {"documents", "chunks", "chunks_embedding_hnsw"}
     assert [row[0] for row in expected["functions"]] == [
+        "knowledge.ensure_chunk_table(integer,integer)",
         "knowledge.hybrid_search(text,vector,integer,timestamp with time zone,text[],text[],integer,integer)",
         "knowledge.search(vector,integer,timestamp with time zone,text[],text[],integer)",
         "knowledge.similar_to(text,integer,timestamp with time zone,text[],text[])",

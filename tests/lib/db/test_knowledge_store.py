@@ -3,8 +3,10 @@ HNSW recall against exact search, selective filters, and the point-in-time guara
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -179,3 +181,24 @@ def test_analysts_can_search_but_not_write(conn, db_url, synthetic):
         assert len(like) == 3 and docs[42].id not in {r[0] for r in like}
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             analyst.execute("DELETE FROM knowledge.documents")
+
+
+def test_the_chunk_table_is_built_by_the_migrations_ddl_sized_to_the_model(conn):
+    """Migration 020 holds the chunk table's DDL as a function of the dimension: the first call creates the table,
+    its HNSW index (with the build parameters the store documents) and the search functions; the same dimension
+    changes nothing; the store runs no DDL of its own."""
+    assert knowledge.chunk_dimension(conn) is None
+    assert knowledge.ensure_chunk_table(conn, 5) == "created"
+    assert knowledge.ensure_chunk_table(conn, 5) == "unchanged"
+    assert knowledge.chunk_dimension(conn) == 5
+    options = conn.execute(
+        "SELECT c.reloptions FROM pg_class c WHERE c.oid = 'knowledge.chunks_embedding_hnsw'::regclass"
+    ).fetchone()[0]
+    assert sorted(options) == sorted([f"m={knowledge.HNSW_M}", f"ef_construction={knowledge.HNSW_EF_CONSTRUCTION}"])
+    search = conn.execute(
+        "SELECT pg_get_function_arguments(p.oid) FROM pg_proc p"
+        " WHERE p.pronamespace = 'knowledge'::regnamespace AND p.proname = 'search'"
+    ).fetchone()[0]
+    assert search.endswith(f"ef_search integer DEFAULT {knowledge.DEFAULT_EF_SEARCH}")
+    source = (Path(knowledge.__file__)).read_text()
+    assert not re.search(r"\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX|FUNCTION|OR REPLACE)\b", source)

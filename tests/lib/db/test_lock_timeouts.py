@@ -11,7 +11,7 @@ import pytest
 from fks_pipelines.lib.db.connect import _MIGRATION_LOCK, connect, migrate
 from fks_pipelines.lib.db.raw import replace_klines
 from fks_pipelines.lib.errors import DatabaseError
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources.sample import sample_klines
 
 

@@ -13,11 +13,12 @@ import polars as pl
 import psycopg
 import pytest
 
-from fks_pipelines.lib.db.raw import load_day, read_klines, replace_klines, scope_summary
+from fks_pipelines.lib.db.raw import read_klines, replace_klines, scope_summary
 from fks_pipelines.lib.errors import BadInputError, RefusedLoadError
+from fks_pipelines.lib.klines import LoadScope, ProvenAbsent
 from fks_pipelines.lib.sources import SampleSource
 from fks_pipelines.lib.sources.files import read_kline_file
-from fks_pipelines.lib.sources.frame import LoadScope, ProvenAbsent
+from fks_pipelines.lib.sources.load import load_day
 from fks_pipelines.lib.sources.sample import sample_day, sample_klines
 
 UTC = UTC
@@ -108,7 +109,7 @@ def test_load_killed_midway_leaves_the_previous_rows(conn, db_url):
         from datetime import date, timedelta
         from fks_pipelines.lib.db.connect import connect
         from fks_pipelines.lib.db.raw import replace_klines
-        from fks_pipelines.lib.sources.frame import LoadScope
+        from fks_pipelines.lib.klines import LoadScope
         from fks_pipelines.lib.sources.sample import sample_klines
 
         def stall(done, total):

@@ -128,11 +128,11 @@ def test_a_changed_configuration_re_decides_and_every_reader_takes_the_latest_ru
 
 
 def _assert_readers_take(conn, at: datetime, strategy: str) -> None:
-    from fks_pipelines.lib.db import recommendations
+    from fks_pipelines.lib.recommend.inputs import market_inputs
 
     assert {r["strategy"] for r in analytics.latest_choices(conn, "spot", SYMBOLS, at).values()} == {strategy}
     assert {r[0] for r in analytics.latest_choice_records(conn, "spot", SYMBOLS, at).values()} == {strategy}
-    inputs = recommendations.market_inputs(conn, "spot", SYMBOLS, (at - timedelta(days=1)).date())
+    inputs = market_inputs(conn, "spot", SYMBOLS, (at - timedelta(days=1)).date())
     assert {v["strategy"]["strategy"] for v in inputs.values()} == {strategy}
     documents = analytics.choices_decided(conn, "spot", SYMBOLS, at - timedelta(days=8), at)
     assert documents and {d["strategy"] for d in documents} == {strategy}

@@ -12,9 +12,9 @@ import pytest
 
 from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.db.recommendations import decision_time
-from fks_pipelines.lib.llm.prompt import build_messages
 from fks_pipelines.lib.rag.documents import market_summary, signal_events, strategy_summary
 from fks_pipelines.lib.rag.index import embed_pending
+from fks_pipelines.lib.recommend.prompt import build_messages
 from fks_pipelines.lib.recommend.retrieval import ANALOG_HORIZONS, retriever
 from fks_pipelines.lib.recommend.schema import AccountContext, SymbolContext
 

@@ -12,10 +12,10 @@ import pytest
 
 from fks_pipelines.lib.db.connect import migrate
 from fks_pipelines.lib.db.raw import read_klines
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources import ArchiveSource
 from fks_pipelines.lib.sources.binance_archive import monthly_archive_path
 from fks_pipelines.lib.sources.files import read_kline_file
-from fks_pipelines.lib.sources.frame import LoadScope
 from fks_pipelines.lib.sources.imports import load_kline_file
 from tests.support import Reply, Request, ScriptedServer
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.klines import interval_timedelta
 from fks_pipelines.lib.sources import SampleSource
-from fks_pipelines.lib.sources.frame import interval_timedelta
 
 
 @pytest.mark.parametrize("interval", ["99999999999999999999m", "0m", "7m", "1M", "2w", "m", " 1m"])

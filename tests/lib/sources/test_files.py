@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from fks_pipelines.lib.errors import BadInputError, ChecksumMismatchError
+from fks_pipelines.lib.klines import KLINE_SCHEMA
 from fks_pipelines.lib.sources.files import read_kline_file, verify_checksum
-from fks_pipelines.lib.sources.frame import KLINE_SCHEMA
 
 UTC = UTC
 

@@ -11,10 +11,11 @@ import polars as pl
 import pytest
 
 from fks_pipelines.lib.db.connect import migrate
-from fks_pipelines.lib.db.raw import incomplete_days, load_day, read_klines, replace_klines
+from fks_pipelines.lib.db.raw import incomplete_days, read_klines, replace_klines
 from fks_pipelines.lib.errors import RefusedLoadError
+from fks_pipelines.lib.klines import LoadScope
 from fks_pipelines.lib.sources import BUNDLED_FREQTRADE_DIR, FreqtradeSource, build_source
-from fks_pipelines.lib.sources.frame import LoadScope
+from fks_pipelines.lib.sources.load import load_day
 from fks_pipelines.settings import Settings
 
 MAINTENANCE = date(2018, 2, 8)  # Binance's maintenance: one bar at 00:00, then none until 2018-02-09 10:00

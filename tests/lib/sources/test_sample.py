@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from fks_pipelines.lib.errors import BadInputError
-from fks_pipelines.lib.sources.frame import validate_klines
+from fks_pipelines.lib.klines import validate_klines
 from fks_pipelines.lib.sources.sample import (
     EPOCH,
     SAMPLE_SYMBOLS,
