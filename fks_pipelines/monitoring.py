@@ -64,6 +64,9 @@ def _read_database(conn: psycopg.Connection, settings: Settings, snap: PlatformS
         snap.llm_failures, snap.llm_fallbacks = stats.failures, stats.fallbacks
         snap.llm_latencies_s = [ms / 1000 for ms in stats.latencies_ms]
         snap.llm_last_error = stats.last_error
+        snap.guard_day = recommendations.last_decision_day(conn)
+        if snap.guard_day is not None and _exists(conn, "recommendations.guards"):
+            snap.guard_acts = recommendations.guard_acts(conn, since=snap.guard_day)
     if _exists(conn, "knowledge.documents"):
         snap.embedding_backlog = knowledge.embedding_backlog(conn)
 

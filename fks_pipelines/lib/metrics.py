@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -71,6 +71,9 @@ class PlatformSnapshot:
     # the strategies left out of the latest analytics/signals and analytics/strategy_choices runs, with why
     # (None: neither asset's latest materialization says)
     strategies_failed: dict[str, str] | None = None
+    # the acts of the protections on the latest decision day (recommendations.guards), and that day
+    guard_day: date | None = None
+    guard_acts: list[dict] = field(default_factory=list)
 
 
 def metric_families(snap: PlatformSnapshot) -> Iterator[Metric]:
@@ -319,6 +322,17 @@ def status_rows(snap: PlatformSnapshot) -> list[StatusRow]:
         )
     elif snap.strategies_failed is not None:
         rows.append(StatusRow("strategies", "ok", "none failing in the latest runs", {"failed": "", "count": 0}))
+    if snap.guard_day is not None:
+        acts = snap.guard_acts
+        shown = "; ".join(f"{a['account']} {a['guard']}{' ' + a['symbol'] if a['symbol'] else ''}" for a in acts[:4])
+        rows.append(
+            StatusRow(
+                "guards",
+                "ok",  # a guard acting is the account's rules at work, not a fault of the platform
+                f"{len(acts)} act(s) on {snap.guard_day}: {shown}" if acts else f"none acted on {snap.guard_day}",
+                {"day": str(snap.guard_day), "acts": len(acts), "accounts": len({a["account"] for a in acts})},
+            )
+        )
     if snap.embedding_backlog is not None:
         rows.append(
             StatusRow(

@@ -38,13 +38,16 @@ def escape(value: object) -> str:
     return MARKDOWN.sub(r"\\\1", " ".join(str(value).split()))
 
 
-def recommendation_message(day: str, rows: list[dict]) -> str:
+def recommendation_message(day: str, rows: list[dict], guards: Sequence[dict] = ()) -> str:
     """The day's recommendation per account: action, target and current allocation, price, stop, confidence and
-    the clamps the sizing applied."""
+    the clamps the sizing applied; then each act of the account's protections that day (recommendations.guards)."""
     lines = [f"**fks daily recommendation — {day}**"]
     for account in sorted({r["account"] for r in rows}):
         mine = [r for r in rows if r["account"] == account]
         lines.append(f"\n__{escape(account)}__ (generator: {escape(mine[0]['generator'])})")
+        for a in (g for g in guards if g["account"] == account):
+            what = f" {escape(a['symbol'])}" if a.get("symbol") else ""
+            lines.append(f"• guard **{escape(a['guard'])}**{what}: {escape(a['reason'])}")
         for r in mine:
             stop = f", stop {r['stop_loss']:,.2f}" if r.get("stop_loss") else ""
             lines.append(

@@ -77,3 +77,39 @@ def test_too_many_files_are_refused_before_posting():
     with ScriptedServer(lambda request: Reply(204)) as hook:
         problem = post_to_discord(hook.url, "x", [Attachment(f"{n}.png", b"x") for n in range(11)])
         assert problem is not None and "at most 10" in problem and hook.requests == []
+
+
+def test_the_recommendation_post_lists_each_guard_that_acted_under_its_account():
+    from fks_pipelines.lib.notify import recommendation_message
+
+    row = {
+        "account": "acct",
+        "generator": "rules",
+        "action": "hold",
+        "symbol": "BTCUSDT",
+        "target_allocation": 0.0,
+        "current_allocation": 0.0,
+        "reference_price": 60_000.0,
+        "stop_loss": None,
+        "confidence": 0.6,
+        "clamps": [],
+    }
+    act = {"account": "acct", "guard": "max_drawdown", "symbol": None, "reason": "equity 26% below its peak"}
+    other = {**act, "account": "someone_else"}
+    text = recommendation_message("2024-05-01", [row], [act, other])
+    assert "guard **max\\_drawdown**: equity 26% below its peak" in text and text.count("guard **") == 1
+    assert "guard" not in recommendation_message("2024-05-01", [row])
+
+
+def test_status_reports_the_guards_of_the_last_decision_day():
+    from datetime import UTC, date, datetime
+
+    from fks_pipelines.lib.metrics import PlatformSnapshot, status_rows
+
+    snap = PlatformSnapshot(taken_at=datetime.now(UTC), database_ok=True, guard_day=date(2024, 5, 1))
+    snap.guard_acts = [{"account": "a", "guard": "cooldown", "symbol": "BTCUSDT"}]
+    (row,) = [r for r in status_rows(snap) if r.item == "guards"]
+    assert "1 act(s) on 2024-05-01: a cooldown BTCUSDT" in row.detail and row.values["acts"] == 1
+    assert not [
+        r for r in status_rows(PlatformSnapshot(taken_at=datetime.now(UTC), database_ok=True)) if r.item == "guards"
+    ]

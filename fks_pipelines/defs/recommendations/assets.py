@@ -106,11 +106,12 @@ def _daily_recommendations(
             window.start,
         )
         rows_by_day = {day: recommendations.latest_rows(conn, day) for day in days}  # each partition's metadata
+        acts = recommendations.guard_acts(conn, since=days[-1]) if days else []  # the last day's, for the post
         catalog = table_metadata(conn, "recommendations.daily")
     _log_run(context, run)
     last_rows = rows_by_day[days[-1]] if days else []
     if last_rows:
-        message = recommendation_message(str(days[-1]), last_rows)
+        message = recommendation_message(str(days[-1]), last_rows, acts)
         notifier.post(f"the recommendation of {days[-1]}", message, context.log)
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
     for day in days:

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from fks_pipelines.lib.db import marts
+from fks_pipelines.lib.db.connect import one_row
 from fks_pipelines.lib.db.portfolio import (
     PAPER_PREFIX,
     AccountState,
@@ -685,3 +686,8 @@ def unprotected_targets(
             action, target = guarded[0].get("action_from", action), guarded[0]["from"]
         out.append((day, symbol, action, float(target)))
     return out
+
+
+def last_decision_day(conn: psycopg.Connection) -> date | None:
+    """The latest day with a recommendation, or None."""
+    return one_row(conn.execute("SELECT max(decision_date) FROM recommendations.generations"))[0]
