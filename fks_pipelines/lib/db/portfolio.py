@@ -461,3 +461,14 @@ def exits_between(conn: psycopg.Connection, start: datetime, end: datetime) -> d
 def first_deposit(conn: psycopg.Connection) -> datetime | None:
     """When the first account opened (its first deposit), or None without accounts."""
     return one_row(conn.execute("SELECT min(at) FROM portfolio.deposits"))[0]
+
+
+def latest_profit_splits(conn: psycopg.Connection, before: date) -> list[tuple]:
+    """The profit splits of the latest month that began before ``before``: (month, account, to_account,
+    equity_start, equity_end, profit, transfer, net_deposits) rows."""
+    return conn.execute(
+        "SELECT month, account, to_account, equity_start, equity_end, profit, transfer, net_deposits"
+        " FROM portfolio.profit_splits WHERE month = (SELECT max(month) FROM portfolio.profit_splits"
+        " WHERE month < %s) ORDER BY account",
+        (before,),
+    ).fetchall()
