@@ -47,7 +47,8 @@ from fks_pipelines.lib.quant.backtest import (  # noqa: E402
     run_sweep,
     sweep_workers,
 )
-from fks_pipelines.lib.quant.strategies import STRATEGIES, chunks, signal_matrix  # noqa: E402
+from fks_pipelines.lib.quant.strategies import chunks, signal_matrix  # noqa: E402
+from fks_pipelines.lib.quant.strategy_files import load_strategies  # noqa: E402
 from fks_pipelines.lib.sources.sample import SAMPLE_SYMBOLS, sample_klines  # noqa: E402
 
 
@@ -113,7 +114,7 @@ def main() -> None:
         }
         for s in symbols
     }
-    strategy = STRATEGIES["ma_cross"]
+    strategy = load_strategies()["ma_cross"]
     params = strategy.parameter_sets()
     config = BacktestConfig(freq="1min", chunk_size=50, workers=1)
     parallel = replace(config, workers=0)

@@ -35,8 +35,8 @@ from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.rolling_choice import Windows
 from fks_pipelines.lib.quant.selection import indicator_state, signal_state
 from fks_pipelines.lib.quant.state import CASH, position_state
-from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES, strategy_file_errors
-from fks_pipelines.lib.quant.strategy_files import StrategyFileError
+from fks_pipelines.lib.quant.strategies import builtin_names
+from fks_pipelines.lib.quant.strategy_files import Registry, StrategyFileError, StrategyLimits, load_strategies
 from fks_pipelines.lib.quant.walk_forward import Search
 from fks_pipelines.settings import settings
 
@@ -63,8 +63,9 @@ class StrategySelectionConfig(Config):
     fees: float = Field(default=0.001, description="Per fill (Binance spot taker: 0.1%).")
     slippage: float = 0.0005
     init_cash: float = 10_000.0
-    strategies: list[str] = Field(
-        default_factory=lambda: list(STRATEGIES), description=f"Any of {', '.join(STRATEGIES)}."
+    strategies: list[str] | None = Field(
+        default=None,
+        description=f"Built-ins ({', '.join(builtin_names())}) or FKS_STRATEGIES_DIR's files; default: every one.",
     )
     allow_shorts: bool = Field(
         default=False, description="Trade both directions (exit signals open shorts); long-only spot otherwise."
@@ -75,11 +76,11 @@ class StrategySelectionConfig(Config):
     optuna_trials: int = Field(default=30, description="Trials per decision and strategy when search is 'optuna'.")
     seed: int = Field(default=42, description="Optuna's sampler seed: the same seed gives the same choices.")
 
-    def validated(self) -> tuple[BacktestConfig, Search, Windows]:
+    def validated(self, strategies: Registry) -> tuple[BacktestConfig, Search, Windows]:
         """The backtest settings, the search and the windows, or a ValueError naming the bad field."""
-        unknown = sorted(set(self.strategies) - set(STRATEGIES))
-        if unknown or not self.strategies:
-            raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(STRATEGIES)}")
+        unknown = sorted(set(self.strategy_names(strategies)) - set(strategies))
+        if unknown or not self.strategy_names(strategies):
+            raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(strategies)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective: {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
         for name in ("in_sample_days", "validation_days", "every_days"):
@@ -102,6 +103,16 @@ class StrategySelectionConfig(Config):
             return backtest, Search(self.search, self.optuna_trials, self.seed), windows
         except ValueError as e:
             raise ValueError(f"search/optuna_trials: {e}") from e
+
+    def strategy_names(self, strategies: Registry) -> list[str]:
+        """The configured strategies' names, or every loaded one's."""
+        return list(strategies) if self.strategies is None else self.strategies
+
+
+def _strategies() -> Registry:
+    """The strategies a run trades, read at its start: the built-ins and FKS_STRATEGIES_DIR's files."""
+    s = settings()
+    return load_strategies(s.strategies_dir, StrategyLimits(s.strategy_max_grid, s.strategy_timeout_s))
 
 
 @asset(
@@ -128,11 +139,12 @@ def strategy_choices(
     database: PostgresResource,
     market_data: MarketDataResource,
 ) -> MaterializeResult:
-    backtest, search, windows = config.validated()
-    failed = strategy_file_errors()
+    registry = _strategies()
+    backtest, search, windows = config.validated(registry)
+    failed = dict(registry.errors)
     with database.connection() as conn:
         strategies, broken = usable_strategies(
-            conn, market_data.market, market_data.symbols, [STRATEGIES[name] for name in config.strategies]
+            conn, market_data.market, market_data.symbols, [registry[n] for n in config.strategy_names(registry)]
         )
     failed.update(broken)
     _log_failed(context, failed)
@@ -198,7 +210,8 @@ def signals(
     window = context.partition_time_window
     rows, states = [], []
     # user strategies that fail (at import, or raising, exiting or hanging in signals) are left out, named below
-    failed: dict[str, str] = strategy_file_errors()
+    registry = _strategies()
+    failed: dict[str, str] = dict(registry.errors)
     with database.connection() as conn:
         # One read for the whole window (each day then sees its own 60 days up to its end): not one query per day.
         every_bar = read_bars(
@@ -214,13 +227,13 @@ def signals(
                 if len(bars["close"]) == 0:
                     continue
                 chosen = choices.get(symbol)
-                params = {name: (STRATEGIES[name], dict(DEFAULT_PARAMS[name])) for name in STRATEGIES}
-                if chosen and chosen[0] in STRATEGIES:  # "cash" (hold nothing) changes no strategy's parameters
-                    params[chosen[0]] = (STRATEGIES[chosen[0]], chosen[1])
+                params = {name: (strategy, dict(strategy.defaults)) for name, strategy in registry.items()}
+                if chosen and chosen[0] in registry:  # "cash" (hold nothing) changes no strategy's parameters
+                    params[chosen[0]] = (registry[chosen[0]], chosen[1])
                 state = indicator_state(bars)
                 as_of = bars["bucket"][-1].astype("datetime64[us]").item().replace(tzinfo=UTC)
                 rows.append(analytics.Signal(day, symbol, as_of, state, signal_state(bars, params, failed)))
-                states.append(_strategy_state(symbol, day, as_of, bars, chosen, failed))
+                states.append(_strategy_state(symbol, day, as_of, bars, chosen, failed, registry))
             day = end
         with conn.transaction():  # the signals and the strategy state of the window land together or not at all
             analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
@@ -293,12 +306,13 @@ def _strategy_state(
     bars,
     choice: tuple[str, dict, datetime] | None,
     failed: dict[str, str],
+    strategies: Registry,
 ) -> analytics.StrategyStateRow:
     """The chosen strategy's position at the close of ``day``: ``choice`` (the latest decided before the day's end,
     from :func:`analytics.latest_choice_records`) walked over ``bars``. A 'cash' choice, or no choice yet, is cash:
     flat; so is a chosen strategy that fails (recorded in ``failed`` by name)."""
     name, params, decided = choice if choice else (CASH, {}, None)
-    strategy = None if name in failed else STRATEGIES.get(name)
+    strategy = None if name in failed else strategies.get(name)
     try:
         held = position_state(bars, strategy, params)
     except StrategyFileError as exc:
