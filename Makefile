@@ -39,16 +39,21 @@ test: $(STAMP) system-deps
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "quick and not slow"
 
-## Lint, format check and type check: what .ci/run runs before the tests.
+## Lint, format check and type check: what .ci/run runs before the tests. sqlfluff (.sqlfluff) lints the dbt models
+## through the dbt templater with no database (scripts/sqlfluff_offline.py) and the migrations as plain SQL.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy fks_pipelines
+	$(BIN)/python scripts/sqlfluff_offline.py lint dbt_project
+	$(BIN)/sqlfluff lint --templater raw fks_pipelines/lib/db/migrations
 
 ## Apply the formatter and the safe lint fixes.
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(BIN)/python scripts/sqlfluff_offline.py fix dbt_project
+	$(BIN)/sqlfluff fix --templater raw fks_pipelines/lib/db/migrations
 
 db-start: $(STAMP)
 	$(BIN)/fks db start
