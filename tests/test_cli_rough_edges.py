@@ -104,6 +104,7 @@ def test_search_symbols_follow_the_one_symbol_rule_and_errors_have_one_prefix():
     assert len(done.stderr.strip().splitlines()) == 1 and "X'Y" in done.stderr
 
 
+@pytest.mark.slow  # builds every layer's definitions (dbt manifest, Dagster): seconds of CPU
 def test_the_definitions_module_has_one_definitions_object():
     module = importlib.import_module("fks_pipelines.definitions")
     assert [t.attribute for t in loadable_targets_from_loaded_module(module)] == ["defs"]
