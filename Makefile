@@ -33,9 +33,9 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
-## The pure tests only (marker "quick", not "slow"): no database, no Dagster run; ~40 s of CPU, under a minute on
-## 2 free cores. The integration folders are not even imported (tests/conftest.py), and comparisons against
-## vectorbt's own uncached kernels are marked slow (they run in `make test`).
+## The pure tests only (marker "quick", not "slow"): no database, no Dagster run; ~32 s of CPU, under a minute on
+## 2 free cores. The integration folders are not even imported (tests/conftest.py), nor dagster-dbt; tests that build
+## the definitions or start one `fks` process per case are marked slow (they run in `make test`).
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "quick and not slow"
 

@@ -100,7 +100,7 @@ def test_every_strategy_produces_point_in_time_signals(hourly):
         assert a_entries.any(), strategy.name
 
 
-@pytest.mark.slow  # vectorbt's Portfolio compiles its uncached from_signals kernel in every process (10-40 s)
+@pytest.mark.slow  # vectorbt's accessors compile their uncached kernels in every process (seconds)
 @pytest.mark.parametrize("allow_shorts", [False, True], ids=["long_only", "long_short"])
 def test_metrics_equal_vectorbts_own_accessors(hourly, allow_shorts):
     """portfolio_metrics computes every metric from vectorbt's records in one pass; each must be the number
@@ -151,7 +151,6 @@ def test_metrics_equal_vectorbts_own_accessors(hourly, allow_shorts):
     np.testing.assert_allclose(mine["buy_and_hold_return"], hourly["close"][-1] / hourly["close"][0] - 1)
 
 
-@pytest.mark.slow  # vectorbt's Portfolio compiles its uncached from_signals kernel in every process (10-40 s)
 @pytest.mark.parametrize("allow_shorts", [False, True], ids=["long_only", "long_short"])
 def test_simulate_gives_the_portfolios_records_exactly(hourly, allow_shorts):
     """The sweep runs vectorbt's kernels without building a Portfolio: its order and trade records, and so
