@@ -879,15 +879,13 @@ FILE_OPTION = click.option(
 def _strategy(name: str, settings: Settings):
     """The strategy by name (the built-ins and FKS_STRATEGIES_DIR's files, read now); an unknown name or a
     refused file: one line, exit 2."""
-    from fks_pipelines.lib.quant.strategies import STRATEGIES, refresh_strategies
-    from fks_pipelines.lib.quant.strategy_files import StrategyFileError
+    from fks_pipelines.lib.quant.strategy_files import StrategyLimits, load_strategies
 
-    refused = refresh_strategies(settings.strategies_dir)
-    if name in refused:
-        raise StrategyFileError(refused[name])
-    if name not in STRATEGIES:
-        raise BadInputError(f"--strategy: unknown {name!r}; choose from {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]
+    limits = StrategyLimits(settings.strategy_max_grid, settings.strategy_timeout_s)
+    strategies = load_strategies(settings.strategies_dir, limits)
+    if name not in strategies and name not in strategies.errors:
+        raise BadInputError(f"--strategy: unknown {name!r}; choose from {', '.join(strategies)}")
+    return strategies[name]  # a refused file: its one-line error (StrategyFileError)
 
 
 def _timerange(value: str | None) -> tuple[datetime | None, datetime | None]:
