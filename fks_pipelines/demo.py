@@ -19,7 +19,14 @@ from typing import TextIO
 
 import click
 
-from fks_pipelines.settings import PROJECT_ROOT
+from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.settings import (
+    BUNDLED_FREQTRADE_DIR,
+    DEFAULT_SYMBOLS,
+    PROJECT_ROOT,
+    Settings,
+    record_partitions_start,
+)
 
 
 def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], partitions_start: str) -> None:
@@ -372,3 +379,58 @@ def search_knowledge(conn, question: str, *, as_of: datetime, k: int):
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.2f}%"
+
+
+# The bundled real history the demo runs on by default (fks_pipelines/data/freqtrade), and the days before its
+# window that warm the marts, regimes and the first weekly choices up (the paper account opens after them).
+DEMO_REAL = {"FKS_SOURCE": "freqtrade", "FKS_INTERVAL": "1h", "FKS_SYMBOLS": "BTCUSDT,ETHUSDT"}
+DEMO_WARMUP_DAYS = 30
+
+
+@dataclass(frozen=True)
+class DemoWindow:
+    """The days a demo materializes [first, last], the day its example paper account opens, and the first daily
+    partition of the home it runs in."""
+
+    first: date
+    opened: date
+    last: date
+    partitions_start: str
+
+
+def prepare_demo(exported: Settings, days: int | None, sample: bool) -> DemoWindow:
+    """The demo's window, and its data recorded for this home: by default the last ``days`` (90) days of the
+    bundled real history after 30 days of warm-up, with ``sample`` the last ``days`` (30) of the synthetic sample
+    up to yesterday. ``exported``: the settings as exported (not what an earlier demo recorded), since an exported
+    variable always wins. Unless exported, this home's daily partitions start on the demo's first day (or an
+    earlier demo's), on the data it ran on, for the run it launches and for `fks dev` afterwards. A window that
+    reaches back before the history or the first partition: BadInputError naming --days."""
+    from fks_pipelines.lib.sources.freqtrade import whole_days
+
+    if sample:
+        data = {"FKS_SOURCE": "sample", "FKS_INTERVAL": "1m", "FKS_SYMBOLS": ",".join(DEFAULT_SYMBOLS)}
+        last = datetime.now(UTC).date() - timedelta(days=1)
+        opened = last - timedelta(days=(days or 30) - 1)
+        first = opened
+    else:
+        data = dict(DEMO_REAL)
+        symbols = exported.symbols if "symbols" in exported.model_fields_set else data["FKS_SYMBOLS"].split(",")
+        held_from, last = whole_days(exported.freqtrade_dir or BUNDLED_FREQTRADE_DIR, symbols, "1h")
+        opened = last - timedelta(days=(days or 90) - 1)
+        first = max(held_from, opened - timedelta(days=DEMO_WARMUP_DAYS))
+        if opened < held_from:
+            raise BadInputError(
+                f"{days} days reach back to {opened}, before the history held from {held_from}", where="--days"
+            )
+    if first < date.fromisoformat(exported.partitions_start):
+        raise BadInputError(
+            f"{days} days reach back to {first}, before the first partition"
+            f" {exported.partitions_start} (FKS_PARTITIONS_START)",
+            where="--days",
+        )
+    fields = {"FKS_SOURCE": "source", "FKS_INTERVAL": "interval", "FKS_SYMBOLS": "symbols"}
+    unset = {var: value for var, value in data.items() if fields[var] not in exported.model_fields_set}
+    start = record_partitions_start(exported.home, first, unset).isoformat()
+    if "partitions_start" in exported.model_fields_set:
+        start = exported.partitions_start
+    return DemoWindow(first, opened, last, start)
