@@ -19,7 +19,6 @@ from typing import TextIO
 
 import click
 
-from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.settings import (
     BUNDLED_FREQTRADE_DIR,
     DEFAULT_SYMBOLS,
@@ -377,7 +376,7 @@ def prepare_demo(exported: Settings, days: int | None, sample: bool) -> DemoWind
     up to yesterday. ``exported``: the settings as exported (not what an earlier demo recorded), since an exported
     variable always wins. Unless exported, this home's daily partitions start on the demo's first day (or an
     earlier demo's), on the data it ran on, for the run it launches and for `fks dev` afterwards. A window that
-    reaches back before the history or the first partition: BadInputError naming --days."""
+    reaches back before the history or the first partition: a bad --days (exit 2)."""
     from fks_pipelines.lib.sources.freqtrade import whole_days
 
     if sample:
@@ -392,14 +391,14 @@ def prepare_demo(exported: Settings, days: int | None, sample: bool) -> DemoWind
         opened = last - timedelta(days=(days or 90) - 1)
         first = max(held_from, opened - timedelta(days=DEMO_WARMUP_DAYS))
         if opened < held_from:
-            raise BadInputError(
-                f"{days} days reach back to {opened}, before the history held from {held_from}", where="--days"
+            raise click.BadParameter(
+                f"{days} days reach back to {opened}, before the history held from {held_from}", param_hint="'--days'"
             )
     if first < date.fromisoformat(exported.partitions_start):
-        raise BadInputError(
+        raise click.BadParameter(
             f"{days} days reach back to {first}, before the first partition"
             f" {exported.partitions_start} (FKS_PARTITIONS_START)",
-            where="--days",
+            param_hint="'--days'",
         )
     fields = {"FKS_SOURCE": "source", "FKS_INTERVAL": "interval", "FKS_SYMBOLS": "symbols"}
     unset = {var: value for var, value in data.items() if fields[var] not in exported.model_fields_set}
