@@ -429,3 +429,8 @@ def replace_profit_splits(conn: psycopg.Connection, month: date, rows: list[tupl
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
+
+
+def account_names(conn: psycopg.Connection) -> set[str]:
+    """The names of the accounts held (a CSV of trades may only name these)."""
+    return {name for (name,) in conn.execute("SELECT account FROM portfolio.accounts").fetchall()}

@@ -620,3 +620,12 @@ def rerun_command(holes: list[LedgerHole]) -> str:
         "dagster asset materialize -m fks_pipelines.definitions --select recommendations/daily"
         f" --partition-range {first}...{last}"
     )
+
+
+def generations_on(conn: psycopg.Connection, day: date) -> list[tuple[str, str, str | None, str | None]]:
+    """Who generated each account's recommendation of ``day``: account, generator, model and the LLM's error."""
+    return conn.execute(
+        "SELECT account, generator, model, llm_error FROM recommendations.generations"
+        " WHERE decision_date = %s ORDER BY account",
+        (day,),
+    ).fetchall()
