@@ -33,24 +33,29 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
-## The pure tests only (marker "quick", not "slow"): no database, no Dagster run; ~40 s of CPU, under a minute on
-## 2 free cores. The integration folders are not even imported (tests/conftest.py), and comparisons against
-## vectorbt's own uncached kernels are marked slow (they run in `make test`).
+## The pure tests only (marker "quick", not "slow"): no database, no Dagster run; ~32 s of CPU, under a minute on
+## 2 free cores. The integration folders are not even imported (tests/conftest.py), nor dagster-dbt; tests that build
+## the definitions or start one `fks` process per case are marked slow (they run in `make test`).
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "quick and not slow"
 
-## Lint, format check, type check and the import contracts (pyproject's [tool.importlinter]: layers, one-way
-## dependencies, no cycles): what .ci/run runs before the tests.
+## Lint, format check, type check, the import contracts (pyproject's [tool.importlinter]: layers, one-way
+## dependencies, no cycles) and sqlfluff (.sqlfluff: the dbt models through the dbt templater with no database,
+## scripts/sqlfluff_offline.py, and the migrations as plain SQL): what .ci/run runs before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy fks_pipelines
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/sqlfluff_offline.py lint dbt_project
+	$(BIN)/sqlfluff lint --templater raw fks_pipelines/lib/db/migrations
 
 ## Apply the formatter and the safe lint fixes.
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(BIN)/python scripts/sqlfluff_offline.py fix dbt_project
+	$(BIN)/sqlfluff fix --templater raw fks_pipelines/lib/db/migrations
 
 db-start: $(STAMP)
 	$(BIN)/fks db start

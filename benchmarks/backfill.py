@@ -115,7 +115,7 @@ def choice_vs_bare(data: Path, symbol: str, first: date, last: date) -> dict[str
     from fks_pipelines.defs.analytics.resources import QuantResource
     from fks_pipelines.lib.quant.backtest import next_bar
     from fks_pipelines.lib.quant.rolling_choice import decision_indices, rolling_choices, span_needed
-    from fks_pipelines.lib.quant.strategies import STRATEGIES
+    from fks_pipelines.lib.quant.strategy_files import load_strategies
     from fks_pipelines.lib.sources.freqtrade import find_freqtrade_files, read_freqtrade_file
 
     (path, _), *_ = find_freqtrade_files(data, symbols=[symbol], intervals=["1h"])[0]
@@ -126,8 +126,10 @@ def choice_vs_bare(data: Path, symbol: str, first: date, last: date) -> dict[str
     bars = {c: frame[c].cast(float).to_numpy() for c in ("open", "high", "low", "close", "volume")}
     bars["bucket"] = frame["open_time"].dt.replace_time_zone(None).to_numpy()
     config = StrategySelectionConfig().resolved(QuantResource())
-    backtest, search, windows = config.validated(workers=1)
-    strategies = [STRATEGIES[name] for name in config.strategies]
+    registry = load_strategies()  # the built-ins
+    backtest, search, windows = config.validated(registry)
+    backtest = replace(backtest, workers=1)
+    strategies = [registry[name] for name in config.strategy_names(registry)]
     every = timedelta(days=config.every_days)
     began = time.perf_counter()
     decisions = list(

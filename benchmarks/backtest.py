@@ -66,7 +66,8 @@ from fks_pipelines.lib.quant.backtest import (  # noqa: E402
     run_sweep,
     sweep_workers,
 )
-from fks_pipelines.lib.quant.strategies import STRATEGIES, chunks, signal_matrix  # noqa: E402
+from fks_pipelines.lib.quant.strategies import chunks, signal_matrix  # noqa: E402
+from fks_pipelines.lib.quant.strategy_files import load_strategies  # noqa: E402
 from fks_pipelines.lib.sources.sample import SAMPLE_SYMBOLS, sample_klines  # noqa: E402
 
 BUNDLED_BTC = Path(__file__).resolve().parent.parent / "fks_pipelines" / "data" / "freqtrade" / "BTC_USDT-1h.json.gz"
@@ -191,7 +192,7 @@ def stops_comparison(path: Path) -> dict:
 
     bars = freqtrade_bars(path)
     config = BacktestConfig(fees=0.001, slippage=0.0, init_cash=10_000.0)
-    base = STRATEGIES["ma_cross"]
+    base = load_strategies()["ma_cross"]
     n_trades, mismatches, max_diff, reasons = 0, [], 0.0, Counter()
     project_s = peer_s = 0.0
     for params in STOP_PARAMS:
@@ -254,7 +255,7 @@ def main() -> None:
         }
         for s in symbols
     }
-    strategy = STRATEGIES["ma_cross"]
+    strategy = load_strategies()["ma_cross"]
     params = strategy.parameter_sets()
     config = BacktestConfig(freq="1min", chunk_size=50, workers=1)
     parallel = replace(config, workers=0)

@@ -45,6 +45,9 @@ resources = {
         choice_min_dsr=settings.choice_min_dsr,
         lookahead_policy=settings.lookahead_policy,
         sweep_workers=settings.sweep_workers,
+        strategies_dir=str(settings.strategies_dir) if settings.strategies_dir else None,
+        strategy_max_grid=settings.strategy_max_grid,
+        strategy_timeout_s=settings.strategy_timeout_s,
     ),
     "embedding_model": EmbeddingModelResource(
         model=settings.embedding_model, model_path=settings.embedding_model_path, device=settings.embedding_device

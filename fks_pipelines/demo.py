@@ -19,7 +19,13 @@ from typing import TextIO
 
 import click
 
-from fks_pipelines.settings import PROJECT_ROOT
+from fks_pipelines.settings import (
+    BUNDLED_FREQTRADE_DIR,
+    DEFAULT_SYMBOLS,
+    PROJECT_ROOT,
+    Settings,
+    record_partitions_start,
+)
 
 
 def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], partitions_start: str) -> None:
@@ -29,11 +35,15 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from fks_pipelines.definitions import settings
-    from fks_pipelines.lib.db.connect import connect, migrate, one_row, redact
-    from fks_pipelines.lib.db.portfolio import import_accounts
+    from fks_pipelines.lib.db.analytics import last_run_choices, latest_regimes
+    from fks_pipelines.lib.db.connect import connect, migrate, redact
+    from fks_pipelines.lib.db.knowledge import documents_by_kind
+    from fks_pipelines.lib.db.marts import day_returns, day_summary
+    from fks_pipelines.lib.db.portfolio import account_names, import_accounts
     from fks_pipelines.lib.db.raw import scope_summary
     from fks_pipelines.lib.db.recommendations import (
         evaluation_table,
+        generations_on,
         latest_rows,
         window_allocations,
     )
@@ -55,7 +65,7 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
 
     with connect(env["FKS_DATABASE_URL"]) as conn:
         migrate(conn, settings.timescale())
-        if one_row(conn.execute("SELECT count(*) FROM portfolio.accounts"))[0] == 0:
+        if not account_names(conn):
             accounts = read_ledger(DEMO_PORTFOLIO, set(settings.symbols))
             if not isinstance(accounts, list):  # a YAML ledger gives accounts, a CSV one trades
                 raise click.ClickException(f"{DEMO_PORTFOLIO} is not a YAML ledger of accounts")
@@ -100,22 +110,18 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
     )
     with connect(env["FKS_DATABASE_URL"]) as conn:
         summaries = scope_summary(conn, scope, max_ranges=5)
-        daily = conn.execute(MARTS_DAILY_SQL, {"day": last}).fetchall()
-        returns = conn.execute(MARTS_RETURNS_SQL, {"day": last}).fetchall()
-        chosen = conn.execute(CHOSEN_SQL).fetchall()
-        regimes: dict[str, str] = dict(conn.execute(REGIMES_SQL).fetchall())
-        knowledge = conn.execute(KNOWLEDGE_SQL).fetchall()
+        daily = day_summary(conn, last)
+        returns = day_returns(conn, last)
+        chosen = last_run_choices(conn)
+        regimes = latest_regimes(conn)
+        knowledge = documents_by_kind(conn)
         as_of = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         hits = search_knowledge(conn, DEMO_QUESTION, as_of=as_of, k=3)
         recommendation = latest_rows(conn, last)
         window_targets = window_allocations(conn, opened, last)
         evaluation_rows = evaluation_table(conn)
         evidence = decision_evidence(conn, last)
-        generations = conn.execute(
-            "SELECT account, generator, model, llm_error FROM recommendations.generations"
-            " WHERE decision_date = %s ORDER BY account",
-            (last,),
-        ).fetchall()
+        generations = generations_on(conn, last)
     click.echo("\nraw.binance_klines")
     click.echo(f"{'symbol':<10}{'rows':>9}  {'first bar (UTC)':<18}{'last bar (UTC)':<18}{'missing':>8}")
     for s in summaries:
@@ -326,33 +332,6 @@ def print_recommendation(day, rows: list[dict], generations: list[tuple]) -> Non
     click.echo(f'{{"decision_date": "{day}", "recommendations": [\n{lines}\n]}}')
 
 
-MARTS_DAILY_SQL = """
-    SELECT symbol, open, high, low, close, volume, bar_count
-    FROM marts.fct_ohlcv_1d WHERE bucket = %(day)s::date::timestamptz ORDER BY symbol
-"""
-MARTS_RETURNS_SQL = """
-    SELECT symbol, log_return, volatility_7d, volatility_30d
-    FROM marts.fct_returns WHERE bucket = %(day)s::date::timestamptz ORDER BY symbol
-"""
-
-
-CHOSEN_SQL = """
-    SELECT symbol, decided_at, strategy, params, oos_total_return, dsr, pbo, test_total_return,
-           test_buy_and_hold_return
-    FROM analytics.strategy_choices
-    WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY last_run_at DESC LIMIT 1)
-    ORDER BY symbol, decided_at
-"""
-REGIMES_SQL = """
-    SELECT DISTINCT ON (symbol) symbol, regime FROM analytics.market_regimes ORDER BY symbol, bucket DESC
-"""
-
-
-KNOWLEDGE_SQL = """
-    SELECT d.kind, count(*),
-           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id))
-    FROM knowledge.documents d GROUP BY d.kind ORDER BY d.kind
-"""
 DEMO_QUESTION = "a sharp drop in price with high volatility"
 DEMO_PORTFOLIO = PROJECT_ROOT / "examples" / "demo_portfolio.yaml"
 
@@ -372,3 +351,58 @@ def search_knowledge(conn, question: str, *, as_of: datetime, k: int):
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.2f}%"
+
+
+# The bundled real history the demo runs on by default (fks_pipelines/data/freqtrade), and the days before its
+# window that warm the marts, regimes and the first weekly choices up (the paper account opens after them).
+DEMO_REAL = {"FKS_SOURCE": "freqtrade", "FKS_INTERVAL": "1h", "FKS_SYMBOLS": "BTCUSDT,ETHUSDT"}
+DEMO_WARMUP_DAYS = 30
+
+
+@dataclass(frozen=True)
+class DemoWindow:
+    """The days a demo materializes [first, last], the day its example paper account opens, and the first daily
+    partition of the home it runs in."""
+
+    first: date
+    opened: date
+    last: date
+    partitions_start: str
+
+
+def prepare_demo(exported: Settings, days: int | None, sample: bool) -> DemoWindow:
+    """The demo's window, and its data recorded for this home: by default the last ``days`` (90) days of the
+    bundled real history after 30 days of warm-up, with ``sample`` the last ``days`` (30) of the synthetic sample
+    up to yesterday. ``exported``: the settings as exported (not what an earlier demo recorded), since an exported
+    variable always wins. Unless exported, this home's daily partitions start on the demo's first day (or an
+    earlier demo's), on the data it ran on, for the run it launches and for `fks dev` afterwards. A window that
+    reaches back before the history or the first partition: a bad --days (exit 2)."""
+    from fks_pipelines.lib.sources.freqtrade import whole_days
+
+    if sample:
+        data = {"FKS_SOURCE": "sample", "FKS_INTERVAL": "1m", "FKS_SYMBOLS": ",".join(DEFAULT_SYMBOLS)}
+        last = datetime.now(UTC).date() - timedelta(days=1)
+        opened = last - timedelta(days=(days or 30) - 1)
+        first = opened
+    else:
+        data = dict(DEMO_REAL)
+        symbols = exported.symbols if "symbols" in exported.model_fields_set else data["FKS_SYMBOLS"].split(",")
+        held_from, last = whole_days(exported.freqtrade_dir or BUNDLED_FREQTRADE_DIR, symbols, "1h")
+        opened = last - timedelta(days=(days or 90) - 1)
+        first = max(held_from, opened - timedelta(days=DEMO_WARMUP_DAYS))
+        if opened < held_from:
+            raise click.BadParameter(
+                f"{days} days reach back to {opened}, before the history held from {held_from}", param_hint="'--days'"
+            )
+    if first < date.fromisoformat(exported.partitions_start):
+        raise click.BadParameter(
+            f"{days} days reach back to {first}, before the first partition"
+            f" {exported.partitions_start} (FKS_PARTITIONS_START)",
+            param_hint="'--days'",
+        )
+    fields = {"FKS_SOURCE": "source", "FKS_INTERVAL": "interval", "FKS_SYMBOLS": "symbols"}
+    unset = {var: value for var, value in data.items() if fields[var] not in exported.model_fields_set}
+    start = record_partitions_start(exported.home, first, unset).isoformat()
+    if "partitions_start" in exported.model_fields_set:
+        start = exported.partitions_start
+    return DemoWindow(first, opened, last, start)

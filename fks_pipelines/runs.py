@@ -219,3 +219,32 @@ def drive_backfill(
         if not watch_only and any(r.status == DagsterRunStatus.FAILURE for r in runs) and not backfill:
             return "FAILED"
         time.sleep(poll_s)
+
+
+def backfill_every_asset(
+    start: date,
+    end: date,
+    symbols: list[str],
+    on_step: Callable[[str], None],
+    on_submitted: Callable[[str], None] | None = None,
+) -> tuple[str, str]:
+    """`fks backfill`: submit (or resume) the backfill of every asset over [start, end] on the platform's instance
+    (DAGSTER_HOME, the environment already set) and drive it to its end; (its id, its final status). Meanwhile the
+    code server and the runs' processes, which inherit this process's stdout, write to stderr instead, so stdout
+    keeps only the caller's result."""
+    import sys
+
+    from dagster import DagsterInstance
+
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with DagsterInstance.get() as instance, workspace_context(instance) as process_context:
+            backfill_id = submit_backfill(instance, process_context, start, end, symbols)
+            if on_submitted:
+                on_submitted(backfill_id)
+            return backfill_id, drive_backfill(instance, process_context, backfill_id, on_step)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

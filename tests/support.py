@@ -10,8 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
-from fks_pipelines.defs.dbt.resources import dbt_connection, dbt_resource
-
 
 @dataclass
 class Reply:
@@ -108,10 +106,14 @@ class Dbt:
     """The real dbt project, run through the dbt CLI resource against the database at ``url``."""
 
     def __init__(self, url: str):
+        from fks_pipelines.defs.dbt.resources import dbt_resource  # dagster-dbt: seconds to import, dbt tests only
+
         self.url = url
         self.resource = dbt_resource()
 
     def run(self, *args: str) -> None:
+        from fks_pipelines.defs.dbt.resources import dbt_connection
+
         with dbt_connection(self.url):
             invocation = self.resource.cli(list(args), raise_on_error=False)
             invocation.wait()

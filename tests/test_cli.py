@@ -461,7 +461,17 @@ BAD_INVOCATIONS = {
 }
 
 
-@pytest.mark.parametrize("args, option, value", BAD_INVOCATIONS.values(), ids=BAD_INVOCATIONS.keys())
+# One `fks` process each (about a second of CPU): `make test-quick` runs a few, `make test` every one.
+QUICK_BAD_INVOCATIONS = {"zero interval", "reversed range", "backfill before the partitions"}
+
+
+@pytest.mark.parametrize(
+    "args, option, value",
+    [
+        pytest.param(*v, id=k, marks=() if k in QUICK_BAD_INVOCATIONS else pytest.mark.slow)
+        for k, v in BAD_INVOCATIONS.items()
+    ],
+)
 def test_a_bad_value_is_one_line_exit_2_and_nothing_happens(args, option, value, shared_data, tmp_path):
     home = tmp_path / "fks_home"
     with ScriptedServer(lambda request: Reply(200, b"[]")) as binance:

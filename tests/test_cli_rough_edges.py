@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from dagster._core.workspace.autodiscovery import loadable_targets_from_loaded_module
 
 from fks_pipelines.cli import main
-from fks_pipelines.lib.quant.strategies import refresh_strategies
 
 FKS = [sys.executable, "-m", "fks_pipelines.cli"]
 FLAGGED = """
@@ -37,8 +36,7 @@ def strategies(tmp_path, shared_data):
     folder.mkdir()
     (folder / "flagged.py").write_text(FLAGGED)
     files = ["--file", str(shared_data / "spot" / "BTCUSDT-1m-2020-01-01.zip")]
-    yield files, {"FKS_STRATEGIES_DIR": str(folder), "FKS_SWEEP_WORKERS": "1"}
-    refresh_strategies(tmp_path / "none")
+    return files, {"FKS_STRATEGIES_DIR": str(folder), "FKS_SWEEP_WORKERS": "1"}
 
 
 def fks(args: list[str], env: dict[str, str]):
@@ -106,6 +104,7 @@ def test_search_symbols_follow_the_one_symbol_rule_and_errors_have_one_prefix():
     assert len(done.stderr.strip().splitlines()) == 1 and "X'Y" in done.stderr
 
 
+@pytest.mark.slow  # builds every layer's definitions (dbt manifest, Dagster): seconds of CPU
 def test_the_definitions_module_has_one_definitions_object():
     module = importlib.import_module("fks_pipelines.definitions")
     assert [t.attribute for t in loadable_targets_from_loaded_module(module)] == ["defs"]

@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from fks_pipelines.cli import main
-from fks_pipelines.lib.quant.strategies import refresh_strategies
 from tests.lib.quant.test_strategy_files import EXAMPLES, PEEKING
 
 FKS = [sys.executable, "-m", "fks_pipelines.cli"]
@@ -30,8 +29,7 @@ def setup(tmp_path, shared_data):
     (folder / "broken.py").write_text("GRID = {'a': [1]}\n")
     files = ["--file", str(shared_data / "spot" / "BTCUSDT-1m-2020-01-01.zip")]
     env = {"FKS_STRATEGIES_DIR": str(folder), "FKS_SWEEP_WORKERS": "1"}
-    yield folder, files, env
-    refresh_strategies(tmp_path / "none")
+    return folder, files, env
 
 
 def fks(args: list[str], env: dict[str, str]):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from dagster import AssetKey, instance_for_test
 
 from fks_pipelines.runs import BACKFILL_KEY_TAG, backfill_key, submit_backfill, workspace_context
 
 
+@pytest.mark.slow  # loads the code location (every layer's definitions): seconds of CPU
 def test_a_backfill_targets_every_day_of_the_range_and_the_same_arguments_resume_it(monkeypatch):
     monkeypatch.setenv("FKS_PARTITIONS_START", "2021-01-01")
     with instance_for_test() as instance, workspace_context(instance) as process_context:

@@ -21,42 +21,48 @@
 
 with
 {%- if fks_is_incremental() %}
-loaded as materialized (
-    -- Materialized, so the planner scans raw once in storage order for the filter (loaded_at has no index)
-    -- instead of walking the primary key to feed the distinct below in its order.
-    select market, symbol, open_time
-    from {{ ref('stg_binance_klines') }}
-    where interval in ('1m', '1h', '1d')
-      and loaded_at > (select coalesce(max(loaded_through), '-infinity') from {{ this }})
-                      - interval '{{ var("fks_coverage_lag", "10 minutes") }}'
-),
-changed as (
-    select distinct market, symbol, date_trunc('day', open_time at time zone 'UTC') as day_start
-    from loaded
-),
-bars as (
-    -- One primary-key range scan per changed day: the lateral subquery with `offset 0` is not flattened, so the
-    -- planner cannot swap it for a join over all of raw (it cannot know how few days changed).
-    select s.market, s.symbol, s.interval, s.open_time, s.loaded_at
-    from changed c
-    cross join lateral (
-        select market, symbol, interval, open_time, loaded_at
+    loaded as materialized (
+        -- Materialized, so the planner scans raw once in storage order for the filter (loaded_at has no index)
+        -- instead of walking the primary key to feed the distinct below in its order.
+        select market, symbol, open_time
         from {{ ref('stg_binance_klines') }}
-        where market = c.market
-          and symbol = c.symbol
-          and interval in ('1m', '1h', '1d')
-          and open_time >= c.day_start at time zone 'UTC'
-          and open_time < (c.day_start + interval '1 day') at time zone 'UTC'
-        offset 0
-    ) s
-)
+        where interval in ('1m', '1h', '1d')
+          and loaded_at > (select coalesce(max(loaded_through), '-infinity') from {{ this }})
+                          - interval '{{ var("fks_coverage_lag", "10 minutes") }}'
+    ),
+    changed as (
+        select distinct market, symbol, date_trunc('day', open_time at time zone 'UTC') as day_start
+        from loaded
+    ),
+    bars as (
+        -- One primary-key range scan per changed day: the lateral subquery with `offset 0` is not flattened, so the
+        -- planner cannot swap it for a join over all of raw (it cannot know how few days changed).
+        select s.market, s.symbol, s.interval, s.open_time, s.loaded_at
+        from changed c
+        cross join lateral (
+            select market, symbol, interval, open_time, loaded_at
+            from {{ ref('stg_binance_klines') }}
+            where market = c.market
+              and symbol = c.symbol
+              and interval in ('1m', '1h', '1d')
+              and open_time >= c.day_start at time zone 'UTC'
+              and open_time < (c.day_start + interval '1 day') at time zone 'UTC'
+            offset 0
+        ) s
+    )
 {%- else %}
-bars as (
-    select market, symbol, interval, open_time, loaded_at
-    from {{ ref('stg_binance_klines') }}
-    where interval in ('1m', '1h', '1d')
-)
+    bars as (
+        select
+            market,
+            symbol,
+            interval,
+            open_time,
+            loaded_at
+        from {{ ref('stg_binance_klines') }}
+        where interval in ('1m', '1h', '1d')
+    )
 {%- endif %},
+
 per_interval as (
     select
         market,
@@ -71,6 +77,7 @@ per_interval as (
     from bars
     group by market, symbol, (open_time at time zone 'UTC')::date, interval
 )
+
 select
     market,
     symbol,

@@ -1,9 +1,11 @@
 -- One row per (market, symbol) the platform holds, with its assets and the history available.
 {{ config(materialized='table') }}
 
-with quotes(quote_asset) as (
+with quotes (quote_asset) as (
     values ('USDT'), ('USDC'), ('FDUSD'), ('BUSD'), ('TUSD'), ('USD'), ('EUR'), ('TRY'), ('BTC'), ('ETH'), ('BNB')
-), coverage as (
+),
+
+coverage as (
     -- Per-day coverage summed per symbol: one row per (symbol, day) held, at most 1/24 of the bars.
     select
         market,
@@ -17,18 +19,23 @@ with quotes(quote_asset) as (
         count(*) filter (where bar_source = '1d') as days_from_1d
     from {{ ref('int_symbol_coverage') }}
     group by market, symbol
-), parsed as (
+),
+
+parsed as (
     select
         c.*,
         regexp_replace(c.symbol, '_PERP$|_\d{6}$', '') as pair
-    from coverage c
+    from coverage as c
 )
+
 select
     p.market,
     p.symbol,
     coalesce(left(p.pair, length(p.pair) - length(q.quote_asset)), p.pair) as base_asset,
     q.quote_asset,
-    case p.market when 'spot' then 'spot' when 'usdm' then 'USD-M perpetual/futures' else 'COIN-M perpetual/futures' end as market_kind,
+    case p.market
+        when 'spot' then 'spot' when 'usdm' then 'USD-M perpetual/futures' else 'COIN-M perpetual/futures'
+    end as market_kind,
     p.first_bar,
     p.last_bar,
     p.minute_bars,
@@ -36,7 +43,9 @@ select
     p.days_from_1m,
     p.days_from_1h,
     p.days_from_1d
-from parsed p
+from parsed as p
 left join lateral (
-    select quote_asset from quotes where p.pair like '%' || quote_asset order by length(quote_asset) desc limit 1
-) q on true
+    select quotes.quote_asset from quotes
+    where p.pair like '%' || quotes.quote_asset
+    order by length(quotes.quote_asset) desc limit 1
+) as q on true

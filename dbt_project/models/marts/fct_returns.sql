@@ -14,11 +14,17 @@
 ) }}
 
 with daily as (
-    select market, symbol, bucket, close, bar_count
+    select
+        market,
+        symbol,
+        bucket,
+        close,
+        bar_count
     from {{ ref('fct_ohlcv_1d') }}
-    where true
-        {{ fks_input_window('bucket', lookback='31 days') }}
-), with_returns as (
+    where true {{ fks_input_window('bucket', lookback='31 days') }}
+),
+
+with_returns as (
     select
         market,
         symbol,
@@ -27,11 +33,13 @@ with daily as (
         bar_count,
         case
             when lag(bucket) over w = bucket - interval '1 day'
-            then ln(close / lag(close) over w)
+                then ln(close / lag(close) over w)
         end as log_return
     from daily
     window w as (partition by market, symbol order by bucket)
-), with_volatility as (
+),
+
+with_volatility as (
     select
         market,
         symbol,
@@ -47,8 +55,8 @@ with daily as (
         w7 as (partition by market, symbol order by bucket range between interval '6 days' preceding and current row),
         w30 as (partition by market, symbol order by bucket range between interval '29 days' preceding and current row)
 )
+
 -- The window filter applies after the rolling windows are computed over the lookback.
 select *
 from with_volatility
-where true
-    {{ fks_output_window('bucket') }}
+where true {{ fks_output_window('bucket') }}

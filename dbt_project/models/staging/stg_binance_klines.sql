@@ -23,12 +23,13 @@ select
     r.taker_buy_quote::numeric as taker_buy_quote,
     r.source,
     r.loaded_at
-from {{ source('raw', 'binance_klines') }} r
+from {{ source('raw', 'binance_klines') }} as r
 where r.loaded_at = (
     select max(latest.loaded_at)
-    from {{ source('raw', 'binance_klines') }} latest
-    where latest.market = r.market
-      and latest.symbol = r.symbol
-      and latest.interval = r.interval
-      and latest.open_time = r.open_time
+    from {{ source('raw', 'binance_klines') }} as latest
+    where
+        latest.market = r.market
+        and latest.symbol = r.symbol
+        and latest.interval = r.interval
+        and latest.open_time = r.open_time
 )

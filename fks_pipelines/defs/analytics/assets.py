@@ -32,7 +32,8 @@ from fks_pipelines.lib.quant.choice_updates import ChoiceSettings, update_choice
 from fks_pipelines.lib.quant.daily_state import daily_signals
 from fks_pipelines.lib.quant.regimes import REGIMES, RegimeConfig, regime_report
 from fks_pipelines.lib.quant.rolling_choice import Windows
-from fks_pipelines.lib.quant.strategies import STRATEGIES, Strategy, strategy_file_errors
+from fks_pipelines.lib.quant.strategies import Strategy, builtin_names
+from fks_pipelines.lib.quant.strategy_files import Registry
 from fks_pipelines.lib.quant.walk_forward import Search
 
 HOURLY = AssetKey(["marts", "fct_ohlcv_1h"])
@@ -60,8 +61,9 @@ class StrategySelectionConfig(Config):
     fees: float = Field(default=0.001, description="Per fill (Binance spot taker: 0.1%).")
     slippage: float = 0.0005
     init_cash: float = 10_000.0
-    strategies: list[str] = Field(
-        default_factory=lambda: list(STRATEGIES), description=f"Any of {', '.join(STRATEGIES)}."
+    strategies: list[str] | None = Field(
+        default=None,
+        description=f"Built-ins ({', '.join(builtin_names())}) or FKS_STRATEGIES_DIR's files; default: every one.",
     )
     allow_shorts: bool = Field(
         default=False, description="Trade both directions (exit signals open shorts); long-only spot otherwise."
@@ -79,14 +81,15 @@ class StrategySelectionConfig(Config):
         min_dsr = quant.choice_min_dsr if self.min_dsr is None else self.min_dsr
         return self.model_copy(update={"every_days": every_days, "min_dsr": min_dsr})
 
-    def validated(self, workers: int) -> tuple[BacktestConfig, Search, Windows]:
+    def validated(self, strategies: Registry, workers: int) -> tuple[BacktestConfig, Search, Windows]:
         """The backtest settings (sweeping on ``workers`` processes), the search and the windows of a
-        :meth:`resolved` configuration, or a ValueError naming the bad field."""
+        :meth:`resolved` configuration over the loaded ``strategies``, or a ValueError naming the bad field."""
         if self.every_days is None or self.min_dsr is None:
             raise ValueError("every_days/min_dsr: not resolved (StrategySelectionConfig.resolved(quant) first)")
-        unknown = sorted(set(self.strategies) - set(STRATEGIES))
-        if unknown or not self.strategies:
-            raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(STRATEGIES)}")
+        names = self.strategy_names(strategies)
+        unknown = sorted(set(names) - set(strategies))
+        if unknown or not names:
+            raise ValueError(f"strategies: unknown {unknown or 'empty list'}; choose from {', '.join(strategies)}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective: {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
         for name in ("in_sample_days", "validation_days", "every_days"):
@@ -130,6 +133,10 @@ class StrategySelectionConfig(Config):
             code_version=__version__,
         )
 
+    def strategy_names(self, strategies: Registry) -> list[str]:
+        """The configured strategies' names, or every loaded one's."""
+        return list(strategies) if self.strategies is None else self.strategies
+
 
 @asset(
     key_prefix="analytics",
@@ -156,12 +163,13 @@ def strategy_choices(
     market_data: MarketDataResource,
     quant: QuantResource,
 ) -> MaterializeResult:
+    registry = quant.registry()
     config = config.resolved(quant)
-    backtest, search, windows = config.validated(quant.sweep_workers)
-    failed = strategy_file_errors()
+    backtest, search, windows = config.validated(registry, quant.sweep_workers)
+    failed = dict(registry.errors)
     with database.connection() as conn:
         strategies, broken = usable_strategies(
-            conn, market_data.market, market_data.symbols, [STRATEGIES[name] for name in config.strategies]
+            conn, market_data.market, market_data.symbols, [registry[n] for n in config.strategy_names(registry)]
         )
     failed.update(broken)
     _log_failed(context, failed)
@@ -211,13 +219,16 @@ def _log_failed(context: AssetExecutionContext, failed: dict[str, str]) -> None:
 )
 @one_run_at_a_time
 def signals(
-    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource, quant: QuantResource
 ) -> MaterializeResult:
     window = context.partition_time_window
     # user strategies that fail (at import, or raising, exiting or hanging in signals) are left out, named below
-    failed: dict[str, str] = strategy_file_errors()
+    registry = quant.registry()
+    failed: dict[str, str] = dict(registry.errors)
     with database.connection() as conn:
-        rows, states = daily_signals(conn, market_data.market, market_data.symbols, window.start, window.end, failed)
+        rows, states = daily_signals(
+            conn, market_data.market, market_data.symbols, window.start, window.end, failed, registry
+        )
         with conn.transaction():  # the signals and the strategy state of the window land together or not at all
             analytics.replace_signals(conn, market_data.market, market_data.symbols, window.start, window.end, rows)
             analytics.replace_strategy_state(

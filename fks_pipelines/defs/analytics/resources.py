@@ -1,11 +1,13 @@
 """What the analytics layer takes from the settings, carried by a resource (set once from the settings model in
 definitions.py; asset bodies never read the environment)."""
 
+from pathlib import Path
 from typing import Literal
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from fks_pipelines.lib.quant.strategy_files import Registry, StrategyLimits, load_strategies
 from fks_pipelines.settings import Settings
 
 
@@ -38,3 +40,18 @@ class QuantResource(ConfigurableResource):
         ge=0,
         description="Processes a sweep runs its chunks on; 0: one per CPU core, 1: serial (FKS_SWEEP_WORKERS).",
     )
+    strategies_dir: str | None = Field(
+        default=None, description="A folder of the user's strategy files beside the built-ins (FKS_STRATEGIES_DIR)."
+    )
+    strategy_max_grid: int = Field(
+        default=_default("strategy_max_grid"), description="GRID combinations one user strategy may search."
+    )
+    strategy_timeout_s: float = Field(
+        default=_default("strategy_timeout_s"), description="Seconds one user strategy's signals call may take."
+    )
+
+    def registry(self) -> Registry:
+        """The strategies a run trades, loaded at its start: the built-ins and the folder's files (a file that
+        fails to load is kept as its error, named in the run's metadata)."""
+        folder = Path(self.strategies_dir) if self.strategies_dir else None
+        return load_strategies(folder, StrategyLimits(self.strategy_max_grid, self.strategy_timeout_s))

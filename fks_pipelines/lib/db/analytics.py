@@ -569,3 +569,22 @@ def choice_summary(conn: psycopg.Connection, market: str, symbols: Sequence[str]
             f" FROM ({EFFECTIVE_CHOICES}) e GROUP BY symbol ORDER BY symbol",
             {"market": market, "symbols": list(symbols)},
         ).fetchall()
+
+
+def last_run_choices(conn: psycopg.Connection) -> list[tuple]:
+    """Every choice of the most recent backtest run, by symbol and decision time: symbol, decided_at, strategy,
+    params, validation return, DSR, PBO, test return and the test's buy-and-hold return (the demo's summary)."""
+    return conn.execute(
+        "SELECT symbol, decided_at, strategy, params, oos_total_return, dsr, pbo, test_total_return,"
+        " test_buy_and_hold_return FROM analytics.strategy_choices"
+        " WHERE run_id = (SELECT run_id FROM analytics.backtest_runs ORDER BY last_run_at DESC LIMIT 1)"
+        " ORDER BY symbol, decided_at"
+    ).fetchall()
+
+
+def latest_regimes(conn: psycopg.Connection) -> dict[str, str]:
+    """Each symbol's regime on its latest bar."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (symbol) symbol, regime FROM analytics.market_regimes ORDER BY symbol, bucket DESC"
+    ).fetchall()
+    return dict(rows)

@@ -1,4 +1,5 @@
-"""What PostgreSQL's catalog says about a table: its columns (type, comment) and its row count.
+"""What PostgreSQL's catalog says about a table (its columns, type and comment, and its row count) and about the
+server (its version and the extensions it offers, for `fks db status`).
 
 Read for the Dagster catalog (dagster/column_schema, dagster/row_count) from the live table, so what the UI
 shows is what the database holds.
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+
+from fks_pipelines.lib.db.connect import one_row
 
 
 @dataclass(frozen=True)
@@ -42,3 +45,13 @@ def table_row_count(conn: psycopg.Connection, table: str) -> int:
     schema, name = table.split(".", 1)
     query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
     return conn.execute(query).fetchone()[0]  # type: ignore[index]
+
+
+def server_version(conn: psycopg.Connection) -> str:
+    """The server's PostgreSQL version (``SHOW server_version``), e.g. ``17.2``."""
+    return str(one_row(conn.execute("SHOW server_version"))[0])
+
+
+def available_extensions(conn: psycopg.Connection) -> list[str]:
+    """The extensions the server could create (installed or not), by name."""
+    return [r[0] for r in conn.execute("SELECT name FROM pg_available_extensions ORDER BY 1")]

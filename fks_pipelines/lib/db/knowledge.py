@@ -380,3 +380,12 @@ def embedding_backlog(conn: psycopg.Connection) -> int:
             )
         )[0]
     )
+
+
+def documents_by_kind(conn: psycopg.Connection) -> list[tuple[str, int, int]]:
+    """Per document kind: how many documents, and how many of them are embedded (have chunks)."""
+    return conn.execute(
+        "SELECT d.kind, count(*),"
+        " count(*) FILTER (WHERE EXISTS (SELECT 1 FROM knowledge.chunks c WHERE c.document_id = d.id))"
+        " FROM knowledge.documents d GROUP BY d.kind ORDER BY d.kind"
+    ).fetchall()

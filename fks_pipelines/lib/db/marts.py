@@ -6,7 +6,7 @@ quantitative layer, the documents and the recommendation."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -196,3 +196,22 @@ def first_hourly_bar(conn: psycopg.Connection, market: str, symbol: str) -> date
     return one_row(
         conn.execute("SELECT min(bucket) FROM marts.fct_ohlcv_1h WHERE market = %s AND symbol = %s", (market, symbol))
     )[0]
+
+
+def day_summary(conn: psycopg.Connection, day: date) -> list[tuple[str, float, float, float, float, float, int]]:
+    """``day``'s daily bar per symbol (every market): symbol, open, high, low, close, volume and the hourly bars
+    it was rolled up from, by symbol (the demo's summary)."""
+    return conn.execute(
+        "SELECT symbol, open, high, low, close, volume, bar_count"
+        " FROM marts.fct_ohlcv_1d WHERE bucket = %(day)s::date::timestamptz ORDER BY symbol",
+        {"day": day},
+    ).fetchall()
+
+
+def day_returns(conn: psycopg.Connection, day: date) -> list[tuple[str, float | None, float | None, float | None]]:
+    """``day``'s log return and 7- and 30-day volatility per symbol, by symbol (the demo's summary)."""
+    return conn.execute(
+        "SELECT symbol, log_return, volatility_7d, volatility_30d"
+        " FROM marts.fct_returns WHERE bucket = %(day)s::date::timestamptz ORDER BY symbol",
+        {"day": day},
+    ).fetchall()

@@ -472,3 +472,8 @@ def latest_profit_splits(conn: psycopg.Connection, before: date) -> list[tuple]:
         " WHERE month < %s) ORDER BY account",
         (before,),
     ).fetchall()
+
+
+def account_names(conn: psycopg.Connection) -> set[str]:
+    """The names of the accounts held (a CSV of trades may only name these)."""
+    return {name for (name,) in conn.execute("SELECT account FROM portfolio.accounts").fetchall()}

@@ -691,3 +691,12 @@ def unprotected_targets(
 def last_decision_day(conn: psycopg.Connection) -> date | None:
     """The latest day with a recommendation, or None."""
     return one_row(conn.execute("SELECT max(decision_date) FROM recommendations.generations"))[0]
+
+
+def generations_on(conn: psycopg.Connection, day: date) -> list[tuple[str, str, str | None, str | None]]:
+    """Who generated each account's recommendation of ``day``: account, generator, model and the LLM's error."""
+    return conn.execute(
+        "SELECT account, generator, model, llm_error FROM recommendations.generations"
+        " WHERE decision_date = %s ORDER BY account",
+        (day,),
+    ).fetchall()

@@ -24,8 +24,9 @@ import functools
 import inspect
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,18 +207,19 @@ def portfolio(
             "stop_entry_price": entry_price,
             "stop_exit_price": exit_price,
         }
-    return vbt.Portfolio.from_signals(
-        close=bars["close"][:, None],  # a column, broadcast against one column per parameter set
-        entries=next_bar(entries),
-        exits=next_bar(exits),
-        price=bars["open"][:, None],
-        fees=config.fees,
-        slippage=config.slippage,
-        init_cash=config.init_cash,
-        direction=direction,
-        freq=config.freq,
-        **stop_kwargs,
-    )
+    with _portfolio_on_the_cached_kernel():
+        return vbt.Portfolio.from_signals(
+            close=bars["close"][:, None],  # a column, broadcast against one column per parameter set
+            entries=next_bar(entries),
+            exits=next_bar(exits),
+            price=bars["open"][:, None],
+            fees=config.fees,
+            slippage=config.slippage,
+            init_cash=config.init_cash,
+            direction=direction,
+            freq=config.freq,
+            **stop_kwargs,
+        )
 
 
 @njit(cache=True)
@@ -341,17 +343,37 @@ def _cached_from_signals_kernel():
 def simulate_from_signals(*args, **kwargs):
     """``vectorbt.portfolio.dispatch.simulate_from_signals`` (same arguments, same records) on the cached kernel;
     with a reject probability (random, seeded by vectorbt) or the Rust engine configured: vectorbt's own path."""
-    from vectorbt._settings import settings
     from vectorbt.portfolio import dispatch
 
-    bound = inspect.signature(dispatch.simulate_from_signals).bind(*args, **kwargs)
+    return _simulate_from_signals(dispatch.simulate_from_signals, *args, **kwargs)
+
+
+def _simulate_from_signals(vectorbts: Callable, *args, **kwargs):
+    from vectorbt._settings import settings
+
+    bound = inspect.signature(vectorbts).bind(*args, **kwargs)
     bound.apply_defaults()
     arguments = dict(bound.arguments)
     seed, engine = arguments.pop("seed"), arguments.pop("engine")
     if np.any(np.asarray(arguments["reject_prob"]) > 0) or (engine or settings["engine"]) == "rust":
-        return dispatch.simulate_from_signals(*args, **kwargs)
+        return vectorbts(*args, **kwargs)
     del seed  # used only with a reject probability
     return _cached_from_signals_kernel()(**arguments)
+
+
+@contextmanager
+def _portfolio_on_the_cached_kernel() -> Iterator[None]:
+    """While vectorbt builds a Portfolio here, its ``dispatch.simulate_from_signals`` runs on the cached kernel
+    (:func:`simulate_from_signals`): otherwise each process (each ``fks backtest``, each Dagster run walking the
+    strategy choice) compiles vectorbt's bare-``@njit`` kernel again, 10-40 s on 2 cores. Restored on exit."""
+    from vectorbt.portfolio import dispatch
+
+    vectorbts = dispatch.simulate_from_signals
+    dispatch.simulate_from_signals = functools.partial(_simulate_from_signals, vectorbts)
+    try:
+        yield
+    finally:
+        dispatch.simulate_from_signals = vectorbts
 
 
 def simulate(

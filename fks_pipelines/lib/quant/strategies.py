@@ -1,6 +1,7 @@
-"""Trading strategies as signal generators, each with its parameter grid, all by name in :data:`STRATEGIES`:
-the built-ins (strategy files in the package, ``fks_pipelines/strategies/``) and the user's (``FKS_STRATEGIES_DIR``),
-both loaded by strategy_files.py.
+"""Trading strategies as signal generators, each with its parameter grid: what a strategy is, and the helpers its
+file uses (crossings, the sweep's indicator memo). The strategies themselves are files, the built-ins in the package
+(``fks_pipelines/strategies/``) and the user's (``FKS_STRATEGIES_DIR``), loaded by name into a ``Registry`` by
+``strategy_files.load_strategies``.
 
 A strategy maps bars and one parameter set to boolean ``entries``/``exits`` arrays where the
 signal at bar t uses bars <= t only. Orders then fill at the next bar's open (see backtest.py), so no
@@ -10,13 +11,13 @@ strategy can trade on a close it has not yet seen.
 from __future__ import annotations
 
 import itertools
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 Bars = Mapping[str, np.ndarray]  # open, high, low, close (float64, same length)
 Signals = tuple[np.ndarray, np.ndarray]
@@ -38,55 +39,60 @@ def crossed_below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return crossed_above(b, a)
 
 
+class IndicatorMemo:
+    """The indicators computed on one sweep's closes, by function name and arguments: a sweep asks for the same
+    SMA or band for many parameter sets (the MA grid's 397 pairs use 52 windows), so each is computed once per
+    sweep. Bounded by ``max_cells`` cached floats; past that, indicators are computed without being kept."""
+
+    def __init__(self, close: np.ndarray, max_cells: int = 40_000_000):
+        self.close = np.asarray(close, dtype=np.float64)
+        self.values: dict[tuple, object] = {}
+        self.free_cells = max_cells
+
+    def value(self, function: Callable, *args):
+        """``function(close, *args)``, computed once."""
+        key = (function.__name__, *args)
+        if key not in self.values:
+            value = function(self.close, *args)
+            cells = sum(np.size(v) for v in (value if isinstance(value, tuple) else (value,)))
+            if cells > self.free_cells:
+                return value
+            self.free_cells -= cells
+            self.values[key] = value
+        return self.values[key]
+
+
+class SweepFrame(pl.DataFrame):
+    """The polars frame a strategy file's ``signals`` gets during a sweep: the sweep's bars, carrying the sweep's
+    :class:`IndicatorMemo` (a frame derived from it carries none: its closes may differ)."""
+
+    indicator_memo: IndicatorMemo
+
+
 class SweepBars(dict):
-    """Bars that remember the indicators computed on them: a sweep asks for the same SMA or band for many
-    parameter sets (the MA grid's 397 pairs use 52 windows), so each is computed once per sweep. Bounded by
-    ``max_cells`` cached floats; past that, indicators are computed without being kept."""
+    """The bars of one sweep, carrying their :class:`IndicatorMemo` and the polars frame strategy files get (built
+    once per sweep; it shares the float64 columns and the memo)."""
 
     def __init__(self, bars: Bars, max_cells: int = 40_000_000):
         super().__init__(bars)
-        self.memo: dict[tuple, object] = {}
-        self.free_cells = max_cells
+        self.indicator_memo = IndicatorMemo(bars["close"], max_cells)
+        self._frame: SweepFrame | None = None
 
-
-# The polars frame a strategy file's ``signals`` gets for a SweepBars (built once per sweep, strategy_files.py)
-# -> that SweepBars, by the frame's id while the frame lives (a DataFrame is not hashable), so ``indicator``
-# finds the sweep's cache from the frame.
-_SWEEP_OF_FRAME: dict[int, weakref.ref] = {}
-
-
-def link_frame(frame: object, bars: SweepBars) -> None:
-    _SWEEP_OF_FRAME[id(frame)] = weakref.ref(bars)
-    weakref.finalize(frame, _SWEEP_OF_FRAME.pop, id(frame), None)
-
-
-def _sweep_bars(bars: object) -> SweepBars | None:
-    if isinstance(bars, SweepBars):
-        return bars
-    ref = _SWEEP_OF_FRAME.get(id(bars))
-    return ref() if ref is not None else None
+    def frame(self) -> SweepFrame:
+        if self._frame is None:
+            self._frame = SweepFrame({name: np.asarray(values) for name, values in self.items()})
+            self._frame.indicator_memo = self.indicator_memo
+        return self._frame
 
 
 def indicator(bars: object, function: Callable, *args):
     """``function(close, *args)`` for ``bars`` (a mapping of numpy columns or a strategy file's polars frame),
-    memoised when they are a sweep's (:class:`SweepBars`, or the frame built from one)."""
-    sweep = _sweep_bars(bars)
-    if sweep is None:
-        return function(np.asarray(bars["close"], dtype=np.float64), *args)  # type: ignore[index]
-    key = (function.__name__, *args)
-    if key not in sweep.memo:
-        value = function(np.asarray(sweep["close"], dtype=np.float64), *args)
-        cells = sum(np.size(v) for v in (value if isinstance(value, tuple) else (value,)))
-        if cells > sweep.free_cells:
-            return value
-        sweep.free_cells -= cells
-        sweep.memo[key] = value
-    return sweep.memo[key]
-
-
-def ma_cross(bars: Bars, fast: int, slow: int) -> Signals:
-    """The built-in ``ma_cross`` strategy's signals (``fks_pipelines/strategies/ma_cross.py``), callable directly."""
-    return STRATEGIES["ma_cross"].signals(bars, fast=fast, slow=slow)
+    memoised by the sweep's :class:`IndicatorMemo` when ``bars`` carry one (:class:`SweepBars`, the
+    :class:`SweepFrame` built from them)."""
+    memo = getattr(bars, "indicator_memo", None)
+    if isinstance(memo, IndicatorMemo):
+        return memo.value(function, *args)
+    return function(np.asarray(bars["close"], dtype=np.float64), *args)  # type: ignore[index]
 
 
 @dataclass(frozen=True)
@@ -135,95 +141,9 @@ BUILTIN_DIR = Path(__file__).resolve().parents[2] / "strategies"
 BUILTIN_MODULE_PREFIX = "fks_pipelines.strategies."
 
 
-class _Registry(dict):
-    """A dict filled on first use: the built-ins, then every strategy file in ``FKS_STRATEGIES_DIR`` (read then,
-    not at import). A refused file's name maps to its one-line error: looking it up raises that error
-    (StrategyFileError, exit 2 in the CLI) while every other strategy keeps working."""
-
-    loaded = False
-    errors: dict[str, str] = {}
-
-    def _ensure(self) -> None:
-        if not _Registry.loaded:
-            refresh_strategies()
-
-    def __getitem__(self, key):
-        self._ensure()
-        if key in _Registry.errors and not dict.__contains__(self, key):
-            from fks_pipelines.lib.quant.strategy_files import StrategyFileError
-
-            raise StrategyFileError(_Registry.errors[key])
-        return dict.__getitem__(self, key)
-
-    def __contains__(self, key) -> bool:
-        self._ensure()
-        return dict.__contains__(self, key)
-
-    def __iter__(self):
-        self._ensure()
-        return dict.__iter__(self)
-
-    def __len__(self) -> int:
-        self._ensure()
-        return dict.__len__(self)
-
-    def keys(self):
-        self._ensure()
-        return dict.keys(self)
-
-    def values(self):
-        self._ensure()
-        return dict.values(self)
-
-    def items(self):
-        self._ensure()
-        return dict.items(self)
-
-    def get(self, key, default=None):
-        self._ensure()
-        return dict.get(self, key, default)
-
-    def __repr__(self) -> str:
-        self._ensure()
-        return dict.__repr__(self)
-
-
-STRATEGIES: dict[str, Strategy] = _Registry()
-# Each strategy's default parameters, by name (the built-ins' textbook settings, a file's DEFAULTS).
-DEFAULT_PARAMS: dict[str, dict] = _Registry()
-
-
-def refresh_strategies(directory: Path | None = None) -> dict[str, str]:
-    """(Re)load :data:`STRATEGIES` and :data:`DEFAULT_PARAMS` in place: the built-ins, then the files in
-    ``directory`` (default: ``FKS_STRATEGIES_DIR``). Returns the refused files' one-line errors by name; a file
-    named like a built-in is refused."""
-    from fks_pipelines.lib.quant.strategy_files import StrategyLimits, load_strategy_dir
-    from fks_pipelines.settings import Settings
-
-    builtins, broken = load_strategy_dir(BUILTIN_DIR, builtin=True)
-    if broken:  # the package's own files: a bug, not the user's input
-        raise RuntimeError(f"built-in strategy files refused: {broken}")
-    settings = Settings.from_env()
-    folder = directory if directory is not None else settings.strategies_dir
-    limits = StrategyLimits(settings.strategy_max_grid, settings.strategy_timeout_s)
-    user, errors = load_strategy_dir(folder, limits=limits) if folder is not None else ({}, {})
-    for name in sorted(set(user) & set(builtins)):
-        errors[name] = f"{user.pop(name).source}: {name!r} is a built-in strategy; rename the file"
-    merged = {**builtins, **user}
-    dict.clear(STRATEGIES)
-    dict.update(STRATEGIES, merged)
-    dict.clear(DEFAULT_PARAMS)
-    dict.update(DEFAULT_PARAMS, {n: dict(s.defaults) for n, s in merged.items()})
-    _Registry.errors = errors
-    _Registry.loaded = True
-    return errors
-
-
-def strategy_file_errors() -> dict[str, str]:
-    """The one-line error of each user strategy file refused at load (import failed, exited, GRID too large...),
-    by name; they are left out of :data:`STRATEGIES`, and the pipeline's runs log them."""
-    STRATEGIES.keys()  # loads the registry on first use
-    return dict(_Registry.errors)
+def builtin_names() -> list[str]:
+    """The built-in strategies' names (their files' names), without loading them."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.py") if not p.name.startswith("_"))
 
 
 def signal_matrix(strategy: Strategy, bars: Bars, parameter_sets: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +47,13 @@ import polars as pl
 
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.quant.strategies import (
+    BUILTIN_DIR,
     BUILTIN_MODULE_PREFIX,
     STOP_KEYS,
     Bars,
     Signals,
     Strategy,
     SweepBars,
-    link_frame,
 )
 
 MODULE_PREFIX = "fks_user_strategies."
@@ -97,17 +98,13 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def bars_frame(bars: Bars) -> pl.DataFrame:
-    """The polars view of a mapping of numpy columns (float64 columns are shared, not copied); kept on
-    :class:`SweepBars` so a sweep builds it once."""
+    """The polars view of a mapping of numpy columns (float64 columns are shared, not copied); a sweep's
+    (:class:`SweepBars`) is built once and carries the sweep's indicator memo."""
     if isinstance(bars, pl.DataFrame):
         return bars
-    if isinstance(bars, SweepBars) and ("__frame__",) in bars.memo:
-        return bars.memo[("__frame__",)]  # type: ignore[return-value]
-    frame = pl.DataFrame({name: np.asarray(values) for name, values in bars.items()})
     if isinstance(bars, SweepBars):
-        bars.memo[("__frame__",)] = frame
-        link_frame(frame, bars)  # the sweep's indicator cache, found from the frame (strategies.indicator)
-    return frame
+        return bars.frame()
+    return pl.DataFrame({name: np.asarray(values) for name, values in bars.items()})
 
 
 def _checked_array(value: object, what: str, n: int, where: str) -> np.ndarray:
@@ -310,3 +307,55 @@ def load_strategy_dir(
         except StrategyFileError as exc:
             errors[path.stem] = str(exc)
     return strategies, errors
+
+
+@dataclass(frozen=True)
+class Registry(Mapping[str, Strategy]):
+    """The strategies one load found, by name: the built-ins, then a folder's files. A refused file's name maps to
+    its one-line error in :attr:`errors`: looking it up raises that error (StrategyFileError, exit 2 in the CLI),
+    while every other strategy keeps working. Made by :func:`load_strategies` and passed to whoever trades them."""
+
+    strategies: Mapping[str, Strategy]
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Strategy:
+        if name in self.errors and name not in self.strategies:
+            raise StrategyFileError(self.errors[name])
+        return self.strategies[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.strategies
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.strategies)
+
+    def __len__(self) -> int:
+        return len(self.strategies)
+
+    def get(self, name: str, default=None):
+        """The strategy, or ``default`` for an unknown or refused name (never raises)."""
+        return self.strategies.get(name, default)
+
+    def default_params(self) -> dict[str, dict]:
+        """Each strategy's default parameters, by name (the built-ins' textbook settings, a file's DEFAULTS)."""
+        return {name: dict(strategy.defaults) for name, strategy in self.strategies.items()}
+
+
+@cache
+def builtin_strategies() -> Registry:
+    """The package's own strategy files (``fks_pipelines/strategies/``), loaded once per process: they are code of
+    the package, not the user's input, so a refused one is a bug."""
+    strategies, broken = load_strategy_dir(BUILTIN_DIR, builtin=True)
+    if broken:
+        raise RuntimeError(f"built-in strategy files refused: {broken}")
+    return Registry(strategies)
+
+
+def load_strategies(directory: Path | None = None, limits: StrategyLimits = NO_LIMITS) -> Registry:
+    """The built-ins, then the strategy files in ``directory`` (read now; None: the built-ins only) under
+    ``limits``. A file named like a built-in is refused, as is a broken one (see the module's docstring)."""
+    builtins = builtin_strategies()
+    user, errors = load_strategy_dir(directory, limits=limits) if directory is not None else ({}, {})
+    for name in sorted(set(user) & set(builtins)):
+        errors[name] = f"{user.pop(name).source}: {name!r} is a built-in strategy; rename the file"
+    return Registry({**builtins.strategies, **user}, errors)

@@ -19,6 +19,7 @@ import psycopg
 from fks_pipelines.lib.db.raw import replace_days
 from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.klines import LoadScope
+from fks_pipelines.lib.sources import KlineSource
 from fks_pipelines.lib.sources.files import KlineFile
 from fks_pipelines.lib.sources.freqtrade import (
     FreqtradeFile,
@@ -156,3 +157,74 @@ def load_kline_file(conn: psycopg.Connection, parsed: KlineFile, *, force: bool 
         days=len(loads),
         seconds=(datetime.now(UTC) - began).total_seconds(),
     )
+
+
+def load_source_days(
+    conn: psycopg.Connection,
+    source: KlineSource,
+    market: str,
+    interval: str,
+    symbols: list[str],
+    days: list[date],
+    *,
+    force: bool = False,
+    on_day: Callable[[int, date, int, float], None] | None = None,
+) -> list[LoadScope]:
+    """Fetch each UTC day of ``days`` from ``source`` (sample, REST) and replace it through the asset's load path
+    (``load_day``, one transaction per day); ``on_day(i, day, rows, seconds)`` after each. A day that has not
+    ended is refused (BadInputError) before anything is fetched; a refused replacement stops (RefusedLoadError).
+    The scopes loaded, in order."""
+    from fks_pipelines.lib.sources.load import load_day
+
+    check_days_ended(market, interval, symbols, days)
+    scopes = []
+    for i, day in enumerate(days, start=1):
+        result, _ = load_day(conn, source, market, interval, symbols, day, force=force)
+        scopes.append(result.scope)
+        if on_day:
+            on_day(i, day, result.rows_loaded, result.duration_s)
+    return scopes
+
+
+def check_days_ended(market: str, interval: str, symbols: list[str], days: list[date]) -> None:
+    """Only history is loaded: a day of ``days`` that has not ended (UTC) is a BadInputError naming it."""
+    from fks_pipelines.lib.klines import check_closed, empty_klines
+
+    if days:
+        last = LoadScope.for_day(market, interval, symbols, max(days).isoformat())
+        check_closed(empty_klines(), last, now=datetime.now(UTC))
+
+
+def kline_files(paths: Iterable[Path]) -> list[Path]:
+    """The kline files named, a folder standing for every .zip, .csv and .json under it (sorted)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in (".zip", ".csv", ".json"))
+        else:
+            files.append(path)
+    return files
+
+
+def load_binance_file(
+    conn: psycopg.Connection,
+    path: Path,
+    *,
+    market: str | None = None,
+    symbol: str | None = None,
+    interval: str | None = None,
+    force: bool = False,
+) -> tuple[int, LoadScope]:
+    """(rows loaded, scope) of one data.binance.vision archive or REST JSON dump: an archive replaces the UTC days
+    its name covers (one transaction per day), a REST dump exactly the span it holds. A bad file: BadInputError,
+    nothing of it written."""
+    from fks_pipelines.lib.db.raw import replace_klines
+    from fks_pipelines.lib.sources.files import read_kline_file
+
+    parsed = read_kline_file(path, market=market, symbol=symbol, interval=interval)
+    if whole_days(parsed.scope):
+        return load_kline_file(conn, parsed, force=force).rows, parsed.scope
+    loaded = replace_klines(
+        conn, parsed.frame, parsed.scope, source="file", detail=str(path), checksum=parsed.sha256, force=force
+    )
+    return loaded.rows_loaded, parsed.scope

@@ -9,8 +9,10 @@ import pytest
 
 from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
-from fks_pipelines.lib.quant.strategies import STRATEGIES
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from tests.defs.conftest import SYMBOLS
+
+STRATEGIES = load_strategies()  # the built-ins
 
 
 def test_one_word_names_the_layer():
@@ -188,7 +190,6 @@ def test_a_cash_choice_is_stored_as_cash_and_signals_tolerate_it(pipeline):
     from dagster import materialize
 
     from fks_pipelines.defs.analytics.assets import signals, strategy_choices
-    from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS
 
     url, _ = pipeline
     resources = {
@@ -213,7 +214,7 @@ def test_a_cash_choice_is_stored_as_cash_and_signals_tolerate_it(pipeline):
                 "SELECT strategy_signals FROM analytics.signals WHERE symbol = %s AND bucket = '2024-05-24'",
                 (SYMBOLS[0],),
             ).fetchone()
-        assert {name: v["params"] for name, v in day.items()} == DEFAULT_PARAMS
+        assert {name: v["params"] for name, v in day.items()} == STRATEGIES.default_params()
     finally:
         with psycopg.connect(url) as conn:
             conn.execute("DELETE FROM analytics.backtest_runs WHERE run_id = %s", (run_id,))

@@ -18,7 +18,7 @@ from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.metrics import status_rows
-from fks_pipelines.lib.quant.strategies import STRATEGIES, refresh_strategies
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from fks_pipelines.monitoring import snapshot
 from fks_pipelines.settings import Settings
 from tests.lib.quant.real_hourly import load_marts
@@ -57,9 +57,7 @@ def folder(tmp_path, monkeypatch):
     monkeypatch.setenv("FKS_STRATEGIES_DIR", str(path))
     monkeypatch.setenv("FKS_STRATEGY_TIMEOUT", "0.5")
     monkeypatch.setenv("FKS_SWEEP_WORKERS", "1")
-    refresh_strategies()
-    yield path
-    refresh_strategies(tmp_path / "none")
+    return path
 
 
 def test_bad_user_strategies_are_skipped_and_named_while_the_others_go_on(folder, db_url, shared_data):
@@ -107,7 +105,7 @@ def test_bad_user_strategies_are_skipped_and_named_while_the_others_go_on(folder
     assert chosen and {c for (c,) in chosen} <= {"ma_cross", "fine"}
     assert [r[0].date().isoformat() for r in rows] == ["2021-01-22", "2021-01-23", "2021-01-24"]
     for _, strategy_signals in rows:
-        assert set(strategy_signals) == set(STRATEGIES) - BAD
+        assert set(strategy_signals) == set(load_strategies(folder)) - BAD
         assert strategy_signals["fine"]["entry"] is not strategy_signals["fine"]["exit"]
     assert states == 3
 

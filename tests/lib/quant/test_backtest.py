@@ -9,8 +9,11 @@ import polars as pl
 import pytest
 
 from fks_pipelines.lib.quant.backtest import METRICS, BacktestConfig, best, next_bar, portfolio, run_sweep
-from fks_pipelines.lib.quant.strategies import STRATEGIES, ma_cross, signal_matrix
+from fks_pipelines.lib.quant.strategies import signal_matrix
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from tests.support import sample_hourly_bars
+
+STRATEGIES = load_strategies()  # the built-ins
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def loop_backtest(bars, entries, exits, fees, slippage, cash):
 def test_per_bar_loop_reproduces_vectorbt(hourly):
     config = BacktestConfig(fees=0.001, slippage=0.0005, init_cash=10_000.0)
     for fast, slow in ((10, 40), (20, 100), (5, 200)):
-        entries, exits = ma_cross(hourly, fast, slow)
+        entries, exits = STRATEGIES["ma_cross"].signals(hourly, fast=fast, slow=slow)
         pf = portfolio(hourly, entries[:, None], exits[:, None], config)
         equity, trades = loop_backtest(hourly, entries, exits, config.fees, config.slippage, config.init_cash)
         assert len(trades) > 4
@@ -97,7 +100,7 @@ def test_every_strategy_produces_point_in_time_signals(hourly):
         assert a_entries.any(), strategy.name
 
 
-@pytest.mark.slow  # vectorbt's Portfolio compiles its uncached from_signals kernel in every process (10-40 s)
+@pytest.mark.slow  # vectorbt's accessors compile their uncached kernels in every process (seconds)
 @pytest.mark.parametrize("allow_shorts", [False, True], ids=["long_only", "long_short"])
 def test_metrics_equal_vectorbts_own_accessors(hourly, allow_shorts):
     """portfolio_metrics computes every metric from vectorbt's records in one pass; each must be the number
@@ -148,7 +151,6 @@ def test_metrics_equal_vectorbts_own_accessors(hourly, allow_shorts):
     np.testing.assert_allclose(mine["buy_and_hold_return"], hourly["close"][-1] / hourly["close"][0] - 1)
 
 
-@pytest.mark.slow  # vectorbt's Portfolio compiles its uncached from_signals kernel in every process (10-40 s)
 @pytest.mark.parametrize("allow_shorts", [False, True], ids=["long_only", "long_short"])
 def test_simulate_gives_the_portfolios_records_exactly(hourly, allow_shorts):
     """The sweep runs vectorbt's kernels without building a Portfolio: its order and trade records, and so

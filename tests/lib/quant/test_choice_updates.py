@@ -11,9 +11,11 @@ from fks_pipelines.lib.quant import choice_updates
 from fks_pipelines.lib.quant.backtest import BacktestConfig
 from fks_pipelines.lib.quant.choice_updates import ChoiceSettings, update_choices
 from fks_pipelines.lib.quant.rolling_choice import Windows
-from fks_pipelines.lib.quant.strategies import STRATEGIES
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from fks_pipelines.lib.quant.walk_forward import Search
 from tests.lib.quant.real_hourly import load_marts
+
+STRATEGIES = load_strategies()  # the built-ins
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START, END = datetime(2021, 1, 1, tzinfo=UTC), datetime(2022, 1, 1, tzinfo=UTC)  # a year: a decision every week

@@ -10,8 +10,11 @@ import pytest
 
 from fks_pipelines.lib.quant.backtest import best, run_sweep
 from fks_pipelines.lib.quant.optimize import optimize_with_optuna
-from fks_pipelines.lib.quant.strategies import STRATEGIES, Strategy, ma_cross
+from fks_pipelines.lib.quant.strategies import Strategy
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from tests.support import sample_hourly_bars
+
+STRATEGIES = load_strategies()  # the built-ins
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,12 @@ def test_seeded_search_is_reproducible_and_consistent_with_the_grid(hourly):
 
 def test_invalid_combinations_are_pruned(hourly):
     # Half of this grid's product is invalid (fast must be below slow).
-    strategy = Strategy("small_ma", ma_cross, {"fast": (10, 20, 30), "slow": (15, 25)}, lambda p: p["fast"] < p["slow"])
+    strategy = Strategy(
+        "small_ma",
+        STRATEGIES["ma_cross"].signals,
+        {"fast": (10, 20, 30), "slow": (15, 25)},
+        lambda p: p["fast"] < p["slow"],
+    )
     _, trials = optimize_with_optuna(hourly, strategy, objective="calmar", n_trials=15, seed=1)
     pruned = trials.filter(pl.col("state") == "PRUNED")
     assert pruned.height > 0 and (pruned["fast"] >= pruned["slow"]).all()

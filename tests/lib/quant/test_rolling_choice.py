@@ -11,9 +11,10 @@ import pytest
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig
 from fks_pipelines.lib.quant.rolling_choice import CASH, Windows, decide, decision_indices, rolling_choices
-from fks_pipelines.lib.quant.strategies import STRATEGIES
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from fks_pipelines.lib.sources.sample import sample_klines
 
+STRATEGIES = load_strategies()  # the built-ins
 STRATEGY_SET = [STRATEGIES[n] for n in ("rsi_reversion", "bollinger_reversion", "bollinger_breakout")]
 WINDOWS = Windows(in_sample=5 * 24, validation=2 * 24, test=7 * 24, pbo_blocks=6)
 EVERY = timedelta(days=7)

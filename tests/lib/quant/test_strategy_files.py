@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig, run_sweep
 from fks_pipelines.lib.quant.lookahead import lookahead_findings
-from fks_pipelines.lib.quant.strategies import DEFAULT_PARAMS, STRATEGIES, refresh_strategies
-from fks_pipelines.lib.quant.strategy_files import StrategyFileError, load_strategy_file
+from fks_pipelines.lib.quant.strategies import IndicatorMemo, SweepBars, indicator
+from fks_pipelines.lib.quant.strategy_files import StrategyFileError, bars_frame, load_strategies, load_strategy_file
 from fks_pipelines.lib.sources.files import read_kline_file
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "strategies"
@@ -46,8 +46,7 @@ def strategies_dir(tmp_path):
     folder.mkdir()
     for example in EXAMPLES.glob("*.py"):
         (folder / example.name).write_text(example.read_text())
-    yield folder
-    refresh_strategies(tmp_path / "none")  # back to the built-ins for the next test
+    return folder
 
 
 def write(folder: Path, name: str, body: str) -> Path:
@@ -56,14 +55,14 @@ def write(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-def test_examples_load_by_name_beside_the_builtins(strategies_dir, bars, monkeypatch):
-    monkeypatch.setenv("FKS_STRATEGIES_DIR", str(strategies_dir))
-    assert refresh_strategies() == {}
-    assert {"ma_cross", "donchian_breakout", "ema_rsi_trend"} <= set(STRATEGIES)
-    donchian = STRATEGIES["donchian_breakout"]
+def test_examples_load_by_name_beside_the_builtins(strategies_dir, bars):
+    strategies = load_strategies(strategies_dir)
+    assert strategies.errors == {}
+    assert {"ma_cross", "donchian_breakout", "ema_rsi_trend"} <= set(strategies)
+    donchian = strategies["donchian_breakout"]
     assert donchian.description.startswith("Donchian breakout")
-    assert DEFAULT_PARAMS["donchian_breakout"] == {"entry": 20, "exit": 10}
-    entries, exits = donchian.signals(bars, **DEFAULT_PARAMS["donchian_breakout"])
+    assert strategies.default_params()["donchian_breakout"] == {"entry": 20, "exit": 10}
+    entries, exits = donchian.signals(bars, **strategies.default_params()["donchian_breakout"])
     assert entries.dtype == bool and len(entries) == len(bars["close"]) and entries.any() and exits.any()
 
 
@@ -117,20 +116,23 @@ def test_parameters_not_in_grid_are_refused(strategies_dir, bars):
 def test_a_broken_file_leaves_the_others_working(strategies_dir, bars):
     write(strategies_dir, "broken", "GRID = {'a': [1]}\n")
     write(strategies_dir, "ma_cross", "GRID = {'a': [1]}\ndef signals(bars, a): pass\n")
-    errors = refresh_strategies(strategies_dir)
+    strategies = load_strategies(strategies_dir)
+    errors = strategies.errors
     assert set(errors) == {"broken", "ma_cross"} and "is a built-in" in errors["ma_cross"]
     with pytest.raises(StrategyFileError, match="broken.py: defines no signals"):
-        STRATEGIES["broken"]
-    assert "broken" not in STRATEGIES
-    assert STRATEGIES["ma_cross"].source is None  # the built-in, not the file
-    results = run_sweep(bars, STRATEGIES["donchian_breakout"], STRATEGIES["donchian_breakout"].parameter_sets())
+        strategies["broken"]
+    assert "broken" not in strategies and strategies.get("broken") is None
+    assert strategies["ma_cross"].source is None  # the built-in, not the file
+    assert "broken" not in load_strategies() and "donchian_breakout" not in load_strategies()  # nothing kept
+    donchian = strategies["donchian_breakout"]
+    results = run_sweep(bars, donchian, donchian.parameter_sets())
     assert results.height == 9 and results["trades"].sum() > 0
 
 
 def test_lookahead_catches_a_peeking_strategy_and_clears_honest_ones(strategies_dir, bars):
     write(strategies_dir, "peeking", PEEKING)
-    refresh_strategies(strategies_dir)
-    findings = lookahead_findings(STRATEGIES["peeking"], bars, samples=10)
+    strategies = load_strategies(strategies_dir)
+    findings = lookahead_findings(strategies["peeking"], bars, samples=10)
     assert findings, "a centred average uses the next bars"
     first = findings[0]
     assert first.bar <= first.truncated_at and first.params == {"window": 5} and first.full != first.truncated
@@ -142,14 +144,14 @@ def test_lookahead_catches_a_peeking_strategy_and_clears_honest_ones(strategies_
         "donchian_breakout",
         "ema_rsi_trend",
     ):
-        assert lookahead_findings(STRATEGIES[name], bars, samples=10) == [], name
+        assert lookahead_findings(strategies[name], bars, samples=10) == [], name
 
 
 @pytest.mark.slow
 def test_parallel_sweep_equals_the_serial_one(strategies_dir, bars):
-    refresh_strategies(strategies_dir)
+    strategies = load_strategies(strategies_dir)
     for name in ("ma_cross", "ema_rsi_trend"):
-        strategy = STRATEGIES[name]
+        strategy = strategies[name]
         params = strategy.parameter_sets()[:60]
         serial = run_sweep(
             bars, strategy, params, BacktestConfig(freq="1min", chunk_size=7, workers=1, parallel_cells=0)
@@ -167,8 +169,8 @@ def test_the_lookahead_policy_refuses_flags_or_skips(strategies_dir, bars):
     from fks_pipelines.lib.quant.lookahead import LookAheadError, screen_strategies
 
     write(strategies_dir, "peeking", PEEKING)
-    refresh_strategies(strategies_dir)
-    both = [STRATEGIES["ma_cross"], STRATEGIES["peeking"]]
+    strategies = load_strategies(strategies_dir)
+    both = [strategies["ma_cross"], strategies["peeking"]]
     with pytest.raises(LookAheadError, match="peeking: bar"):
         screen_strategies(both, bars, "refuse")
     kept, flagged = screen_strategies(both, bars, "flag")
@@ -177,7 +179,7 @@ def test_the_lookahead_policy_refuses_flags_or_skips(strategies_dir, bars):
 
 
 def test_annualisation_is_an_option(bars):
-    strategy, params = STRATEGIES["ma_cross"], [{"fast": 20, "slow": 50}]
+    strategy, params = load_strategies()["ma_cross"], [{"fast": 20, "slow": 50}]
     crypto = run_sweep(bars, strategy, params, BacktestConfig(freq="1min"))
     equities = run_sweep(bars, strategy, params, BacktestConfig(freq="1min", days_per_year=252))
     assert equities["sharpe"][0] == pytest.approx(crypto["sharpe"][0] * np.sqrt(252 / 365), rel=1e-12)
@@ -193,13 +195,13 @@ def test_builtins_are_strategy_files_in_the_package_loaded_by_the_same_loader(ba
     from fks_pipelines.lib.quant import indicators as ind
     from fks_pipelines.lib.quant.strategies import BUILTIN_DIR, crossed_above, crossed_below
 
-    refresh_strategies(BUILTIN_DIR.parent / "no_user_strategies")
+    strategies = load_strategies(BUILTIN_DIR.parent / "no_user_strategies")
     assert sorted(p.stem for p in BUILTIN_DIR.glob("[!_]*.py")) == sorted(BUILTINS)
     for name in BUILTINS:
         loaded = load_strategy_file(BUILTIN_DIR / f"{name}.py", builtin=True)
-        registered = STRATEGIES[name]
+        registered = strategies[name]
         assert loaded.description and loaded.description == registered.description
-        assert dict(loaded.grid) == dict(registered.grid) and loaded.defaults == DEFAULT_PARAMS[name]
+        assert dict(loaded.grid) == dict(registered.grid) and loaded.defaults == strategies.default_params()[name]
         assert loaded.parameter_sets() == registered.parameter_sets()
         entries, exits = loaded.signals(bars, **loaded.defaults)
         again = registered.signals(pl.DataFrame(bars), **registered.defaults)
@@ -208,7 +210,36 @@ def test_builtins_are_strategy_files_in_the_package_loaded_by_the_same_loader(ba
             loaded.signals(bars, **loaded.defaults, bogus=1)
     # The same numbers as the indicators crossed by hand, and the grid's constraint (fast < slow) kept.
     fast, slow = ind.sma(bars["close"], 20), ind.sma(bars["close"], 50)
-    entries, exits = STRATEGIES["ma_cross"].signals(bars, fast=20, slow=50)
+    entries, exits = strategies["ma_cross"].signals(bars, fast=20, slow=50)
     assert np.array_equal(entries, crossed_above(fast, slow)) and np.array_equal(exits, crossed_below(fast, slow))
-    assert len(STRATEGIES["ma_cross"].parameter_sets()) == 397
-    assert STRATEGIES["rsi_reversion"].warmup({"window": 14, "lower": 30, "upper": 70}) == 42  # levels aren't windows
+    assert len(strategies["ma_cross"].parameter_sets()) == 397
+    assert strategies["rsi_reversion"].warmup({"window": 14, "lower": 30, "upper": 70}) == 42  # levels aren't windows
+
+
+def test_a_sweep_frame_carries_the_sweeps_indicator_memo(bars):
+    """A strategy file gets a polars frame; during a sweep it is the sweep's frame, which carries the sweep's
+    indicator memo itself (no registry elsewhere): each indicator once per sweep, none kept for other frames."""
+    from fks_pipelines.lib.quant import indicators as ind
+
+    calls: list[int] = []
+
+    def sma(close, window):
+        calls.append(window)
+        return ind.sma(close, window)
+
+    swept = SweepBars(bars)
+    frame = bars_frame(swept)
+    assert bars_frame(swept) is frame and isinstance(frame.indicator_memo, IndicatorMemo)
+    first = indicator(frame, sma, 20)
+    assert indicator(swept, sma, 20) is first and indicator(frame, sma, 20) is first and calls == [20]
+    assert np.array_equal(first, ind.sma(bars["close"], 20), equal_nan=True)
+    shorter = indicator(frame.head(1000), sma, 20)  # another frame's closes: computed, not taken from the memo
+    indicator(pl.DataFrame(bars), sma, 20)
+    indicator(SweepBars(bars), sma, 20)  # another sweep: its own memo
+    assert calls == [20, 20, 20, 20] and len(shorter) == 1000
+    # The built-in's signals through a sweep's frame equal those on plain bars.
+    strategy = load_strategies()["ma_cross"]
+    on_sweep = strategy.signals(swept, fast=20, slow=50)
+    plain = strategy.signals(bars, fast=20, slow=50)
+    assert np.array_equal(on_sweep[0], plain[0]) and np.array_equal(on_sweep[1], plain[1]) and plain[0].any()
+    assert {("sma", 20), ("sma", 50)} <= set(swept.indicator_memo.values)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from fks_pipelines.cli import main
-from fks_pipelines.lib.quant.strategies import STRATEGIES, refresh_strategies
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from fks_pipelines.settings import Settings
 
 NOTHING = """
@@ -40,8 +40,7 @@ def folder(tmp_path, shared_data):
     )
     (path / "fine.py").write_text(NOTHING.replace("{body}", "pass"))
     files = ["--file", str(shared_data / "spot" / "BTCUSDT-1m-2020-01-01.zip")]
-    yield path, files
-    refresh_strategies(tmp_path / "none")
+    return path, files
 
 
 def backtest(name: str, folder, files, **env: str):
@@ -79,7 +78,5 @@ def test_user_strategies_are_not_read_from_the_working_directory_by_default(tmp_
     (tmp_path / "strategies" / "here.py").write_text(NOTHING.replace("{body}", "pass"))
     monkeypatch.chdir(tmp_path)
     assert Settings.from_env().strategies_dir is None
-    try:
-        assert refresh_strategies() == {} and "here" not in STRATEGIES and "ma_cross" in STRATEGIES
-    finally:
-        refresh_strategies(tmp_path / "none")
+    strategies = load_strategies(Settings.from_env().strategies_dir)
+    assert strategies.errors == {} and "here" not in strategies and "ma_cross" in strategies

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from fks_pipelines.lib.quant.backtest import BacktestConfig
-from fks_pipelines.lib.quant.strategies import STRATEGIES
+from fks_pipelines.lib.quant.strategy_files import load_strategies
 from fks_pipelines.lib.quant.walk_forward import Search, Window, choose_parameters, walk_forward, walk_forward_windows
 from tests.support import sample_hourly_bars
+
+STRATEGIES = load_strategies()  # the built-ins
 
 
 @pytest.fixture(scope="module")

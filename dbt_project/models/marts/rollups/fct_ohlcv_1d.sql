@@ -6,21 +6,23 @@ with from_hours as (
     select
         {{ fks_ohlcv_rollup('1 day', 'bucket', 'sum(bar_count)', 'min(bar_source)') }}
     from {{ ref('fct_ohlcv_1h') }}
-    where true
-        {{ fks_input_window('bucket') }}
+    where true {{ fks_input_window('bucket') }}
     group by 1, 2, 3
-), from_days as (
+),
+
+from_days as (
     select
         {{ fks_ohlcv_rollup('1 day', 'open_time', 'count(*)', "'1d'") }}
     from {{ source('raw', 'binance_klines') }}
-    where interval = '1d'
-        {{ fks_input_window('open_time') }}
+    where interval = '1d' {{ fks_input_window('open_time') }}
     group by 1, 2, 3
 )
+
 select * from from_hours
 union all
 select d.*
-from from_days d
+from from_days as d
 where not exists (
-    select 1 from from_hours h where h.market = d.market and h.symbol = d.symbol and h.bucket = d.bucket
+    select 1 from from_hours as h
+    where h.market = d.market and h.symbol = d.symbol and h.bucket = d.bucket
 )

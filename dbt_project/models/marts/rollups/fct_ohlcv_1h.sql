@@ -7,25 +7,31 @@ with from_minutes as (
     select
         {{ fks_ohlcv_rollup('1 hour', 'open_time', 'count(*)', "'1m'") }}
     from {{ source('raw', 'binance_klines') }}
-    where interval = '1m'
-        {{ fks_input_window('open_time') }}
+    where interval = '1m' {{ fks_input_window('open_time') }}
     group by 1, 2, 3
-), minute_days as (
-    select distinct market, symbol, {{ fks_bucket('1 day', 'bucket') }} as day
+),
+
+minute_days as (
+    select distinct
+        market,
+        symbol,
+        {{ fks_bucket('1 day', 'bucket') }} as day
     from from_minutes
-), from_hours as (
+),
+
+from_hours as (
     select
         {{ fks_ohlcv_rollup('1 hour', 'open_time', 'count(*)', "'1h'") }}
     from {{ source('raw', 'binance_klines') }}
-    where interval = '1h'
-        {{ fks_input_window('open_time') }}
+    where interval = '1h' {{ fks_input_window('open_time') }}
     group by 1, 2, 3
 )
+
 select * from from_minutes
 union all
 select h.*
-from from_hours h
+from from_hours as h
 where not exists (
-    select 1 from minute_days m
+    select 1 from minute_days as m
     where m.market = h.market and m.symbol = h.symbol and m.day = {{ fks_bucket('1 day', 'h.bucket') }}
 )

@@ -5,22 +5,22 @@ CREATE SCHEMA IF NOT EXISTS raw;
 COMMENT ON SCHEMA raw IS 'Exchange market data as landed by fks_pipelines (one row per bar, idempotent per partition).';
 
 CREATE TABLE IF NOT EXISTS raw.binance_klines (
-    market          text        NOT NULL CHECK (market IN ('spot', 'usdm', 'coinm')),
-    symbol          text        NOT NULL,
-    interval        text        NOT NULL,
-    open_time       timestamptz NOT NULL,
-    close_time      timestamptz NOT NULL,
-    open            numeric     NOT NULL,
-    high            numeric     NOT NULL,
-    low             numeric     NOT NULL,
-    close           numeric     NOT NULL,
-    volume          numeric     NOT NULL,
-    quote_volume    numeric     NOT NULL,
-    trades          bigint      NOT NULL,
-    taker_buy_base  numeric     NOT NULL,
-    taker_buy_quote numeric     NOT NULL,
-    source          text        NOT NULL,
-    loaded_at       timestamptz NOT NULL DEFAULT now(),
+    market text NOT NULL CHECK (market IN ('spot', 'usdm', 'coinm')),
+    symbol text NOT NULL,
+    interval text NOT NULL,
+    open_time timestamptz NOT NULL,
+    close_time timestamptz NOT NULL,
+    open numeric NOT NULL,
+    high numeric NOT NULL,
+    low numeric NOT NULL,
+    close numeric NOT NULL,
+    volume numeric NOT NULL,
+    quote_volume numeric NOT NULL,
+    trades bigint NOT NULL,
+    taker_buy_base numeric NOT NULL,
+    taker_buy_quote numeric NOT NULL,
+    source text NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (market, symbol, interval, open_time)
 );
 
@@ -43,23 +43,23 @@ COMMENT ON COLUMN raw.binance_klines.source IS 'Where the row came from: sample,
 COMMENT ON COLUMN raw.binance_klines.loaded_at IS 'When the load that wrote this row committed (transaction time).';
 
 CREATE TABLE IF NOT EXISTS raw.ingest_log (
-    id            bigserial   PRIMARY KEY,
-    status        text        NOT NULL CHECK (status IN ('loaded', 'rejected', 'failed')),
+    id bigserial PRIMARY KEY,
+    status text NOT NULL CHECK (status IN ('loaded', 'rejected', 'failed')),
     partition_key text,
-    market        text        NOT NULL,
-    interval      text        NOT NULL,
-    symbols       text[]      NOT NULL,
-    range_start   timestamptz NOT NULL,
-    range_end     timestamptz NOT NULL,
-    source        text        NOT NULL,
-    detail        text,
-    rows_deleted  bigint,
-    rows_loaded   bigint,
-    checksum      text,
-    duration_ms   double precision,
-    error         text,
-    run_id        text,
-    logged_at     timestamptz NOT NULL DEFAULT now()
+    market text NOT NULL,
+    interval text NOT NULL,
+    symbols text[] NOT NULL,
+    range_start timestamptz NOT NULL,
+    range_end timestamptz NOT NULL,
+    source text NOT NULL,
+    detail text,
+    rows_deleted bigint,
+    rows_loaded bigint,
+    checksum text,
+    duration_ms double precision,
+    error text,
+    run_id text,
+    logged_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS ingest_log_range_idx ON raw.ingest_log (market, interval, range_start);
 COMMENT ON TABLE raw.ingest_log IS 'One row per load attempt into raw.binance_klines: what, from where, how many rows, how long, and the error if it was rejected.';

@@ -11,8 +11,9 @@ BEGIN
 END
 $$;
 
-REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
+-- PUBLIC: every role (the keyword, spelt as PostgreSQL's documentation does).
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;  -- noqa: CP02
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;  -- noqa: CP02
 
 CREATE SCHEMA IF NOT EXISTS marts;
 COMMENT ON SCHEMA marts IS 'dbt marts: the tables analysts query (read-only for the analyst role).';

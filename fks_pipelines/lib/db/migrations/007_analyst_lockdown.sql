@@ -39,6 +39,8 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA portfolio REVOKE ALL ON TABLES FROM analyst;
 -- 3. The recommendations stay readable, but not the prompts (they hold each account's cash and positions) nor the
 --    raw LLM answers and errors (which may quote them). New tables in the schema are granted one by one.
 REVOKE ALL ON recommendations.generations FROM analyst;
-GRANT SELECT (decision_date, account, generator, model, decided_at, latency_ms, prompt_tokens, completion_tokens,
-              attempts, retrieved_ids, created_at) ON recommendations.generations TO analyst;
+GRANT SELECT (
+    decision_date, account, generator, model, decided_at, latency_ms, prompt_tokens, completion_tokens,
+    attempts, retrieved_ids, created_at
+) ON recommendations.generations TO analyst;
 ALTER DEFAULT PRIVILEGES IN SCHEMA recommendations REVOKE ALL ON TABLES FROM analyst;

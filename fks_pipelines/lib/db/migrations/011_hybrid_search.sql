@@ -10,7 +10,7 @@
 -- function is not created.
 
 ALTER TABLE knowledge.documents
-    ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
+ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
 CREATE INDEX IF NOT EXISTS documents_search_vector ON knowledge.documents USING gin (search_vector);
 
 DO $migration$

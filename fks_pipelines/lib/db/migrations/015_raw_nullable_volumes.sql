@@ -7,12 +7,12 @@ ALTER TABLE raw.binance_klines ALTER COLUMN taker_buy_base DROP NOT NULL;
 ALTER TABLE raw.binance_klines ALTER COLUMN taker_buy_quote DROP NOT NULL;
 
 COMMENT ON COLUMN raw.binance_klines.quote_volume IS
-    'Traded volume in the quote asset (base coin for COIN-M). NULL: the source does not publish it (e.g. freqtrade files).';
+'Traded volume in the quote asset (base coin for COIN-M). NULL: the source does not publish it (e.g. freqtrade files).';
 COMMENT ON COLUMN raw.binance_klines.trades IS
-    'Number of trades in the bar. NULL: the source does not publish it (e.g. freqtrade files).';
+'Number of trades in the bar. NULL: the source does not publish it (e.g. freqtrade files).';
 COMMENT ON COLUMN raw.binance_klines.taker_buy_base IS
-    'Volume bought by takers, base asset. NULL: the source does not publish it (e.g. freqtrade files).';
+'Volume bought by takers, base asset. NULL: the source does not publish it (e.g. freqtrade files).';
 COMMENT ON COLUMN raw.binance_klines.taker_buy_quote IS
-    'Volume bought by takers, quote asset. NULL: the source does not publish it (e.g. freqtrade files).';
+'Volume bought by takers, quote asset. NULL: the source does not publish it (e.g. freqtrade files).';
 COMMENT ON COLUMN raw.binance_klines.source IS
-    'Where the row came from: sample, binance_rest, binance_archive, file, freqtrade.';
+'Where the row came from: sample, binance_rest, binance_archive, file, freqtrade.';

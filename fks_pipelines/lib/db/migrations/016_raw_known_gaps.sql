@@ -2,13 +2,13 @@
 -- day): recorded with the load that relied on the proof, in the same transaction, so checks report them as known
 -- gaps (a warning, listed) rather than failures, and the gap sensor does not re-fetch them forever.
 CREATE TABLE IF NOT EXISTS raw.known_gaps (
-    market      text        NOT NULL,
-    symbol      text        NOT NULL,
-    interval    text        NOT NULL,
+    market text NOT NULL,
+    symbol text NOT NULL,
+    interval text NOT NULL,
     range_start timestamptz NOT NULL,
-    range_end   timestamptz NOT NULL CHECK (range_end > range_start),
-    evidence    text        NOT NULL,
-    source      text        NOT NULL,
+    range_end timestamptz NOT NULL CHECK (range_end > range_start),
+    evidence text NOT NULL,
+    source text NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (market, symbol, interval, range_start)
 );
