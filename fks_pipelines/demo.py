@@ -250,13 +250,24 @@ class StepProgress:
             self.console.write(f"  [{self.done:>{width}}/{self.total}] {event.step_key:<32}{seconds}  {outcome}\n")
 
 
-def print_window(first, last, rows: list[tuple], shown: int = 10) -> None:
+def print_window(first, last, rows: list[tuple], shown: int = 5) -> None:
     """Every non-zero target of the window: the recommendation acts while the chosen strategy is in position."""
     click.echo(f"\nthe window's non-zero target allocations, {first} .. {last}: {len(rows)}")
     for day, account, symbol, action, target, current in rows[:shown]:
         click.echo(f"  {day}  {account:<16}{symbol:<9}{action:<5}{target:>7.1%}  (now {current:.1%})")
     if len(rows) > shown:
         click.echo(f"  ... and {len(rows) - shown} more (recommendations.daily)")
+
+
+def print_safeguards(exits: list[tuple], acts: list[dict], shown: int = 3) -> None:
+    """The paper stops that executed and the protections that acted in the window (docs/guards.md)."""
+    kinds = {"sl": "stop-loss", "tp": "take-profit"}
+    click.echo(f"\nsafeguards: {len(exits)} stop fill(s), {len(acts)} guard act(s) (docs/guards.md)")
+    for account, trade_id, symbol, price, at in exits[-shown:]:
+        click.echo(f"  {at:%Y-%m-%d %H:%M}  {account:<16}{symbol:<9}{kinds[trade_id[-2:]]:<12} at {price:,.2f}")
+    for a in acts[:shown]:  # newest first
+        click.echo(f"  {a['decision_date']}  {a['account']:<16}{a['guard']}: {a['reason'][:90]}")
+    click.echo("  why each decision is what it is: `fks explain ACCOUNT [--date D]` (text and pictures)")
 
 
 def print_evaluation(rows: list[dict], real: bool) -> None:

@@ -7,6 +7,7 @@
     fks ingest sample|binance|archive|freqtrade   raw klines through the Dagster asset's load path   cli/ingest.py
     fks backtest|hyperopt|lookahead-analysis|plot   one strategy (built-in or FKS_STRATEGIES_DIR)   cli/strategy.py
     fks search QUESTION                     the knowledge layer's point-in-time hybrid search      cli/search.py
+    fks explain ACCOUNT [--date D]          a decision in text and pictures (PNG files)            cli/explain.py
     fks demo | backfill | dev | docs        the main job end to end; a Dagster backfill; the UI;   cli/platform.py
                                             dbt's documentation site
     fks metrics [serve] | status [--json]   the platform's state, for Prometheus or a person       cli/status.py
@@ -22,6 +23,7 @@ import click
 
 from fks_pipelines.cli.db import db
 from fks_pipelines.cli.errors import FksGroup
+from fks_pipelines.cli.explain import explain
 from fks_pipelines.cli.ingest import ingest
 from fks_pipelines.cli.platform import backfill, demo, dev, docs
 from fks_pipelines.cli.portfolio import portfolio
@@ -44,6 +46,7 @@ GROUPS = (
     lookahead_analysis,
     plot,
     search,
+    explain,
     demo,
     backfill,
     dev,

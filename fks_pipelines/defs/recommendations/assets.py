@@ -1,6 +1,7 @@
 """The daily recommendation per account (LLM or rules, sized deterministically), its track record, and the
 Discord post."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
@@ -20,6 +21,7 @@ from dagster import (
 from fks_pipelines.defs.recommendations.metadata import (
     day_metadata,
     evaluation_metadata,
+    explanation_metadata,
     run_metadata,
     track_record_metadata,
 )
@@ -39,9 +41,10 @@ from fks_pipelines.defs.shared import (
 )
 from fks_pipelines.lib.db import recommendations
 from fks_pipelines.lib.db.portfolio import account_states
-from fks_pipelines.lib.notify import recommendation_message
+from fks_pipelines.lib.notify import Attachment, recommendation_message
 from fks_pipelines.lib.recommend.daily import DailyRun, recommend_days
 from fks_pipelines.lib.recommend.evaluation import evaluation_rows
+from fks_pipelines.lib.recommend.explain import explain_day
 from fks_pipelines.lib.recommend.report import account_curves, evaluation_picture
 from fks_pipelines.lib.recommend.retrieval import retriever
 
@@ -107,15 +110,20 @@ def _daily_recommendations(
         )
         rows_by_day = {day: recommendations.latest_rows(conn, day) for day in days}  # each partition's metadata
         acts = recommendations.guard_acts(conn, since=days[-1]) if days else []  # the last day's, for the post
+        started = time.perf_counter()  # the pictures' cost, shown beside them
+        explanations = explain_day(conn, days[-1], market_data.market, market_data.symbols) if days else []
+        pictures = explanation_metadata(explanations, time.perf_counter() - started)
         catalog = table_metadata(conn, "recommendations.daily")
     _log_run(context, run)
     last_rows = rows_by_day[days[-1]] if days else []
     if last_rows:
         message = recommendation_message(str(days[-1]), last_rows, acts)
-        notifier.post(f"the recommendation of {days[-1]}", message, context.log)
+        files = [Attachment(f"{e.account}-{n}.png", png) for e in explanations for n, png in e.pictures.items()]
+        notifier.post(f"the recommendation of {days[-1]}", message, context.log, files[:10])
     # Each partition's metadata describes its own day; the run's totals are labelled run_*.
     for day in days:
-        context.add_asset_metadata(day_metadata(run, day, rows_by_day[day]), partition_key=day.isoformat())
+        extra = pictures if day == days[-1] else {}  # the last day's decision, explained in pictures
+        context.add_asset_metadata(day_metadata(run, day, rows_by_day[day]) | extra, partition_key=day.isoformat())
     del catalog["dagster/row_count"]  # each partition's, above
     return MaterializeResult(
         metadata={**catalog, **run_metadata(run, client.model if client else "none configured (rules engine)")},

@@ -145,3 +145,16 @@ def evaluation_metadata(rows: list[dict], plotted: list[tuple[str, dict]], png: 
             f"![equity curves](data:image/png;base64,{base64.b64encode(png).decode()})"
         )
     return metadata
+
+
+def explanation_metadata(explanations: list, seconds: float) -> dict[str, Any]:
+    """Per account, why its last recommendation is what it is: the text and its pictures (where it stands, the
+    size path, the regime's next-day odds, the profit split), shown on the asset page (lib/recommend/explain.py)."""
+    metadata: dict[str, Any] = {"pictures_seconds": MetadataValue.float(round(seconds, 3))}
+    for e in explanations:
+        images = "\n\n".join(
+            f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+            for name, png in e.pictures.items()
+        )
+        metadata[f"why_{e.account}"] = MetadataValue.md(f"```\n{e.text}\n```\n\n{images}")
+    return metadata

@@ -477,3 +477,14 @@ def latest_profit_splits(conn: psycopg.Connection, before: date) -> list[tuple]:
 def account_names(conn: psycopg.Connection) -> set[str]:
     """The names of the accounts held (a CSV of trades may only name these)."""
     return {name for (name,) in conn.execute("SELECT account FROM portfolio.accounts").fetchall()}
+
+
+def stop_exits(conn: psycopg.Connection, since: datetime) -> list[tuple[str, str, str, float, datetime]]:
+    """The paper stop-loss and take-profit fills since ``since`` (ids ending -sl / -tp): account, trade id,
+    symbol, price, time, oldest first."""
+    return conn.execute(
+        "SELECT account, trade_id, symbol, price::float8, executed_at FROM portfolio.trades"
+        " WHERE trade_id LIKE %s AND (trade_id LIKE %s OR trade_id LIKE %s) AND executed_at >= %s"
+        " ORDER BY executed_at, trade_id",
+        (f"{PAPER_PREFIX}%", "%-sl", "%-tp", since),
+    ).fetchall()

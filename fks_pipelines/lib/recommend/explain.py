@@ -158,3 +158,9 @@ def _acted(acts: list[dict]) -> list[pic.GuardLimit]:
         )
         for a in acts
     ]
+
+
+def explain_day(conn: psycopg.Connection, day: date, market: str, symbols: list[str]) -> list[Explanation]:
+    """Every account's recommendation of ``day`` explained (the asset page and the Discord post show these)."""
+    accounts = sorted({r["account"] for r in recommendations.latest_rows(conn, day)})
+    return [explain(conn, account, day, market, symbols) for account in accounts]
