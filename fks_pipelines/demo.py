@@ -307,7 +307,7 @@ class RunOutcome:
     success: bool
 
 
-def print_evidence(day, rows: list[tuple], shown: int = 12) -> None:
+def print_evidence(day, rows: list[tuple], shown: int = 8) -> None:
     """The documents the day's decisions read, with their as_of: the decision day's own facts first."""
     click.echo(f"\nevidence read for the decisions of {day} (by key and time, then analogs), with its as_of")
     for account, kind, symbol, as_of, line in rows[:shown]:

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -250,6 +251,24 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         rows = json.loads(recommendation[recommendation.index("{") :])
         assert {r["symbol"] for r in rows["recommendations"]} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
         assert all(r["generator"] == "rules" and r["account"] == "demo-personal" for r in rows["recommendations"])
+        # fks explain: the last decision in text and valid PNG pictures; an unknown account is one line, exit 2.
+        explained = subprocess.run(
+            [*FKS, "explain", "demo-personal", "--json", "--out", str(tmp_path / "why")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert explained.returncode == 0, explained.stderr
+        why = json.loads(explained.stdout.strip().splitlines()[-1])
+        assert why["date"] == str(today - timedelta(days=1)) and "Guards:" in why["text"] and "final target" in why["text"]
+        assert {"account.png", "size.png"} <= {Path(p).name for p in why["pictures"]}
+        for picture in why["pictures"]:
+            png = Path(picture).read_bytes()
+            assert png[:8] == b"\x89PNG\r\n\x1a\n" and 2_000 < len(png) < 200_000, picture
+        nobody = subprocess.run([*FKS, "explain", "nobody"], env=env, capture_output=True, text=True, timeout=300)
+        assert nobody.returncode == 2 and nobody.stderr.strip().startswith("Error: no account 'nobody'")
+        assert "Traceback" not in nobody.stderr
         # fks portfolio import: a bad file changes nothing; a good one replaces the account.
         bad = tmp_path / "bad.yaml"
         bad.write_text("accounts:\n  - {name: demo-personal, cash: -1}\n")
@@ -271,6 +290,12 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
             assert conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0] == 1
             # ...launched from the workspace's code location (on the job's page; re-executes from the UI).
             ((pipeline_name, body),) = conn.execute("SELECT pipeline_name, run_body FROM runs").fetchall()
+            # The asset page shows the last decision's pictures: in the last partition's materialization metadata.
+            pictures = conn.execute(
+                "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
+                " AND event LIKE '%why_demo-personal%' AND event LIKE '%data:image/png;base64,%'"
+            ).fetchone()[0]
+            assert pictures == 1
         origin = json.loads(body)["external_pipeline_origin"]  # the remote job origin, by its serialized name
         assert pipeline_name == "all_assets_job"
         assert '"fks/gpu"' not in body  # a CPU-only run (no FKS_GPUS) is not tagged for a GPU
