@@ -261,7 +261,8 @@ def test_demo_runs_the_all_assets_job_through_dagster(server_home, tmp_path):
         )
         assert explained.returncode == 0, explained.stderr
         why = json.loads(explained.stdout.strip().splitlines()[-1])
-        assert why["date"] == str(today - timedelta(days=1)) and "Guards:" in why["text"] and "final target" in why["text"]
+        assert why["date"] == str(today - timedelta(days=1))
+        assert "Guards:" in why["text"] and "final target" in why["text"]
         assert {"account.png", "size.png"} <= {Path(p).name for p in why["pictures"]}
         for picture in why["pictures"]:
             png = Path(picture).read_bytes()

@@ -132,7 +132,7 @@ $fn$$search$;
 END
 $ensure$;
 COMMENT ON FUNCTION knowledge.ensure_chunk_table(int, int) IS
-  'Create knowledge.chunks for n-dimensional embeddings (or retype it, emptying it) with its HNSW index and the search functions; returns created, retyped or unchanged.';
+'Create knowledge.chunks for n-dimensional embeddings (or retype it, emptying it) with its HNSW index and the search functions; returns created, retyped or unchanged.';
 -- Granted like every function of the schema (010 grants them all): it runs as its caller, and only the schema's
 -- owner may create or alter the table, so an analyst calling it gets a permission error and changes nothing.
 GRANT EXECUTE ON FUNCTION knowledge.ensure_chunk_table(int, int) TO analyst;
