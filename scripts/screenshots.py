@@ -6,7 +6,9 @@ for the code location to load, and captures with Debian's headless chromium:
 - docs/img/lineage.png: everything downstream of the raw asset (raw -> dbt layers -> analytics -> knowledge ->
   recommendations), every asset drawn (the global lineage collapses this many assets into their groups);
 - docs/img/asset.png: the page of the hourly mart (marts/fct_ohlcv_1h) with its latest materialization;
-- docs/img/run.png: the latest run (the demo's) with its steps.
+- docs/img/run.png: the latest run (the demo's) with its steps;
+- docs/img/asset_pictures.png: the daily recommendation's last partition, whose ``why_<account>`` entry holds the
+  decision's text and pictures ([Show Markdown]).
 
 Chromium comes from apt-get when missing and running as root; otherwise the script says what to install. It uses
 the caller's FKS_HOME / FKS_PG_PORT like every `fks` command, and stops `fks dev` (and its children) at the end.
@@ -83,7 +85,7 @@ def latest_run_id(port: int) -> str:
     return runs[0]["runId"]
 
 
-def capture(browser: str, url: str, target: Path, wait_ms: int) -> None:
+def capture(browser: str, url: str, target: Path, wait_ms: int, window: str = WINDOW) -> None:
     """One headless screenshot; the virtual-time budget lets the React UI fetch and render before the shot."""
     target.unlink(missing_ok=True)
     subprocess.run(
@@ -93,7 +95,7 @@ def capture(browser: str, url: str, target: Path, wait_ms: int) -> None:
             "--no-sandbox",  # root in a container has no user namespace for chromium's sandbox
             "--disable-gpu",
             "--hide-scrollbars",
-            f"--window-size={WINDOW}",
+            f"--window-size={window}",
             f"--virtual-time-budget={wait_ms}",
             f"--screenshot={target}",
             url,
@@ -136,6 +138,14 @@ def main() -> None:
         capture(browser, f"{base}/assets/raw/binance_klines?{lineage}", IMG / "lineage.png", args.wait_ms)
         capture(browser, f"{base}/assets/marts/fct_ohlcv_1h", IMG / "asset.png", args.wait_ms)
         capture(browser, f"{base}/runs/{run_id}", IMG / "run.png", args.wait_ms)
+        # The daily recommendation's last partition: why_<account> holds its text and pictures (docs/pictures.md).
+        last = graphql(
+            port,
+            '{ assetOrError(assetKey: {path: ["recommendations", "daily"]}) { ... on Asset {'
+            " assetMaterializations(limit: 1) { partition } } } }",
+        )["assetOrError"]["assetMaterializations"][0]["partition"]
+        page = f"{base}/assets/recommendations/daily?view=partitions&partition={last}"
+        capture(browser, page, IMG / "asset_pictures.png", args.wait_ms, "1600,1450")  # down to why_<account>
     finally:
         dev.send_signal(signal.SIGTERM)  # fks dev stops the webserver, daemon and code server with it
         try:
