@@ -52,6 +52,7 @@ ANALYST_GRANTS: tuple[TableGrant, ...] = (
     TableGrant("recommendations", "track_record"),
     TableGrant("recommendations", "evaluation"),
     TableGrant("recommendations", "shadow_daily"),  # not shadow_fills: a ledger, like portfolio.trades
+    TableGrant("recommendations", "guards"),  # the protections' acts: shares of equity, never an amount of cash
     TableGrant(
         "recommendations",
         "generations",

@@ -17,13 +17,16 @@ def test_the_resource_defaults_are_the_settings_models():
     assert quant.choice_min_dsr == defaults["choice_min_dsr"].default
     assert quant.lookahead_policy == defaults["lookahead_policy"].default
     assert quant.sweep_workers == defaults["sweep_workers"].default
+    assert quant.strategy_max_grid == defaults["strategy_max_grid"].default
+    assert quant.strategy_timeout_s == defaults["strategy_timeout_s"].default
+    assert quant.strategies_dir is None and "ma_cross" in quant.registry()  # the built-ins, no user folder
 
 
 def test_a_config_left_open_takes_the_resources_values_and_a_set_one_wins():
     quant = QuantResource(choice_every_days=14, choice_min_dsr=0.9, sweep_workers=3)
     open_config = StrategySelectionConfig().resolved(quant)
     assert (open_config.every_days, open_config.min_dsr) == (14, 0.9)
-    backtest, _, windows = open_config.validated(quant.sweep_workers)
+    backtest, _, windows = open_config.validated(quant.registry(), quant.sweep_workers)
     assert (backtest.workers, windows.test) == (3, 14 * 24)
     set_config = StrategySelectionConfig(every_days=2, min_dsr=0.1).resolved(quant)
     assert (set_config.every_days, set_config.min_dsr) == (2, 0.1)
@@ -32,4 +35,4 @@ def test_a_config_left_open_takes_the_resources_values_and_a_set_one_wins():
 
 def test_an_unresolved_config_is_refused():
     with pytest.raises(ValueError, match="every_days/min_dsr: not resolved"):
-        StrategySelectionConfig().validated(1)
+        StrategySelectionConfig().validated(QuantResource().registry(), 1)
