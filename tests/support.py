@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -142,3 +144,19 @@ def sample_hourly_bars(symbol: str, start, end) -> dict:
         .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last())
     )
     return {c: hourly[c].cast(pl.Float64).to_numpy() for c in ("open", "high", "low", "close")}
+
+
+def form_parts(request) -> dict[str, tuple[str | None, str, bytes]]:
+    """The multipart/form-data body as {field name: (file name, content type, bytes)}, read by the standard
+    library's MIME parser (not by the client that wrote it)."""
+    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+    message = BytesParser(policy=default).parsebytes(head + request.body)
+    assert message.get_content_type() == "multipart/form-data"
+    return {
+        part.get_param("name", header="content-disposition"): (
+            part.get_filename(),
+            part.get_content_type(),
+            part.get_payload(decode=True),
+        )
+        for part in message.iter_parts()
+    }

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from email.parser import BytesParser
-from email.policy import default
 
 from fks_pipelines.lib.notify import Attachment, post_to_discord, recommendation_message
-from tests.support import Reply, ScriptedServer
+from tests.support import Reply, ScriptedServer, form_parts
 
 
 def test_mentions_and_markdown_from_the_data_are_neutralised():
@@ -34,22 +32,6 @@ def test_mentions_and_markdown_from_the_data_are_neutralised():
     assert "@here" not in second["content"]
 
 
-def _form_parts(request) -> dict[str, tuple[str | None, str, bytes]]:
-    """The multipart/form-data body as {field name: (file name, content type, bytes)}, read by the standard
-    library's MIME parser (not by the client that wrote it)."""
-    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
-    message = BytesParser(policy=default).parsebytes(head + request.body)
-    assert message.get_content_type() == "multipart/form-data"
-    return {
-        part.get_param("name", header="content-disposition"): (
-            part.get_filename(),
-            part.get_content_type(),
-            part.get_payload(decode=True),
-        )
-        for part in message.iter_parts()
-    }
-
-
 def test_pictures_go_as_files_beside_the_json_payload():
     """Discord's webhook API for files: multipart/form-data, the message as ``payload_json`` (with an
     ``attachments`` entry per file whose id is the n of its ``files[n]`` part), each file as ``files[n]``."""
@@ -61,7 +43,7 @@ def test_pictures_go_as_files_beside_the_json_payload():
     with ScriptedServer(lambda request: Reply(200, b"{}")) as hook:
         assert post_to_discord(hook.url + "/webhook", "the day @here", pictures) is None
         (request,) = hook.requests
-    parts = _form_parts(request)
+    parts = form_parts(request)
     assert set(parts) == {"payload_json", "files[0]", "files[1]"}
     payload = json.loads(parts["payload_json"][2])
     assert payload["content"] == "the day @\u200bhere" and payload["allowed_mentions"] == {"parse": []}

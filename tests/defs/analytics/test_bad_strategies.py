@@ -70,7 +70,8 @@ def test_bad_user_strategies_are_skipped_and_named_while_the_others_go_on(folder
         resources={
             "database": PostgresResource(url=db_url),
             "market_data": MarketDataResource(symbols=SYMBOLS),
-            "quant": QuantResource(sweep_workers=1),
+            # The settings reach the assets through the resource, as definitions.py builds it from them.
+            "quant": QuantResource(sweep_workers=1, strategies_dir=str(folder), strategy_timeout_s=0.5),
         },
         tags={ASSET_PARTITION_RANGE_START_TAG: "2021-01-22", ASSET_PARTITION_RANGE_END_TAG: "2021-01-24"},
         run_config={

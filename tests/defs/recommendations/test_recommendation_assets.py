@@ -20,7 +20,7 @@ from fks_pipelines.lib.db.portfolio import import_accounts
 from fks_pipelines.lib.portfolio.ledger import Account, Trade
 from fks_pipelines.lib.rag.documents import Document
 from tests.defs.conftest import SYMBOLS
-from tests.support import Reply, ScriptedServer
+from tests.support import Reply, ScriptedServer, form_parts
 
 ACCOUNT = "test-acct"
 
@@ -155,7 +155,16 @@ def test_llm_recommendations_are_sized_audited_and_posted(account_db):
     assert result.success
     (check,) = result.get_asset_check_evaluations()
     assert check.passed
-    assert len(hook.requests) == 1 and "fks daily recommendation — 2024-05-20" in hook.requests[0].json()["content"]
+    # The post carries the day's message and each account's pictures (Discord's multipart files).
+    parts = form_parts(hook.requests[0])
+    assert (
+        len(hook.requests) == 1
+        and "fks daily recommendation — 2024-05-20" in json.loads(parts["payload_json"][2])["content"]
+    )
+    pictures = [p for name, p in parts.items() if name.startswith("files[")]
+    assert pictures and all(t == "image/png" and b[:8] == b"\x89PNG\r\n\x1a\n" for _, t, b in pictures)
+    names = [name for name, _, _ in pictures]
+    assert all(name.endswith(".png") for name in names) and any(name.endswith("-account.png") for name in names)
     with psycopg.connect(account_db) as conn:
         rows = conn.execute(
             "SELECT decision_date, symbol, generator, proposed_allocation, target_allocation, clamps"
