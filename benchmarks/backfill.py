@@ -127,8 +127,7 @@ def choice_vs_bare(data: Path, symbol: str, first: date, last: date) -> dict[str
     bars["bucket"] = frame["open_time"].dt.replace_time_zone(None).to_numpy()
     config = StrategySelectionConfig().resolved(QuantResource())
     registry = load_strategies()  # the built-ins
-    backtest, search, windows = config.validated(registry)
-    backtest = replace(backtest, workers=1)
+    backtest, search, windows = config.validated(registry, workers=1)
     strategies = [registry[name] for name in config.strategy_names(registry)]
     every = timedelta(days=config.every_days)
     began = time.perf_counter()
