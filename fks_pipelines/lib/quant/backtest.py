@@ -193,20 +193,7 @@ def portfolio(
     import vectorbt as vbt
 
     direction = "both" if config.allow_shorts else "longonly"
-    stop_kwargs = {}
-    if stops is not None:
-        entry_price, exit_price = _stop_prices()
-        open_, high, low = stop_bars(bars, entries, exits, config.allow_shorts)
-        stop_kwargs = {
-            "open": open_,
-            "high": high,
-            "low": low,
-            "sl_stop": stops.sl_stop,
-            "sl_trail": stops.sl_trail,
-            "tp_stop": stops.tp_stop,
-            "stop_entry_price": entry_price,
-            "stop_exit_price": exit_price,
-        }
+    stop_kwargs = {} if stops is None else _stop_arguments(bars, entries, exits, config, stops)
     with _portfolio_on_the_cached_kernel():
         return vbt.Portfolio.from_signals(
             close=bars["close"][:, None],  # a column, broadcast against one column per parameter set
@@ -361,6 +348,25 @@ def _simulate_from_signals(vectorbts: Callable, *args, **kwargs):
     return _cached_from_signals_kernel()(**arguments)
 
 
+def _stop_arguments(
+    bars: Bars, entries: np.ndarray, exits: np.ndarray, config: BacktestConfig, stops: StopColumns
+) -> dict:
+    """vectorbt's stop arguments for ``stops``: the levels per column, the prices they are measured from and fill
+    at (:func:`_stop_prices`), and the bars' ranges a signal at the open collapses (:func:`stop_bars`)."""
+    entry_price, exit_price = _stop_prices()
+    open_, high, low = stop_bars(bars, entries, exits, config.allow_shorts)
+    return {
+        "open": open_,
+        "high": high,
+        "low": low,
+        "sl_stop": stops.sl_stop,
+        "sl_trail": stops.sl_trail,
+        "tp_stop": stops.tp_stop,
+        "stop_entry_price": entry_price,
+        "stop_exit_price": exit_price,
+    }
+
+
 @contextmanager
 def _portfolio_on_the_cached_kernel() -> Iterator[None]:
     """While vectorbt builds a Portfolio here, its ``dispatch.simulate_from_signals`` runs on the cached kernel
@@ -417,17 +423,10 @@ def simulate(
         "use_stops": bool(cfg["use_stops"]) if cfg["use_stops"] is not None else False,
     }
     if stops is not None:
-        entry_price, exit_price = _stop_prices()
-        open_, high, low = stop_bars(bars, entries, exits, config.allow_shorts)
-        stop_arguments = {
-            "open": open_,
-            "high": high,
-            "low": low,
-            "sl_stop": stops.sl_stop,
-            "sl_trail": stops.sl_trail,
-            "tp_stop": stops.tp_stop,
-            "stop_entry_price": np.asarray(entry_price),
-            "stop_exit_price": np.asarray(exit_price),
+        stop_arguments = _stop_arguments(bars, entries, exits, config, stops)
+        stop_arguments |= {
+            "stop_entry_price": np.asarray(stop_arguments["stop_entry_price"]),
+            "stop_exit_price": np.asarray(stop_arguments["stop_exit_price"]),
             "use_stops": True,
         }
 
