@@ -39,11 +39,12 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
     from fks_pipelines.lib.db.connect import connect, migrate, redact
     from fks_pipelines.lib.db.knowledge import documents_by_kind
     from fks_pipelines.lib.db.marts import day_returns, day_summary
-    from fks_pipelines.lib.db.portfolio import account_names, import_accounts
+    from fks_pipelines.lib.db.portfolio import account_names, import_accounts, stop_exits
     from fks_pipelines.lib.db.raw import scope_summary
     from fks_pipelines.lib.db.recommendations import (
         evaluation_table,
         generations_on,
+        guard_acts,
         latest_rows,
         window_allocations,
     )
@@ -122,6 +123,8 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
         evaluation_rows = evaluation_table(conn)
         evidence = decision_evidence(conn, last)
         generations = generations_on(conn, last)
+        exits = stop_exits(conn, datetime(opened.year, opened.month, opened.day, tzinfo=UTC))
+        acts = guard_acts(conn, since=opened)
     click.echo("\nraw.binance_klines")
     click.echo(f"{'symbol':<10}{'rows':>9}  {'first bar (UTC)':<18}{'last bar (UTC)':<18}{'missing':>8}")
     for s in summaries:
@@ -158,6 +161,7 @@ def run_demo(*, first: date, opened: date, last: date, env: dict[str, str], part
     for hit in hits:
         click.echo(f"  {hit.distance:.3f}  {hit.kind:<17}{hit.symbol or '-':<9} {hit.text.splitlines()[0][:100]}")
     print_window(opened, last, window_targets)
+    print_safeguards(exits, acts)
     print_evaluation(evaluation_rows, real)
     click.echo(
         f"\nNext: `fks dev`, then open http://127.0.0.1:3000/runs/{result.run_id} (this run) or"
