@@ -488,3 +488,14 @@ def stop_exits(conn: psycopg.Connection, since: datetime) -> list[tuple[str, str
         " ORDER BY executed_at, trade_id",
         (f"{PAPER_PREFIX}%", "%-sl", "%-tp", since),
     ).fetchall()
+
+
+def guard_settings(conn: psycopg.Connection) -> dict[str, tuple[dict | None, dict | None, float]]:
+    """Per account, what its guards are configured with: (protections, prop_firm, opening deposit)."""
+    return {
+        account: (protections, prop_firm, float(opening or 0.0))
+        for account, protections, prop_firm, opening in conn.execute(
+            "SELECT a.account, a.protections, a.prop_firm, (SELECT d.amount::float8 FROM portfolio.deposits d"
+            " WHERE d.account = a.account ORDER BY d.at LIMIT 1) FROM portfolio.accounts a"
+        ).fetchall()
+    }

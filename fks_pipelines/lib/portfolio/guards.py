@@ -28,6 +28,7 @@ Thresholds default per capital tier (``TIER_PROTECTIONS``), and an account's por
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -192,14 +193,18 @@ def _max_drawdown(p: Protections, h: History, decided_at: datetime) -> list[Act]
     if p.max_drawdown is None:
         return []
     lookback = timedelta(days=p.max_drawdown_lookback_days)
-    points = [(at, eq) for at, eq in h.equity if at <= decided_at]
     acts: list[Act] = []
     halt_until: datetime | None = None
-    start = 0
-    for i, (at, eq) in enumerate(points):
-        while points[start][0] < at - lookback:
-            start += 1
-        peak = max(v for _, v in points[start : i + 1])
+    window: deque[tuple[datetime, float]] = deque()  # the lookback window's candidates for its peak, decreasing
+    for at, eq in h.equity:
+        if at > decided_at:
+            break
+        while window and window[-1][1] <= eq:
+            window.pop()
+        window.append((at, eq))
+        while window[0][0] < at - lookback:
+            window.popleft()
+        peak = window[0][1]
         dd = 1 - eq / peak if peak > 0 else 0.0
         if dd >= p.max_drawdown and (halt_until is None or at >= halt_until):
             halt_until = at + timedelta(days=p.max_drawdown_halt_days)  # the halt starts at the decision that saw it

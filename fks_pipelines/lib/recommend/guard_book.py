@@ -4,12 +4,14 @@ the stores: equity at each decision time and recent exits, per account (lib/reco
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import psycopg
 
 from fks_pipelines.lib.db import portfolio, recommendations
 from fks_pipelines.lib.db.marts import daily_bars
+from fks_pipelines.lib.portfolio.guards import History
 from fks_pipelines.lib.recommend.guarding import guarding_for, history_of
 
 
@@ -19,14 +21,20 @@ class GuardBook:
     equity; exits read from the ledger per day (a stop fill of the fill day is written before the next decision
     reads it). Point-in-time: a decision's guards see equity up to its own and exits stamped before it."""
 
-    def __init__(self, equity: dict[str, list[tuple[datetime, float]]]):
+    def __init__(
+        self,
+        equity: dict[str, list[tuple[datetime, float]]],
+        settings: dict[str, tuple[dict | None, dict | None, float]] | None = None,
+    ):
         self.equity = equity
+        self.settings = settings or {}  # per account: protections, prop-firm rules, opening deposit
 
     @classmethod
     def seed(cls, conn: psycopg.Connection, market: str, symbols: list[str], first_day: date) -> GuardBook:
         start = portfolio.first_deposit(conn)
         if start is None:
             return cls({})
+        settings = portfolio.guard_settings(conn)  # an import cannot change them while a run holds its lock
         times = [
             recommendations.decision_time(start.date() + timedelta(days=i))
             for i in range((first_day - start.date()).days)
@@ -42,22 +50,29 @@ class GuardBook:
                 if s.market == market:
                     value = s.cash + sum(q * closes.get((sym, day), 0.0) for sym, q in s.positions.items())
                     equity.setdefault(s.account, []).append((at, value))
-        return cls(equity)
+        return cls(equity, settings)
 
     def attach(self, conn: psycopg.Connection, contexts: Sequence) -> None:
         """Give each context (lib/recommend/schema.AccountContext) its guarding, and record its equity."""
         if not contexts:
             return
         at = contexts[0].decided_at
-        states = {s.account: s for s in portfolio.account_states(conn, at)}
-        exits = portfolio.exits_between(conn, at - timedelta(days=EXIT_LOOKBACK_DAYS), at)
+        configured = {}
+        for c in contexts:
+            protections, prop_firm, _ = self.settings.get(c.account, (None, None, 0.0))
+            configured[c.account] = guarding_for(
+                c.equity, protections, prop_firm, History([], [], 0.0), account=c.account
+            )
+        # Only the exits a guard can still act on: the longest stop-out window plus its pause, or cooldown.
+        days = max(
+            max(p.stoploss_window_days + p.stoploss_pause_days, p.cooldown_days or 0)
+            for p in (g.protections for g in configured.values())
+        )
+        exits = portfolio.exits_between(conn, at - timedelta(days=days + 1), at)
         for c in contexts:
             points = self.equity.setdefault(c.account, [])
             if not points or points[-1][0] < at:
                 points.append((at, c.equity))
-            state = states[c.account]
-            history = history_of(points, exits.get(c.account, []), state.net_deposits, at)
-            c.guarding = guarding_for(c.equity, state.protections, state.prop_firm, history, account=c.account)
-
-
-EXIT_LOOKBACK_DAYS = 400  # exits older than this act on no guard with any sane window (cooldown, stop-out window)
+            opening = self.settings.get(c.account, (None, None, 0.0))[2]
+            history = history_of(points, exits.get(c.account, []), opening, at)
+            c.guarding = replace(configured[c.account], history=history)
