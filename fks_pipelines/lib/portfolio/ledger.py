@@ -36,7 +36,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 # PyYAML ships no type hints, and its stubs (types-PyYAML) are not among the dependencies.
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped,unused-ignore]  # (mypy's incremental cache may see it typed)
 
 from fks_pipelines.lib.db.portfolio import PAPER_PREFIX, Account, Trade, check_account
 from fks_pipelines.lib.errors import BadInputError
