@@ -47,7 +47,7 @@ def explain(
     history = history_of(
         zip([recommendations.decision_time(d) for d in days_.days], days_.equity, strict=True),
         portfolio.exits_between(conn, at - timedelta(days=400), at).get(state.account, []),
-        state.net_deposits,
+        portfolio.guard_settings(conn).get(state.account, (None, None, state.net_deposits))[2],  # the opening deposit
         at,
     )
     equity = days_.equity[-1] if len(days_.equity) else state.cash
