@@ -676,16 +676,14 @@ def guard_acts(conn: psycopg.Connection, since: date | None = None, account: str
         ).fetchall()
 
 
-def position_levels(
-    conn: psycopg.Connection, day: date, accounts: list[str] | None = None
-) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+def position_levels(conn: psycopg.Connection, day: date) -> dict[tuple[str, str], tuple[float | None, float | None]]:
     """(stop_loss, take_profit) per (account, symbol) that a position filled from ``day``'s recommendation carries:
     those of the latest recommendation on or before ``day`` that sets either (lib/portfolio/stops.py)."""
     rows = conn.execute(
         "SELECT DISTINCT ON (account, symbol) account, symbol, stop_loss, take_profit FROM recommendations.daily"
         " WHERE decision_date <= %s AND (stop_loss IS NOT NULL OR take_profit IS NOT NULL)"
-        " AND (%s::text[] IS NULL OR account = ANY(%s)) ORDER BY account, symbol, decision_date DESC",
-        (day, accounts, accounts),
+        " ORDER BY account, symbol, decision_date DESC",
+        (day,),
     ).fetchall()
     return {(a, s): (sl, tp) for a, s, sl, tp in rows}
 
