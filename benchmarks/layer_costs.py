@@ -33,7 +33,7 @@ from fks_pipelines.defs.analytics.assets import market_regimes, signals, strateg
 from fks_pipelines.defs.analytics.resources import QuantResource  # noqa: E402
 from fks_pipelines.defs.knowledge.assets import documents  # noqa: E402
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation, track_record  # noqa: E402
-from fks_pipelines.defs.recommendations.resources import LLMResource  # noqa: E402
+from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource  # noqa: E402
 from fks_pipelines.defs.shared import (  # noqa: E402
     EmbeddingModelResource,
     MarketDataResource,
@@ -64,6 +64,7 @@ def run_window(first: date, days: int) -> dict[str, float]:
             "quant": QuantResource(),
             "embedding_model": EmbeddingModelResource(device="cpu"),
             "llm": LLMResource(),
+            "recommender": RecommenderResource(),
             "notifier": NotifierResource(),
         }
         # The daily assets start after the choices' warm-up (10 days) so every day has a choice to trade.

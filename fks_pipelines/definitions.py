@@ -13,7 +13,7 @@ from dagster_shared.record import copy
 from fks_pipelines.defs import analytics, automation, dbt, knowledge, portfolio, raw, recommendations
 from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.dbt.resources import dbt_resource
-from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource
 from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.launchers.executors import step_executor
 from fks_pipelines.settings import settings as read_settings
@@ -61,6 +61,7 @@ resources = {
         timeout_s=settings.llm_timeout_s,
         retries=settings.llm_max_attempts - 1,
     ),
+    "recommender": RecommenderResource(feedback=settings.feedback),
     "notifier": NotifierResource(
         discord_webhook_url=EnvVar("DISCORD_WEBHOOK_URL") if settings.discord_webhook_url else None,
         ui_url=settings.ui_url,

@@ -222,6 +222,13 @@ class Settings(BaseSettings):
         ge=1,
         le=10,
     )
+    feedback: bool = _env(
+        "FKS_FEEDBACK",
+        "`on`: the rules engine calibrates its confidence by the record of what followed its past decisions"
+        " (per strategy and regime, point-in-time); `off`: the record is only shown (docs/evaluation.md weighs it on"
+        " real history).",
+        False,
+    )
     portfolio_max_bytes: int = _env(
         "FKS_PORTFOLIO_MAX_BYTES",
         "Larger portfolio files are refused before they are parsed.",

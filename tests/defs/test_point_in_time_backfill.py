@@ -13,7 +13,7 @@ from fks_pipelines.defs.analytics.assets import market_regimes, signals, strateg
 from fks_pipelines.defs.analytics.resources import QuantResource
 from fks_pipelines.defs.knowledge.assets import documents
 from fks_pipelines.defs.recommendations.assets import daily_recommendations
-from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource
 from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db.connect import connect
 from fks_pipelines.lib.db.portfolio import import_accounts
@@ -66,6 +66,7 @@ def backfill(url: str, shared_data, perturb: bool) -> dict[str, list]:
             "quant": QuantResource(),
             "embedding_model": EmbeddingModelResource(device="cpu"),
             "llm": LLMResource(),
+            "recommender": RecommenderResource(),
             "notifier": NotifierResource(),
         },
         tags={ASSET_PARTITION_RANGE_START_TAG: "2021-01-11", ASSET_PARTITION_RANGE_END_TAG: "2021-02-14"},

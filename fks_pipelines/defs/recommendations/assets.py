@@ -25,7 +25,7 @@ from fks_pipelines.defs.recommendations.metadata import (
     run_metadata,
     track_record_metadata,
 )
-from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource
 from fks_pipelines.defs.shared import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -91,6 +91,7 @@ def _daily_recommendations(
     market_data: MarketDataResource,
     embedding_model: EmbeddingModelResource,
     llm: LLMResource,
+    recommender: RecommenderResource,
     notifier: NotifierResource,
 ):
     window = context.partition_time_window
@@ -107,6 +108,7 @@ def _daily_recommendations(
             client,
             retriever(conn, embedding_model.get),
             window.start,
+            calibrate=recommender.feedback,
         )
         rows_by_day = {day: recommendations.latest_rows(conn, day) for day in days}  # each partition's metadata
         acts = recommendations.guard_acts(conn, since=days[-1]) if days else []  # the last day's, for the post

@@ -1,4 +1,4 @@
-"""The LLM endpoint and the Discord webhook, both configured from the environment (secrets via EnvVar)."""
+"""The LLM endpoint and how the recommendation decides, configured from the environment (secrets via EnvVar)."""
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -28,3 +28,14 @@ class LLMResource(ConfigurableResource):
         return OpenAICompatibleClient(
             self.base_url, self.model or "default", self.api_key, self.timeout_s, self.retries
         )
+
+
+class RecommenderResource(ConfigurableResource):
+    """How the daily recommendation decides beyond its generator: whether the rules engine acts on the record of
+    what followed its past decisions (lib/recommend/feedback.py). The record is shown either way."""
+
+    feedback: bool = Field(
+        default=False,
+        description="Calibrate the rules engine's confidence by the realised outcomes per (strategy, regime)"
+        " (FKS_FEEDBACK; off by default, see docs/evaluation.md).",
+    )

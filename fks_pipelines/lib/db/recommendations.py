@@ -35,6 +35,8 @@ from fks_pipelines.lib.db.portfolio import (
 )
 from fks_pipelines.lib.errors import DatabaseError, FksError
 
+LONG_DUST = 0.001  # a target allocation at or below this holds nothing (the rules engine's DUST)
+
 
 def decision_time(day: date) -> datetime:
     """The moment day ``day``'s recommendation is decided: the end of the UTC day (D+1 00:00 UTC)."""
@@ -72,6 +74,10 @@ class RecommendationRow(Protocol):
     def clamps(self) -> list: ...
     @property
     def reference_price(self) -> float: ...
+    @property
+    def strategy(self) -> str | None: ...
+    @property
+    def regime(self) -> str | None: ...
 
 
 class GuardActRow(Protocol):
@@ -155,8 +161,8 @@ def store_generation(conn: psycopg.Connection, day: date, generation: Generation
             cur.executemany(
                 "INSERT INTO recommendations.daily (decision_date, account, symbol, generator, action,"
                 " target_allocation, proposed_allocation, current_allocation, entry, stop_loss, take_profit,"
-                " horizon_days, confidence, rationale, evidence, clamps, reference_price)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " horizon_days, confidence, rationale, evidence, clamps, reference_price, strategy, regime)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         day,
@@ -176,6 +182,8 @@ def store_generation(conn: psycopg.Connection, day: date, generation: Generation
                         Jsonb(r.evidence),
                         Jsonb(r.clamps),
                         r.reference_price,
+                        r.strategy,
+                        r.regime,
                     )
                     for r in generation.recommendations
                 ],
@@ -207,6 +215,22 @@ def store_day(conn: psycopg.Connection, day: date, generations: Sequence[tuple[G
     with conn.transaction():
         for generation, decided_at in generations:
             store_generation(conn, day, generation, decided_at)
+
+
+def long_decisions(
+    conn: psycopg.Connection, accounts: Sequence[str], before: date, since: date | None = None
+) -> list[tuple[date, str, str, str, datetime]]:
+    """The decision days in [since, before) on which some of ``accounts`` was recommended to hold a symbol
+    (target above ``dust``), once per (day, symbol), with the strategy and regime the decision followed and its
+    decision time; rows without a strategy or regime (before migration 022, or cash) are left out."""
+    return conn.execute(
+        "SELECT r.decision_date, r.symbol, min(r.strategy), min(r.regime), min(g.decided_at)"
+        " FROM recommendations.daily r JOIN recommendations.generations g USING (decision_date, account)"
+        " WHERE r.account = ANY(%s) AND r.decision_date < %s AND r.decision_date >= %s"
+        " AND r.target_allocation > %s AND r.strategy IS NOT NULL AND r.regime IS NOT NULL"
+        " GROUP BY r.decision_date, r.symbol ORDER BY r.decision_date, r.symbol",
+        (list(accounts), before, since or date.min, LONG_DUST),
+    ).fetchall()
 
 
 def _hit(action: str, close: float | None, reference: float, band: float) -> bool | None:
@@ -307,8 +331,8 @@ def latest_rows(conn: psycopg.Connection, day: date) -> list[dict]:
     """The day's sized recommendations, one dict per (account, symbol), as the demo and Discord show them."""
     cursor = conn.execute(
         "SELECT account, symbol, generator, action, target_allocation, proposed_allocation, current_allocation,"
-        " reference_price, entry, stop_loss, take_profit, horizon_days, confidence, rationale, evidence, clamps"
-        " FROM recommendations.daily WHERE decision_date = %s ORDER BY account, symbol",
+        " reference_price, entry, stop_loss, take_profit, horizon_days, confidence, rationale, evidence, clamps,"
+        " strategy, regime FROM recommendations.daily WHERE decision_date = %s ORDER BY account, symbol",
         (day,),
     )
     if cursor.description is None:  # only a statement that returns no rows has none

@@ -17,6 +17,7 @@ from fks_pipelines.lib.db import recommendations
 from fks_pipelines.lib.db.portfolio import delete_paper_fills_after, paper_fill_ids_after
 from fks_pipelines.lib.llm.client import InProcessVLLM, OpenAICompatibleClient
 from fks_pipelines.lib.recommend import inputs
+from fks_pipelines.lib.recommend.feedback import FeedbackBook
 from fks_pipelines.lib.recommend.generate import Generation, generate
 from fks_pipelines.lib.recommend.guard_book import GuardBook
 from fks_pipelines.lib.recommend.inputs import Retriever
@@ -51,9 +52,11 @@ def recommend_days(
     client: OpenAICompatibleClient | InProcessVLLM | None,
     retrieve: Retriever,
     window_start: datetime,
+    calibrate: bool = False,
 ) -> DailyRun:
     """Decide and store every account's recommendation for each of ``days`` (in order; ``window_start``: the
-    first day's start, from which the paper ledgers are replayed), filling the ledgers as it goes."""
+    first day's start, from which the paper ledgers are replayed), filling the ledgers as it goes. Every decision
+    sees the record of what it follows (feedback.py); ``calibrate``: the rules engine's confidence acts on it."""
     run = DailyRun(days)
     if not days:
         return run
@@ -61,12 +64,15 @@ def recommend_days(
     delete_paper_fills_after(conn, market, window_start)
     recommendations.clear_shadows(conn, market, days[0], days[-1], keep_days=client is not None)
     book = GuardBook.seed(conn, market, symbols, days[0])
+    record = FeedbackBook.seed(conn, market, days[0])
     for day in days:
         run.paper_fills += fill_paper_accounts(conn, day - timedelta(days=1), market, symbols)
         account_contexts = inputs.contexts(conn, day, symbols, market, retrieve)
         book.attach(conn, account_contexts)  # each account's protections and history, as of the decision
+        record.attach(conn, account_contexts, calibrate)  # what followed the last times, known by the decision
         day_generations = [(generate(c, client), c.decided_at) for c in account_contexts]
         recommendations.store_day(conn, day, day_generations)  # every account of the day, or none
+        record.add_day(day, [g for g, _ in day_generations])
         if client is not None:  # the rules engine beside the LLM, on the same inputs, against its own ledger
             run.shadow_fills += fill_shadow_ledgers(conn, day - timedelta(days=1), market, symbols)
             shadows = shadow_generations(conn, account_contexts)

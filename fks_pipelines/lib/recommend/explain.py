@@ -18,6 +18,7 @@ from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.portfolio.guards import History, Protections, evaluate
 from fks_pipelines.lib.portfolio.sizing import limits
 from fks_pipelines.lib.recommend import pictures as pic
+from fks_pipelines.lib.recommend.feedback import records_at
 from fks_pipelines.lib.recommend.guarding import guarding_for, history_of
 
 HISTORY_DAYS = 120  # the account picture's span
@@ -72,7 +73,14 @@ def explain(
     ]
     splits = [pic.ProfitSplit(*row) for row in portfolio.latest_profit_splits(conn, day)]
     text = pic.explain_text(
-        state.account, day, days=days_, limits=limit_rows, regimes=regimes, sizes=sizes, splits=splits
+        state.account,
+        day,
+        days=days_,
+        limits=limit_rows,
+        regimes=regimes,
+        sizes=sizes,
+        splits=splits,
+        records=_records(conn, market, day, rows),
     )
     out = Explanation(state.account, day, text)
     if draw:
@@ -83,6 +91,19 @@ def explain(
             out.pictures[f"regime_{v.symbol}"] = pic.regime_picture(v)
         if splits:
             out.pictures["split"] = pic.profit_split_picture(splits)
+    return out
+
+
+def _records(conn: psycopg.Connection, market: str, day: date, rows: list[dict]) -> list[tuple[str, str]]:
+    """Per symbol, the record its decision saw (feedback.py): the known outcomes of what it followed, and the
+    latest of them with when it became known."""
+    book = records_at(conn, market, day)
+    out = []
+    for r in rows:
+        record = book.record(r.get("strategy"), r.get("regime"))
+        if record is not None:
+            last = "; ".join(f"{o.symbol} {o.day} {o.return_7d:+.2%} (known {o.as_of:%Y-%m-%d})" for o in record.last)
+            out.append((r["symbol"], record.summary() + (f"; last: {last}" if last else "")))
     return out
 
 

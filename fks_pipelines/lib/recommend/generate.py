@@ -37,6 +37,8 @@ class SizedRecommendation:
     evidence: list[str]
     clamps: list[dict]
     reference_price: float
+    strategy: str | None = None  # the strategy the decision followed (SymbolContext.chosen_strategy)
+    regime: str | None = None  # the symbol's regime that day
 
 
 @dataclass
@@ -115,6 +117,8 @@ def _sized(rec: AccountRecommendation, context: AccountContext) -> list[SizedRec
                 list(r.evidence),
                 clamps,
                 s.price,
+                s.chosen_strategy,
+                s.regime_name,
             )
         )
     if context.guarding is not None:

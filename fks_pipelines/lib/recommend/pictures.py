@@ -611,9 +611,11 @@ def explain_text(
     regimes: Sequence[RegimeView] = (),
     sizes: Sequence[SizePath] = (),
     splits: Sequence[ProfitSplit] = (),
+    records: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The terminal summary that goes with the pictures: where the account stands, each guard against its limit,
-    the regime, each size path and the latest profit split."""
+    the regime, each symbol's record (what followed the last times), each size path and the latest profit
+    split."""
     out = [f"{account} on {as_of}"]
     if days is not None and len(days.equity):
         equity = np.asarray(days.equity, dtype=float)
@@ -641,6 +643,8 @@ def explain_text(
             f"{k} {p:.0%}" for k, p in sorted(v.next_day_probabilities.items(), key=lambda kv: -kv[1])[:3]
         )
         out.append(f"Regime {v.symbol}: {v.current}; tomorrow: {tomorrow}")
+    for symbol, line in records:
+        out.append(f"Record {symbol}: {line}")
     for s in sizes:
         path = " -> ".join([f"{s.start_label} {s.start:.2%}"] + [f"{st.label} {st.value_after:.2%}" for st in s.steps])
         out.append(f"Size {s.symbol}: {path}; final target {s.final:.2%} of equity")

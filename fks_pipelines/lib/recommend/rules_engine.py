@@ -2,17 +2,22 @@
 holds at the close (analytics.strategy_state), not only the day its signal fires: a strategy that is long gives
 an empty account "buy to X%", an account already near X% "hold", and when the strategy exits, "sell". X is the
 account tier's cap scaled by the confidence (out-of-sample Sharpe, the regime's next-day odds) and cut by the
-same volatility, risk-per-trade and cash caps the sizing applies. A 'cash' choice, or no choice, targets cash."""
+same volatility, risk-per-trade and cash caps the sizing applies. A 'cash' choice, or no choice, targets cash.
+
+Each rationale names the record of what it follows (lib/recommend/feedback.py: the known outcomes of the strategy
+in today's regime). With the feedback on (``FKS_FEEDBACK``; off by default, docs/evaluation.md says why), the
+confidence is first calibrated by that record, so a (strategy, regime) that has not paid holds less."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+from fks_pipelines.lib.db.recommendations import LONG_DUST
 from fks_pipelines.lib.portfolio.sizing import Proposal, default_stop, default_take_profit, size
 from fks_pipelines.lib.recommend.schema import AccountContext, AccountRecommendation, SymbolRecommendation
 
 REBALANCE_BAND = 0.02  # |target - current| within this share of equity (or a quarter of the target): hold
-DUST = 0.001  # an allocation below this is treated as none
+DUST = LONG_DUST  # an allocation at or below this is treated as none
 
 
 def _direction(regime: dict | None) -> tuple[float, float]:
@@ -27,11 +32,18 @@ def recommend_by_rules(context: AccountContext) -> AccountRecommendation:
     cash_share = context.cash / context.equity if context.equity > 0 else 0.0
     for s in context.symbols:
         state = s.state or {}
-        chosen = state.get("strategy") or (s.strategy or {}).get("strategy")
+        chosen = s.chosen_strategy
         position = state.get("position", "flat")
         up, down = _direction(s.regime)
         sharpe = (s.strategy or {}).get("oos_sharpe") or 0.0
         confidence = round(min(0.9, max(0.2, 0.5 + 0.05 * sharpe + 0.3 * (up - down))), 3)
+        record = ""
+        if s.record is not None:  # what followed the last times (feedback.py): shown, and acted on if calibrating
+            record = f"; record: {s.record.summary()}"
+            if context.calibrate and s.record.n:
+                calibrated = round(min(0.9, max(0.2, s.record.calibrated(confidence))), 3)
+                record += f", confidence {confidence:.2f} -> {calibrated:.2f}"
+                confidence = calibrated
         sigma = s.daily_volatility or 0.03
         current = s.current_allocation
         regime = f"regime {(s.regime or {}).get('regime', 'unknown')} (next day up {up:.0%}, down {down:.0%})"
@@ -73,7 +85,7 @@ def recommend_by_rules(context: AccountContext) -> AccountRecommendation:
                 take_profit=default_take_profit(s.price, sigma) if protects else None,
                 horizon_days=7,
                 confidence=confidence,
-                rationale=f"{reason}; {action} to {target:.1%} (now {current:.1%}); {regime}.",
+                rationale=f"{reason}; {action} to {target:.1%} (now {current:.1%}); {regime}{record}.",
                 evidence=[d.id for d in s.documents[:2]],
             )
         )

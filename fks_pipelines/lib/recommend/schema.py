@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fks_pipelines.lib.portfolio.sizing import Limits, limits
 
 if TYPE_CHECKING:
+    from fks_pipelines.lib.recommend.feedback import Record
     from fks_pipelines.lib.recommend.guarding import Guarding
 
 
@@ -73,6 +74,18 @@ class SymbolContext:
     # The chosen strategy's position at the decision day's close (analytics.strategy_state): strategy, params,
     # position (flat/long/short), since, entry_price, unrealised_pnl, as_of. None: no state row (cash).
     state: dict | None = None
+    # What happened the last times the strategy it follows held in today's regime, as known at the decision
+    # (lib/recommend/feedback.py). None: no strategy or regime to follow.
+    record: Record | None = None
+
+    @property
+    def chosen_strategy(self) -> str | None:
+        """The strategy the decision follows: its state's, else the latest walk-forward choice's (None: none)."""
+        return (self.state or {}).get("strategy") or (self.strategy or {}).get("strategy")
+
+    @property
+    def regime_name(self) -> str | None:
+        return (self.regime or {}).get("regime")
 
 
 @dataclass
@@ -86,6 +99,8 @@ class AccountContext:
     # The account's protections and history (lib/recommend/guarding.py); None: no guard acts (e.g. a shadow).
     guarding: Guarding | None = None
     guard_acts: list = field(default_factory=list)  # set by sizing: the acts of the guards on this decision
+    # Whether the rules engine calibrates its confidence by each symbol's record (FKS_FEEDBACK; off by default).
+    calibrate: bool = False
 
     @property
     def limits(self) -> Limits:

@@ -17,7 +17,7 @@ from dagster import materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation
-from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource
 from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db import analytics
 from fks_pipelines.lib.db.portfolio import import_accounts
@@ -105,6 +105,7 @@ def run(url: str, llm: LLMResource | None = None):
         "market_data": MarketDataResource(symbols=SYMBOLS),
         "embedding_model": EmbeddingModelResource(device="cpu"),  # no chunks: never loaded
         "llm": llm or LLMResource(),
+        "recommender": RecommenderResource(),
         "notifier": NotifierResource(),
     }
     return materialize(

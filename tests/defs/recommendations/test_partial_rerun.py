@@ -13,7 +13,7 @@ from dagster import AssetKey, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, evaluation
-from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource
 from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db import recommendations
 from tests.defs.recommendations.test_paper_and_evaluation import (
@@ -31,6 +31,7 @@ RESOURCES = {
     "market_data": MarketDataResource(symbols=SYMBOLS),
     "embedding_model": EmbeddingModelResource(device="cpu"),  # no chunks: never loaded
     "llm": LLMResource(),
+    "recommender": RecommenderResource(),
     "notifier": NotifierResource(),
 }
 

@@ -13,7 +13,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from fks_pipelines.defs.portfolio.assets import profit_splits
 from fks_pipelines.defs.recommendations.assets import daily_recommendations, track_record
-from fks_pipelines.defs.recommendations.resources import LLMResource
+from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource
 from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, NotifierResource, PostgresResource
 from fks_pipelines.lib.db.knowledge import ensure_chunk_table, write_chunks
 from fks_pipelines.lib.db.portfolio import import_accounts
@@ -132,6 +132,7 @@ def run(
         "market_data": MarketDataResource(symbols=SYMBOLS),
         "embedding_model": EmbeddingModelResource(device="cpu"),
         "llm": llm,
+        "recommender": RecommenderResource(),
         "notifier": notifier or NotifierResource(),
     }
     return materialize(
