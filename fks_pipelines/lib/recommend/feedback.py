@@ -108,7 +108,7 @@ class Record:
     def summary(self) -> str:
         """One line for a rationale."""
         if not self.n:
-            return f"no known outcome yet of {self.strategy} in regime {self.regime}"
+            return f"{self.strategy} in regime {self.regime}: no known outcome yet"
         return (
             f"{self.strategy} in regime {self.regime}: {self.n} known {HORIZON_DAYS}-day outcome(s),"
             f" {self.hit_rate:.0%} up, mean {self.mean_return:+.2%}"

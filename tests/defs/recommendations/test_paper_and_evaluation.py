@@ -92,6 +92,13 @@ def build_market(url: str, market_prices: dict) -> None:
         analytics.replace_strategy_state(
             conn, "spot", SYMBOLS, midnight(DAYS[0]), midnight(DAYS[-1]) + timedelta(1), states
         )
+        # One regime all along, with no lean either way (the rules engine's confidence is its Sharpe term alone).
+        analytics.replace_regimes(
+            conn,
+            "spot",
+            [analytics.RegimeDay(s, midnight(d), "calm", {"calm": 1.0}) for s in SYMBOLS for d in DAYS],
+            [],
+        )
         import_accounts(
             conn,
             [Account(ACCOUNT, "personal", Decimal(10_000), datetime(2024, 4, 1, tzinfo=UTC), [], mode="paper")],
@@ -99,13 +106,13 @@ def build_market(url: str, market_prices: dict) -> None:
         )
 
 
-def run(url: str, llm: LLMResource | None = None):
+def run(url: str, llm: LLMResource | None = None, feedback: bool = False):
     resources = {
         "database": PostgresResource(url=url),
         "market_data": MarketDataResource(symbols=SYMBOLS),
         "embedding_model": EmbeddingModelResource(device="cpu"),  # no chunks: never loaded
         "llm": llm or LLMResource(),
-        "recommender": RecommenderResource(),
+        "recommender": RecommenderResource(feedback=feedback),
         "notifier": NotifierResource(),
     }
     return materialize(
@@ -165,6 +172,41 @@ def test_the_paper_account_fills_at_the_next_open_with_fees_and_follows_the_stat
         action, target, current = recs[(first + timedelta(days=1), s)]
         assert current > 0 and action == "hold"
         assert recs[(DAYS[long_days.stop], s)][0] == "sell"  # the exit
+
+
+def decisions(url: str) -> dict[tuple[date, str], tuple]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT decision_date, symbol, strategy, regime, confidence, rationale FROM recommendations.daily"
+            " WHERE account = %s",
+            (ACCOUNT,),
+        ).fetchall()
+    return {(d, s): rest for d, s, *rest in rows}
+
+
+def test_the_feedback_acts_only_on_outcomes_known_by_each_decision(paper_run, databases):
+    """The same days with the feedback on: each decision stores what it followed; until the first 7-day outcome of
+    a decision to hold exists (BTC held from day 2: its outcome exists at the end of day 9), every confidence is
+    the one without feedback; from then on the held decisions' confidence is calibrated, and says so."""
+    url, market = paper_run
+    off = decisions(url)
+    other = databases.create()
+    try:
+        build_market(other, market)
+        assert run(other, feedback=True).success
+        on = decisions(other)
+    finally:
+        databases.drop(other)
+    assert {(v[0], v[1]) for v in on.values()} == {("ma_cross", "calm")}
+    known_from = DAYS[LONG["BTCUSDT"].start] + timedelta(days=7)
+    for key, (*_, confidence, rationale) in on.items():
+        assert "record: ma_cross in regime calm" in rationale, key
+        if key[0] < known_from:
+            assert "no known outcome yet" in rationale and confidence == off[key][2], key
+    held_later = [k for k in on if k[0] >= known_from and k[1] == "ETHUSDT" and DAYS.index(k[0]) in LONG["ETHUSDT"]]
+    assert held_later, "ETH is held after BTC's first outcome is known"
+    for key in held_later:
+        assert on[key][2] != off[key][2] and " -> " in on[key][3], (key, on[key], off[key])
 
 
 def test_perturbing_prices_after_day_d_changes_no_ledger_row_up_to_d(paper_run, databases):
