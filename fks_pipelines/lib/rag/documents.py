@@ -342,16 +342,21 @@ _REASON_WORDS = {
 
 
 def trade(account: str, market: str, t: Trade) -> Document:
-    """One trade of an account (portfolio.trades): side, quantity, price, fee and why it happened (see
-    :func:`trade_reason`). ``as_of`` is its execution time: nothing in it is known before."""
+    """One trade of an account (portfolio.trades): side, price, fee rate and why it happened (see
+    :func:`trade_reason`). ``as_of`` is its execution time: nothing in it is known before.
+
+    No amount: neither the quantity nor the notional nor the fee in the quote currency. ``knowledge.documents``
+    is readable by the ``analyst`` role, which may never read the ledger or an amount of an account's money
+    (lib/db/roles.py, docs/security.md); the fee is given as a share of the notional."""
     reason = trade_reason(t.trade_id)
-    quantity, price, fee = float(t.quantity), float(t.price), float(t.fee)
+    price = float(t.price)
+    notional = t.quantity * t.price
+    fee_rate = float(t.fee / notional) if notional else float("nan")
     decided = _paper_day(t.trade_id)
     text = (
-        f"Account {account} {'bought' if t.side == 'buy' else 'sold'} {quantity:,.8g} {t.symbol} ({market}) at "
-        f"{_num(price)} on {t.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, notional {_num(quantity * price)}, "
-        f"fee {_num(fee, 4)}: {_REASON_WORDS[reason]}"
-        + (f" (recommendation of {decided})." if decided and reason == REBALANCE else ".")
+        f"Account {account} {'bought' if t.side == 'buy' else 'sold'} {t.symbol} ({market}) at {_num(price)} on "
+        f"{t.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, fee {_pct(fee_rate, signed=False)} of the notional: "
+        f"{_REASON_WORDS[reason]}" + (f" (recommendation of {decided})." if decided and reason == REBALANCE else ".")
     )
     return Document(
         key=f"trade/{market}/{account}/{t.trade_id}",
@@ -364,9 +369,8 @@ def trade(account: str, market: str, t: Trade) -> Document:
             "account": account,
             "trade_id": t.trade_id,
             "side": t.side,
-            "quantity": quantity,
             "price": price,
-            "fee": fee,
+            "fee_rate": fee_rate,
             "reason": reason,
             "decision_day": decided,
             "executed_at": t.executed_at,
@@ -407,33 +411,37 @@ def position_episodes(account: str, trades: list[Trade]) -> list[Episode]:
 
 def position(episode: Episode, market: str) -> Document:
     """One CLOSED position (see :class:`Episode`): when it opened and closed, its average entry and exit prices,
-    its profit or loss in the quote currency (sells less buys less every fee) and in % of what the buys cost with
-    their fees, how long it was held and how it ended (the closing trade: stop loss, take profit or sell).
-    ``as_of`` is the closing trade's execution time. An open position has no document: its outcome is not known
-    (a ValueError here)."""
+    its return after every fee (sells less buys less every fee, as a share of what the buys cost with their fees),
+    the fees as a share of what the buys cost, how long it was held and how it ended (the closing trade: stop
+    loss, take profit or sell). ``as_of`` is the closing trade's execution time. An open position has no
+    document: its outcome is not known yet (a ValueError here).
+
+    No amount (quantity, cost, P&L in the quote currency): the analyst role reads these documents and may not
+    learn the size of an account (see :func:`trade`)."""
     if not episode.closed:
         raise ValueError(f"the position of {episode.account} in {episode.symbol} is still open: no outcome yet")
     buys = [t for t in episode.trades if t.side == "buy"]
     sells = [t for t in episode.trades if t.side == "sell"]
-    bought, sold = sum(float(t.quantity) for t in buys), sum(float(t.quantity) for t in sells)
-    cost, proceeds = sum(float(t.quantity * t.price) for t in buys), sum(float(t.quantity * t.price) for t in sells)
-    fees = sum(float(t.fee) for t in episode.trades)
-    buy_fees = sum(float(t.fee) for t in buys)
-    entry, exit_ = cost / bought, proceeds / sold
-    pnl = proceeds - cost - fees
-    pnl_pct = pnl / (cost + buy_fees) if cost + buy_fees else float("nan")
+    bought, sold = sum(t.quantity for t in buys), sum(t.quantity for t in sells)
+    cost, proceeds = sum(t.quantity * t.price for t in buys), sum(t.quantity * t.price for t in sells)
+    fees, buy_fees = sum(t.fee for t in episode.trades), sum(t.fee for t in buys)
+    entry, exit_ = float(cost / bought), float(proceeds / sold)
+    pnl_pct = float((proceeds - cost - fees) / (cost + buy_fees)) if cost + buy_fees else float("nan")
+    fees_pct = float(fees / cost) if cost else float("nan")
     first, last = episode.trades[0], episode.trades[-1]
     ended = {STOP_LOSS: "stop loss", TAKE_PROFIT: "take profit"}.get(reason_of(last.trade_id) or "", "sell")
     days = (last.executed_at - first.executed_at).total_seconds() / 86400
+    outcome = "win" if pnl_pct > 0 else "loss" if pnl_pct < 0 else "flat trade"
     text = (
         f"Account {episode.account} held {episode.symbol} ({market}) from "
         f"{first.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} to {last.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
         f"({days:.1f} days, {len(episode.trades)} trades): entry {_num(entry)} on average, exit {_num(exit_)} on "
-        f"average, closed by a {ended}. Profit and loss {pnl:+,.2f} in the quote currency ({_pct(pnl_pct)}), "
-        f"fees {_num(fees)}; it was a {'win' if pnl > 0 else 'loss' if pnl < 0 else 'flat trade'}."
+        f"average, closed by a {ended}. It returned {_pct(pnl_pct)} after every fee (fees "
+        f"{_pct(fees_pct, signed=False)} of what it bought): a {outcome}."
     )
+    opened = first.executed_at.astimezone(UTC)
     return Document(
-        key=f"position/{market}/{episode.account}/{episode.symbol}/{first.executed_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S}",
+        key=f"position/{market}/{episode.account}/{episode.symbol}/{opened:%Y-%m-%dT%H:%M:%S}",
         kind="position",
         as_of=last.executed_at,
         text=text,
@@ -445,10 +453,8 @@ def position(episode: Episode, market: str) -> Document:
             "closed_at": last.executed_at,
             "entry": entry,
             "exit": exit_,
-            "quantity": bought,
-            "pnl": pnl,
-            "pnl_pct": pnl_pct,
-            "fees": fees,
+            "return": pnl_pct,
+            "fees_pct": fees_pct,
             "holding_days": days,
             "ended": ended,
             "trade_ids": [t.trade_id for t in episode.trades],

@@ -30,9 +30,11 @@ def test_a_stop_loss_fill_says_what_it_was_and_is_known_at_its_execution():
     doc = trade("paper-one", "spot", fill("paper-2024-03-03-BTCUSDT-sl", "BTCUSDT", "sell", "0.5", "58000", at))
     assert doc.kind == "trade" and doc.as_of == at and doc.symbol == "BTCUSDT" and doc.market == "spot"
     assert doc.key == "trade/spot/paper-one/paper-2024-03-03-BTCUSDT-sl"
-    assert "Account paper-one sold 0.5 BTCUSDT (spot) at 58,000.00 on 2024-03-04 10:59 UTC" in doc.text
-    assert "fee 29.0000" in doc.text and "stop-loss exit" in doc.text
-    assert doc.metadata["reason"] == "stop_loss" and doc.metadata["quantity"] == 0.5
+    assert "Account paper-one sold BTCUSDT (spot) at 58,000.00 on 2024-03-04 10:59 UTC" in doc.text
+    assert "fee 0.10% of the notional: a stop-loss exit" in doc.text
+    assert doc.metadata["reason"] == "stop_loss" and doc.metadata["fee_rate"] == pytest.approx(0.001)
+    # No amount of the account's money: the analyst role reads the documents, never the ledger.
+    assert "0.5" not in doc.text and "29" not in doc.text and "quantity" not in doc.metadata
 
 
 def test_each_trade_s_reason_comes_from_its_id():
@@ -40,7 +42,7 @@ def test_each_trade_s_reason_comes_from_its_id():
     assert trade_reason("paper-2024-03-03-BTCUSDT-tp") == "take_profit"
     assert trade_reason("t1") == "imported"
     doc = trade("paper-one", "spot", fill("paper-2024-03-03-ETHUSDT", "ETHUSDT", "buy", "2", "50", T0))
-    assert "bought 2 ETHUSDT" in doc.text and "(recommendation of 2024-03-03)" in doc.text
+    assert "bought ETHUSDT" in doc.text and "(recommendation of 2024-03-03)" in doc.text
 
 
 def test_a_position_closed_by_its_take_profit_tells_its_outcome():
@@ -63,11 +65,10 @@ def test_a_position_closed_by_its_take_profit_tells_its_outcome():
     assert doc.key == "position/spot/paper-one/ETHUSDT/2024-03-12T00:00:00"
     # 40 bought for 2,220 (entry 55.50), sold for 2,464 (exit 61.60), fees 0.1% of each fill: 4.684.
     assert doc.metadata["entry"] == pytest.approx(55.5) and doc.metadata["exit"] == pytest.approx(61.6)
-    assert doc.metadata["pnl"] == pytest.approx(2464 - 2220 - 4.684)
-    assert doc.metadata["pnl_pct"] == pytest.approx((2464 - 2220 - 4.684) / 2222.22)
+    assert doc.metadata["return"] == pytest.approx((2464 - 2220 - 4.684) / 2222.22)
     assert "entry 55.50 on average, exit 61.60 on average, closed by a take profit" in doc.text
-    assert "Profit and loss +239.32 in the quote currency (+10.77%)" in doc.text and "(2.0 days, 3 trades)" in doc.text
-    assert "it was a win" in doc.text
+    assert "It returned +10.77% after every fee (fees 0.21% of what it bought): a win." in doc.text
+    assert "(2.0 days, 3 trades)" in doc.text and "239" not in doc.text and "2,220" not in doc.text
     with pytest.raises(ValueError, match="still open"):
         position(episodes[1], "spot")
 
