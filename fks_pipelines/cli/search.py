@@ -12,7 +12,7 @@ from fks_pipelines.cli.types import CommaChoice, Moment
 from fks_pipelines.lib.db.knowledge import MAX_K
 from fks_pipelines.lib.db.platform import database_urls
 from fks_pipelines.lib.errors import BadInputError, FksError
-from fks_pipelines.lib.rag.documents import KINDS
+from fks_pipelines.lib.rag.documents import ALL_KINDS
 from fks_pipelines.settings import Settings
 
 
@@ -23,7 +23,13 @@ from fks_pipelines.settings import Settings
     "--as-of", type=Moment(), help="Only what was known by then (ISO time, UTC when no offset; default: now)."
 )
 @symbols_option("Comma-separated symbols to restrict to.")
-@click.option("--kinds", type=CommaChoice(KINDS), help=f"Comma-separated document kinds ({', '.join(KINDS)}).")
+@click.option(
+    "--kinds",
+    "--kind",
+    type=CommaChoice(ALL_KINDS),
+    help=f"Comma-separated document kinds ({', '.join(ALL_KINDS)}); e.g. --kind recommendation for past "
+    "recommendations and what happened.",
+)
 @json_option("One JSON object per hit: key, kind, symbol, as_of, score, text.")
 def search(
     question: str, k: int, as_of: datetime | None, symbols: list[str] | None, kinds: list[str] | None, as_json: bool

@@ -19,7 +19,8 @@ all_assets_job = define_asset_job(
     selection=EVERYTHING,
     partitions_def=daily_partitions,
     description=(
-        "Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation."
+        "Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation"
+        " -> the record's documents (trades, positions, past recommendations; embedded by the next run)."
     ),
 )
 daily_job = define_asset_job(

@@ -1,7 +1,8 @@
-"""The knowledge layer: documents built from the marts and analytics, embedded into pgvector."""
+"""The knowledge layer: documents built from the marts and analytics, and from the record (trades, positions, past
+recommendations), embedded into pgvector."""
 
 from dagster import Definitions
 
-from fks_pipelines.defs.knowledge.assets import document_embeddings, documents
+from fks_pipelines.defs.knowledge.assets import document_embeddings, documents, record_documents
 
-defs = Definitions(assets=[documents, document_embeddings])
+defs = Definitions(assets=[documents, record_documents, document_embeddings])

@@ -1,6 +1,9 @@
-"""Documents from the marts and analytics (daily partitions), and their embeddings in pgvector."""
+"""Documents from the marts and analytics (daily partitions), the record's documents (trades, positions, past
+recommendations), and their embeddings in pgvector."""
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from datetime import UTC, datetime
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
 from fks_pipelines.defs.knowledge.metadata import documents_per_day
 from fks_pipelines.defs.shared import (
@@ -17,8 +20,9 @@ from fks_pipelines.defs.shared import (
 )
 from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.rag.build import build_documents
-from fks_pipelines.lib.rag.documents import KINDS
+from fks_pipelines.lib.rag.documents import KINDS, RECORD_KINDS
 from fks_pipelines.lib.rag.index import embed_pending
+from fks_pipelines.lib.rag.record import build_record_documents
 
 
 @asset(
@@ -61,6 +65,48 @@ def documents(
             "run_replaced": result.replaced,
             "run_unchanged": result.unchanged,
             "run_deleted": result.deleted,
+        }
+    )
+
+
+@asset(
+    key_prefix="knowledge",
+    group_name="knowledge",
+    deps=[AssetKey(["recommendations", "daily"])],
+    kinds={"postgres"},
+    owners=OWNERS,
+    description=(
+        "The record as text, each document once its outcome is known: every trade of the market's accounts (as of "
+        "its execution), every closed position with its P&L and how it ended (as of its closing trade; open ones "
+        "have no outcome yet) and every past recommendation with the symbol's 1- and 7-day returns and any stop "
+        "fill (as of its decision time + 7 days, when the 7-day close is known). Rebuilt whole on each run "
+        "(unchanged documents keep their ids and embeddings); knowledge/document_embeddings embeds the new ones on "
+        "its next run. Writes knowledge.documents (kinds trade, position, recommendation)."
+    ),
+)
+@one_run_at_a_time
+def record_documents(
+    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+) -> MaterializeResult:
+    until = datetime.now(UTC)
+    with database.connection() as conn:
+        docs = build_record_documents(conn, market_data.market, until, market_data.symbols)
+        scope = knowledge.DocumentScope(
+            kinds=RECORD_KINDS, market=market_data.market, symbols=market_data.symbols, until=until
+        )
+        result = knowledge.replace_documents(conn, docs, scope)
+        catalog = table_metadata(conn, "knowledge.documents", row_count=len(docs))  # the record's rows
+    context.log.info(f"{len(docs)} record documents known by {until:%Y-%m-%d %H:%M} UTC: {result}")
+    return MaterializeResult(
+        metadata={
+            **catalog,
+            "documents": len(docs),
+            **{f"documents_{kind}": sum(1 for d in docs if d.kind == kind) for kind in RECORD_KINDS},
+            "known_by": until.isoformat(),
+            "inserted": result.inserted,
+            "replaced": result.replaced,
+            "unchanged": result.unchanged,
+            "deleted": result.deleted,
         }
     )
 

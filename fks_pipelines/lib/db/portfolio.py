@@ -381,6 +381,20 @@ def trade_history(conn: psycopg.Connection, account: str) -> list[Trade]:
     ]
 
 
+def market_trades(conn: psycopg.Connection, market: str, until: datetime) -> dict[str, list[Trade]]:
+    """Every trade (imported and paper) of the accounts of ``market`` executed at or before ``until``, per account,
+    in time order (the record the knowledge layer's trade and position documents tell); later trades are not read."""
+    out: dict[str, list[Trade]] = {}
+    for account, *row in conn.execute(
+        "SELECT t.account, t.trade_id, t.symbol, t.side, t.quantity, t.price, t.fee, t.executed_at"
+        " FROM portfolio.trades t JOIN portfolio.accounts a USING (account)"
+        " WHERE a.market = %s AND t.executed_at <= %s ORDER BY t.account, t.executed_at, t.trade_id",
+        (market, until),
+    ).fetchall():
+        out.setdefault(account, []).append(Trade(*row))
+    return out
+
+
 def equity(conn: psycopg.Connection, state: AccountState, at: datetime) -> float:
     """Cash plus positions at the last daily close before ``at`` (the marts' store; a symbol without one counts 0)."""
     closes = marts.closes_before(conn, state.market, list(state.positions), at) if state.positions else {}

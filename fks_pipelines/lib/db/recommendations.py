@@ -341,6 +341,21 @@ def latest_rows(conn: psycopg.Connection, day: date) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def decided_recommendations(conn: psycopg.Connection, accounts: Sequence[str], decided_by: datetime) -> list[dict]:
+    """The ``recommendations.daily`` rows of ``accounts`` decided at or before ``decided_by`` (their generation's
+    ``decided_at``), each with that ``decided_at`` and the generation's model, oldest first (later rows are not
+    read): what the knowledge layer's recommendation documents tell."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT r.decision_date, r.account, r.symbol, r.generator, g.model, g.decided_at, r.action,"
+            " r.target_allocation, r.proposed_allocation, r.current_allocation, r.entry, r.stop_loss, r.take_profit,"
+            " r.horizon_days, r.confidence, r.rationale, r.reference_price"
+            " FROM recommendations.daily r JOIN recommendations.generations g USING (decision_date, account)"
+            " WHERE r.account = ANY(%s) AND g.decided_at <= %s ORDER BY g.decided_at, r.account, r.symbol",
+            (list(accounts), decided_by),
+        ).fetchall()
+
+
 def track_record_summary(conn: psycopg.Connection) -> list[tuple]:
     """Per (account, generator): scored recommendations, 1- and 7-day hit rates and paper P&L."""
     return conn.execute(

@@ -16,13 +16,21 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from fks_pipelines.lib.errors import BadInputError
+from fks_pipelines.lib.portfolio.ledger import PAPER_PREFIX, Trade
+from fks_pipelines.lib.portfolio.stops import STOP_LOSS, TAKE_PROFIT, reason_of
 
 MAX_TEXT_CHARS = 200_000  # ~50k tokens: a document longer than this is a bug upstream, not knowledge
 
-KINDS = ("market_summary", "signal_event", "strategy_summary")  # issue 6 adds trades, positions, recommendations
+# The daily window's kinds: what the `documents` asset rebuilds per day (its replace scope).
+KINDS = ("market_summary", "signal_event", "strategy_summary")
+# The record's kinds: what the accounts did and what came of it (lib/rag/record.py, the `record_documents` asset).
+# Kept apart from KINDS so that a day's rebuild never deletes them.
+RECORD_KINDS = ("trade", "position", "recommendation")
+ALL_KINDS = KINDS + RECORD_KINDS
 
 
 def clean_text(text: str | bytes, where: str) -> str:
@@ -296,4 +304,232 @@ def strategy_summary(choice: dict) -> Document:
         market=market,
         symbol=symbol,
         metadata={k: choice.get(k) for k in known} | {"decided_at": choice["decided_at"]},
+    )
+
+
+# The record: trades, closed positions and past recommendations with their outcomes. Each is known only once its
+# outcome is: a trade at its execution, a position when it closes, a recommendation when its 7-day outcome closes.
+
+REBALANCE = "rebalance"  # a paper fill of the day's recommendation at the next open (lib/portfolio/paper.py)
+IMPORTED = "imported"  # a trade from the account's ledger file (a real account's own trade)
+OUTCOME_DAYS = 7  # a recommendation's document waits for its 7-day outcome
+RATIONALE_CHARS = 280  # a recommendation's rationale, shortened to this many characters
+
+
+def trade_reason(trade_id: str) -> str:
+    """Why a trade happened: stop_loss / take_profit (a paper stop fill), rebalance (a paper fill of a day's
+    recommendation) or imported (the account's own trade)."""
+    if not trade_id.startswith(PAPER_PREFIX):
+        return IMPORTED
+    return reason_of(trade_id) or REBALANCE
+
+
+def _paper_day(trade_id: str) -> str | None:
+    """The decision day a paper fill's id names (paper-<YYYY-MM-DD>-...), or None."""
+    day = trade_id[len(PAPER_PREFIX) : len(PAPER_PREFIX) + 10] if trade_id.startswith(PAPER_PREFIX) else ""
+    try:
+        return date.fromisoformat(day).isoformat()
+    except ValueError:
+        return None
+
+
+_REASON_WORDS = {
+    STOP_LOSS: "a stop-loss exit: the position's stop was touched",
+    TAKE_PROFIT: "a take-profit exit: the position's take-profit was touched",
+    REBALANCE: "a paper rebalance to the recommendation's target at the next open",
+    IMPORTED: "a trade of the account's own ledger",
+}
+
+
+def trade(account: str, market: str, t: Trade) -> Document:
+    """One trade of an account (portfolio.trades): side, price, fee rate and why it happened (see
+    :func:`trade_reason`). ``as_of`` is its execution time: nothing in it is known before.
+
+    No amount: neither the quantity nor the notional nor the fee in the quote currency. ``knowledge.documents``
+    is readable by the ``analyst`` role, which may never read the ledger or an amount of an account's money
+    (lib/db/roles.py, docs/security.md); the fee is given as a share of the notional."""
+    reason = trade_reason(t.trade_id)
+    price = float(t.price)
+    notional = t.quantity * t.price
+    fee_rate = float(t.fee / notional) if notional else float("nan")
+    decided = _paper_day(t.trade_id)
+    text = (
+        f"Account {account} {'bought' if t.side == 'buy' else 'sold'} {t.symbol} ({market}) at {_num(price)} on "
+        f"{t.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, fee {_pct(fee_rate, signed=False)} of the notional: "
+        f"{_REASON_WORDS[reason]}" + (f" (recommendation of {decided})." if decided and reason == REBALANCE else ".")
+    )
+    return Document(
+        key=f"trade/{market}/{account}/{t.trade_id}",
+        kind="trade",
+        as_of=t.executed_at,
+        text=text,
+        market=market,
+        symbol=t.symbol,
+        metadata={
+            "account": account,
+            "trade_id": t.trade_id,
+            "side": t.side,
+            "price": price,
+            "fee_rate": fee_rate,
+            "reason": reason,
+            "decision_day": decided,
+            "executed_at": t.executed_at,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One position of an account in one symbol, from flat to flat, by its trades in time order."""
+
+    account: str
+    symbol: str
+    trades: tuple[Trade, ...]
+
+    @property
+    def closed(self) -> bool:
+        held = sum((t.quantity if t.side == "buy" else -t.quantity for t in self.trades), Decimal(0))
+        return held == 0 and any(t.side == "sell" for t in self.trades)
+
+
+def position_episodes(account: str, trades: list[Trade]) -> list[Episode]:
+    """The account's positions, one per symbol from its first buy after being flat to the trade that makes it
+    flat again (quantities are exact decimals); the last one of a symbol may still be open. ``trades`` in time
+    order."""
+    held: dict[str, Decimal] = {}
+    open_trades: dict[str, list[Trade]] = {}
+    out: list[Episode] = []
+    for t in trades:
+        open_trades.setdefault(t.symbol, []).append(t)
+        held[t.symbol] = held.get(t.symbol, Decimal(0)) + (t.quantity if t.side == "buy" else -t.quantity)
+        if held[t.symbol] <= 0:
+            out.append(Episode(account, t.symbol, tuple(open_trades.pop(t.symbol))))
+            held[t.symbol] = Decimal(0)
+    out.extend(Episode(account, symbol, tuple(ts)) for symbol, ts in open_trades.items())
+    return out
+
+
+def position(episode: Episode, market: str) -> Document:
+    """One CLOSED position (see :class:`Episode`): when it opened and closed, its average entry and exit prices,
+    its return after every fee (sells less buys less every fee, as a share of what the buys cost with their fees),
+    the fees as a share of what the buys cost, how long it was held and how it ended (the closing trade: stop
+    loss, take profit or sell). ``as_of`` is the closing trade's execution time. An open position has no
+    document: its outcome is not known yet (a ValueError here).
+
+    No amount (quantity, cost, P&L in the quote currency): the analyst role reads these documents and may not
+    learn the size of an account (see :func:`trade`)."""
+    if not episode.closed:
+        raise ValueError(f"the position of {episode.account} in {episode.symbol} is still open: no outcome yet")
+    buys = [t for t in episode.trades if t.side == "buy"]
+    sells = [t for t in episode.trades if t.side == "sell"]
+    bought, sold = sum(t.quantity for t in buys), sum(t.quantity for t in sells)
+    cost, proceeds = sum(t.quantity * t.price for t in buys), sum(t.quantity * t.price for t in sells)
+    fees, buy_fees = sum(t.fee for t in episode.trades), sum(t.fee for t in buys)
+    entry, exit_ = float(cost / bought), float(proceeds / sold)
+    pnl_pct = float((proceeds - cost - fees) / (cost + buy_fees)) if cost + buy_fees else float("nan")
+    fees_pct = float(fees / cost) if cost else float("nan")
+    first, last = episode.trades[0], episode.trades[-1]
+    ended = {STOP_LOSS: "stop loss", TAKE_PROFIT: "take profit"}.get(reason_of(last.trade_id) or "", "sell")
+    days = (last.executed_at - first.executed_at).total_seconds() / 86400
+    outcome = "win" if pnl_pct > 0 else "loss" if pnl_pct < 0 else "flat trade"
+    text = (
+        f"Account {episode.account} held {episode.symbol} ({market}) from "
+        f"{first.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} to {last.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+        f"({days:.1f} days, {len(episode.trades)} trades): entry {_num(entry)} on average, exit {_num(exit_)} on "
+        f"average, closed by a {ended}. It returned {_pct(pnl_pct)} after every fee (fees "
+        f"{_pct(fees_pct, signed=False)} of what it bought): a {outcome}."
+    )
+    opened = first.executed_at.astimezone(UTC)
+    return Document(
+        key=f"position/{market}/{episode.account}/{episode.symbol}/{opened:%Y-%m-%dT%H:%M:%S}",
+        kind="position",
+        as_of=last.executed_at,
+        text=text,
+        market=market,
+        symbol=episode.symbol,
+        metadata={
+            "account": episode.account,
+            "opened_at": first.executed_at,
+            "closed_at": last.executed_at,
+            "entry": entry,
+            "exit": exit_,
+            "return": pnl_pct,
+            "fees_pct": fees_pct,
+            "holding_days": days,
+            "ended": ended,
+            "trade_ids": [t.trade_id for t in episode.trades],
+        },
+    )
+
+
+def _shorten(text: str, limit: int = RATIONALE_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:.") + " ..."
+
+
+def recommendation(row: dict, market: str, returns: dict[int, float], exit_fill: Trade | None = None) -> Document:
+    """One past recommendation (a ``recommendations.daily`` row with its generation's ``decided_at``) and what
+    came of it: the symbol's close-to-close returns 1 and 7 days after the decision day's close (its
+    ``reference_price``), from ``returns`` ({1: r1, 7: r7}; the 7-day one is required), and the stop-loss or
+    take-profit fill of the account in the 7 days after the decision, if any (``exit_fill``).
+
+    Point-in-time: day D's recommendation is decided at D+1 00:00 UTC; its 7-day outcome, close(D+7) / close(D)
+    - 1, is known once day D+7 has closed, at D+8 00:00 UTC = ``decided_at`` + 7 days: that is ``as_of``."""
+    if OUTCOME_DAYS not in returns:
+        raise ValueError(f"the {OUTCOME_DAYS}-day outcome of {row['account']} {row['symbol']} is not known")
+    day, account, symbol = row["decision_date"], row["account"], row["symbol"]
+    decided_at: datetime = row["decided_at"]
+    action = row["action"]
+    generator = row["generator"] + (f" ({row['model']})" if row.get("model") else "")
+    r1, r7 = returns.get(1), returns[OUTCOME_DAYS]
+    moved = "rose" if r7 > 0 else "fell" if r7 < 0 else "did not move"
+    head = (
+        f"On {day:%Y-%m-%d} (decided {decided_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC) the {generator} generator "
+        f"recommended {action.upper()} {symbol} ({market}) for account {account}: "
+    )
+    if action == "hold":
+        body = (
+            f"keep {_pct(row['current_allocation'], signed=False)} of equity, confidence {row['confidence']:.2f}, "
+            f"close {_num(row['reference_price'])}."
+        )
+    else:
+        named = (("stop-loss", "stop_loss"), ("take-profit", "take_profit"))
+        levels = ", ".join(f"{name} {_num(row[k])}" for name, k in named if row[k])
+        body = (
+            f"target {_pct(row['target_allocation'], signed=False)} of equity (was "
+            f"{_pct(row['current_allocation'], signed=False)}), confidence {row['confidence']:.2f}, close "
+            f"{_num(row['reference_price'])}" + (f", {levels}" if levels else "") + "."
+        )
+    rationale = f" Rationale: {_shorten(row['rationale'])}" if action != "hold" and row["rationale"].strip() else ""
+    outcome = f" What happened: {symbol} {moved}, {_pct(r1)} after 1 day and {_pct(r7)} after {OUTCOME_DAYS} days."
+    if exit_fill is not None:
+        what = "stop-loss" if reason_of(exit_fill.trade_id) == STOP_LOSS else "take-profit"
+        outcome += (
+            f" The account's {what} filled at {_num(float(exit_fill.price))} on "
+            f"{exit_fill.executed_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC."
+        )
+    return Document(
+        key=f"recommendation/{market}/{account}/{symbol}/{day:%Y-%m-%d}",
+        kind="recommendation",
+        as_of=decided_at + timedelta(days=OUTCOME_DAYS),
+        text=head + body + rationale + outcome,
+        market=market,
+        symbol=symbol,
+        metadata={
+            **{k: v for k, v in row.items() if k not in ("rationale", "symbol")},
+            "decision_date": day.isoformat(),
+            "return_1d": r1,
+            "return_7d": r7,
+            "exit": None
+            if exit_fill is None
+            else {
+                "reason": reason_of(exit_fill.trade_id),
+                "price": float(exit_fill.price),
+                "at": exit_fill.executed_at,
+                "trade_id": exit_fill.trade_id,
+            },
+        },
     )
