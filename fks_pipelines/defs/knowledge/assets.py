@@ -73,20 +73,26 @@ def documents(
     key_prefix="knowledge",
     group_name="knowledge",
     deps=[AssetKey(["recommendations", "daily"])],
-    kinds={"postgres"},
+    op_tags=GPU_OP_TAGS,
+    pool=GPU_POOL,
+    kinds={"postgres", "pgvector"},
     owners=OWNERS,
     description=(
         "The record as text, each document once its outcome is known: every trade of the market's accounts (as of "
         "its execution), every closed position with its P&L and how it ended (as of its closing trade; open ones "
         "have no outcome yet) and every past recommendation with the symbol's 1- and 7-day returns and any stop "
         "fill (as of its decision time + 7 days, when the 7-day close is known). Rebuilt whole on each run "
-        "(unchanged documents keep their ids and embeddings); knowledge/document_embeddings embeds the new ones on "
-        "its next run. Writes knowledge.documents (kinds trade, position, recommendation)."
+        "(unchanged documents keep their ids and embeddings), and the new ones embedded at once, as "
+        "knowledge/document_embeddings does (it cannot wait for that asset: the recommendation it follows reads its "
+        "embeddings). Writes knowledge.documents (kinds trade, position, recommendation) and knowledge.chunks."
     ),
 )
 @one_run_at_a_time
 def record_documents(
-    context: AssetExecutionContext, database: PostgresResource, market_data: MarketDataResource
+    context: AssetExecutionContext,
+    database: PostgresResource,
+    market_data: MarketDataResource,
+    embedding_model: EmbeddingModelResource,
 ) -> MaterializeResult:
     until = datetime.now(UTC)
     with database.connection() as conn:
@@ -95,6 +101,7 @@ def record_documents(
             kinds=RECORD_KINDS, market=market_data.market, symbols=market_data.symbols, until=until
         )
         result = knowledge.replace_documents(conn, docs, scope)
+        embedded = embed_pending(conn, embedding_model.get()).documents if knowledge.embedding_backlog(conn) else 0
         catalog = table_metadata(conn, "knowledge.documents", row_count=len(docs))  # the record's rows
     context.log.info(f"{len(docs)} record documents known by {until:%Y-%m-%d %H:%M} UTC: {result}")
     return MaterializeResult(
@@ -107,6 +114,7 @@ def record_documents(
             "replaced": result.replaced,
             "unchanged": result.unchanged,
             "deleted": result.deleted,
+            "embedded": embedded,
         }
     )
 

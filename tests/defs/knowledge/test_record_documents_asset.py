@@ -1,5 +1,5 @@
 """knowledge/record_documents through Dagster on a small record: it writes the three record kinds, leaves the daily
-kinds alone, reports its counts, and a re-run changes nothing."""
+kinds alone, embeds what it wrote, reports its counts, and a re-run changes nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import psycopg
 from dagster import materialize
 
 from fks_pipelines.defs.knowledge.assets import record_documents
-from fks_pipelines.defs.shared import MarketDataResource, PostgresResource
+from fks_pipelines.defs.shared import EmbeddingModelResource, MarketDataResource, PostgresResource
 from fks_pipelines.lib.db import knowledge
 from fks_pipelines.lib.rag.documents import market_summary
 from tests.lib.rag.record_ledger import SYMBOLS, write_record
@@ -18,7 +18,11 @@ from tests.lib.rag.record_ledger import SYMBOLS, write_record
 def run(url: str):
     result = materialize(
         [record_documents],
-        resources={"database": PostgresResource(url=url), "market_data": MarketDataResource(symbols=list(SYMBOLS))},
+        resources={
+            "database": PostgresResource(url=url),
+            "market_data": MarketDataResource(symbols=list(SYMBOLS)),
+            "embedding_model": EmbeddingModelResource(device="cpu"),
+        },
     )
     assert result.success
     return result.asset_materializations_for_node("knowledge__record_documents")[0].metadata
@@ -48,8 +52,13 @@ def test_the_asset_writes_the_record_and_a_rerun_changes_nothing(db_url):
         kinds = dict(conn.execute("SELECT kind, count(*) FROM knowledge.documents GROUP BY kind").fetchall())
         ids = conn.execute("SELECT id FROM knowledge.documents ORDER BY id").fetchall()
     assert kinds == {"trade": 6, "position": 2, "recommendation": 5, "market_summary": 1}
+    # Embedded at once (the summary too: nothing had embedded it), so the search finds them the same day.
+    assert first["embedded"].value == 14
+    with psycopg.connect(db_url) as conn:
+        assert knowledge.embedding_backlog(conn) == 0
     again = run(db_url)
     assert (again["inserted"].value, again["replaced"].value, again["deleted"].value) == (0, 0, 0)
+    assert again["embedded"].value == 0
     assert again["unchanged"].value == 13
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT id FROM knowledge.documents ORDER BY id").fetchall() == ids
