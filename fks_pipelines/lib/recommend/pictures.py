@@ -11,6 +11,9 @@ the Discord post and ``fks explain`` show the same thing:
   down (or up) to the final target allocation;
 - ``profit_split_picture``: where last month's profit went: from each trading account, half to the long-term
   account and half kept (``portfolio.profit_splits``); a loss moves nothing.
+- ``guard_timeline_picture``: a guard at work over a history of decisions: the equity, what the guard watches
+  against its limit, and every run of decisions at which it acted, shaded and numbered with its reason
+  (docs/guards.md draws one per guard from the real ``guards.evaluate``).
 
 Amounts are in the account currency, allocations and limits are shares of equity (0.25 = 25 %), days are UTC.
 The inputs mirror what is stored: ``GuardLimit`` has the fields of a guard's act
@@ -27,7 +30,7 @@ import math
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -597,6 +600,166 @@ def profit_split_picture(rows: Sequence[ProfitSplit]) -> bytes:
     ax.set_xlim(-0.45, 1.4)
     ax.set_ylim(height + gap, -0.12 * height - gap)  # top to bottom
     return _png(fig)
+
+
+# ------------------------------------------------------------------------------------------- guards at work
+
+ACTION_COLOURS = {"block_entry": ACTED, "cut_exposure": "#8e44ad", "cap_size": TIGHT, "no_size_fits": "#7b241c"}
+EXIT_MARKERS = {"stop_loss": ("v", ACTED), "take_profit": ("^", "#27ae60")}  # anything else: a sell, grey dot
+
+
+@dataclass(frozen=True)
+class Series:
+    """A line drawn beside the equity (``panel="equity"``) or on the lower panel, one value per time (None: a
+    gap); ``style`` is ``line``, ``step`` (held until the next time) or ``bars``."""
+
+    label: str
+    values: Sequence[float | None]
+    panel: str = "lower"  # equity | lower
+    style: str = "line"  # line | step | bars
+    colour: str = "#555555"
+    dashed: bool = False
+
+
+def guard_spans(times: Sequence[datetime], acts_by_time: Mapping[datetime, Sequence[Any]]) -> list[tuple]:
+    """The runs of consecutive decisions at which the same guard took the same action on the same symbol:
+    ``(start, end, guard, action, symbol, first act)``, each run lasting until the decision after its last one
+    (a decision's act holds until the next decision; the last one for a day)."""
+    spans: list[tuple] = []
+    open_: dict[tuple, list] = {}
+    for i, t in enumerate(times):
+        nxt = times[i + 1] if i + 1 < len(times) else t + (t - times[i - 1] if i else timedelta(days=1))
+        seen = set()
+        for a in acts_by_time.get(t, ()):
+            key = (a.guard, a.action, a.symbol)
+            if key in seen:
+                continue
+            seen.add(key)
+            if key in open_ and open_[key][1] == t:
+                open_[key][1] = nxt
+            else:
+                open_[key] = [t, nxt, a]
+                spans.append((key, open_[key]))
+    return [(s[0], s[1], *key, s[2]) for key, s in spans]
+
+
+def guard_timeline_picture(
+    title: str,
+    times: Sequence[datetime],
+    equity: Sequence[float],
+    acts_by_time: Mapping[datetime, Sequence[Any]],
+    *,
+    series: Sequence[Series] = (),
+    lower_label: str = "",
+    lower_limit: tuple[str, float] | None = None,
+    exits: Iterable[Any] = (),
+) -> bytes:
+    """A guard at work over a history of decisions: the equity (top) with the account's exits marked (anything
+    with ``symbol, at, reason``, as ``guards.Fill``: stops red, take-profits green, sells grey), a lower panel of
+    ``series`` (e.g. the drawdown against its limit, or the size wanted against the size the guard allowed) with
+    ``lower_limit`` as a dashed line, and, shaded on both, every run of decisions at which a guard acted
+    (``acts_by_time``: the acts of ``guards.evaluate`` or ``guard_targets`` at each decision time, coloured by
+    action), numbered, with the first act's reason written under the chart."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+
+    spans = guard_spans(times, acts_by_time)
+    lower = [s for s in series if s.panel != "equity"]
+    notes = [
+        f"({i + 1}) {g} {action}{f' {symbol}' if symbol else ''} "
+        f"({start:%m-%d}, {_days_text(end - start)}): {act.reason}"
+        for i, (start, end, g, action, symbol, act) in enumerate(spans)
+    ]
+    lines = [w for n in notes for w in textwrap.wrap(n, 180, subsequent_indent="    ")] or ["no guard acted"]
+    height = 2.6 + (1.1 if lower else 0) + 0.125 * len(lines)
+    fig = _figure(9, height)
+    bottom = (0.3 + 0.125 * len(lines)) / height
+    grid = fig.add_gridspec(
+        2 if lower else 1,
+        1,
+        height_ratios=[1.6, 1] if lower else [1],
+        hspace=0.1,
+        left=0.08,
+        right=0.985,
+        top=1 - 0.3 / height,
+        bottom=bottom + 0.25 / height,
+    )
+    top = fig.add_subplot(grid[0])
+    axes = [top] + ([fig.add_subplot(grid[1], sharex=top)] if lower else [])
+    x = np.asarray(date2num(list(times)), dtype=float)  # days, as matplotlib draws dates (UTC)
+    top.plot(x, equity, color="#1f3a93", lw=1.3, label="equity")
+    for s in series:
+        ax = top if s.panel == "equity" else axes[-1]
+        values = np.array([np.nan if v is None else v for v in s.values], dtype=float)
+        ls = "--" if s.dashed else "-"
+        if s.style == "bars":
+            width = float(x[1] - x[0]) * 0.7 if len(x) > 1 else 0.7
+            ax.bar(x, values, width=width, color=s.colour, label=s.label, alpha=0.8)
+        elif s.style == "step":
+            ax.step(x, values, where="post", color=s.colour, lw=1.3, ls=ls, label=s.label)
+        else:
+            ax.plot(x, values, color=s.colour, lw=1.1, ls=ls, label=s.label)
+    for f in exits:
+        marker, colour = EXIT_MARKERS.get(f.reason, ("o", "grey"))
+        at = float(date2num(f.at))
+        y = float(np.interp(at, x, equity))
+        top.plot([at], [y], marker=marker, color=colour, ms=7, ls="none", mec="black", mew=0.5)
+        top.annotate(
+            f"{f.symbol} {f.reason}",
+            (at, y),
+            xytext=(0, -13 if marker != "^" else 8),
+            textcoords="offset points",
+            ha="center",
+            fontsize=6,
+            color=colour,
+        )
+    for i, (start, end, _, action, _, _) in enumerate(spans):
+        colour = ACTION_COLOURS.get(action, ACTED)
+        for ax in axes:
+            ax.axvspan(float(date2num(start)), float(date2num(end)), color=colour, alpha=0.16, lw=0)
+        top.text(
+            float(date2num(start + (end - start) / 2)),
+            1.0,
+            str(i + 1),
+            transform=top.get_xaxis_transform(),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white",
+            weight="bold",
+            clip_on=False,
+            bbox={"boxstyle": "circle,pad=0.2", "fc": colour, "ec": "none"},
+        )
+    if lower_limit is not None:
+        label, level = lower_limit
+        axes[-1].axhline(level, color=ACTED, lw=1, ls="--")
+        axes[-1].text(
+            0.005, level, f" {label}", transform=axes[-1].get_yaxis_transform(), fontsize=6.5, va="bottom", color=ACTED
+        )
+    top.set_title(title, fontsize=9, loc="left", pad=9)
+    top.set_ylabel("equity", fontsize=8)
+    if lower:
+        axes[-1].set_ylabel(lower_label, fontsize=8)
+        top.tick_params(labelbottom=False)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6.5, loc="best", ncol=3, framealpha=0.85)
+    counts = [float(v) for s in lower for v in s.values if v is not None]
+    if counts and all(v.is_integer() and 0 <= v <= 10 for v in counts):  # a count (of stop-outs): whole ticks
+        from matplotlib.ticker import MaxNLocator
+
+        axes[-1].yaxis.set_major_locator(MaxNLocator(integer=True))
+    locator = AutoDateLocator(maxticks=9)
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
+    fig.text(0.01, bottom - 0.08 / height, "\n".join(lines), fontsize=6.5, va="top", ha="left")
+    return _png(fig)
+
+
+def _days_text(span: timedelta) -> str:
+    days = span.total_seconds() / 86_400
+    return f"{days:g} day" + ("" if days == 1 else "s") if days == int(days) else f"{days:.1f} days"
 
 
 # ------------------------------------------------------------------------------------------------------ text
