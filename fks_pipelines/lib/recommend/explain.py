@@ -80,7 +80,7 @@ def explain(
         regimes=regimes,
         sizes=sizes,
         splits=splits,
-        records=_records(conn, market, day, rows),
+        records=record_lines(conn, market, day, rows),
     )
     out = Explanation(state.account, day, text)
     if draw:
@@ -94,7 +94,7 @@ def explain(
     return out
 
 
-def _records(conn: psycopg.Connection, market: str, day: date, rows: list[dict]) -> list[tuple[str, str]]:
+def record_lines(conn: psycopg.Connection, market: str, day: date, rows: list[dict]) -> list[tuple[str, str]]:
     """Per symbol, the record its decision saw (feedback.py): the known outcomes of what it followed, and the
     latest of them with when it became known."""
     book = records_at(conn, market, day)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from fks_pipelines.lib.db.portfolio import Account, import_accounts
-from fks_pipelines.lib.db.recommendations import decision_time, store_day
+from fks_pipelines.lib.db.recommendations import decision_time, latest_rows, store_day
+from fks_pipelines.lib.recommend.explain import record_lines
 from fks_pipelines.lib.recommend.feedback import HORIZON_DAYS, PRIOR_WINDOWS, Outcome, Record, records_at
 from fks_pipelines.lib.recommend.prompt import build_messages
 from fks_pipelines.lib.recommend.rules_engine import recommend_by_rules
@@ -195,3 +196,15 @@ def test_the_prompt_shows_the_last_times_with_their_as_of():
         {"decision_date": "2024-04-01", "symbol": "ETHUSDT", "return_7d": 0.05, "as_of": "2024-04-09T00:00:00+00:00"}
     ]
     assert next(s for s in state["symbols"] if s["symbol"] == "BTCUSDT")["track_record"] is None
+
+
+def test_fks_explain_prints_each_symbols_record_as_its_decision_saw_it(history):
+    decided = T0 + timedelta(days=20)
+    rows = [r for r in latest_rows(history, decided) if r["account"] == "a"]
+    lines = dict(record_lines(history, "spot", decided, rows))
+    assert set(lines) == set(SYMBOLS)
+    regime = "up_low_vol" if (20 // 7) % 2 == 0 else "down_high_vol"
+    assert lines["BTCUSDT"].startswith(f"ma_cross in regime {regime}: ")
+    # The latest outcome shown is one known by the decision: its day + 7 closed by then.
+    known = [date.fromisoformat(part.split()[1]) for part in lines["BTCUSDT"].split("last: ")[1].split("; ")]
+    assert max(known) <= decided - timedelta(days=HORIZON_DAYS)
