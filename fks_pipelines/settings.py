@@ -225,8 +225,9 @@ class Settings(BaseSettings):
     feedback: bool = _env(
         "FKS_FEEDBACK",
         "`on`: the rules engine calibrates its confidence by the record of what followed its past decisions"
-        " (per strategy and regime, point-in-time); `off`: the record is only shown (docs/evaluation.md weighs it on"
-        " real history).",
+        " (per strategy and regime, point-in-time); `off`: the record is only shown. Off by default: on five years of"
+        " real history it calibrated the confidence but did not help the accounts with their safeguards"
+        " (docs/feedback.md).",
         False,
     )
     portfolio_max_bytes: int = _env(
