@@ -38,20 +38,15 @@ def _exit_within(exits: list[Trade], times: list[datetime], after: datetime, unt
     return exits[i] if i < len(exits) and times[i] <= until else None
 
 
-def _stays_in_cash(r: dict) -> bool:
-    """A hold with nothing held before or after: it recommended nothing (most days of a cautious strategy), and is
-    left out of the documents, not out of recommendations.daily or the track record."""
-    dust = recommendations.LONG_DUST
-    return r["action"] == "hold" and r["target_allocation"] <= dust and r["current_allocation"] <= dust
-
-
 def build_record_documents(
     conn: psycopg.Connection, market: str, until: datetime, symbols: Sequence[str] | None = None
 ) -> list[Document]:
     """Every record document of ``market`` (of ``symbols`` only, when given) whose ``as_of`` <= ``until``: one per
     trade, one per closed position (open ones have no outcome yet) and one per recommendation whose 7-day outcome
-    has closed by ``until`` (decided at least 7 days before it, and the marts hold that close), except a hold that
-    stays in cash."""
+    has closed by ``until`` (decided at least 7 days before it, and the marts hold that close) and that asked for a
+    trade (a buy or a sell). A hold asks for nothing new: what came of holding is its position's document, and a
+    month of near-identical daily holds would crowd every search; holds stay in recommendations.daily and the
+    track record."""
     wanted = set(symbols) if symbols is not None else None
     keep = lambda symbol: wanted is None or symbol in wanted  # noqa: E731
     docs: list[Document] = []
@@ -68,7 +63,7 @@ def build_record_documents(
         for r in recommendations.decided_recommendations(
             conn, portfolio.accounts_of_market(conn, market), until - OUTCOME
         )
-        if keep(r["symbol"]) and not _stays_in_cash(r)
+        if keep(r["symbol"]) and r["action"] != "hold"
     ]
     day_of = lambda r: datetime.combine(r["decision_date"], time(), tzinfo=UTC)  # noqa: E731
     returns = marts.forward_returns(

@@ -45,7 +45,7 @@ def test_the_asset_writes_the_record_and_a_rerun_changes_nothing(db_url):
         knowledge.replace_documents(conn, [summary], knowledge.DocumentScope(kinds=["market_summary"]))
     first = run(db_url)
     assert (first["documents_trade"].value, first["documents_position"].value) == (6, 2)
-    assert first["documents_recommendation"].value == 4  # ETH's hold in cash of day 2 recommended nothing
+    assert first["documents_recommendation"].value == 4  # ETH's hold of day 2 asked for no trade
     assert first["inserted"].value == first["documents"].value == first["dagster/row_count"].value == 12
     assert first["dagster/table_name"].value == "knowledge.documents"
     with psycopg.connect(db_url) as conn:

@@ -36,8 +36,8 @@ def test_every_trade_every_closed_position_and_each_recommendation_with_a_known_
         "BTCUSDT/2024-03-04T00:00:00",
         "ETHUSDT/2024-03-12T00:00:00",
     ]  # the last BTC one is open
-    # Day 25's 7-day close (day 32) is beyond the mart: not known, no document. ETH's hold of day 2 stays in cash:
-    # it recommended nothing, and has no document.
+    # Day 25's 7-day close (day 32) is beyond the mart: not known, no document. ETH's hold of day 2 asked for no
+    # trade: no document (what came of holding is a position's).
     assert by_kind["recommendation"] == [
         "BTCUSDT/2024-03-03",
         "BTCUSDT/2024-03-21",
