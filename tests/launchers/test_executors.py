@@ -48,12 +48,13 @@ def test_a_cpu_only_selection_has_no_gpu_step(instance):
     assert not any(is_gpu_step(t) for t in step_tags_of(instance, run).values())
 
 
-def test_the_platform_marks_only_the_embeddings_when_the_llm_is_served_over_http():
+def test_the_platform_marks_only_the_embedding_steps_when_the_llm_is_served_over_http():
     from fks_pipelines.definitions import defs, settings
 
     assert settings.llm_engine == "http"
     job = defs.resolve_job_def("all_assets_job")
     gpu = {node.name for node in job.graph.node_dict.values() if is_gpu_step(node.tags)}
-    assert gpu == {"knowledge__document_embeddings"}  # recommendations/daily calls vLLM over HTTP: CPU
+    # The steps that load the embedding model; recommendations/daily calls vLLM over HTTP: CPU.
+    assert gpu == {"knowledge__document_embeddings", "knowledge__record_documents"}
     assert step_executor("k8s").name == "k8s" and step_executor("docker").name == "docker_gpu"
     assert step_executor("default") is None
