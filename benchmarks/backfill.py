@@ -188,13 +188,18 @@ def peak_rss_mb() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def history_arguments(parser: argparse.ArgumentParser) -> None:
+    """The history a benchmark replays: its data, symbols, first evaluated and last day, and the paper accounts."""
     parser.add_argument("--data", type=Path, default=SHARED if SHARED.is_dir() else BUNDLED_FREQTRADE_DIR)
     parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
     parser.add_argument("--start", type=date.fromisoformat, default=date(2018, 1, 1), help="First evaluated day.")
     parser.add_argument("--end", type=date.fromisoformat, help="Last day (default: the data's last whole day).")
     parser.add_argument("--portfolio", type=Path, default=ROOT / "examples" / "tiers_portfolio.yaml")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    history_arguments(parser)
     parser.add_argument("--report", type=Path, help="Write the whole history's evaluation and plot here.")
     parser.add_argument("--skip-short", action="store_true", help="Only the whole history (no 1-year window).")
     args = parser.parse_args()

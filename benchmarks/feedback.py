@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from backfill import SHARED, History, peak_rss_mb  # noqa: E402  (its own FKS_HOME, partitions from 2017)
+from backfill import History, history_arguments, peak_rss_mb  # noqa: E402  (its own FKS_HOME, partitions from 2017)
 from dagster import materialize  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
@@ -44,7 +44,6 @@ from fks_pipelines.defs.shared import NotifierResource  # noqa: E402
 from fks_pipelines.lib.db.connect import connect  # noqa: E402
 from fks_pipelines.lib.db.recommendations import LONG_DUST, evaluation_table  # noqa: E402
 from fks_pipelines.lib.sources.freqtrade import whole_days  # noqa: E402
-from fks_pipelines.settings import BUNDLED_FREQTRADE_DIR  # noqa: E402
 
 METRICS = ("total_return", "cagr", "sharpe", "max_drawdown", "turnover", "fees")
 
@@ -88,11 +87,7 @@ def brier(url: str) -> dict[str, float | int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=SHARED if SHARED.is_dir() else BUNDLED_FREQTRADE_DIR)
-    parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2018, 1, 1), help="First evaluated day.")
-    parser.add_argument("--end", type=date.fromisoformat, help="Last day (default: the data's last whole day).")
-    parser.add_argument("--portfolio", type=Path, default=ROOT / "examples" / "tiers_portfolio.yaml")
+    history_arguments(parser)
     args = parser.parse_args()
     symbols = args.symbols.split(",")
     held_from, held_to = whole_days(args.data, symbols, "1h")
