@@ -41,7 +41,7 @@ from fks_pipelines.defs.recommendations.assets import daily_recommendations, tra
 from fks_pipelines.defs.recommendations.assets import evaluation as evaluation_asset  # noqa: E402
 from fks_pipelines.defs.recommendations.resources import LLMResource, RecommenderResource  # noqa: E402
 from fks_pipelines.defs.shared import NotifierResource  # noqa: E402
-from fks_pipelines.lib.db.connect import connect  # noqa: E402
+from fks_pipelines.lib.db.connect import connect, one_row  # noqa: E402
 from fks_pipelines.lib.db.recommendations import LONG_DUST, evaluation_table  # noqa: E402
 from fks_pipelines.lib.sources.freqtrade import whole_days  # noqa: E402
 
@@ -76,12 +76,14 @@ def evaluation(url: str) -> dict[str, dict[str, dict]]:
 def brier(url: str) -> dict[str, float | int]:
     """The stored confidence of every decision to hold (per account and day) against a 7-day rise, scored."""
     with connect(url) as conn:
-        n, score = conn.execute(
-            "SELECT count(*), avg(power(r.confidence - (t.return_7d > 0)::int, 2))"
-            " FROM recommendations.daily r JOIN recommendations.track_record t USING (decision_date, account, symbol)"
-            " WHERE r.target_allocation > %s AND t.return_7d IS NOT NULL",
-            (LONG_DUST,),
-        ).fetchone()
+        n, score = one_row(
+            conn.execute(
+                "SELECT count(*), avg(power(r.confidence - (t.return_7d > 0)::int, 2))"
+                " FROM recommendations.daily r JOIN recommendations.track_record t USING (decision_date, account, symbol)"
+                " WHERE r.target_allocation > %s AND t.return_7d IS NOT NULL",
+                (LONG_DUST,),
+            )
+        )
     return {"decisions": int(n), "brier": round(float(score), 5) if score is not None else float("nan")}
 
 
