@@ -79,7 +79,8 @@ def brier(url: str) -> dict[str, float | int]:
         n, score = one_row(
             conn.execute(
                 "SELECT count(*), avg(power(r.confidence - (t.return_7d > 0)::int, 2))"
-                " FROM recommendations.daily r JOIN recommendations.track_record t USING (decision_date, account, symbol)"
+                " FROM recommendations.daily r"
+                " JOIN recommendations.track_record t USING (decision_date, account, symbol)"
                 " WHERE r.target_allocation > %s AND t.return_7d IS NOT NULL",
                 (LONG_DUST,),
             )
