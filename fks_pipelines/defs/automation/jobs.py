@@ -20,7 +20,7 @@ all_assets_job = define_asset_job(
     partitions_def=daily_partitions,
     description=(
         "Everything, in dependency order: raw market data -> dbt -> analytics -> knowledge -> the daily recommendation"
-        " -> the record's documents (trades, positions, past recommendations; embedded by the next run)."
+        " -> the record's documents (trades, positions, past recommendations) and their embeddings."
     ),
 )
 daily_job = define_asset_job(
