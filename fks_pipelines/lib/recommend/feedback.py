@@ -115,10 +115,6 @@ class Record:
         )
 
 
-def _end_of(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class _Pending:
     day: date
@@ -127,8 +123,14 @@ class _Pending:
     regime: str
 
     @property
+    def start(self) -> datetime:
+        """The decision day's start: the marts' bucket its outcome is measured from."""
+        return datetime.combine(self.day, time(), tzinfo=UTC)
+
+    @property
     def known_at(self) -> datetime:
-        return _end_of(self.day + timedelta(days=HORIZON_DAYS))
+        """The end of day + HORIZON_DAYS, when that close exists (the decision time of that day)."""
+        return recommendations.decision_time(self.day + timedelta(days=HORIZON_DAYS))
 
 
 class FeedbackBook:
@@ -155,10 +157,10 @@ class FeedbackBook:
             due.append(self.pending.popleft())
         if not due:
             return
-        starts = {(p.symbol, datetime.combine(p.day, time(), tzinfo=UTC)) for p in due}
-        returns = marts.forward_returns(conn, self.market, sorted(starts), (HORIZON_DAYS,), known_by=at)
+        starts = sorted({(p.symbol, p.start) for p in due})
+        returns = marts.forward_returns(conn, self.market, starts, (HORIZON_DAYS,), known_by=at)
         for p in due:
-            value = returns.get((p.symbol, datetime.combine(p.day, time(), tzinfo=UTC)), {}).get(HORIZON_DAYS)
+            value = returns.get((p.symbol, p.start), {}).get(HORIZON_DAYS)
             if value is not None:
                 record = self.records.setdefault((p.strategy, p.regime), Record(p.strategy, p.regime))
                 record.add(Outcome(p.day, p.symbol, value, p.known_at))
