@@ -18,7 +18,7 @@ from fks_pipelines.lib.errors import BadInputError
 from fks_pipelines.lib.portfolio.guards import History, Protections, evaluate
 from fks_pipelines.lib.portfolio.sizing import limits
 from fks_pipelines.lib.recommend import pictures as pic
-from fks_pipelines.lib.recommend.feedback import records_at
+from fks_pipelines.lib.recommend.feedback import FeedbackBook, records_at
 from fks_pipelines.lib.recommend.guarding import guarding_for, history_of
 
 HISTORY_DAYS = 120  # the account picture's span
@@ -33,10 +33,18 @@ class Explanation:
 
 
 def explain(
-    conn: psycopg.Connection, account: str, day: date, market: str, symbols: list[str], *, draw: bool = True
+    conn: psycopg.Connection,
+    account: str,
+    day: date,
+    market: str,
+    symbols: list[str],
+    *,
+    draw: bool = True,
+    book: FeedbackBook | None = None,
 ) -> Explanation:
     """``account``'s recommendation of ``day`` explained (a one-line BadInputError when the account or its
-    recommendation that day does not exist)."""
+    recommendation that day does not exist); ``book``: the day's records (feedback.records_at), read here if not
+    given."""
     at = recommendations.decision_time(day)
     state = next((s for s in portfolio.account_states(conn, at) if s.account.lower() == account.lower()), None)
     if state is None:
@@ -80,7 +88,7 @@ def explain(
         regimes=regimes,
         sizes=sizes,
         splits=splits,
-        records=record_lines(conn, market, day, rows),
+        records=record_lines(book or records_at(conn, market, day), rows),
     )
     out = Explanation(state.account, day, text)
     if draw:
@@ -94,10 +102,9 @@ def explain(
     return out
 
 
-def record_lines(conn: psycopg.Connection, market: str, day: date, rows: list[dict]) -> list[tuple[str, str]]:
+def record_lines(book: FeedbackBook, rows: list[dict]) -> list[tuple[str, str]]:
     """Per symbol, the record its decision saw (feedback.py): the known outcomes of what it followed, and the
     latest of them with when it became known."""
-    book = records_at(conn, market, day)
     out = []
     for r in rows:
         record = book.record(r.get("strategy"), r.get("regime"))
@@ -184,4 +191,5 @@ def _acted(acts: list[dict]) -> list[pic.GuardLimit]:
 def explain_day(conn: psycopg.Connection, day: date, market: str, symbols: list[str]) -> list[Explanation]:
     """Every account's recommendation of ``day`` explained (the asset page and the Discord post show these)."""
     accounts = sorted({r["account"] for r in recommendations.latest_rows(conn, day)})
-    return [explain(conn, account, day, market, symbols) for account in accounts]
+    book = records_at(conn, market, day)  # the same records for every account of the day
+    return [explain(conn, account, day, market, symbols, book=book) for account in accounts]

@@ -201,7 +201,7 @@ def test_the_prompt_shows_the_last_times_with_their_as_of():
 def test_fks_explain_prints_each_symbols_record_as_its_decision_saw_it(history):
     decided = T0 + timedelta(days=20)
     rows = [r for r in latest_rows(history, decided) if r["account"] == "a"]
-    lines = dict(record_lines(history, "spot", decided, rows))
+    lines = dict(record_lines(records_at(history, "spot", decided), rows))
     assert set(lines) == set(SYMBOLS)
     regime = "up_low_vol" if (20 // 7) % 2 == 0 else "down_high_vol"
     assert lines["BTCUSDT"].startswith(f"ma_cross in regime {regime}: ")
